@@ -1,0 +1,139 @@
+"""Run, worker and episode identifiers.
+
+Worker ids are what users type and what every stored row is keyed by, so they are
+normalized once, here, and never contain ``-``: episode ids then split without ambiguity.
+This module is imported by worker subprocesses, so it stays free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Iterable
+
+from nbtrain.errors import InvalidWorkerIdError
+
+__all__ = [
+    "WORKER_ID_COLUMN",
+    "WORKER_ID_PREFIX",
+    "WORKER_ID_WIDTH",
+    "InvalidWorkerIdError",
+    "assign_worker_ids",
+    "format_episode_id",
+    "is_run_id",
+    "new_run_id",
+    "normalize_worker_id",
+    "parse_episode_id",
+]
+
+WORKER_ID_PREFIX = "w"
+WORKER_ID_WIDTH = 6
+WORKER_ID_COLUMN = "worker_id"
+
+_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")
+_NUMERIC_RE = re.compile(r"w?([0-9]+)")
+_RUN_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+_EPISODE_RE = re.compile(
+    r"(?P<run>[0-9A-HJKMNP-TV-Z]{26})-w(?P<worker>[a-z0-9][a-z0-9_]{0,31})-ep(?P<ep>[0-9]{6,})"
+)
+_RULE = (
+    "a worker id is an integer >= 0, 'w' followed by digits, or 1-32 characters of "
+    "lower-case letters, digits and '_' starting with a letter or digit"
+)
+
+
+def new_run_id() -> str:
+    """A fresh ULID: sortable by creation time, so ``nbtrain runs`` lists oldest first."""
+    from ulid import ULID
+
+    return str(ULID())
+
+
+def is_run_id(text: object) -> bool:
+    return isinstance(text, str) and _RUN_ID_RE.fullmatch(text) is not None
+
+
+def _pad(number: int) -> str:
+    text = f"{number:0{WORKER_ID_WIDTH}d}"
+    if len(text) > 32:
+        raise InvalidWorkerIdError(number, _RULE + " (at most 32 characters)")
+    return text
+
+
+def normalize_worker_id(value: object) -> str:
+    """Return the canonical worker id for ``value`` or raise :class:`InvalidWorkerIdError`.
+
+    ``7``, ``"7"``, ``"0007"``, ``"w7"`` and ``"W000007"`` all mean ``"000007"``;
+    names such as ``"GPU_A"`` are lower-cased and kept.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral | str):
+        raise InvalidWorkerIdError(value, _RULE)
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+        if number < 0:
+            raise InvalidWorkerIdError(value, _RULE)
+        return _pad(number)
+    text = value.strip().lower()
+    numeric = _NUMERIC_RE.fullmatch(text)
+    if numeric is not None:
+        return _pad(int(numeric.group(1)))
+    if _NAME_RE.fullmatch(text) is None:
+        raise InvalidWorkerIdError(value, _RULE)
+    return text
+
+
+def assign_worker_ids(requested: Iterable[object | None]) -> list[str]:
+    """Normalize explicit ids and fill each ``None`` with the next free ``000001``, ``000002``…
+
+    Two entries that normalize to the same id are an error naming both spellings.
+    """
+    items = list(requested)
+    explicit: dict[str, object] = {}
+    for item in items:
+        if item is None:
+            continue
+        worker_id = normalize_worker_id(item)
+        if worker_id in explicit:
+            raise InvalidWorkerIdError(
+                item,
+                f"worker ids must be unique in a run; {explicit[worker_id]!r} and {item!r} "
+                f"both normalize to {worker_id!r}",
+            )
+        explicit[worker_id] = item
+    result: list[str] = []
+    counter = 0
+    for item in items:
+        if item is not None:
+            result.append(normalize_worker_id(item))
+            continue
+        counter += 1
+        while _pad(counter) in explicit:
+            counter += 1
+        result.append(_pad(counter))
+    return result
+
+
+def format_episode_id(run_id: str, ep_index: int, worker_id: str) -> str:
+    """``{run_id}-w{worker_id}-ep{ep_index:06d}``; the parts are checked so the id always parses."""
+    if not is_run_id(run_id):
+        raise ValueError(f"run id {run_id!r} is not a 26-character ULID")
+    if normalize_worker_id(worker_id) != worker_id:
+        raise InvalidWorkerIdError(worker_id, "pass the normalized worker id")
+    if isinstance(ep_index, bool) or not isinstance(ep_index, int) or ep_index < 0:
+        raise ValueError(f"episode index {ep_index!r} must be an integer >= 0")
+    return f"{run_id}-{WORKER_ID_PREFIX}{worker_id}-ep{ep_index:06d}"
+
+
+def parse_episode_id(text: str) -> tuple[str, str, int]:
+    """Inverse of :func:`format_episode_id`: ``(run_id, worker_id, ep_index)``."""
+    match = _EPISODE_RE.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not an episode id of the form '<run ULID>-w<worker id>-ep<index>'"
+        )
+    worker_id = match.group("worker")
+    digits = match.group("ep")
+    # Reject spellings format_episode_id never produces (non-canonical ids, extra zeros).
+    if normalize_worker_id(worker_id) != worker_id or (len(digits) > 6 and digits[0] == "0"):
+        raise ValueError(f"{text!r} is not a canonical episode id")
+    return match.group("run"), worker_id, int(digits)

@@ -1,0 +1,1 @@
+"""Versioned, framed, batched telemetry between workers and the kernel (see docs/wire.md)."""

@@ -1,0 +1,134 @@
+"""The telemetry events: the one schema shared by the worker, the kernel, the store and the
+dashboard. Documented for other tools in ``docs/wire.md``.
+
+Every event carries ``run_id`` and ``worker_id``. Times are Unix seconds (float, UTC).
+Step events travel in column batches (:class:`Steps`): one list per field, all the same
+length, so the worker pays one tuple append per step and the kernel builds Arrow columns
+without a Python loop per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+WIRE_VERSION = 1
+
+WorkerStatus = Literal["pending", "running", "completed", "failed", "stopped"]
+EndStatus = Literal["completed", "failed", "stopped"]
+
+
+class _Event(msgspec.Struct, tag_field="type", frozen=True, forbid_unknown_fields=True):
+    run_id: str
+    worker_id: str
+
+
+class Started(_Event, tag="started", kw_only=True):
+    pid: int
+    ts: float
+    digest: str
+    env_id: str
+    agent: str
+    mode: Literal["train", "eval"]
+    episodes: int
+    start_episode: int
+    wire_version: int = WIRE_VERSION
+
+
+class Steps(_Event, tag="steps", kw_only=True):
+    """A batch of steps, column by column (all lists have the same length).
+
+    ``action`` and ``obs`` hold ints for discrete spaces and (nested) lists of numbers for
+    array spaces; ``extras`` holds the agent's per-step dict (or None).
+    """
+
+    ep_index: list[int]
+    step_index: list[int]
+    action: list[Any]
+    reward: list[float]
+    terminated: list[bool]
+    truncated: list[bool]
+    obs: list[Any]
+    extras: list[dict[str, Any] | None]
+    ts: list[float]
+
+    def __len__(self) -> int:
+        return len(self.step_index)
+
+
+class Episode(_Event, tag="episode", kw_only=True):
+    ep_index: int
+    episode_id: str
+    total_reward: float
+    length: int
+    terminated: bool
+    truncated: bool
+    seed: int
+    started_at: float
+    ended_at: float
+    # From the agent's end_episode(), e.g. {"epsilon": 0.42}.
+    extras: dict[str, Any] = {}
+
+
+class Progress(_Event, tag="progress", kw_only=True):
+    """Heartbeat, at least once a second while the worker lives."""
+
+    ts: float
+    episodes_done: int
+    steps_done: int
+    steps_per_s: float
+    ep_index: int
+    epsilon: float | None = None
+
+
+class GridMap(_Event, tag="grid", kw_only=True):
+    """Sent once per episode for toy-text grid worlds so a front-end can draw the grid;
+    the agent's position is then the step's observation (Taxi: its encoded state)."""
+
+    ep_index: int
+    kind: Literal["frozenlake", "cliffwalking", "taxi"]
+    rows: list[str]
+
+
+class Frame(_Event, tag="frame", kw_only=True):
+    """The environment as it plays, every ``frame_every`` steps when frames are on.
+
+    ``ansi``: ``text``. ``rgb_array``: ``data`` is raw uint8 RGB, ``shape`` [h, w, 3].
+    ``grid``: ``position`` is the observation for a :class:`GridMap` grid.
+    """
+
+    ep_index: int
+    step_index: int
+    kind: Literal["ansi", "rgb_array", "grid"]
+    text: str | None = None
+    data: bytes | None = None
+    shape: list[int] | None = None
+    position: int | None = None
+
+
+class Artifact(_Event, tag="artifact", kw_only=True):
+    kind: Literal["policy"]
+    path: str
+    ts: float
+
+
+class Ended(_Event, tag="ended", kw_only=True):
+    """Last event of a worker. ``failed`` carries the error line and the traceback."""
+
+    status: EndStatus
+    ts: float
+    episodes_done: int
+    steps_done: int
+    error: str | None = None
+    traceback: str | None = None
+
+
+Event = Started | Steps | Episode | Progress | GridMap | Frame | Artifact | Ended
+
+
+class Stop(msgspec.Struct, tag_field="type", tag="stop", frozen=True, forbid_unknown_fields=True):
+    """Kernel → worker on the control pipe: finish the current step, flush, exit ``stopped``."""
+
+
+Control = Stop
