@@ -1,0 +1,81 @@
+"""nbtrain: run and study reinforcement-learning experiments from a Jupyter notebook.
+
+The public surface is ``__all__``. Heavy parts (pandas, pydantic, widgets) load on first
+use, because worker subprocesses import this package too and must start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from nbtrain.errors import (
+    ConfigError,
+    InvalidWorkerIdError,
+    NbtrainError,
+    RunError,
+    StoreError,
+    UnknownRunError,
+    UnknownWorkerError,
+    WireError,
+)
+from nbtrain.ids import format_episode_id, new_run_id, normalize_worker_id, parse_episode_id
+
+if TYPE_CHECKING:
+    from nbtrain.config import TelemetryConfig, TrainConfig, WorkerSpec
+    from nbtrain.dispatch.launcher import launch
+    from nbtrain.run import Run
+    from nbtrain.store import TelemetryStore
+    from nbtrain.widgets import EpisodeViewer, RunDashboard, TrainForm
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "EpisodeViewer",
+    "InvalidWorkerIdError",
+    "NbtrainError",
+    "Run",
+    "RunDashboard",
+    "RunError",
+    "StoreError",
+    "TelemetryConfig",
+    "TelemetryStore",
+    "TrainConfig",
+    "TrainForm",
+    "UnknownRunError",
+    "UnknownWorkerError",
+    "WireError",
+    "WorkerSpec",
+    "__version__",
+    "format_episode_id",
+    "launch",
+    "new_run_id",
+    "normalize_worker_id",
+    "parse_episode_id",
+]
+
+_LAZY = {
+    "TrainConfig": "nbtrain.config",
+    "WorkerSpec": "nbtrain.config",
+    "TelemetryConfig": "nbtrain.config",
+    "launch": "nbtrain.dispatch.launcher",
+    "Run": "nbtrain.run",
+    "TelemetryStore": "nbtrain.store",
+    "TrainForm": "nbtrain.widgets",
+    "RunDashboard": "nbtrain.widgets",
+    "EpisodeViewer": "nbtrain.widgets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbtrain' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,125 @@
+"""One worker subprocess and its four pipes.
+
+The worker runs in its own session (``start_new_session``), so Jupyter's SIGINT to the
+kernel's process group never reaches it; it learns that the kernel died from EOF on its
+control pipe. Telemetry has its own pipe so nothing an agent prints can corrupt it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nbtrain.wire.codec import encode_frame
+from nbtrain.wire.events import Stop
+
+TELEMETRY_FD_ENV = "NBTRAIN_TELEMETRY_FD"
+CONTROL_FD_ENV = "NBTRAIN_CONTROL_FD"
+
+
+def worker_command(config_path: Path, worker_id: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "nbtrain.worker",
+        "--config",
+        str(config_path),
+        "--worker-id",
+        worker_id,
+    ]
+
+
+class WorkerProcess:
+    """Spawned at construction; the kernel keeps the read end of telemetry/stdout/stderr and
+    the write end of control."""
+
+    def __init__(self, worker_id: str, config_path: Path, *, cwd: str | None = None) -> None:
+        self.worker_id = worker_id
+        self.config_path = config_path
+        telemetry_r, telemetry_w = os.pipe()
+        control_r, control_w = os.pipe()
+        env = dict(os.environ)
+        env["WORKER_ID"] = worker_id
+        env[TELEMETRY_FD_ENV] = str(telemetry_w)
+        env[CONTROL_FD_ENV] = str(control_r)
+        try:
+            self.popen = subprocess.Popen(
+                worker_command(config_path, worker_id),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(telemetry_w, control_r),
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (telemetry_r, telemetry_w, control_r, control_w):
+                os.close(fd)
+            raise
+        os.close(telemetry_w)
+        os.close(control_r)
+        self.telemetry_fd = telemetry_r
+        self._control_fd: int | None = control_w
+        self.started_at = time.time()
+        self.stop_requested = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def request_stop(self) -> None:
+        """Ask politely: a Stop frame on the control pipe (the worker finishes its step)."""
+        self.stop_requested = True
+        fd = self._control_fd
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(fd, encode_frame(Stop()))
+
+    def signal(self, signum: int) -> None:
+        """Signal the worker's whole process group (its own session), agent children too."""
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signum)
+
+    def stop(self, timeout: float) -> int:
+        """Ask, then SIGTERM, then SIGKILL, within ``timeout``; returns the exit code."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        self.request_stop()
+        for signum, share in ((None, 0.5), (signal.SIGTERM, 0.8), (signal.SIGKILL, 1.0)):
+            if signum is not None:
+                self.signal(signum)
+            remaining = deadline - time.monotonic()
+            step_deadline = time.monotonic() + max(remaining * share, 0.0)
+            if signum == signal.SIGKILL:
+                step_deadline = max(step_deadline, time.monotonic() + 5.0)
+            code = _wait_until(self.popen, step_deadline)
+            if code is not None:
+                return code
+        return self.popen.wait()
+
+    def close_control(self) -> None:
+        fd, self._control_fd = self._control_fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _wait_until(popen: subprocess.Popen[bytes], deadline: float) -> int | None:
+    while True:
+        code = popen.poll()
+        if code is not None:
+            return code
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)

@@ -1,0 +1,251 @@
+"""Kernel-side live state per ``(run_id, worker_id)``, for dashboards.
+
+The ingest thread applies every event here; dashboards poll at their own pace. Memory is
+bounded whatever the run length: recent episodes sit in a ring, the learning curve is
+decimated (every other point dropped) when it reaches its cap, and steps are never kept,
+only the latest position/frame.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nbtrain.wire.events import (
+    Artifact,
+    Ended,
+    Episode,
+    Event,
+    Frame,
+    GridMap,
+    Progress,
+    Started,
+    Steps,
+)
+
+CURVE_CAP = 20_000
+RECENT_EPISODES = 200
+
+_CURVE_FIELDS = ("ep_index", "total_reward", "length")
+
+
+@dataclass
+class WorkerLive:
+    """What a dashboard shows for one worker; read it under :attr:`RunLive.lock`."""
+
+    worker_id: str
+    episodes_total: int = 0
+    status: str = "pending"
+    pid: int | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    episodes_done: int = 0
+    steps_done: int = 0
+    steps_per_s: float = 0.0
+    epsilon: float | None = None
+    ep_index: int = 0
+    grid: GridMap | None = None
+    position: int | None = None
+    frame: Frame | None = None
+    frame_seq: int = 0
+    policy_path: str | None = None
+    # Curve: parallel lists; `_curve_base` counts points ever appended before a decimation
+    # so cursors from before it are recognised as stale.
+    _curve: dict[str, list[float]] = field(
+        default_factory=lambda: {name: [] for name in _CURVE_FIELDS}
+    )
+    _curve_epoch: int = 0
+    _recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
+
+    def _add_episode(self, event: Episode) -> None:
+        curve = self._curve
+        curve["ep_index"].append(event.ep_index)
+        curve["total_reward"].append(event.total_reward)
+        curve["length"].append(event.length)
+        if len(curve["ep_index"]) >= CURVE_CAP:
+            for name in _CURVE_FIELDS:
+                del curve[name][1::2]
+            self._curve_epoch += 1
+        self._recent.append(
+            {
+                "ep_index": event.ep_index,
+                "episode_id": event.episode_id,
+                "total_reward": event.total_reward,
+                "length": event.length,
+                "terminated": event.terminated,
+                "truncated": event.truncated,
+                "ended_at": event.ended_at,
+            }
+        )
+        self.episodes_done = max(self.episodes_done, event.ep_index + 1)
+        eps = event.extras.get("epsilon") if event.extras else None
+        if isinstance(eps, int | float):
+            self.epsilon = float(eps)
+
+    def curve_since(self, cursor: int) -> tuple[int, dict[str, np.ndarray], bool]:
+        """New curve points since ``cursor`` (0 for everything).
+
+        Returns ``(new_cursor, arrays, reset)``; ``reset`` means the arrays are the whole,
+        possibly decimated, history and replace what the caller had.
+        """
+        epoch, offset = divmod(cursor, 1 << 32) if cursor else (self._curve_epoch, 0)
+        reset = cursor == 0 or epoch != self._curve_epoch
+        start = 0 if reset else offset
+        n = len(self._curve["ep_index"])
+        arrays = {
+            "ep_index": np.asarray(self._curve["ep_index"][start:], dtype=np.int64),
+            "total_reward": np.asarray(self._curve["total_reward"][start:], dtype=np.float64),
+            "length": np.asarray(self._curve["length"][start:], dtype=np.int64),
+        }
+        return (self._curve_epoch << 32) | n, arrays, reset
+
+    def recent_episodes(self, n: int = 20) -> list[dict[str, Any]]:
+        if n <= 0:
+            return []
+        return list(self._recent)[-n:]
+
+
+class RunLive:
+    """Live state of one run in this kernel. ``version`` bumps on every change."""
+
+    def __init__(
+        self, run_id: str, worker_ids: list[str], *, env_id: str = "", episodes: int = 0
+    ) -> None:
+        self.run_id = run_id
+        self.env_id = env_id
+        self.worker_ids = list(worker_ids)
+        self.workers = {wid: WorkerLive(wid, episodes_total=episodes) for wid in worker_ids}
+        self.version = 0
+        self.lock = threading.Lock()
+        self._changed = threading.Condition(self.lock)
+
+    def _bump(self) -> None:
+        self.version += 1
+        self._changed.notify_all()
+
+    def wait_for_change(self, version: int, timeout: float | None = None) -> int:
+        """Block until ``self.version != version`` (or the timeout); return the version."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version != version, timeout)
+            return self.version
+
+    def apply(self, event: Event) -> None:
+        with self.lock:
+            worker = self.workers.get(event.worker_id)
+            if worker is None:
+                return
+            _apply(worker, event)
+            self._bump()
+
+    def apply_many(self, events: list[Event]) -> None:
+        with self.lock:
+            for event in events:
+                worker = self.workers.get(event.worker_id)
+                if worker is not None:
+                    _apply(worker, event)
+            self._bump()
+
+    def set_process(
+        self,
+        worker_id: str,
+        *,
+        status: str | None = None,
+        pid: int | None = None,
+        exit_code: int | None = None,
+        error: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
+        """What the dispatcher learns from the OS (start, exit) rather than from events."""
+        with self.lock:
+            worker = self.workers[worker_id]
+            if status is not None:
+                worker.status = status
+            if pid is not None:
+                worker.pid = pid
+            if exit_code is not None:
+                worker.exit_code = exit_code
+            if error is not None:
+                worker.error = error
+            if traceback is not None:
+                worker.traceback = traceback
+            self._bump()
+
+    def add_worker(self, worker_id: str, episodes: int) -> None:
+        with self.lock:
+            if worker_id not in self.workers:
+                self.workers[worker_id] = WorkerLive(worker_id, episodes_total=episodes)
+                self.worker_ids.append(worker_id)
+            self._bump()
+
+
+def _apply(worker: WorkerLive, event: Event) -> None:
+    if isinstance(event, Steps):
+        if len(event):
+            worker.steps_done += len(event)
+            worker.ep_index = event.ep_index[-1]
+            last_obs = event.obs[-1]
+            if worker.grid is not None and isinstance(last_obs, int):
+                worker.position = last_obs
+    elif isinstance(event, Episode):
+        worker._add_episode(event)
+    elif isinstance(event, Progress):
+        worker.steps_done = event.steps_done
+        worker.episodes_done = event.episodes_done
+        worker.steps_per_s = event.steps_per_s
+        worker.ep_index = event.ep_index
+        if event.epsilon is not None:
+            worker.epsilon = event.epsilon
+    elif isinstance(event, GridMap):
+        worker.grid = event
+    elif isinstance(event, Frame):
+        worker.frame = event
+        worker.frame_seq += 1
+        if event.position is not None:
+            worker.position = event.position
+    elif isinstance(event, Started):
+        worker.status = "running"
+        worker.pid = event.pid
+        worker.ep_index = event.start_episode
+        worker.episodes_done = max(worker.episodes_done, event.start_episode)
+        worker.episodes_total = event.episodes
+    elif isinstance(event, Ended):
+        worker.status = event.status
+        worker.steps_done = max(worker.steps_done, event.steps_done)
+        worker.episodes_done = max(worker.episodes_done, event.episodes_done)
+        worker.error = event.error
+        worker.traceback = event.traceback
+    elif isinstance(event, Artifact):
+        worker.policy_path = event.path
+
+
+class LiveHub:
+    """Registry of live runs in this process."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, RunLive] = {}
+        self._lock = threading.Lock()
+
+    def register(self, live: RunLive) -> RunLive:
+        with self._lock:
+            self._runs[live.run_id] = live
+        return live
+
+    def get(self, run_id: str) -> RunLive | None:
+        with self._lock:
+            return self._runs.get(run_id)
+
+    def discard(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
+
+
+_HUB = LiveHub()
+
+
+def get_hub() -> LiveHub:
+    return _HUB
