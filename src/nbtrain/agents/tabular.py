@@ -1,0 +1,380 @@
+"""Tabular Q-learning, SARSA and Expected SARSA with ε-greedy exploration.
+
+Defaults (chosen so FrozenLake-v1 without slipping is solved within a few hundred episodes
+and CliffWalking shows the textbook behaviour with ε fixed):
+
+=================  =======  ==========================================================
+``alpha``          0.1      step size, 0 < alpha ≤ 1
+``gamma``          0.99     discount, 0 ≤ gamma ≤ 1
+``epsilon``        1.0      initial exploration rate, 0 ≤ ε ≤ 1
+``epsilon_min``    0.05     floor of ε; must not exceed ``epsilon``
+``epsilon_decay``  0.99     after each episode ε ← max(ε_min, ε·decay); 1.0 keeps ε fixed
+``initial_q``      0.0      every Q-value's start (optimistic values push exploration)
+``bins``           None     Box observations only: cells per dimension (int or list)
+``bounds``         None     Box only: ``[[low, high] | None, ...]`` per dimension
+=================  =======  ==========================================================
+
+Speed matters (a step should cost microseconds): the table is a list of Python float lists,
+randomness comes from a seeded ``random.Random`` (ε-greedy and uniform tie-breaking), and
+the state of the observation last passed to ``learn`` is reused by the next ``act``.
+
+Terminal transitions (``terminated``) do not bootstrap; time-limit truncations do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import random
+from pathlib import Path
+from typing import Any, ClassVar
+
+from gymnasium import spaces
+
+from nbtrain.agents.discretize import MAX_TABLE_CELLS, make_discretizer
+
+POLICY_FORMAT = "nbtrain.tabular"
+POLICY_VERSION = 1
+TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
+
+_NO_OBS = object()  # sentinel: no cached observation
+
+
+def _number(name: str, value: object, low: float, high: float, *, open_low: bool = False) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan  # type: ignore[arg-type]
+    if not ok or math.isnan(x) or x > high or x < low or (open_low and x == low):
+        left = "(" if open_low else "["
+        raise ValueError(
+            f"{name}={value!r} is not allowed; it must be a number in {left}{low}, {high}]"
+        )
+    return x
+
+
+class TabularAgent:
+    """Shared table, exploration, ε schedule and persistence; subclasses define ``learn``."""
+
+    algorithm: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        seed: int | None = None,
+        *,
+        alpha: float = 0.1,
+        gamma: float = 0.99,
+        epsilon: float = 1.0,
+        epsilon_min: float = 0.05,
+        epsilon_decay: float = 0.99,
+        initial_q: float = 0.0,
+        bins: int | list[int] | None = None,
+        bounds: list[list[float] | None] | None = None,
+    ) -> None:
+        name = self.algorithm
+        if not isinstance(action_space, spaces.Discrete):
+            raise TypeError(
+                f"{name} needs a Discrete action space; got {action_space} "
+                "(use the 'random' agent or your own for other action spaces)"
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"{name}: seed={seed!r} must be an int or None")
+        self.alpha = _number("alpha", alpha, 0.0, 1.0, open_low=True)
+        self.gamma = _number("gamma", gamma, 0.0, 1.0)
+        self.epsilon = _number("epsilon", epsilon, 0.0, 1.0)
+        self.epsilon_min = _number("epsilon_min", epsilon_min, 0.0, 1.0)
+        self.epsilon_decay = _number("epsilon_decay", epsilon_decay, 0.0, 1.0, open_low=True)
+        if self.epsilon_min > self.epsilon:
+            raise ValueError(
+                f"epsilon_min={epsilon_min!r} must not exceed epsilon={epsilon!r} "
+                f"(pass epsilon_min={epsilon!r} or lower as well)"
+            )
+        q0 = _number("initial_q", initial_q, -math.inf, math.inf)
+        if math.isinf(q0):
+            raise ValueError(f"initial_q={initial_q!r} must be a finite number")
+        self.discretizer = make_discretizer(observation_space, bins, bounds)
+        self.n_states = self.discretizer.n_states
+        self.n_actions = int(action_space.n)
+        self.action_start = int(action_space.start)
+        if self.n_states * self.n_actions > MAX_TABLE_CELLS:
+            raise ValueError(
+                f"{name}: a table of {self.n_states} states x {self.n_actions} actions is too "
+                f"large (limit {MAX_TABLE_CELLS} cells); use fewer bins"
+            )
+        self.q: list[list[float]] = [[q0] * self.n_actions for _ in range(self.n_states)]
+        self.seed = None if seed is None else int(seed)
+        self._rng = random.Random(self.seed)
+        self._random = self._rng.random
+        self._encode = self.discretizer.encode
+        self._cached_obs: object = _NO_OBS
+        self._cached_state = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(states={self.n_states}, actions={self.n_actions}, "
+            f"alpha={self.alpha}, gamma={self.gamma}, epsilon={self.epsilon:.4g})"
+        )
+
+    # -- acting -------------------------------------------------------------------------
+
+    def _state(self, obs: Any) -> int:
+        return self._cached_state if obs is self._cached_obs else self._encode(obs)
+
+    def _greedy(self, row: list[float]) -> int:
+        best = max(row)
+        if row.count(best) == 1:
+            return row.index(best)
+        ties = [i for i, v in enumerate(row) if v == best]
+        return ties[int(self._random() * len(ties))]
+
+    def _policy(self, row: list[float]) -> int:
+        """ε-greedy index into ``row`` (exploration draws uniformly over all actions)."""
+        if self._random() < self.epsilon:
+            return int(self._random() * self.n_actions)
+        return self._greedy(row)
+
+    def act(self, obs: Any, explore: bool = True) -> int:
+        """ε-greedy while exploring, else greedy; ties broken uniformly at random."""
+        row = self.q[self._state(obs)]
+        if explore:
+            return self._policy(row) + self.action_start
+        return self._greedy(row) + self.action_start
+
+    def q_values(self, obs: Any) -> list[float]:
+        """A copy of the Q-values of ``obs``'s state (index 0 is ``action_space.start``)."""
+        return list(self.q[self._encode(obs)])
+
+    def learn(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+    ) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def end_episode(self) -> dict[str, Any]:
+        """Decay ε once per episode: ε ← max(ε_min, ε·decay)."""
+        self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
+        self._forget()
+        return {"epsilon": self.epsilon}
+
+    def _forget(self) -> None:
+        self._cached_obs = _NO_OBS
+
+    # -- persistence --------------------------------------------------------------------
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+            "epsilon_min": self.epsilon_min,
+            "epsilon_decay": self.epsilon_decay,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the policy as JSON (atomically: a reader never sees half a file)."""
+        data = {
+            "format": POLICY_FORMAT,
+            "version": POLICY_VERSION,
+            "algorithm": self.algorithm,
+            "n_states": self.n_states,
+            "n_actions": self.n_actions,
+            "action_start": self.action_start,
+            "observation": self.discretizer.config,
+            "epsilon": self.epsilon,
+            "hyperparameters": self.hyperparameters(),
+            "q": self.q,
+        }
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, target)
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Load a table saved by any tabular agent (a Q-table is a Q-table) and its ε.
+
+        The table's shape and observation discretization must match this agent's; the
+        hyperparameters (alpha, gamma, ε schedule) stay the ones this agent was made with.
+        """
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"policy file {str(path)!r} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict) or data.get("format") != POLICY_FORMAT:
+            raise ValueError(
+                f"policy file {str(path)!r} is not an nbtrain tabular policy "
+                f"(expected format {POLICY_FORMAT!r})"
+            )
+        if data.get("version") != POLICY_VERSION:
+            raise ValueError(
+                f"policy file {str(path)!r} has version {data.get('version')!r}; "
+                f"this nbtrain reads version {POLICY_VERSION}"
+            )
+        if data.get("algorithm") not in TABULAR_ALGORITHMS:
+            raise ValueError(
+                f"policy file {str(path)!r} holds algorithm {data.get('algorithm')!r}; "
+                f"allowed: {', '.join(TABULAR_ALGORITHMS)}"
+            )
+        table = data.get("q")
+        shape = _shape(table)
+        want = (self.n_states, self.n_actions)
+        if shape != want:
+            raise ValueError(
+                f"policy file {str(path)!r} has a Q-table of shape {shape}; this agent needs "
+                f"{want} ({self.n_states} states x {self.n_actions} actions)"
+            )
+        if data.get("observation") != self.discretizer.config:
+            raise ValueError(
+                f"policy file {str(path)!r} discretizes observations as "
+                f"{data.get('observation')!r}; this agent uses {self.discretizer.config!r}"
+            )
+        if data.get("action_start", 0) != self.action_start:
+            raise ValueError(
+                f"policy file {str(path)!r} has action_start {data.get('action_start')!r}; "
+                f"this agent's action space starts at {self.action_start}"
+            )
+        assert table is not None
+        try:
+            q = [[float(v) for v in row] for row in table]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"policy file {str(path)!r} has non-numeric Q-values") from exc
+        self.q = q
+        self.epsilon = _number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
+        self._forget()
+
+
+def _shape(table: object) -> tuple[int, ...] | str:
+    if not isinstance(table, list) or not all(isinstance(row, list) for row in table):
+        return "not a list of lists"
+    widths = {len(row) for row in table}
+    if len(widths) > 1:
+        return f"ragged rows of lengths {sorted(widths)}"
+    return (len(table), widths.pop() if widths else 0)
+
+
+class QLearningAgent(TabularAgent):
+    """Off-policy TD control: the target takes the best next action, whatever is played."""
+
+    algorithm = "q_learning"
+
+    def learn(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+    ) -> dict[str, Any]:
+        row = self.q[self._cached_state if obs is self._cached_obs else self._encode(obs)]
+        a = int(action) - self.action_start
+        old = row[a]
+        if terminated:
+            target = float(reward)
+        else:
+            s2 = self._encode(next_obs)
+            target = float(reward) + self.gamma * max(self.q[s2])
+        if terminated or truncated:
+            self._cached_obs = _NO_OBS
+        else:
+            self._cached_obs, self._cached_state = next_obs, s2
+        delta = target - old
+        row[a] = old + self.alpha * delta
+        return {"epsilon": self.epsilon, "td_error": delta}
+
+
+class ExpectedSarsaAgent(TabularAgent):
+    """The target averages the next Q-values under the current ε-greedy policy."""
+
+    algorithm = "expected_sarsa"
+
+    def learn(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+    ) -> dict[str, Any]:
+        row = self.q[self._cached_state if obs is self._cached_obs else self._encode(obs)]
+        a = int(action) - self.action_start
+        old = row[a]
+        eps = self.epsilon
+        if terminated:
+            target = float(reward)
+        else:
+            s2 = self._encode(next_obs)
+            row2 = self.q[s2]
+            # Greedy ties share (1-ε) but all have the max value, so the sum is (1-ε)·max.
+            expected = eps * sum(row2) / self.n_actions + (1.0 - eps) * max(row2)
+            target = float(reward) + self.gamma * expected
+        if terminated or truncated:
+            self._cached_obs = _NO_OBS
+        else:
+            self._cached_obs, self._cached_state = next_obs, s2
+        delta = target - old
+        row[a] = old + self.alpha * delta
+        return {"epsilon": eps, "td_error": delta}
+
+
+class SarsaAgent(TabularAgent):
+    """On-policy TD control: learns from the action it will actually take next.
+
+    ``learn`` draws the next action A' (ε-greedy on the next state) for its target and keeps
+    it; the following ``act(next_obs)`` returns that same A', so behaviour and target agree.
+    """
+
+    algorithm = "sarsa"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending_action: int | None = None
+
+    def act(self, obs: Any, explore: bool = True) -> int:
+        pending = self._pending_action
+        if explore and pending is not None:
+            self._pending_action = None
+            if obs is self._cached_obs or self._encode(obs) == self._cached_state:
+                return pending
+        return super().act(obs, explore)
+
+    def learn(
+        self,
+        obs: Any,
+        action: Any,
+        reward: float,
+        next_obs: Any,
+        terminated: bool,
+        truncated: bool,
+    ) -> dict[str, Any]:
+        row = self.q[self._cached_state if obs is self._cached_obs else self._encode(obs)]
+        a = int(action) - self.action_start
+        old = row[a]
+        if terminated:
+            target = float(reward)
+            self._pending_action = None
+            self._cached_obs = _NO_OBS
+        else:
+            s2 = self._encode(next_obs)
+            row2 = self.q[s2]
+            a2 = self._policy(row2)
+            target = float(reward) + self.gamma * row2[a2]
+            if truncated:  # bootstrap, but the episode is over: nothing to carry over
+                self._pending_action = None
+                self._cached_obs = _NO_OBS
+            else:
+                self._pending_action = a2 + self.action_start
+                self._cached_obs, self._cached_state = next_obs, s2
+        delta = target - old
+        row[a] = old + self.alpha * delta
+        return {"epsilon": self.epsilon, "td_error": delta}
+
+    def _forget(self) -> None:
+        super()._forget()
+        self._pending_action = None
