@@ -99,8 +99,9 @@ class Run:
         ep_index: int | None = None,
         columns: list[str] | None = None,
     ) -> pd.DataFrame:
-        return self.store.steps(self.run_id, worker_id=worker_id, ep_index=ep_index,
-                                columns=columns)
+        return self.store.steps(
+            self.run_id, worker_id=worker_id, ep_index=ep_index, columns=columns
+        )
 
     def summary(self) -> pd.DataFrame:
         return self.store.run_summary(self.run_id)
@@ -178,7 +179,9 @@ class Run:
         )
 
     def __repr__(self) -> str:
-        return f"Run(run_id={self.run_id!r}, workers={self.worker_ids!r}, status={self.run_status!r})"
+        return (
+            f"Run(run_id={self.run_id!r}, workers={self.worker_ids!r}, status={self.run_status!r})"
+        )
 
 
 def _worker_alive(pid: object) -> bool:

@@ -121,7 +121,8 @@ class Ingest:
 
     def add(self, proc: WorkerProcess) -> WorkerStream:
         stream = WorkerStream(proc)
-        assert proc.popen.stdout is not None and proc.popen.stderr is not None
+        assert proc.popen.stdout is not None
+        assert proc.popen.stderr is not None
         fds = {
             proc.telemetry_fd: "telemetry",
             proc.popen.stdout.fileno(): "stdout",
@@ -257,4 +258,3 @@ class Ingest:
             for fd in (self._wake_r, self._wake_w):
                 with contextlib.suppress(OSError):
                     os.close(fd)
-

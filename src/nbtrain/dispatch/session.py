@@ -191,8 +191,13 @@ class RunSession:
             ]
         deadline = time.monotonic() + timeout
         for wid, proc, _ in procs:
-            log(logging.INFO, LOG_WORKER_STOP_REQUESTED, "stop requested", run_id=self.run_id,
-                worker_id=wid)
+            log(
+                logging.INFO,
+                LOG_WORKER_STOP_REQUESTED,
+                "stop requested",
+                run_id=self.run_id,
+                worker_id=wid,
+            )
             proc.request_stop()
         threads = [
             threading.Thread(target=proc.stop, args=(max(deadline - time.monotonic(), 0.0),))
@@ -230,9 +235,7 @@ class RunSession:
 
     def live_procs(self) -> list[WorkerProcess]:
         with self._lock:
-            return [
-                p for w, p in self.procs.items() if self.statuses[w] not in FINAL_STATUSES
-            ]
+            return [p for w, p in self.procs.items() if self.statuses[w] not in FINAL_STATUSES]
 
 
 def _tail_text(stream: WorkerStream) -> str | None:
