@@ -1,0 +1,181 @@
+"""The live hub: bounded memory, curve cursors, events applied per worker."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from nbtrain.ids import format_episode_id, new_run_id
+from nbtrain.live import hub as hub_module
+from nbtrain.live.hub import RunLive, get_hub
+from nbtrain.wire.events import Ended, Episode, Frame, GridMap, Progress, Started, Steps
+
+RUN = new_run_id()
+
+
+def episode(worker_id: str, ep: int, reward: float = 1.0, eps: float | None = None) -> Episode:
+    return Episode(
+        run_id=RUN,
+        worker_id=worker_id,
+        ep_index=ep,
+        episode_id=format_episode_id(RUN, ep, worker_id),
+        total_reward=reward,
+        length=ep + 1,
+        terminated=True,
+        truncated=False,
+        seed=ep,
+        started_at=0.0,
+        ended_at=1.0,
+        extras={} if eps is None else {"epsilon": eps},
+    )
+
+
+def steps(worker_id: str, ep: int, obs: list[int]) -> Steps:
+    n = len(obs)
+    return Steps(
+        run_id=RUN,
+        worker_id=worker_id,
+        ep_index=[ep] * n,
+        step_index=list(range(n)),
+        action=[0] * n,
+        reward=[0.0] * n,
+        terminated=[False] * n,
+        truncated=[False] * n,
+        obs=obs,
+        extras=[None] * n,
+        ts=[0.0] * n,
+    )
+
+
+def test_events_update_only_their_worker() -> None:
+    live = RunLive(RUN, ["000001", "000007"], env_id="FrozenLake-v1", episodes=10)
+    live.apply(
+        Started(
+            run_id=RUN,
+            worker_id="000007",
+            pid=42,
+            ts=0.0,
+            digest="d",
+            env_id="FrozenLake-v1",
+            agent="q_learning",
+            mode="train",
+            episodes=10,
+            start_episode=0,
+        )
+    )
+    live.apply_many([episode("000007", 0, 2.0, eps=0.5), episode("000007", 1, 4.0)])
+    w1, w7 = live.workers["000001"], live.workers["000007"]
+    assert (w7.status, w7.pid, w7.episodes_done, w7.epsilon) == ("running", 42, 2, 0.5)
+    assert (w1.status, w1.pid, w1.episodes_done) == ("pending", None, 0)
+    assert [e["total_reward"] for e in w7.recent_episodes(5)] == [2.0, 4.0]
+    assert w7.recent_episodes(0) == []
+
+
+def test_unknown_worker_events_are_ignored() -> None:
+    live = RunLive(RUN, ["000001"])
+    version = live.version
+    live.apply(episode("000099", 0))
+    assert live.workers["000001"].episodes_done == 0
+    assert "000099" not in live.workers
+    assert live.version == version
+
+
+def test_grid_position_follows_steps_and_frames() -> None:
+    live = RunLive(RUN, ["000001"])
+    live.apply(steps("000001", 0, [3, 4]))
+    assert live.workers["000001"].position is None  # no grid known yet
+    live.apply(
+        GridMap(run_id=RUN, worker_id="000001", ep_index=0, kind="frozenlake", rows=["SF", "FG"])
+    )
+    live.apply(steps("000001", 0, [1, 2]))
+    w = live.workers["000001"]
+    assert (w.position, w.steps_done, w.ep_index) == (2, 4, 0)
+    live.apply(
+        Frame(run_id=RUN, worker_id="000001", ep_index=0, step_index=5, kind="grid", position=3)
+    )
+    assert (w.position, w.frame_seq) == (3, 1)
+
+
+def test_progress_and_ended() -> None:
+    live = RunLive(RUN, ["000001"])
+    live.apply(
+        Progress(
+            run_id=RUN,
+            worker_id="000001",
+            ts=1.0,
+            episodes_done=3,
+            steps_done=30,
+            steps_per_s=1234.0,
+            ep_index=3,
+            epsilon=0.2,
+        )
+    )
+    live.apply(
+        Ended(
+            run_id=RUN,
+            worker_id="000001",
+            status="failed",
+            ts=2.0,
+            episodes_done=3,
+            steps_done=31,
+            error="boom",
+            traceback="Traceback...",
+        )
+    )
+    w = live.workers["000001"]
+    assert (w.steps_per_s, w.epsilon, w.status, w.error) == (1234.0, 0.2, "failed", "boom")
+    assert w.steps_done == 31
+
+
+def test_curve_cursor_gives_only_new_points() -> None:
+    live = RunLive(RUN, ["000001"])
+    w = live.workers["000001"]
+    live.apply_many([episode("000001", i, float(i)) for i in range(3)])
+    cursor, arrays, reset = w.curve_since(0)
+    assert reset
+    np.testing.assert_array_equal(arrays["total_reward"], [0.0, 1.0, 2.0])
+    assert arrays["ep_index"].dtype == np.int64
+    live.apply(episode("000001", 3, 3.0))
+    cursor2, arrays, reset = w.curve_since(cursor)
+    assert not reset
+    np.testing.assert_array_equal(arrays["ep_index"], [3])
+    _, arrays, reset = w.curve_since(cursor2)
+    assert not reset
+    assert len(arrays["ep_index"]) == 0
+
+
+def test_curve_memory_is_bounded_and_stale_cursor_resets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub_module, "CURVE_CAP", 100)
+    live = RunLive(RUN, ["000001"])
+    w = live.workers["000001"]
+    cursor, _, _ = w.curve_since(0)
+    for i in range(1000):
+        live.apply(episode("000001", i, float(i)))
+    cursor_after, arrays, reset = w.curve_since(cursor)
+    assert reset, "a cursor from before a decimation must get the whole curve again"
+    assert len(arrays["ep_index"]) < 100
+    assert arrays["ep_index"][0] == 0
+    assert arrays["ep_index"][-1] >= 990
+    assert np.all(np.diff(arrays["ep_index"]) > 0)
+    assert len(w.recent_episodes(10_000)) == hub_module.RECENT_EPISODES
+    assert w.curve_since(cursor_after)[2] is False
+
+
+def test_wait_for_change_wakes_on_apply() -> None:
+    live = RunLive(RUN, ["000001"])
+    version = live.version
+    timer = threading.Timer(0.05, live.apply, args=(episode("000001", 0),))
+    timer.start()
+    assert live.wait_for_change(version, timeout=10) == version + 1
+    timer.join()
+    assert live.wait_for_change(live.version, timeout=0.01) == live.version
+
+
+def test_hub_registry() -> None:
+    hub = get_hub()
+    live = hub.register(RunLive(RUN, ["000001"]))
+    assert hub.get(RUN) is live
+    hub.discard(RUN)
+    assert hub.get(RUN) is None
