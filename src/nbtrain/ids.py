@@ -74,6 +74,8 @@ def normalize_worker_id(value: object) -> str:
             raise InvalidWorkerIdError(value, _RULE)
         return _pad(number)
     text = value.strip().lower()
+    if len(text) > 32:
+        raise InvalidWorkerIdError(value, _RULE + " (at most 32 characters)")
     numeric = _NUMERIC_RE.fullmatch(text)
     if numeric is not None:
         return _pad(int(numeric.group(1)))
