@@ -1,0 +1,59 @@
+"""Agents used by the pipeline tests, imported by worker subprocesses (PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+
+class _Base:
+    def __init__(self, observation_space: Any, action_space: Any, seed: int = 0, **kw: Any) -> None:
+        self.action_space = action_space
+        self.action_space.seed(seed)
+        self.kw = kw
+        self.steps = 0
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        self.steps += 1
+        return self.action_space.sample()
+
+    def learn(self, *args: Any) -> None:
+        return None
+
+
+class Raises(_Base):
+    """Fails on a given step with a recognisable message."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        if self.steps >= self.kw.get("fail_at", 5):
+            raise RuntimeError("agent exploded on purpose")
+        return super().act(obs, explore)
+
+
+class Slow(_Base):
+    """Sleeps every step so a run lasts long enough to be stopped or killed."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        time.sleep(self.kw.get("sleep", 0.01))
+        return super().act(obs, explore)
+
+
+class Chatty(_Base):
+    """Prints a lot to stdout and stderr; the kernel must drain both and keep telemetry intact."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        print("x" * 10_000)
+        print("e" * 1_000, file=sys.stderr)
+        return super().act(obs, explore)
+
+
+class Garbage(_Base):
+    """Writes garbage straight onto the telemetry pipe once, mid-run."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        if self.steps == 3:
+            fd = int(os.environ["NBTRAIN_TELEMETRY_FD"])
+            os.write(fd, b"\x00garbage\xffNBT\x09\x00\x00\x00\x05junk")
+        return super().act(obs, explore)
