@@ -1,0 +1,212 @@
+"""Frame encoding and decoding: round trips, exact errors, counters, JSON lines."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from wire_strategies import events, json_events
+
+from nbtrain.errors import (
+    BadMagicError,
+    FrameTooLargeError,
+    MalformedPayloadError,
+    TruncatedFrameError,
+    UnsupportedVersionError,
+    WireError,
+)
+from nbtrain.wire import events as ev
+from nbtrain.wire.codec import (
+    HEADER_SIZE,
+    MAGIC,
+    FrameDecoder,
+    FrameEncoder,
+    decode_all,
+    encode_frame,
+    event_to_json,
+)
+
+
+def progress(n: int = 0) -> ev.Progress:
+    return ev.Progress(
+        run_id="r", worker_id="000001", ts=1.5, episodes_done=n, steps_done=n, steps_per_s=2.0,
+        ep_index=n,
+    )  # fmt: skip
+
+
+def header(version: int, length: int) -> bytes:
+    return struct.pack(">3sBI", MAGIC, version, length)
+
+
+def test_header_layout() -> None:
+    frame = encode_frame(progress())
+    assert frame[:3] == b"NBT"
+    assert frame[3] == ev.WIRE_VERSION
+    assert int.from_bytes(frame[4:8], "big") == len(frame) - HEADER_SIZE
+    assert msgspec.msgpack.decode(frame[8:])["type"] == "progress"
+
+
+def test_frame_encoder_matches_encode_frame_and_reuses_buffer() -> None:
+    encoder = FrameEncoder()
+    small, big = (
+        progress(),
+        ev.Frame(
+            run_id="r", worker_id="a", ep_index=0, step_index=0, kind="rgb_array", data=b"x" * 5000
+        ),
+    )
+    assert encoder.encode(big) == encode_frame(big)
+    assert encoder.encode(small) == encode_frame(small)  # shorter after longer: no leftovers
+
+
+@given(st.lists(events, max_size=6), st.data())
+@settings(max_examples=150, deadline=None)
+def test_round_trip_in_arbitrary_chunks(items: list[Any], data: st.DataObject) -> None:
+    stream = b"".join(encode_frame(item) for item in items)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+    decoder = FrameDecoder()
+    out: list[Any] = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        out.extend(decoder.feed(stream[start:end]))
+    assert decoder.close() == []
+    assert out == items
+    assert (decoder.frames, decoder.bytes, decoder.errors) == (len(items), len(stream), 0)
+
+
+def test_control_frames() -> None:
+    assert decode_all(encode_frame(ev.Stop()), kind="control") == [ev.Stop()]
+    with pytest.raises(MalformedPayloadError, match="not a valid control"):
+        decode_all(encode_frame(progress()), kind="control")
+    with pytest.raises(ValueError, match="'both'"):
+        FrameDecoder(kind="both")  # type: ignore[arg-type]
+
+
+def test_bad_magic_is_reported_once_per_garbage_run() -> None:
+    decoder = FrameDecoder()
+    out = decoder.feed(b"hello world" * 50 + encode_frame(progress(1)))
+    assert isinstance(out[0], BadMagicError)
+    assert "b'hel'" in str(out[0])
+    assert "b'NBT'" in str(out[0])
+    assert out[1:] == [progress(1)]
+    assert decoder.errors == 1
+
+
+def test_unsupported_version_names_both_versions() -> None:
+    payload = msgspec.msgpack.encode(progress())
+    out = FrameDecoder().feed(header(9, len(payload)) + payload + encode_frame(progress(2)))
+    assert isinstance(out[0], UnsupportedVersionError)
+    assert "version 9" in str(out[0])
+    assert f"version {ev.WIRE_VERSION} only" in str(out[0])
+    assert out[1:] == [progress(2)]
+
+
+def test_frame_too_large_is_not_allocated_and_stream_recovers() -> None:
+    decoder = FrameDecoder(max_payload=1000)
+    out = decoder.feed(header(ev.WIRE_VERSION, 1001) + encode_frame(progress(3)))
+    assert isinstance(out[0], FrameTooLargeError)
+    assert "1001 payload bytes" in str(out[0])
+    assert "1000-byte limit" in str(out[0])
+    assert out[1:] == [progress(3)]
+
+
+def test_encoder_refuses_oversized_events() -> None:
+    frame = ev.Frame(
+        run_id="r", worker_id="a", ep_index=0, step_index=0, kind="ansi", text="x" * 99
+    )
+    with pytest.raises(FrameTooLargeError, match=r"Frame event encodes to .* over the 50-byte"):
+        encode_frame(frame, max_payload=50)
+    with pytest.raises(FrameTooLargeError, match="50-byte"):
+        FrameEncoder(max_payload=50).encode(frame)
+
+
+def test_announced_size_waits_for_bytes_without_buffering_more() -> None:
+    decoder = FrameDecoder()
+    big = header(ev.WIRE_VERSION, 60 * 1024 * 1024)
+    assert decoder.feed(big) == []
+    assert len(decoder._buf) == HEADER_SIZE  # nothing allocated for the announced 60 MiB
+    (error,) = decoder.close()
+    assert isinstance(error, TruncatedFrameError)
+    assert "announcing 62914560 payload bytes has 0" in str(error)
+
+
+def test_malformed_payload_then_recovery() -> None:
+    junk = b"\xc1\xc1\xc1"  # 0xc1 is never valid msgpack
+    out = FrameDecoder().feed(header(ev.WIRE_VERSION, 3) + junk + encode_frame(progress(4)))
+    assert isinstance(out[0], MalformedPayloadError)
+    assert "not a valid event" in str(out[0])
+    assert out[1:] == [progress(4)]
+
+
+def test_unknown_field_and_unknown_type_are_malformed() -> None:
+    for payload in (
+        msgspec.msgpack.encode({"type": "nope", "run_id": "r", "worker_id": "a"}),
+        msgspec.msgpack.encode({**msgspec.to_builtins(progress()), "extra": 1}),
+    ):
+        with pytest.raises(MalformedPayloadError):
+            decode_all(header(ev.WIRE_VERSION, len(payload)) + payload)
+
+
+def test_truncated_at_close_and_decode_all_is_strict() -> None:
+    frame = encode_frame(progress())
+    for cut in (1, 5, HEADER_SIZE, len(frame) - 1):
+        decoder = FrameDecoder()
+        assert decoder.feed(frame[:cut]) == []
+        (error,) = decoder.close()
+        assert isinstance(error, TruncatedFrameError)
+        assert decoder.close() == []  # closing twice reports nothing new
+        with pytest.raises(TruncatedFrameError, match="stream ended"):
+            decode_all(frame + frame[:cut])
+    assert decode_all(frame * 3) == [progress()] * 3
+    assert decode_all(b"") == []
+
+
+def test_finish_recovers_frames_swallowed_by_a_lying_length() -> None:
+    good = [progress(i) for i in range(3)]
+    stream = header(ev.WIRE_VERSION, 10_000) + b"".join(encode_frame(g) for g in good)
+    decoder = FrameDecoder()
+    assert decoder.feed(stream) == []  # waiting for 10 000 bytes that never come
+    out = decoder.finish()
+    assert isinstance(out[0], TruncatedFrameError)
+    assert out[1:] == good
+
+
+def test_partial_magic_at_end_of_garbage_is_kept() -> None:
+    frame = encode_frame(progress(5))
+    decoder = FrameDecoder()
+    out = decoder.feed(b"zzzz" + frame[:2])
+    assert [type(x) for x in out] == [BadMagicError]
+    assert decoder.feed(frame[2:]) == [progress(5)]
+
+
+def test_errors_are_wire_errors_and_value_errors() -> None:
+    for cls in (BadMagicError, UnsupportedVersionError, FrameTooLargeError, TruncatedFrameError,
+                MalformedPayloadError):  # fmt: skip
+        assert issubclass(cls, WireError)
+        assert issubclass(cls, ValueError)
+
+
+def test_event_to_json_is_one_line_with_base64_bytes() -> None:
+    frame = ev.Frame(
+        run_id="r", worker_id="a", ep_index=1, step_index=2, kind="rgb_array",
+        data=bytes([0, 255, 10]), shape=[1, 1, 3],
+    )  # fmt: skip
+    line = event_to_json(frame)
+    assert b"\n" not in line
+    parsed = json.loads(line)
+    assert parsed["type"] == "frame"
+    assert parsed["shape"] == [1, 1, 3]
+    assert base64.b64decode(parsed["data"]) == bytes([0, 255, 10])
+    assert msgspec.json.decode(line, type=ev.Event) == frame
+
+
+@given(json_events)
+@settings(max_examples=100, deadline=None)
+def test_every_event_has_a_json_line(item: Any) -> None:
+    line = event_to_json(item)
+    assert b"\n" not in line
+    assert msgspec.json.decode(line, type=ev.Event) == item
