@@ -1,0 +1,128 @@
+"""Turn the ``agent`` field into an :class:`AgentRef` the worker can load.
+
+The kernel never calls an agent factory: import paths are only resolved (module imported,
+attribute found), and notebook-defined classes travel by value. A pickled agent enters the
+digest by its qualified name and source hash, so the digest is stable across kernel sessions
+even though pickle bytes are not.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from nbtrain.worker.spec import AgentRef
+
+__all__ = ["BUILTIN_AGENTS", "TABULAR_AGENTS", "agent_display_name", "resolve_agent"]
+
+TABULAR_AGENTS = ("q_learning", "sarsa", "expected_sarsa")
+BUILTIN_AGENTS = (*TABULAR_AGENTS, "random")
+
+
+def agent_display_name(agent: object) -> str:
+    """The agent part of the default run name: the string itself, or a callable's qualname."""
+    if isinstance(agent, str):
+        return agent
+    qualname = getattr(agent, "__qualname__", None)
+    return qualname if isinstance(qualname, str) else type(agent).__qualname__
+
+
+def resolve_agent(agent: str | Callable[..., Any]) -> AgentRef:
+    """Check ``agent`` and describe how a worker gets it; raises ``ValueError`` with the fix."""
+    if isinstance(agent, str):
+        return _resolve_name(agent)
+    if not callable(agent):
+        raise ValueError(
+            f"agent must be one of {list(BUILTIN_AGENTS)}, an import path 'pkg.mod:factory', "
+            f"or a class/callable; got {agent!r}"
+        )
+    path = _import_path_of(agent)
+    if path is not None:
+        return AgentRef(kind="import", name=path)
+    return _pickle_ref(agent)
+
+
+def _resolve_name(name: str) -> AgentRef:
+    if name in BUILTIN_AGENTS:
+        return AgentRef(kind="builtin", name=name)
+    if ":" not in name:
+        close = difflib.get_close_matches(name, BUILTIN_AGENTS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise ValueError(
+            f"unknown agent {name!r}{hint} Use one of {list(BUILTIN_AGENTS)}, an import path "
+            "'pkg.mod:factory', or pass a class/callable"
+        )
+    _lookup_import_path(name)
+    return AgentRef(kind="import", name=name)
+
+
+def _lookup_import_path(path: str) -> object:
+    """Import the module and find the attribute without calling it."""
+    module_name, _, attr_path = path.partition(":")
+    if not module_name or not attr_path or ":" in attr_path:
+        raise ValueError(f"agent import path {path!r} must look like 'pkg.mod:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(
+            f"agent import path {path!r}: cannot import module {module_name!r} "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    target: object = module
+    for part in attr_path.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise ValueError(
+                f"agent import path {path!r}: module {module_name!r} has no attribute {attr_path!r}"
+            ) from None
+    if not callable(target):
+        raise ValueError(
+            f"agent import path {path!r} names a {type(target).__name__}, not a class or callable"
+        )
+    return target
+
+
+def _import_path_of(agent: object) -> str | None:
+    """``"module:qualname"`` if a worker can import exactly this object by that name."""
+    module = getattr(agent, "__module__", None)
+    qualname = getattr(agent, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
+    if module == "__main__" or "<" in qualname:
+        return None
+    path = f"{module}:{qualname}"
+    try:
+        found = _lookup_import_path(path)
+    except ValueError:
+        return None
+    return path if found is agent else None
+
+
+def _pickle_ref(agent: Callable[..., Any]) -> AgentRef:
+    import cloudpickle
+
+    try:
+        data: bytes = cloudpickle.dumps(agent)
+    except Exception as exc:
+        raise ValueError(
+            f"agent {agent!r} cannot be sent to workers: pickling failed "
+            f"({type(exc).__name__}: {exc}); define it in a module and pass 'pkg.mod:factory'"
+        ) from exc
+    try:
+        source = inspect.getsource(agent)
+    except (OSError, TypeError):
+        digest = hashlib.sha256(data).hexdigest()
+    else:
+        digest = hashlib.sha256(source.encode()).hexdigest()
+    return AgentRef(
+        kind="pickle",
+        name=agent_display_name(agent),
+        source_sha256=digest,
+        payload=base64.b64encode(data).decode("ascii"),
+    )

@@ -1,0 +1,439 @@
+"""``TrainConfig``: the validated run config, its canonical payload and digest.
+
+Everything a worker needs is resolved here, in the kernel, once: worker ids, per-worker
+seeds and agent kwargs, the agent reference. The digest is computed from the canonical
+payload, which holds only resolved plain values, so two configs that mean the same run
+have the same digest in every process, and any change (a worker id too) changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from nbtrain.config.agentkw import check_agent_fits_env, check_agent_kwargs, plain_json
+from nbtrain.config.agentref import agent_display_name, resolve_agent
+from nbtrain.config.envcheck import check_env, check_env_id
+from nbtrain.ids import assign_worker_ids, normalize_worker_id
+from nbtrain.seeding import worker_seed
+from nbtrain.worker.spec import AgentRef, TelemetrySpec, WorkerConfig
+
+__all__ = ["TelemetryConfig", "TrainConfig", "WorkerSpec"]
+
+_SEED_MAX = 2**63 - 1
+
+
+def _plain_int(value: object) -> object:
+    """numpy integers become ints; bools and strings stay, so strict mode rejects them."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _plain_float(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+PositiveInt = Annotated[int, BeforeValidator(_plain_int), Field(strict=True, ge=1)]
+Seed = Annotated[int, BeforeValidator(_plain_int), Field(strict=True, ge=0, le=_SEED_MAX)]
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class TelemetryConfig(BaseModel):
+    """What each worker records: every step, every n-th, or none; optional rendered frames."""
+
+    model_config = _FROZEN
+
+    steps: Literal["all", "none"] | int = "all"
+    frames: Literal["none", "ansi", "rgb_array"] = "none"
+    frame_every: PositiveInt = 1
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps(cls, value: object) -> object:
+        if value in ("all", "none") and isinstance(value, str):
+            return value
+        number = _plain_int(value)
+        if isinstance(number, int) and number >= 1:
+            return number
+        raise ValueError(
+            f"steps must be 'all', 'none' or an integer n >= 1 (every n-th step); got {value!r}"
+        )
+
+    def to_spec(self) -> TelemetrySpec:
+        return TelemetrySpec(steps=self.steps, frames=self.frames, frame_every=self.frame_every)
+
+
+class WorkerSpec(BaseModel):
+    """One worker of a run; ``worker_id=None`` gets the next free auto id."""
+
+    model_config = _FROZEN
+
+    worker_id: int | str | None = None
+    seed: Seed | None = None
+    agent_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("worker_id", mode="before")
+    @classmethod
+    def _worker_id(cls, value: object) -> object:
+        if value is None:
+            return None
+        normalize_worker_id(value)  # raises InvalidWorkerIdError naming value and rule
+        return _plain_int(value)
+
+    @field_validator("agent_kwargs", mode="before")
+    @classmethod
+    def _kwargs(cls, value: object) -> object:
+        return _json_dict(value, "agent_kwargs")
+
+
+WorkerItem = int | str | WorkerSpec | None
+
+
+def _json_dict(value: object, where: str) -> object:
+    if not isinstance(value, Mapping):
+        return value  # pydantic reports the type error
+    return plain_json(value, where)
+
+
+class _Worker:
+    """A resolved worker: normalized id, seed and merged kwargs."""
+
+    __slots__ = ("agent_kwargs", "raw", "seed", "spec", "worker_id")
+
+    def __init__(
+        self, raw: object, spec: WorkerSpec | None, worker_id: str, seed: int, kw: dict[str, Any]
+    ) -> None:
+        self.raw, self.spec, self.worker_id, self.seed, self.agent_kwargs = (
+            raw,
+            spec,
+            worker_id,
+            seed,
+            kw,
+        )
+
+
+def default_name(env_id: object, agent: object) -> str:
+    return f"{env_id}-{agent_display_name(agent)}"
+
+
+class TrainConfig(BaseModel):
+    """A validated run config. Equal configs (same canonical payload) have the same digest."""
+
+    model_config = _FROZEN
+
+    name: str = ""
+    env_id: str
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    agent: str | Callable[..., Any] = "q_learning"
+    agent_kwargs: dict[str, Any] = Field(default_factory=dict)
+    episodes: PositiveInt
+    max_steps_per_episode: PositiveInt = 1000
+    seed: Seed = 0
+    workers: PositiveInt | list[WorkerItem] = 1
+    step_delay: Annotated[
+        float, BeforeValidator(_plain_float), Field(ge=0, allow_inf_nan=False)
+    ] = 0.0
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    mode: Literal["train", "eval"] = "train"
+    policy_path: Path | None = None
+
+    _agent_ref: AgentRef = PrivateAttr()
+    _run_kwargs: dict[str, Any] = PrivateAttr()
+    _workers: tuple[_Worker, ...] = PrivateAttr()
+    _canonical_json: str = PrivateAttr()
+    _digest: str = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: object) -> object:
+        if isinstance(data, Mapping) and "env_id" in data:
+            name = data.get("name")
+            if name is None or (isinstance(name, str) and not name.strip()):
+                data = {
+                    **data,
+                    "name": default_name(data["env_id"], data.get("agent", "q_learning")),
+                }
+        return data
+
+    @field_validator("env_id")
+    @classmethod
+    def _env_id(cls, value: str) -> str:
+        check_env_id(value)
+        return value
+
+    @field_validator("env_kwargs", mode="before")
+    @classmethod
+    def _env_kwargs_plain(cls, value: object) -> object:
+        return _json_dict(value, "env_kwargs")
+
+    @field_validator("env_kwargs")
+    @classmethod
+    def _env_kwargs(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        env_id = info.data.get("env_id")
+        if isinstance(env_id, str):
+            check_env(env_id, value)
+        return value
+
+    @field_validator("agent", mode="before")
+    @classmethod
+    def _agent_type(cls, value: object) -> object:
+        if isinstance(value, str) or callable(value):
+            return value
+        raise ValueError(
+            "agent must be 'q_learning', 'sarsa', 'expected_sarsa', 'random', an import path "
+            f"'pkg.mod:factory', or a class/callable; got {value!r}"
+        )
+
+    @field_validator("agent")
+    @classmethod
+    def _agent(cls, value: str | Callable[..., Any]) -> str | Callable[..., Any]:
+        resolve_agent(value)
+        return value
+
+    @field_validator("agent_kwargs", mode="before")
+    @classmethod
+    def _agent_kwargs(cls, value: object) -> object:
+        return _json_dict(value, "agent_kwargs")
+
+    @field_validator("agent_kwargs")
+    @classmethod
+    def _agent_kwargs_keys(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        agent = info.data.get("agent")
+        if isinstance(agent, str):
+            check_agent_kwargs(agent, value, "agent_kwargs")
+        return value
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_shape(cls, value: object) -> object:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            if int(value) < 1:
+                raise ValueError(f"workers must be >= 1; got {value!r}")
+            return int(value)
+        tolist = getattr(value, "tolist", None)  # numpy arrays
+        if callable(tolist):
+            value = tolist()
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ValueError(
+                f"workers must be a number of workers >= 1 or a list of worker ids / "
+                f"WorkerSpec / None; got {value!r}"
+            )
+        if not value:
+            raise ValueError("workers must not be an empty list; a run needs at least one worker")
+        items: list[object] = []
+        for index, item in enumerate(value):
+            if item is None or isinstance(item, WorkerSpec | Mapping):
+                items.append(item)
+                continue
+            if isinstance(item, bool) or not isinstance(item, numbers.Integral | str):
+                raise ValueError(
+                    f"workers[{index}] is {item!r}; use a worker id (int or str), None or "
+                    "WorkerSpec(...)"
+                )
+            normalize_worker_id(item)
+            items.append(_plain_int(item))
+        return items
+
+    @field_validator("workers")
+    @classmethod
+    def _workers_unique(cls, value: int | list[WorkerItem]) -> int | list[WorkerItem]:
+        if isinstance(value, list):
+            assign_worker_ids(_raw_id(item) for item in value)
+        return value
+
+    @field_validator("policy_path")
+    @classmethod
+    def _policy_path(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = Path(os.path.abspath(value.expanduser()))
+        if not path.exists():
+            raise ValueError(f"policy_path {str(path)!r} does not exist")
+        return path
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Self:
+        if self.mode == "eval" and self.policy_path is None:
+            raise ValueError(
+                "mode='eval' needs policy_path (a policy saved by a training run) to play from"
+            )
+        info = check_env(self.env_id, self.env_kwargs)
+        frames = self.telemetry.frames
+        if frames != "none" and frames not in info.render_modes:
+            raise ValueError(
+                f"telemetry.frames={frames!r}: {self.env_id} cannot render {frames!r}; "
+                f"its render modes are {list(info.render_modes)}"
+            )
+        ref = resolve_agent(self.agent)
+        builtin = ref.name if ref.kind == "builtin" else ""
+        run_kwargs = check_agent_kwargs(builtin, self.agent_kwargs, "agent_kwargs")
+        raw_items: list[WorkerItem] = (
+            [None] * self.workers if isinstance(self.workers, int) else list(self.workers)
+        )
+        ids = assign_worker_ids(_raw_id(item) for item in raw_items)
+        workers: list[_Worker] = []
+        for item, worker_id in zip(raw_items, ids, strict=True):
+            spec = item if isinstance(item, WorkerSpec) else None
+            where = "agent_kwargs"
+            merged = dict(run_kwargs)
+            if spec is not None and spec.agent_kwargs:
+                merged.update(spec.agent_kwargs)
+                where = f"agent_kwargs of worker {worker_id}"
+            merged = check_agent_kwargs(builtin, merged, where)
+            check_agent_fits_env(
+                builtin, merged, self.env_id, info.observation_space, info.action_space, where
+            )
+            seed = spec.seed if spec is not None and spec.seed is not None else None
+            if seed is None:
+                seed = worker_seed(self.seed, worker_id)
+            workers.append(_Worker(item, spec, worker_id, seed, merged))
+        self._agent_ref = ref
+        self._run_kwargs = run_kwargs
+        self._workers = tuple(workers)
+        self._canonical_json = json.dumps(
+            self._payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        self._digest = hashlib.sha256(self._canonical_json.encode("utf-8")).hexdigest()
+        return self
+
+    def _payload(self) -> dict[str, Any]:
+        ref = self._agent_ref
+        return {
+            "name": self.name,
+            "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "agent": {"kind": ref.kind, "name": ref.name, "source_sha256": ref.source_sha256},
+            "agent_kwargs": self._run_kwargs,
+            "episodes": self.episodes,
+            "max_steps_per_episode": self.max_steps_per_episode,
+            "seed": self.seed,
+            "workers": [
+                {"worker_id": w.worker_id, "seed": w.seed, "agent_kwargs": w.agent_kwargs}
+                for w in self._workers
+            ],
+            "step_delay": float(self.step_delay),
+            "telemetry": self.telemetry.model_dump(),
+            "mode": self.mode,
+            "policy_path": None if self.policy_path is None else str(self.policy_path),
+        }
+
+    # -- derived views -------------------------------------------------------------------
+
+    def canonical_payload(self) -> dict[str, Any]:
+        """Plain JSON dict, every default filled in, worker ids normalized, keys sorted."""
+        result: dict[str, Any] = json.loads(self._canonical_json)
+        return result
+
+    @property
+    def canonical_json(self) -> str:
+        return self._canonical_json
+
+    @property
+    def digest(self) -> str:
+        """sha256 hex of the canonical JSON; the same for equal configs in every process."""
+        return self._digest
+
+    @property
+    def agent_ref(self) -> AgentRef:
+        """How workers load the agent (a pickled agent carries its payload here)."""
+        return self._agent_ref
+
+    @property
+    def worker_ids(self) -> list[str]:
+        return [w.worker_id for w in self._workers]
+
+    def worker_configs(self, run_id: str = "", run_dir: str | None = None) -> list[WorkerConfig]:
+        """One fully resolved :class:`WorkerConfig` per worker, in ``workers`` order."""
+        policy = None if self.policy_path is None else str(self.policy_path)
+        directory = None if run_dir is None else os.path.abspath(run_dir)
+        return [
+            WorkerConfig(
+                run_id=run_id,
+                worker_id=w.worker_id,
+                digest=self._digest,
+                name=self.name,
+                env_id=self.env_id,
+                env_kwargs=json.loads(json.dumps(self.env_kwargs)),
+                agent=self._agent_ref,
+                agent_kwargs=json.loads(json.dumps(w.agent_kwargs)),
+                episodes=self.episodes,
+                max_steps_per_episode=self.max_steps_per_episode,
+                seed=w.seed,
+                step_delay=float(self.step_delay),
+                telemetry=self.telemetry.to_spec(),
+                mode=self.mode,
+                policy_path=policy,
+                run_dir=directory,
+            )
+            for w in self._workers
+        ]
+
+    def worker_spec_items(self) -> list[tuple[str, WorkerSpec | None]]:
+        """``(worker_id, spec)`` per worker; files.py writes explicit seeds/kwargs from these."""
+        return [(w.worker_id, w.spec) for w in self._workers]
+
+    # -- identity, copies, files ---------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TrainConfig):
+            return self._digest == other._digest
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._digest)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copies with ``update`` are validated again, so digest and workers stay right."""
+        if not update:
+            return super().model_copy(deep=deep)
+        data: dict[str, Any] = {key: getattr(self, key) for key in type(self).model_fields}
+        if self.name == default_name(self.env_id, self.agent):
+            del data["name"]  # a derived name follows env_id/agent changes
+        data.update(update)
+        return self.model_validate(data)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Self:
+        """Read a ``.json`` or ``.toml`` config file."""
+        from nbtrain.config.files import load_data
+
+        data = load_data(path)
+        try:
+            return cls.model_validate(data)
+        except ValueError as exc:
+            exc.add_note(f"while loading config file {os.fspath(path)}")
+            raise
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a ``.json`` or ``.toml`` file that :meth:`load` reads back to an equal config."""
+        from nbtrain.config.files import save_data
+
+        save_data(self, path)
+
+
+def _raw_id(item: object) -> object:
+    return item.worker_id if isinstance(item, WorkerSpec) else item
