@@ -1,0 +1,74 @@
+"""The SQLite telemetry store: schema and migrations, the single writer, DataFrame reads.
+
+See docs/store.md for the tables, storage conventions and DataFrame dtypes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from nbtrain.store.migrations import migrate, needs_migration
+from nbtrain.store.queries import Reader
+from nbtrain.store.schema import SCHEMA_VERSION
+from nbtrain.store.summary import aggregate as _aggregate
+from nbtrain.store.summary import run_summary as _run_summary
+from nbtrain.store.writer import StoreWriter, acquire_writer
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "StoreWriter",
+    "TelemetryStore",
+    "acquire_writer",
+    "migrate",
+]
+
+
+class TelemetryStore:
+    """Read a store file as DataFrames; safe while runs write to it (here or elsewhere).
+
+    Opening an up-to-date file only reads it. A missing file is created empty and an older
+    one is upgraded in place; a file from a newer nbtrain raises ``SchemaVersionError``.
+    """
+
+    def __init__(self, path: str | Path = "nbtrain.sqlite") -> None:
+        self.path = Path(path).expanduser().resolve()
+        if needs_migration(self.path):
+            migrate(self.path)
+        self._reader = Reader(self.path)
+
+    def __repr__(self) -> str:
+        return f"TelemetryStore({str(self.path)!r})"
+
+    def runs(self) -> pd.DataFrame:
+        return self._reader.runs()
+
+    def workers(self, run_id: str) -> pd.DataFrame:
+        return self._reader.workers(run_id)
+
+    def episodes(
+        self,
+        run_id: str | None = None,
+        worker_id: object = None,
+        columns: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Episodes, optionally of one run and one worker id or a list of them."""
+        return self._reader.episodes(run_id, worker_id, columns)
+
+    def steps(
+        self,
+        run_id: str,
+        worker_id: object = None,
+        ep_index: object = None,
+        columns: str | Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Steps of a run, optionally of some workers and some episode indexes."""
+        return self._reader.steps(run_id, worker_id, ep_index, columns)
+
+    def run_summary(self, run_id: str) -> pd.DataFrame:
+        return _run_summary(self._reader, run_id)
+
+    def aggregate(self, run_id: str, metric: str = "total_reward") -> pd.DataFrame:
+        return _aggregate(self._reader, run_id, metric)

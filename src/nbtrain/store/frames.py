@@ -1,0 +1,120 @@
+"""Column conversion from SQLite values (Arrow arrays or Python lists) to pandas dtypes.
+
+Kinds: ``str``; ``cat`` (worker_id: categorical, categories exactly the values present, sorted);
+``int`` (int64); ``nint`` (nullable int: float64 with NaN, so the dtype stays numpy);
+``float``; ``bool``; ``time`` (REAL Unix seconds -> ``datetime64[ns, UTC]``); ``json`` (JSON
+text -> parsed dicts/lists); ``value`` (obs/action: int64 when discrete, float64 for float
+scalars, parsed JSON lists otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from nbtrain.log_codes import LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED
+from nbtrain.logs import log
+
+Values = pa.ChunkedArray | pa.Array | Sequence[Any]
+
+_decode = msgspec.json.decode
+
+
+def parse_json(texts: Sequence[str | None]) -> list[Any]:
+    """Parse many JSON texts with one decoder call (joined into one array), row by row on error."""
+    try:
+        out: list[Any] = _decode("[" + ",".join("null" if t is None else t for t in texts) + "]")
+        if len(out) == len(texts):
+            return out
+    except (msgspec.DecodeError, TypeError):
+        pass
+    result: list[Any] = []
+    for text in texts:
+        try:
+            result.append(None if text is None else _decode(text))
+        except (msgspec.DecodeError, TypeError) as exc:
+            log(
+                logging.WARNING,
+                LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED,
+                "stored JSON %.60r cannot be parsed: %s",
+                text,
+                exc,
+            )
+            result.append(text)
+    return result
+
+
+def _pylist(values: Values) -> list[Any]:
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return values.to_pylist()
+    return list(values)
+
+
+def _numeric(values: Values, dtype: str) -> np.ndarray[Any, Any]:
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        if values.null_count == 0 and dtype != "float64":
+            return np.asarray(values.to_numpy(), dtype=dtype)
+        values = values.to_pylist()
+    if dtype == "float64":
+        return np.array([np.nan if v is None else v for v in values], dtype=dtype)
+    return np.array([0 if v is None else v for v in values], dtype=dtype)
+
+
+def _value(values: Values) -> Any:
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        kind = values.type
+        if pa.types.is_integer(kind) and values.null_count == 0:
+            return np.asarray(values.to_numpy(), dtype="int64")
+        if pa.types.is_floating(kind):
+            return _numeric(values, "float64")
+    items = _pylist(values)
+    if all(isinstance(v, int) for v in items):
+        return np.array(items, dtype="int64")
+    if all(isinstance(v, str) for v in items):
+        return pd.Series(parse_json(items), dtype=object).to_numpy()
+    parsed = [parse_json([v])[0] if isinstance(v, str) else v for v in items]
+    return pd.Series(parsed, dtype=object).to_numpy()
+
+
+def _category(values: Values) -> pd.Categorical:
+    if isinstance(values, pa.ChunkedArray | pa.Array) and len(values):
+        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        cat = pd.Categorical(arr.dictionary_encode().to_pandas())
+        return cat.reorder_categories(sorted(cat.categories))
+    return pd.Categorical(pd.Series(_pylist(values), dtype="str"))
+
+
+def convert(kind: str, values: Values) -> Any:
+    if kind == "cat":
+        return _category(values)
+    if kind == "str":
+        return pd.array(_pylist(values), dtype="str")
+    if kind == "int":
+        return _numeric(values, "int64")
+    if kind in ("nint", "float"):
+        return _numeric(values, "float64")
+    if kind == "bool":
+        return _numeric(values, "int64").astype(bool)
+    if kind == "time":
+        return pd.to_datetime(_numeric(values, "float64"), unit="s", utc=True).as_unit("ns")
+    if kind == "json":
+        return pd.Series(parse_json(_pylist(values)), dtype=object).to_numpy()
+    if kind == "value":
+        return _value(values)
+    raise AssertionError(f"unknown column kind {kind!r}")
+
+
+def frame(kinds: dict[str, str], columns: dict[str, Values]) -> pd.DataFrame:
+    """A DataFrame whose columns follow ``columns``' order, each converted by its kind."""
+    data = {name: convert(kinds[name], values) for name, values in columns.items()}
+    df = pd.DataFrame(data, columns=list(columns))
+    for name in columns:
+        if kinds[name] == "str":
+            df[name] = df[name].astype("str")
+    return df
