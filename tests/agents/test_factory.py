@@ -163,6 +163,7 @@ def test_pickled_class_of_registered_module():
     assert __name__.encode() not in payload or b"_make_skeleton_class" in payload
     ref = AgentRef(kind="pickle", name="Greedy", payload=base64.b64encode(payload).decode())
     agent = make_agent(ref, OBS, ACT, seed=0, agent_kwargs={"bias": 6})
+    assert isinstance(agent, Agent)
     assert agent.act(0) == 2
     assert agent.learn(0, 2, 0.0, 1, False, False) == {"bias": 6}
 
@@ -308,3 +309,31 @@ def test_resolve_factory_does_not_call():
     assert resolve_factory(AgentRef(kind="builtin", name="random")) is RandomAgent
     payload = base64.b64encode(pickle.dumps(len)).decode()
     assert resolve_factory(AgentRef(kind="pickle", name="len", payload=payload)) is len
+
+
+def test_worker_side_imports_stay_light(tmp_path):
+    """The worker imports this package: no pandas, pydantic, pyarrow or widgets."""
+    script = textwrap.dedent(
+        """
+        import sys
+        import gymnasium as gym
+        from nbtrain.agents import BUILTIN_AGENTS, make_agent
+        from nbtrain.worker.spec import AgentRef
+        env = gym.make("FrozenLake-v1")
+        for name in BUILTIN_AGENTS:
+            make_agent(AgentRef(kind="builtin", name=name), env.observation_space,
+                       env.action_space, 0, {})
+        heavy = ("pandas", "pydantic", "pyarrow", "ipywidgets", "anywidget", "cloudpickle")
+        print(sorted(m for m in sys.modules if m.split(".")[0] in heavy))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
