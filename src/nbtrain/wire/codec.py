@@ -33,6 +33,7 @@ __all__ = [
     "decode_all",
     "encode_frame",
     "event_to_json",
+    "to_builtins_hook",
 ]
 
 MAGIC = b"NBT"
@@ -44,6 +45,15 @@ _HEADER = struct.Struct(">3sBI")
 DecodedItem = Any  # an Event (or Control) struct, or a WireError
 
 
+def to_builtins_hook(obj: Any) -> Any:
+    """msgspec ``enc_hook``: numpy scalars and arrays (anything with ``tolist``) become plain
+    numbers and lists, so an env's ``np.int64`` observation needs no per-step conversion."""
+    tolist = getattr(obj, "tolist", None)
+    if tolist is None:
+        raise NotImplementedError(f"cannot encode {type(obj).__name__} objects")
+    return tolist()
+
+
 class FrameEncoder:
     """Encodes messages into frames, reusing one msgspec encoder and one scratch buffer.
 
@@ -52,8 +62,21 @@ class FrameEncoder:
 
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
-        self._encoder = msgspec.msgpack.Encoder()
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=to_builtins_hook)
         self._buf = bytearray()
+
+    def append(self, msg: msgspec.Struct, out: bytearray) -> None:
+        """Encode one frame onto the end of ``out`` (batches many frames into one write)."""
+        start = len(out)
+        self._encoder.encode_into(msg, out, start + HEADER_SIZE)
+        size = len(out) - start - HEADER_SIZE
+        if size > self.max_payload:
+            del out[start:]
+            raise FrameTooLargeError(
+                f"a {type(msg).__name__} event encodes to {size} bytes, over the "
+                f"{self.max_payload}-byte frame limit"
+            )
+        _HEADER.pack_into(out, start, MAGIC, WIRE_VERSION, size)
 
     def encode(self, msg: msgspec.Struct) -> bytes:
         buf = self._buf
@@ -78,7 +101,7 @@ def encode_frame(msg: msgspec.Struct, max_payload: int = DEFAULT_MAX_PAYLOAD) ->
 
     Thread-safe; a hot path should keep its own :class:`FrameEncoder` instead.
     """
-    payload = msgspec.msgpack.encode(msg)
+    payload = msgspec.msgpack.encode(msg, enc_hook=to_builtins_hook)
     if len(payload) > max_payload:
         raise FrameTooLargeError(
             f"a {type(msg).__name__} event encodes to {len(payload)} bytes, over the "
@@ -264,7 +287,7 @@ def decode_all(
     return items
 
 
-_json_encoder = msgspec.json.Encoder()
+_json_encoder = msgspec.json.Encoder(enc_hook=to_builtins_hook)
 
 
 def event_to_json(event: msgspec.Struct) -> bytes:

@@ -1,0 +1,7 @@
+"""``python -m nbtrain.worker --config FILE --worker-id ID [--jsonl]``."""
+
+from __future__ import annotations
+
+from nbtrain.worker.runtime import main
+
+raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""Where a worker's events go, and the step batching that keeps telemetry cheap.
+
+The training loop appends one tuple per recorded step to :attr:`TelemetryEmitter.rows` and
+compares the step's timestamp with a deadline; everything else (transposing rows into the
+:class:`Steps` columns, encoding, writing) happens at most every ``FLUSH_INTERVAL`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from typing import Any, Protocol, TextIO
+
+import msgspec
+
+from nbtrain.wire.codec import FrameEncoder, event_to_json
+from nbtrain.wire.events import Ended, Episode, Progress, Started, Steps
+
+# Steps are flushed at least this often (seconds), so a slow run never looks frozen.
+FLUSH_INTERVAL = 0.1
+
+StepRow = tuple[int, int, Any, Any, Any, Any, Any, Any, float]
+"""``(ep_index, step_index, action, reward, terminated, truncated, obs, extras, ts)``"""
+
+
+class TelemetryClosedError(Exception):
+    """The reading end of the telemetry pipe is gone: the kernel died, exit quietly."""
+
+
+class Sink(Protocol):
+    """``send`` queues an event (encoded at once, in order); ``push`` writes what is queued."""
+
+    wants_steps: bool
+
+    def send(self, event: msgspec.Struct) -> None: ...
+
+    def push(self) -> None: ...
+
+    def pending(self) -> int: ...
+
+
+def write_all(fd: int, data: bytes | bytearray) -> None:
+    """Write every byte (a pipe write can be partial when a signal lands mid-way)."""
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except BrokenPipeError as exc:
+        raise TelemetryClosedError(str(exc)) from exc
+
+
+class _BufferedSink:
+    wants_steps = True
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._out = bytearray()
+
+    def pending(self) -> int:
+        return len(self._out)
+
+    def push(self) -> None:
+        if self._out:
+            out, self._out = self._out, bytearray()
+            write_all(self.fd, out)
+
+
+class FrameSink(_BufferedSink):
+    """Binary frames onto the telemetry pipe (the normal case, under the dispatcher)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd)
+        self._encoder = FrameEncoder()
+
+    def send(self, event: msgspec.Struct) -> None:
+        self._encoder.append(event, self._out)
+
+
+class JsonLinesSink(_BufferedSink):
+    """``--jsonl``: one JSON object per line on the original stdout."""
+
+    def send(self, event: msgspec.Struct) -> None:
+        self._out += event_to_json(event)
+        self._out += b"\n"
+
+
+class SummarySink:
+    """Run by hand without ``--jsonl``: a short line about once a second and one at the end."""
+
+    wants_steps = False
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 1.0) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval = interval
+        self._last_print = 0.0
+        self._total = 0.0
+        self._count = 0
+        self._episodes = 0
+        self._last_return: float | None = None
+        self._started_at = time.time()
+
+    def pending(self) -> int:
+        return 0
+
+    def push(self) -> None:
+        pass
+
+    def _print(self, text: str) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            print(text, file=self.stream, flush=True)
+
+    def send(self, event: msgspec.Struct) -> None:
+        if isinstance(event, Started):
+            self._episodes = event.episodes
+            self._started_at = event.ts
+            self._print(
+                f"worker {event.worker_id}: {event.mode} {event.agent} on {event.env_id}, "
+                f"episodes {event.start_episode}..{event.episodes - 1}"
+            )
+        elif isinstance(event, Episode):
+            self._total += event.total_reward
+            self._count += 1
+            self._last_return = event.total_reward
+        elif isinstance(event, Progress):
+            if event.ts - self._last_print >= self.interval:
+                self._last_print = event.ts
+                eps = "" if event.epsilon is None else f", epsilon {event.epsilon:.3f}"
+                last = "" if self._last_return is None else f", last return {self._last_return:g}"
+                self._print(
+                    f"worker {event.worker_id}: episode {event.ep_index + 1}/{self._episodes}, "
+                    f"{event.steps_done} steps, {event.steps_per_s:.0f} steps/s{eps}{last}"
+                )
+        elif isinstance(event, Ended):
+            mean = f", mean return {self._total / self._count:g}" if self._count else ""
+            error = f": {event.error}" if event.error else ""
+            self._print(
+                f"worker {event.worker_id} {event.status}{error}: {event.episodes_done} "
+                f"episodes, {event.steps_done} steps in {event.ts - self._started_at:.1f} s{mean}"
+            )
+
+
+class TelemetryEmitter:
+    """Batches step rows into :class:`Steps` frames and frames into writes.
+
+    Order on the wire is the order of calls. Every write goes through one lock, so the
+    heartbeat thread and the training loop never interleave bytes of two frames; the
+    heartbeat also pushes queued frames, so nothing waits long behind a slow step.
+    """
+
+    # Queued bytes beyond this are written at once rather than at the next deadline.
+    MAX_PENDING = 1 << 20
+
+    def __init__(self, sink: Sink, run_id: str, worker_id: str) -> None:
+        self.sink = sink
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.rows: list[StepRow] = []
+        self._lock = threading.Lock()
+        self.steps_sent = 0
+
+    def emit(self, event: msgspec.Struct, *, push: bool = True) -> None:
+        """Queue ``event`` after the pending steps and write it out, or with ``push=False``
+        leave the write to the next :meth:`flush` (main thread only: it owns :attr:`rows`)."""
+        with self._lock:
+            self._close_batch()
+            self.sink.send(event)
+            if push or self.sink.pending() > self.MAX_PENDING:
+                self.sink.push()
+
+    def emit_side(self, event: msgspec.Struct) -> None:
+        """Send ``event`` from another thread (heartbeats), with whatever frames are queued;
+        step rows stay with the main thread."""
+        with self._lock:
+            self.sink.send(event)
+            self.sink.push()
+
+    def flush(self) -> float:
+        """Write pending steps and queued frames (main thread only); returns the next
+        flush deadline on the ``time.time()`` clock."""
+        with self._lock:
+            self._close_batch()
+            self.sink.push()
+        return time.time() + FLUSH_INTERVAL
+
+    def _close_batch(self) -> None:
+        rows = self.rows
+        if not rows:
+            return
+        batch = rows.copy()
+        rows.clear()
+        ep, step, action, reward, term, trunc, obs, extras, ts = map(list, zip(*batch, strict=True))
+        self.steps_sent += len(batch)
+        self.sink.send(
+            Steps(
+                run_id=self.run_id,
+                worker_id=self.worker_id,
+                ep_index=ep,
+                step_index=step,
+                action=action,
+                reward=reward,
+                terminated=term,
+                truncated=trunc,
+                obs=obs,
+                extras=extras,
+                ts=ts,
+            )
+        )

@@ -1,0 +1,355 @@
+"""The worker process: build the env and the agent, train or evaluate, stream telemetry.
+
+Event order on the wire: ``Started``; per episode ``GridMap`` (grid worlds), ``Steps`` and
+``Frame`` batches, ``Episode``; ``Progress`` from the heartbeat at any point; ``Artifact``
+when the policy is saved; ``Ended`` last. The per-step path is kept to a handful of
+attribute-free operations; see ``benchmarks/worker_overhead.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from nbtrain import log_codes
+from nbtrain.ids import format_episode_id
+from nbtrain.logs import log
+from nbtrain.seeding import episode_seed
+from nbtrain.wire.events import Artifact, Ended, EndStatus, Episode, Started
+from nbtrain.worker.cli import PROG, Launch, UsageError, parse_launch
+from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
+from nbtrain.worker.emitter import (
+    FLUSH_INTERVAL,
+    FrameSink,
+    JsonLinesSink,
+    Sink,
+    SummarySink,
+    TelemetryClosedError,
+    TelemetryEmitter,
+)
+from nbtrain.worker.frames import FrameMaker, grid_event, grid_layout
+from nbtrain.worker.heartbeat import Heartbeat, LoopState
+
+# Debug aid for tests: write the names of all imported modules to this file at exit.
+MODULES_DUMP_ENV = "NBTRAIN_WORKER_DUMP_MODULES"
+
+
+def _plain(value: Any) -> Any:
+    """Arrays become lists at record time (an env may reuse its observation buffer)."""
+    tolist = getattr(value, "tolist", None)
+    return value if tolist is None else tolist()
+
+
+def _epsilon(extras: object) -> float | None:
+    if isinstance(extras, dict):
+        value = extras.get("epsilon")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+class Worker:
+    def __init__(self, launch: Launch, sink: Sink) -> None:
+        self.launch = launch
+        self.cfg = launch.config
+        self.worker_id = launch.worker_id
+        self.run_id = self.cfg.run_id
+        self.flag = StopFlag()
+        self.emitter = TelemetryEmitter(sink, self.run_id, self.worker_id)
+        self.state = LoopState(self.cfg.start_episode)
+        self.policy_file = launch.run_dir / f"policy-{self.worker_id}.json"
+        self.env: Any = None
+        self.agent: Any = None
+
+    def _log(self, level: int, code: str, message: str, *args: object) -> None:
+        log(level, code, message, *args, run_id=self.run_id, worker_id=self.worker_id)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """The whole life of the worker; returns the exit code."""
+        cfg = self.cfg
+        install_signal_handlers(self.flag)
+        if self.launch.control_fd is not None:
+            ControlReader(
+                self.launch.control_fd, self.flag, run_id=self.run_id, worker_id=self.worker_id
+            ).start()
+        heartbeat = Heartbeat(self.emitter, self.state, self.flag)
+        status: EndStatus = "completed"
+        error = tb = None
+        try:
+            from nbtrain.agents import agent_label
+
+            self.emitter.emit(
+                Started(
+                    run_id=self.run_id,
+                    worker_id=self.worker_id,
+                    pid=os.getpid(),
+                    ts=time.time(),
+                    digest=cfg.digest,
+                    env_id=cfg.env_id,
+                    agent=agent_label(cfg.agent),
+                    mode=cfg.mode,
+                    episodes=cfg.episodes,
+                    start_episode=cfg.start_episode,
+                )
+            )
+            self._log(20, log_codes.LOG_WORKER_STARTED, "worker started (pid %d)", os.getpid())
+            heartbeat.start()
+            self._setup()
+            self._loop()
+            if self.state.ep_index < cfg.episodes:
+                status = "stopped"
+            if cfg.mode == "train":
+                self._save_policy()
+        except TelemetryClosedError:
+            heartbeat.stop()
+            return 0  # the kernel is gone: nobody to tell
+        except Exception as exc:
+            status = "failed"
+            error = f"{type(exc).__name__}: {exc}"
+            tb = traceback.format_exc()
+            print(tb, file=sys.stderr, end="", flush=True)
+            self._log(40, log_codes.LOG_WORKER_FAILED, "worker failed: %s", error)
+        finally:
+            self._close_env()
+        heartbeat.stop()
+        try:
+            self.emitter.emit(
+                Ended(
+                    run_id=self.run_id,
+                    worker_id=self.worker_id,
+                    status=status,
+                    ts=time.time(),
+                    episodes_done=self.state.episodes_done,
+                    steps_done=self.state.steps_done,
+                    error=error,
+                    traceback=tb,
+                )
+            )
+        except TelemetryClosedError:
+            return 0
+        self._log(20, log_codes.LOG_WORKER_EXITED, "worker %s", status)
+        return 1 if status == "failed" else 0
+
+    def _setup(self) -> None:
+        import gymnasium as gym
+
+        from nbtrain.agents import make_agent
+
+        cfg = self.cfg
+        kwargs = dict(cfg.env_kwargs)
+        if cfg.telemetry.frames != "none":
+            kwargs["render_mode"] = cfg.telemetry.frames
+        self.env = gym.make(cfg.env_id, max_episode_steps=cfg.max_steps_per_episode, **kwargs)
+        self.agent = make_agent(
+            cfg.agent,
+            self.env.observation_space,
+            self.env.action_space,
+            seed=cfg.seed,
+            agent_kwargs=cfg.agent_kwargs,
+        )
+        self._load_policy()
+
+    def _load_policy(self) -> None:
+        """Start from ``policy_path``, else, on a restart (``start_episode > 0``), from this
+        worker's own saved policy so learning continues; eval mode needs one of the two."""
+        cfg = self.cfg
+        load = getattr(self.agent, "load", None)
+        if cfg.policy_path is not None:
+            path = Path(cfg.policy_path)
+            if not path.is_absolute():
+                path = self.launch.config_path.parent / path
+            if not path.exists():
+                raise FileNotFoundError(f"policy_path {str(path)!r} does not exist")
+            if load is None:
+                raise TypeError(
+                    f"policy_path is set but agent {type(self.agent).__name__} has no load(path)"
+                )
+            load(str(path))
+        elif load is None:
+            return
+        elif (cfg.start_episode > 0 or cfg.mode == "eval") and self.policy_file.exists():
+            load(str(self.policy_file))
+        elif cfg.mode == "eval":
+            raise FileNotFoundError(
+                f"eval mode needs a trained policy: policy_path is not set and "
+                f"{str(self.policy_file)!r} does not exist"
+            )
+
+    def _save_policy(self) -> None:
+        save = getattr(self.agent, "save", None)
+        if save is None:
+            return
+        path = self.policy_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        save(str(tmp))
+        os.replace(tmp, path)
+        self._log(20, log_codes.LOG_WORKER_POLICY_SAVED, "policy saved to %s", path)
+        self.emitter.emit(
+            Artifact(
+                run_id=self.run_id,
+                worker_id=self.worker_id,
+                kind="policy",
+                path=str(path.absolute()),
+                ts=time.time(),
+            )
+        )
+
+    def _close_env(self) -> None:
+        if self.env is not None:
+            with contextlib.suppress(Exception):
+                self.env.close()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        from gymnasium import spaces
+
+        cfg = self.cfg
+        env, agent, emitter, state, flag = self.env, self.agent, self.emitter, self.state, self.flag
+        run_id, worker_id = self.run_id, self.worker_id
+        train = cfg.mode == "train"
+        act, learn, step = agent.act, agent.learn, env.step
+        end_episode = getattr(agent, "end_episode", None)
+        conv_obs = None if isinstance(env.observation_space, spaces.Discrete) else _plain
+        conv_act = None if isinstance(env.action_space, spaces.Discrete) else _plain
+        steps_cfg = cfg.telemetry.steps
+        record = emitter.sink.wants_steps and steps_cfg != "none"
+        every = 1 if steps_cfg in ("all", "none") else int(steps_cfg)
+        frames = None
+        if cfg.telemetry.frames != "none":
+            frames = FrameMaker(env, cfg.telemetry.frames, run_id, worker_id)
+        frame_every = cfg.telemetry.frame_every
+        layout = grid_layout(env)
+        delay = cfg.step_delay
+        rows = emitter.rows
+        append = rows.append
+        now = time.time
+        deadline = now() + FLUSH_INTERVAL
+        extras: Any = None
+
+        for ep in range(cfg.start_episode, cfg.episodes):
+            if flag.stop:
+                break
+            state.ep_index = ep
+            seed = episode_seed(cfg.seed, ep)
+            obs, _ = env.reset(seed=seed)
+            started_at = now()
+            if layout is not None:
+                emitter.emit(grid_event(run_id, worker_id, ep, layout), push=False)
+            total = 0.0
+            t = 0
+            next_rec = 0 if record else -1  # t never equals -1: nothing recorded
+            next_frame = 0 if frames is not None else -1
+            terminated = truncated = False
+            while True:
+                action = act(obs, explore=train)
+                next_obs, reward, terminated, truncated, _ = step(action)
+                if train:
+                    extras = learn(obs, action, reward, next_obs, terminated, truncated)
+                total += reward
+                if t == next_rec:
+                    next_rec += every
+                    ts = now()
+                    append(
+                        (
+                            ep,
+                            t,
+                            action if conv_act is None else conv_act(action),
+                            reward,
+                            terminated,
+                            truncated,
+                            next_obs if conv_obs is None else conv_obs(next_obs),
+                            extras,
+                            ts,
+                        )
+                    )
+                    if ts >= deadline:
+                        deadline = emitter.flush()
+                if t == next_frame:
+                    next_frame += frame_every
+                    frame = frames.frame(ep, t) if frames is not None else None
+                    if frame is not None:
+                        emitter.emit(frame, push=False)
+                t += 1
+                state.steps_done += 1
+                obs = next_obs
+                if terminated or truncated or flag.stop:
+                    break
+                if delay:
+                    deadline = emitter.flush()
+                    self._sleep(delay)
+                    if flag.stop:
+                        break
+            if not (terminated or truncated):
+                break  # stopped mid-episode: no Episode event for it
+            end_extras = end_episode() if end_episode is not None else None
+            state.epsilon = _epsilon(end_extras) or _epsilon(extras)
+            ended_at = now()
+            emitter.emit(
+                Episode(
+                    run_id=run_id,
+                    worker_id=worker_id,
+                    ep_index=ep,
+                    episode_id=format_episode_id(run_id, ep, worker_id),
+                    total_reward=float(total),
+                    length=t,
+                    terminated=bool(terminated),
+                    truncated=bool(truncated),
+                    seed=seed,
+                    started_at=started_at,
+                    ended_at=ended_at,
+                    extras=end_extras if isinstance(end_extras, dict) else {},
+                ),
+                push=False,
+            )
+            state.episodes_done += 1
+            state.ep_index = ep + 1
+            if ended_at >= deadline or delay:
+                deadline = emitter.flush()
+        emitter.flush()
+
+    def _sleep(self, seconds: float) -> None:
+        """``step_delay``, cut short by a stop request."""
+        end = time.monotonic() + seconds
+        while not self.flag.stop:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+
+def _make_sink(launch: Launch) -> Sink:
+    if launch.telemetry_fd is not None:
+        return FrameSink(launch.telemetry_fd)
+    if launch.jsonl:
+        # Events keep the real stdout; anything the agent prints goes to stderr instead.
+        events_fd = os.dup(1)
+        sys.stdout.flush()
+        os.dup2(2, 1)
+        return JsonLinesSink(events_fd)
+    return SummarySink()
+
+
+def _dump_modules() -> None:
+    target = os.environ.get(MODULES_DUMP_ENV)
+    if target:
+        Path(target).write_text("\n".join(sorted(sys.modules)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        launch = parse_launch(argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    code = Worker(launch, _make_sink(launch)).run()
+    _dump_modules()
+    return code

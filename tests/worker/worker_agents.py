@@ -1,0 +1,47 @@
+"""Agents for the worker tests, imported by worker subprocesses (tests/worker on PYTHONPATH)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class _Base:
+    def __init__(self, observation_space: Any, action_space: Any, seed: int = 0, **kw: Any) -> None:
+        self.n = int(action_space.n)
+        self.kw = kw
+        self.steps = 0
+
+    def act(self, obs: Any, explore: bool = True) -> int:
+        self.steps += 1
+        return self.steps % self.n
+
+    def learn(self, *args: Any) -> dict[str, Any]:
+        return {"steps": self.steps}
+
+
+class Raises(_Base):
+    """Fails on a given step with a recognisable message."""
+
+    def learn(self, *args: Any) -> dict[str, Any]:
+        if self.steps >= self.kw.get("fail_at", 5):
+            raise RuntimeError("agent exploded on purpose")
+        return super().learn(*args)
+
+
+class Stuck(_Base):
+    """Every step takes ``sleep`` seconds and cannot be interrupted (a slow env or agent)."""
+
+    def act(self, obs: Any, explore: bool = True) -> int:
+        deadline = time.monotonic() + self.kw.get("sleep", 30.0)
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return super().act(obs, explore)
+
+
+class Chatty(_Base):
+    """Prints ``chars`` characters to stdout every step."""
+
+    def act(self, obs: Any, explore: bool = True) -> int:
+        print("x" * self.kw.get("chars", 100_000))
+        return super().act(obs, explore)
