@@ -3,7 +3,8 @@
 Kinds: ``str``; ``cat`` (worker_id: categorical, categories exactly the values present, sorted);
 ``int`` (int64); ``nint`` (nullable int: float64 with NaN, so the dtype stays numpy);
 ``float``; ``bool``; ``time`` (REAL Unix seconds -> ``datetime64[ns, UTC]``); ``json`` (JSON
-text -> parsed dicts/lists); ``value`` (obs/action: int64 when discrete, float64 for float
+text -> parsed dicts/lists, for small tables only: per-step ``extras`` stay text, see
+:func:`expand_extras`); ``value`` (obs/action: int64 when discrete, float64 for float
 scalars, parsed JSON lists otherwise).
 """
 
@@ -90,11 +91,17 @@ def _category(values: Values) -> pd.Categorical:
     return pd.Categorical(pd.Series(_pylist(values), dtype="str"))
 
 
+def _strings(values: Values) -> Any:
+    if isinstance(values, pa.ChunkedArray | pa.Array) and pa.types.is_string(values.type):
+        return values.to_pandas().astype("str").array  # no per-row Python objects
+    return pd.array(_pylist(values), dtype="str")
+
+
 def convert(kind: str, values: Values) -> Any:
     if kind == "cat":
         return _category(values)
     if kind == "str":
-        return pd.array(_pylist(values), dtype="str")
+        return _strings(values)
     if kind == "int":
         return _numeric(values, "int64")
     if kind in ("nint", "float"):
@@ -110,11 +117,34 @@ def convert(kind: str, values: Values) -> Any:
     raise AssertionError(f"unknown column kind {kind!r}")
 
 
+def constant(kind: str, value: str, n: int) -> Any:
+    """A column holding one value (the run id or worker id a query filtered on)."""
+    if kind == "cat":
+        return pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[value])
+    return pa.repeat(pa.scalar(value, pa.string()), n).to_pandas().astype("str").array
+
+
 def frame(kinds: dict[str, str], columns: dict[str, Values]) -> pd.DataFrame:
     """A DataFrame whose columns follow ``columns``' order, each converted by its kind."""
     data = {name: convert(kinds[name], values) for name, values in columns.items()}
-    df = pd.DataFrame(data, columns=list(columns))
-    for name in columns:
-        if kinds[name] == "str":
-            df[name] = df[name].astype("str")
-    return df
+    return pd.DataFrame(data, columns=list(columns))
+
+
+def expand_extras(df: pd.DataFrame, column: str = "extras", prefix: str = "") -> pd.DataFrame:
+    """``df`` with the keys of its JSON ``extras`` as columns (numbers become float64).
+
+    Extras stay JSON text in step and episode frames because parsing a million small dicts
+    costs more than reading the rows; this parses them on request, in one decoder call.
+    """
+    if column not in df.columns:
+        raise ValueError(f"no column {column!r} to expand; columns: {', '.join(df.columns)}")
+    texts = [t if isinstance(t, str) else None for t in df[column].tolist()]
+    parsed = [d if isinstance(d, dict) else {} for d in parse_json(texts)]
+    wide = pd.DataFrame.from_records(parsed, index=df.index).add_prefix(prefix)
+    for name in wide.columns:
+        if wide[name].map(lambda v: isinstance(v, int | float) and not isinstance(v, bool)).all():
+            wide[name] = wide[name].astype("float64")
+    clash = [c for c in wide.columns if c in df.columns and c != column]
+    if clash:
+        raise ValueError(f"extras keys {clash} clash with columns; pass a prefix")
+    return pd.concat([df.drop(columns=[column]), wide], axis=1)

@@ -18,7 +18,7 @@ import pandas as pd
 from nbtrain.errors import UnknownRunError, UnknownWorkerError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.store import schema
-from nbtrain.store.frames import Values, frame
+from nbtrain.store.frames import Values, constant, frame
 
 RUN_KINDS = {
     "run_id": "str",
@@ -52,7 +52,7 @@ EPISODE_KINDS = {
     "seed": "int",
     "started_at": "time",
     "ended_at": "time",
-    "extras": "json",
+    "extras": "str",
 }
 STEP_KINDS = {
     "run_id": "str",
@@ -64,7 +64,7 @@ STEP_KINDS = {
     "terminated": "bool",
     "truncated": "bool",
     "obs": "value",
-    "extras": "json",
+    "extras": "str",
     "ts": "time",
 }
 
@@ -220,11 +220,24 @@ class Reader:
         self.check_run(run_id)
         self.check_workers(run_id, workers)
         where, params = _where(run_id, workers, indexes)
+        # Columns fixed by the filter are not read back (strings are the slowest to fetch).
+        fixed = {"run_id": run_id}
+        if workers is not None and len(workers) == 1:
+            fixed["worker_id"] = workers[0]
+        fetched = [n for n in names if n not in fixed] or ["step_index"]
         sql = (
-            f"SELECT {', '.join(names)} FROM steps {where} "
+            f"SELECT {', '.join(fetched)} FROM steps {where} "
             "ORDER BY run_id, worker_id, ep_index, step_index"
         )
-        return frame(STEP_KINDS, self.arrow_columns(sql, params, names))
+        got = self.arrow_columns(sql, params, fetched)
+        n = len(next(iter(got.values())))
+        df = frame(STEP_KINDS, {name: got[name] for name in names if name not in fixed})
+        if df.shape[1] == 0:
+            df = pd.DataFrame(index=pd.RangeIndex(n))
+        for name in names:
+            if name in fixed:
+                df.insert(names.index(name), name, constant(STEP_KINDS[name], fixed[name], n))
+        return df
 
 
 def _where(
