@@ -7,6 +7,7 @@ connection whose only job is Arrow bulk ingest of steps (about 1.5x ``executeman
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -85,10 +86,8 @@ class BatchWriter:
     def close(self) -> None:
         for conn in (self._adbc, self._conn):
             if conn is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing is best effort
                     conn.close()
-                except Exception:  # pragma: no cover - closing is best effort
-                    pass
         self._adbc = self._conn = None
 
     @property
@@ -231,8 +230,9 @@ class BatchWriter:
                 bad += 1
                 first = first or (row, exc)
         if first is not None:
-            row, exc = first
-            self._failed(bad, f"{item.label} (first bad row {row[:4]})", exc, row[0], row[1])
+            bad_row, error = first
+            what = f"{item.label} (first bad row {bad_row[:4]})"
+            self._failed(bad, what, error, bad_row[0], bad_row[1])
         return ok
 
     def _begin(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 import numpy as np
@@ -22,7 +22,8 @@ import pyarrow as pa
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED
 from nbtrain.logs import log
 
-Values = pa.ChunkedArray | pa.Array | Sequence[Any]
+# An Arrow array (ChunkedArray/Array, untyped for mypy) or a Python sequence.
+Values: TypeAlias = Any
 
 _decode = msgspec.json.decode
 
@@ -53,7 +54,8 @@ def parse_json(texts: Sequence[str | None]) -> list[Any]:
 
 def _pylist(values: Values) -> list[Any]:
     if isinstance(values, pa.ChunkedArray | pa.Array):
-        return values.to_pylist()
+        out: list[Any] = values.to_pylist()
+        return out
     return list(values)
 
 
@@ -83,7 +85,7 @@ def _value(values: Values) -> Any:
     return pd.Series(parsed, dtype=object).to_numpy()
 
 
-def _category(values: Values) -> pd.Categorical:
+def _category(values: Values) -> Any:
     if isinstance(values, pa.ChunkedArray | pa.Array) and len(values):
         arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
         cat = pd.Categorical(arr.dictionary_encode().to_pandas())
@@ -120,7 +122,7 @@ def convert(kind: str, values: Values) -> Any:
 def constant(kind: str, value: str, n: int) -> Any:
     """A column holding one value (the run id or worker id a query filtered on)."""
     if kind == "cat":
-        return pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=[value])
+        return pd.Categorical.from_codes(np.zeros(n, dtype="int8"), categories=pd.Index([value]))
     return pa.repeat(pa.scalar(value, pa.string()), n).to_pandas().astype("str").array
 
 

@@ -90,7 +90,7 @@ def run_summary(reader: Reader, run_id: str) -> pd.DataFrame:
 
 
 def interquartile_mean(values: np.ndarray[Any, Any]) -> float:
-    """Mean of the middle half: drop floor(n/4) values at each end (scipy ``trim_mean(.., 0.25)``)."""
+    """Mean of the middle half: drop floor(n/4) values at each end (``trim_mean(x, 0.25)``)."""
     ordered = np.sort(np.asarray(values, dtype="float64"))
     k = len(ordered) // 4
     middle = ordered[k : len(ordered) - k]

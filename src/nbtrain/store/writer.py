@@ -36,7 +36,7 @@ from nbtrain.logs import log
 from nbtrain.store.batch import BatchWriter
 from nbtrain.store.encode import to_json
 from nbtrain.store.migrations import migrate
-from nbtrain.wire.events import Event
+from nbtrain.wire.events import Event, Steps
 
 WORKER_FIELDS = frozenset(
     {"status", "pid", "exit_code", "error", "started_at", "ended_at", "traceback", "output"}
@@ -181,7 +181,7 @@ class StoreWriter:
 
     def add_events(self, events: Sequence[Event]) -> None:
         """Queue telemetry; ``Steps`` and ``Episode`` are stored, other events ignored."""
-        rows = sum(len(e) if hasattr(e, "step_index") else 1 for e in events)
+        rows = sum(len(e) if isinstance(e, Steps) else 1 for e in events)
         if events:
             self._submit(Op(rows=rows, events=list(events), label="events"))
 

@@ -1,0 +1,329 @@
+"""The single writer: ordering, flush, failures, resume, concurrency with other processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+from _store_testkit import episode, full_episode, steps
+
+from nbtrain.errors import StoreError
+from nbtrain.ids import new_run_id
+from nbtrain.log_codes import LOG_SERVICE_SQLITE_BUSY_RETRY, LOG_SERVICE_SQLITE_WRITE_FAILED
+from nbtrain.store import StoreWriter, acquire_writer, schema
+from nbtrain.wire.events import Progress
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "w.sqlite"
+
+
+@pytest.fixture
+def writer(db: Path):  # type: ignore[no-untyped-def]
+    w = acquire_writer(db)
+    yield w
+    w.release()
+
+
+class Blocker:
+    """Holds the write lock from another process (a real competing writer).
+
+    It must be another process: POSIX locks never conflict within one process, and the ADBC
+    driver carries its own SQLite, so an in-process blocker would not block it.
+    """
+
+    def __init__(self, db: Path) -> None:
+        script = (
+            "import sqlite3, sys\n"
+            f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "c.execute('COMMIT')\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == b"locked"
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.flush()
+        assert self.proc.wait(30) == 0
+
+
+def count(db: Path, sql: str, *params: object) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return int(conn.execute(sql, params).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def new_run(w: StoreWriter) -> str:
+    run = new_run_id()
+    w.create_run(run_id=run, name="t", created_at=time.time(), digest="abc", config={"k": [1]})
+    return run
+
+
+def test_create_run_is_committed_on_return(writer: StoreWriter, db: Path) -> None:
+    run = new_run(writer)
+    conn = sqlite3.connect(db)
+    row = conn.execute("SELECT name, digest, config, status FROM runs WHERE run_id = ?", (run,))
+    assert row.fetchone() == ("t", "abc", '{"k":[1]}', "running")
+
+
+def test_duplicate_run_is_an_error(writer: StoreWriter) -> None:
+    run = new_run(writer)
+    with pytest.raises(StoreError, match=run):
+        writer.create_run(run_id=run, name="x", created_at=0.0, digest="", config={})
+
+
+def test_queued_ops_keep_order_and_flush_commits(writer: StoreWriter, db: Path) -> None:
+    run = new_run(writer)
+    writer.upsert_worker(run, 7, status="running", pid=42, started_at=1.0)
+    writer.add_events([*full_episode(run, "000007", 0), Progress(
+        run_id=run, worker_id="000007", ts=1.0, episodes_done=1, steps_done=3, steps_per_s=1.0,
+        ep_index=0)])  # fmt: skip
+    writer.upsert_worker(run, "w7", status="completed", exit_code=0, ended_at=2.0)
+    writer.set_run_status(run, "completed")
+    writer.flush(timeout=10)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT status, pid, exit_code FROM workers").fetchall() == [
+        ("completed", 42, 0)
+    ]
+    assert conn.execute("SELECT status FROM runs").fetchone() == ("completed",)
+    assert count(db, "SELECT COUNT(*) FROM steps WHERE worker_id = '000007'") == 3
+    assert count(db, "SELECT COUNT(*) FROM episodes") == 1
+    assert writer.failed_writes == 0
+    assert writer.rows_written >= 3 + 1 + 4
+    assert writer.commits >= 1
+
+
+def test_array_obs_and_no_extras_are_stored_as_json(writer: StoreWriter, db: Path) -> None:
+    run = new_run(writer)
+    writer.add_events([steps(run, "000001", 0, 2, obs=lambda i: [i, 0.5], extras=False)])
+    writer.flush()
+    rows = sqlite3.connect(db).execute("SELECT obs, typeof(action), extras FROM steps").fetchall()
+    assert rows == [("[0,0.5]", "integer", "{}"), ("[1,0.5]", "integer", "{}")]
+
+
+def test_failed_rows_are_logged_counted_and_others_kept(
+    writer: StoreWriter, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = new_run(writer)
+    writer.add_events([steps(run, "000001", 0, 5)])
+    writer.flush()
+    caplog.set_level(logging.WARNING, logger="nbtrain")
+    bad_lengths = msgspec.structs.replace(steps(run, "000001", 9, 3), reward=[0.0])
+    writer.add_events(
+        [
+            steps(run, "000001", 0, 2, start=4),  # step 4 exists: 1 duplicate, step 5 is new
+            episode(run, "000001", 0, length=6),
+            episode(run, "000001", 0),  # duplicate episode key
+            bad_lengths,
+            *full_episode(run, "000002", 0),
+        ]
+    )
+    writer.set_run_status(new_run_id(), "completed")  # unknown run
+    writer.flush()
+    assert writer.failed_writes == 1 + 1 + 3 + 1
+    codes = [getattr(r, "code", None) for r in caplog.records]
+    assert codes.count(LOG_SERVICE_SQLITE_WRITE_FAILED) >= 4
+    assert count(db, "SELECT COUNT(*) FROM steps WHERE worker_id = '000001'") == 6
+    assert count(db, "SELECT COUNT(*) FROM steps WHERE worker_id = '000002'") == 3
+    assert count(db, "SELECT COUNT(*) FROM episodes") == 2
+    writer.add_events(full_episode(run, "000003", 0))  # the writer goes on
+    writer.flush()
+    assert count(db, "SELECT COUNT(*) FROM episodes") == 3
+
+
+def test_discard_unfinished_steps(writer: StoreWriter, db: Path) -> None:
+    run = new_run(writer)
+    writer.add_events(
+        [
+            *full_episode(run, "000001", 0),
+            *full_episode(run, "000001", 1),
+            steps(run, "000001", 2, 4),  # never finished
+            steps(run, "000002", 0, 2),  # worker 2 never finished an episode
+            *full_episode(run, "000003", 0),
+        ]
+    )
+    assert writer.discard_unfinished_steps(run, 1) == 2
+    assert writer.discard_unfinished_steps(run, "000002") == 0
+    assert writer.discard_unfinished_steps(run, "w3") == 1
+    assert writer.discard_unfinished_steps(run, 4) == 0
+    q = "SELECT COUNT(*) FROM steps WHERE worker_id = ?"
+    assert [count(db, q, w) for w in ("000001", "000002", "000003")] == [6, 0, 3]
+    # resuming at the returned index never collides
+    writer.add_events(full_episode(run, "000001", 2))
+    writer.flush()
+    assert writer.failed_writes == 0
+
+
+def test_invalid_arguments_are_rejected_before_queueing(writer: StoreWriter) -> None:
+    run = new_run(writer)
+    with pytest.raises(ValueError, match="stdout_tail"):
+        writer.upsert_worker(run, 1, stdout_tail="x")
+    with pytest.raises(ValueError, match="'done'"):
+        writer.upsert_worker(run, 1, status="done")
+    with pytest.raises(ValueError, match="'finished'"):
+        writer.set_run_status(run, "finished")
+    with pytest.raises(ValueError, match="gpu-a"):
+        writer.upsert_worker(run, "gpu-a", status="running")
+
+
+def test_one_writer_per_file_refcounted(db: Path) -> None:
+    a = acquire_writer(db)
+    b = acquire_writer(Path(os.path.relpath(db)))
+    assert a is b
+    a.release()
+    new_run(b)  # still open
+    b.release()
+    with pytest.raises(StoreError, match="released more often"):
+        b.release()
+    c = acquire_writer(db)
+    assert c is not a
+    c.release()
+
+
+def test_flush_times_out_while_another_process_holds_the_lock(
+    writer: StoreWriter, db: Path
+) -> None:
+    run = new_run(writer)
+    blocker = Blocker(db)
+    try:
+        writer.add_events(full_episode(run, "000001", 0))
+        with pytest.raises(TimeoutError):
+            writer.flush(timeout=0.2)
+    finally:
+        blocker.release()
+    writer.flush(timeout=10)
+    assert count(db, "SELECT COUNT(*) FROM steps") == 3
+
+
+def test_busy_writer_retries_and_never_fails(
+    db: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(schema, "BUSY_TIMEOUT_MS", 50)
+    caplog.set_level(logging.WARNING, logger="nbtrain")
+    w = acquire_writer(db)
+    try:
+        run = new_run(w)
+        blocker = Blocker(db)
+        w.add_events(full_episode(run, "000001", 0))
+        w.upsert_worker(run, 1, status="running")
+        time.sleep(0.5)
+        blocker.release()
+        w.flush(timeout=10)
+    finally:
+        w.release()
+    assert w.busy_retries > 0
+    assert w.failed_writes == 0
+    assert LOG_SERVICE_SQLITE_BUSY_RETRY in [getattr(r, "code", None) for r in caplog.records]
+    assert count(db, "SELECT COUNT(*) FROM steps") == 3
+
+
+def test_backpressure_blocks_submitters(db: Path) -> None:
+    w = acquire_writer(db)
+    w.max_pending_rows = 10
+    try:
+        run = new_run(w)
+        blocker = Blocker(db)
+        w.add_events([steps(run, "000001", 0, 50)])  # the writer takes this and blocks
+        time.sleep(0.3)
+        w.add_events([steps(run, "000001", 1, 50)])  # now pending: 50 > 10
+        submitter = threading.Thread(target=w.add_events, args=([steps(run, "000001", 2, 5)],))
+        submitter.start()
+        submitter.join(0.3)
+        assert submitter.is_alive()
+        blocker.release()
+        submitter.join(10)
+        assert not submitter.is_alive()
+        w.flush(timeout=10)
+    finally:
+        w.release()
+    assert count(db, "SELECT COUNT(*) FROM steps") == 105
+
+
+def test_commits_are_visible_to_another_process_without_flush(
+    writer: StoreWriter, db: Path
+) -> None:
+    run = new_run(writer)
+    writer.add_events(full_episode(run, "000001", 0, n=25))
+    script = textwrap.dedent(
+        f"""
+        import sqlite3, sys, time
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            conn = sqlite3.connect({str(db)!r})
+            n = conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
+            conn.close()
+            if n == 25:
+                sys.exit(0)
+            time.sleep(0.05)
+        sys.exit(1)
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=30).returncode == 0
+
+
+WRITER_SCRIPT = """
+import sys, time
+sys.path.insert(0, {testdir!r})
+from _store_testkit import steps, episode
+from nbtrain.ids import new_run_id
+from nbtrain.store import acquire_writer
+w = acquire_writer({db!r})
+run = new_run_id()
+w.create_run(run_id=run, name="p", created_at=time.time(), digest="", config={{}})
+for ep in range(40):
+    w.add_events([steps(run, "000001", ep, 500), episode(run, "000001", ep, length=500)])
+    time.sleep(0.005)
+w.flush()
+assert w.failed_writes == 0, w.stats()
+w.release()
+print(run)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_write_one_file_at_once(db: Path) -> None:
+    acquire_writer(db).release()  # create the schema first
+    script = WRITER_SCRIPT.format(testdir=str(Path(__file__).parent), db=str(db))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].decode().strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    for run in outs:
+        assert count(db, "SELECT COUNT(*) FROM steps WHERE run_id = ?", run) == 40 * 500
+        assert count(db, "SELECT COUNT(*) FROM episodes WHERE run_id = ?", run) == 40
+
+
+def test_wal_is_truncated_by_checkpoint(writer: StoreWriter, db: Path) -> None:
+    run = new_run(writer)
+    for ep in range(20):
+        writer.add_events(full_episode(run, "000001", ep, n=500))
+    writer.flush()
+    wal = Path(f"{db}-wal")
+    assert wal.stat().st_size > 0
+    writer.checkpoint()
+    assert wal.stat().st_size == 0
+    assert count(db, "SELECT COUNT(*) FROM steps") == 20 * 500
