@@ -53,6 +53,21 @@ def write_all(fd: int, data: bytes | bytearray) -> None:
         raise TelemetryClosedError(str(exc)) from exc
 
 
+# A 64 KiB pipe makes every 100 ms batch wait for the reader; 1 MiB lets it decode at its
+# own pace while training goes on (Linux only; the unprivileged maximum by default).
+PIPE_SIZE = 1 << 20
+
+
+def enlarge_pipe(fd: int, size: int = PIPE_SIZE) -> int | None:
+    """Grow the pipe behind ``fd`` to ``size`` bytes if the OS allows; returns the new size."""
+    try:
+        import fcntl
+
+        return fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
 class _BufferedSink:
     wants_steps = True
 
@@ -75,6 +90,7 @@ class FrameSink(_BufferedSink):
     def __init__(self, fd: int) -> None:
         super().__init__(fd)
         self._encoder = FrameEncoder()
+        enlarge_pipe(fd)
 
     def send(self, event: msgspec.Struct) -> None:
         self._encoder.append(event, self._out)
