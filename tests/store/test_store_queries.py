@@ -1,0 +1,254 @@
+"""DataFrames read back: dtypes, filters, errors, summary and aggregate numbers."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from _store_testkit import episode, full_episode, steps
+
+from nbtrain.errors import UnknownRunError, UnknownWorkerError
+from nbtrain.ids import new_run_id
+from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED
+from nbtrain.store import TelemetryStore, acquire_writer, migrate
+from nbtrain.store.frames import expand_extras
+
+UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0.sqlite"
+
+
+@pytest.fixture(scope="module")
+def populated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """Run A: workers 1 (3 episodes), 2 (2 episodes), 3 (none); run B: worker 1, array obs."""
+    db = tmp_path_factory.mktemp("q") / "q.sqlite"
+    w = acquire_writer(db)
+    a, b = new_run_id(), new_run_id()
+    for run in (a, b):
+        w.create_run(run_id=run, name="n", created_at=time.time(), digest="d", config={"x": 1})
+    for wid in (1, 2, 3):
+        w.upsert_worker(a, wid, status="running", pid=100 + wid, started_at=1000.0)
+    rewards = {"000001": [1.0, 0.0, 2.0], "000002": [3.0, 5.0]}
+    for wid, rs in rewards.items():
+        for ep, r in enumerate(rs):
+            w.add_events(full_episode(a, wid, ep, n=2, total_reward=r, terminated=ep != 1))
+    w.add_events([steps(a, "000002", 2, 2)])  # unfinished
+    w.upsert_worker(a, 1, status="completed", exit_code=0, ended_at=1010.0)
+    w.upsert_worker(a, 2, status="failed", exit_code=1, ended_at=1004.0, error="boom")
+    w.upsert_worker(a, 3, status="failed", exit_code=-9, ended_at=1001.0)
+    w.upsert_worker(b, 1, status="completed", exit_code=0, started_at=1.0, ended_at=2.0)
+    w.add_events([steps(b, "000001", 0, 3, obs=lambda i: [i, 0.5]), episode(b, "000001", 0)])
+    w.release()
+    return db, a, b
+
+
+def test_episode_dtypes(populated: tuple[Path, str, str]) -> None:
+    db, a, _ = populated
+    df = TelemetryStore(db).episodes(a)
+    assert len(df) == 5
+    assert df["worker_id"].dtype == "category"
+    assert list(df["worker_id"].cat.categories) == ["000001", "000002"]
+    expected = {"ep_index": "int64", "total_reward": "float64", "length": "int64",
+                "terminated": "bool", "truncated": "bool", "seed": "int64"}  # fmt: skip
+    assert {c: str(df[c].dtype) for c in expected} == expected
+    assert df["started_at"].dtype == UTC_NS
+    assert df["ended_at"].dtype == UTC_NS
+    assert df["episode_id"].iloc[0] == f"{a}-w000001-ep000000"
+    assert df["extras"].iloc[0] == '{"epsilon":0.1}'
+
+
+def test_step_dtypes_discrete_and_array(populated: tuple[Path, str, str]) -> None:
+    db, a, b = populated
+    store = TelemetryStore(db)
+    df = store.steps(a, worker_id=[1, 2])
+    assert len(df) == 3 * 2 + 2 * 2 + 2
+    assert list(df["worker_id"].cat.categories) == ["000001", "000002"]
+    expected = {"ep_index": "int64", "step_index": "int64", "action": "int64",
+                "reward": "float64", "terminated": "bool", "truncated": "bool", "obs": "int64"}  # fmt: skip
+    assert {c: str(df[c].dtype) for c in expected} == expected
+    assert df["ts"].dtype == UTC_NS
+    one = store.steps(a, worker_id=7 - 6)
+    assert list(one["worker_id"].cat.categories) == ["000001"]
+    assert one["run_id"].unique().tolist() == [a]
+    arr = store.steps(b)
+    assert arr["obs"].tolist() == [[0, 0.5], [1, 0.5], [2, 0.5]]
+    assert arr["action"].dtype == "int64"
+
+
+def test_filters_and_columns(populated: tuple[Path, str, str]) -> None:
+    db, a, _ = populated
+    store = TelemetryStore(db)
+    df = store.steps(a, "w2", ep_index=[0, 2], columns=["ep_index", "step_index", "worker_id"])
+    assert list(df.columns) == ["ep_index", "step_index", "worker_id"]
+    assert df["ep_index"].tolist() == [0, 0, 2, 2]
+    assert store.steps(a, 2, ep_index=1)["step_index"].tolist() == [0, 1]
+    assert store.steps(a, 1, columns="run_id")["run_id"].tolist() == [a] * 6
+    eps = store.episodes(worker_id="000001", columns=["run_id", "ep_index"])
+    assert len(eps) == 4  # both runs
+    assert len(store.episodes()) == 6
+    assert store.episodes(a, worker_id=3).empty
+    assert store.steps(a, 3).empty
+
+
+def test_bad_inputs(populated: tuple[Path, str, str]) -> None:
+    db, a, _ = populated
+    store = TelemetryStore(db)
+    missing = new_run_id()
+    with pytest.raises(UnknownRunError, match=missing):
+        store.steps(missing)
+    with pytest.raises(UnknownRunError):
+        store.episodes(missing)
+    with pytest.raises(UnknownRunError):
+        store.run_summary(missing)
+    with pytest.raises(UnknownWorkerError, match="'000009'"):
+        store.steps(a, 9)
+    with pytest.raises(UnknownWorkerError, match="000009"):
+        store.episodes(worker_id=[1, 9])
+    with pytest.raises(ValueError, match=r"'rewardz'.*valid columns: run_id"):
+        store.steps(a, columns=["reward", "rewardz"])
+    with pytest.raises(ValueError, match="gpu-a"):
+        store.episodes(a, worker_id="gpu-a")
+    with pytest.raises(ValueError, match="-1"):
+        store.steps(a, ep_index=-1)
+    with pytest.raises(ValueError, match="'seed'"):
+        store.aggregate(a, metric="seed")
+
+
+def test_runs_and_workers(populated: tuple[Path, str, str]) -> None:
+    db, a, b = populated
+    store = TelemetryStore(db)
+    runs = store.runs()
+    assert set(runs["run_id"]) == {a, b}
+    assert runs["config"].iloc[0] == {"x": 1}
+    assert runs["created_at"].dtype == UTC_NS
+    workers = store.workers(a)
+    assert workers["worker_id"].tolist() == ["000001", "000002", "000003"]
+    assert workers["exit_code"].tolist() == [0, 1, -9]
+    assert workers["pid"].dtype == "float64"
+    assert workers["error"].iloc[1] == "boom"
+
+
+def test_run_summary_one_row_per_worker(populated: tuple[Path, str, str]) -> None:
+    db, a, _ = populated
+    s = TelemetryStore(db).run_summary(a)
+    assert list(s.columns) == ["worker_id", "status", "exit_code", "episodes", "steps",
+                               "mean_return", "last100_return", "success_rate", "wall_time_s"]  # fmt: skip
+    assert s["worker_id"].tolist() == ["000001", "000002", "000003"]
+    assert s["status"].tolist() == ["completed", "failed", "failed"]
+    assert s["exit_code"].tolist() == [0, 1, -9]
+    assert s["episodes"].tolist() == [3, 2, 0]
+    assert s["steps"].tolist() == [6, 4, 0]
+    assert s["mean_return"].iloc[0] == pytest.approx(1.0)
+    assert s["mean_return"].iloc[1] == pytest.approx(4.0)
+    assert np.isnan(s["mean_return"].iloc[2])
+    # worker 1: episodes (1.0, term), (0.0, trunc), (2.0, term) -> 2/3 succeed
+    assert s["success_rate"].iloc[0] == pytest.approx(2 / 3)
+    assert s["success_rate"].iloc[1] == pytest.approx(0.5)
+    assert s["wall_time_s"].tolist() == [10.0, 4.0, 1.0]
+    assert s["episodes"].dtype == "int64"
+    assert s["worker_id"].dtype == "category"
+
+
+def test_last100_uses_last_episodes(tmp_path: Path) -> None:
+    db = tmp_path / "l.sqlite"
+    w = acquire_writer(db)
+    run = new_run_id()
+    w.create_run(run_id=run, name="n", created_at=0.0, digest="", config={})
+    for ep in range(120):
+        w.add_events(full_episode(run, "000001", ep, n=1, total_reward=float(ep >= 20)))
+    w.release()
+    s = TelemetryStore(db).run_summary(run)
+    assert s["last100_return"].iloc[0] == pytest.approx(1.0)
+    assert s["mean_return"].iloc[0] == pytest.approx(100 / 120)
+
+
+def test_aggregate_by_hand(tmp_path: Path) -> None:
+    db = tmp_path / "a.sqlite"
+    w = acquire_writer(db)
+    run = new_run_id()
+    w.create_run(run_id=run, name="n", created_at=0.0, digest="", config={})
+    values = {"000001": [1.0, 10.0], "000002": [2.0], "000003": [3.0], "000004": [100.0]}
+    for wid, rs in values.items():
+        for ep, r in enumerate(rs):
+            w.add_events(full_episode(run, wid, ep, n=1, total_reward=r))
+    w.release()
+    agg = TelemetryStore(db).aggregate(run)
+    assert agg.index.name == "ep_index"
+    assert agg.index.tolist() == [0, 1]
+    row = agg.loc[0]
+    assert row["mean"] == pytest.approx(26.5)
+    assert row["sd"] == pytest.approx(np.std([1, 2, 3, 100], ddof=1))
+    assert row["iqm"] == pytest.approx(2.5)  # drop 1 and 100
+    assert (row["min"], row["max"], row["n_workers"]) == (1.0, 100.0, 4)
+    assert agg.loc[1, "n_workers"] == 1
+    assert np.isnan(agg.loc[1, "sd"])
+    assert agg["n_workers"].dtype == "int64"
+    lengths = TelemetryStore(db).aggregate(run, metric="length")
+    assert lengths.loc[0, "mean"] == 1.0
+
+
+def test_expand_extras(populated: tuple[Path, str, str]) -> None:
+    db, a, _ = populated
+    df = expand_extras(TelemetryStore(db).steps(a, 1), prefix="x_")
+    assert "extras" not in df.columns
+    assert df["x_epsilon"].dtype == "float64"
+    assert df["x_i"].tolist() == [0.0, 1.0] * 3
+    with pytest.raises(ValueError, match="'nope'"):
+        expand_extras(df, column="nope")
+
+
+def test_rows_written_by_hand_with_nulls_fall_back(tmp_path: Path) -> None:
+    """ADBC type inference rejects NULL-then-text columns; the sqlite3 path takes over."""
+    db = tmp_path / "h.sqlite"
+    migrate(db)
+    run = new_run_id()
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO runs(run_id) VALUES (?)", (run,))
+    conn.execute("INSERT INTO workers(run_id, worker_id) VALUES (?, '000001')", (run,))
+    rows = [(run, "000001", 0, i, 0, 0.0, 0, 0, 1, None if i < 3000 else "{}", 1.0)
+            for i in range(4000)]  # fmt: skip
+    conn.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    conn.commit()
+    conn.close()
+    df = TelemetryStore(db).steps(run, 1)
+    assert len(df) == 4000
+    assert df["extras"].isna().sum() == 3000
+
+
+def test_legacy_fixture_is_upgraded_in_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "legacy.sqlite"
+    shutil.copy(FIXTURE, db)
+    caplog.set_level(logging.INFO, logger="nbtrain")
+    store = TelemetryStore(db)
+    assert LOG_SERVICE_SQLITE_MIGRATED in [getattr(r, "code", None) for r in caplog.records]
+    runs = store.runs()
+    run = runs["run_id"].iloc[0]
+    assert runs["created_at"].iloc[0] == pd.Timestamp("2024-03-01T12:00:00Z")
+    eps = store.episodes(run)
+    assert eps["worker_id"].tolist() == ["000001"] * 3
+    assert eps["episode_id"].tolist() == [f"{run}-w000001-ep{i:06d}" for i in range(3)]
+    st = store.steps(run)
+    assert len(st) == 2 + 3 + 2 + 2
+    assert (st["extras"].str.len() > 0).all()
+    s = store.run_summary(run)
+    assert s["worker_id"].tolist() == ["000001"]
+    assert s["episodes"].tolist() == [3]
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    info = {r[1]: r for r in conn.execute("PRAGMA table_info(steps)")}
+    assert info["worker_id"][3] == 1
+    assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '_legacy%'").fetchall()
+    # resuming the legacy worker drops its unfinished episode and continues at 3
+    w = acquire_writer(db)
+    try:
+        assert w.discard_unfinished_steps(run, 1) == 3
+    finally:
+        w.release()
+    assert len(store.steps(run)) == 7
