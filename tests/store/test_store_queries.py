@@ -68,8 +68,8 @@ def test_step_dtypes_discrete_and_array(populated: tuple[Path, str, str]) -> Non
     df = store.steps(a, worker_id=[1, 2])
     assert len(df) == 3 * 2 + 2 * 2 + 2
     assert list(df["worker_id"].cat.categories) == ["000001", "000002"]
-    expected = {"ep_index": "int64", "step_index": "int64", "action": "int64",
-                "reward": "float64", "terminated": "bool", "truncated": "bool", "obs": "int64"}  # fmt: skip
+    expected = dict.fromkeys(["ep_index", "step_index", "action", "obs"], "int64")
+    expected |= {"reward": "float64", "terminated": "bool", "truncated": "bool"}
     assert {c: str(df[c].dtype) for c in expected} == expected
     assert df["ts"].dtype == UTC_NS
     one = store.steps(a, worker_id=7 - 6)
@@ -136,8 +136,13 @@ def test_runs_and_workers(populated: tuple[Path, str, str]) -> None:
 def test_run_summary_one_row_per_worker(populated: tuple[Path, str, str]) -> None:
     db, a, _ = populated
     s = TelemetryStore(db).run_summary(a)
-    assert list(s.columns) == ["worker_id", "status", "exit_code", "episodes", "steps",
-                               "mean_return", "last100_return", "success_rate", "wall_time_s"]  # fmt: skip
+    assert (
+        list(s.columns)
+        == (
+            "worker_id status exit_code episodes steps mean_return last100_return success_rate "
+            "wall_time_s"
+        ).split()
+    )
     assert s["worker_id"].tolist() == ["000001", "000002", "000003"]
     assert s["status"].tolist() == ["completed", "failed", "failed"]
     assert s["exit_code"].tolist() == [0, 1, -9]
