@@ -136,13 +136,17 @@ def test_runs_and_workers(populated: tuple[Path, str, str]) -> None:
 def test_run_summary_one_row_per_worker(populated: tuple[Path, str, str]) -> None:
     db, a, _ = populated
     s = TelemetryStore(db).run_summary(a)
-    assert (
-        list(s.columns)
-        == (
-            "worker_id status exit_code episodes steps mean_return last100_return success_rate "
-            "wall_time_s"
-        ).split()
-    )
+    assert list(s.columns) == [
+        "worker_id",
+        "status",
+        "exit_code",
+        "episodes",
+        "steps",
+        "mean_return",
+        "last100_return",
+        "success_rate",
+        "wall_time_s",
+    ]
     assert s["worker_id"].tolist() == ["000001", "000002", "000003"]
     assert s["status"].tolist() == ["completed", "failed", "failed"]
     assert s["exit_code"].tolist() == [0, 1, -9]
