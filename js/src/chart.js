@@ -1,0 +1,103 @@
+// A thin uPlot wrapper. Where a canvas cannot be drawn (no 2D context, e.g. a DOM without
+// canvas support) the chart keeps its data and shows a one-line text summary instead.
+
+import uPlot from "uplot";
+import { formatNumber } from "./format.js";
+import { h } from "./protocol.js";
+
+export { formatNumber };
+
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+
+/** @param {number} i */
+export function colour(i) {
+  return PALETTE[i % PALETTE.length];
+}
+
+function canvasWorks() {
+  try {
+    const canvas = document.createElement("canvas");
+    return Boolean(canvas.getContext && canvas.getContext("2d"));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @typedef {{label: string, stroke?: string, fill?: string, width?: number, points?: boolean, band?: boolean}} SeriesSpec
+ */
+
+/**
+ * @param {HTMLElement} parent
+ * @param {{title: string, xLabel?: string, yLabel?: string, series: SeriesSpec[], height?: number, bands?: Array<{series: [number, number], fill: string}>}} spec
+ */
+export function createChart(parent, spec) {
+  const box = h("div", "nbt-chart");
+  parent.append(box);
+  /** @type {Array<ArrayLike<number | null>>} */
+  let data = [[], ...spec.series.map(() => [])];
+  /** @type {any} */
+  let plot = null;
+  const fallback = h("div", "nbt-chart-fallback");
+  if (canvasWorks()) {
+    const axisStroke = "var(--jp-ui-font-color1, #444)";
+    plot = new uPlot(
+      {
+        title: spec.title,
+        width: Math.max(300, box.clientWidth || parent.clientWidth || 560),
+        height: spec.height ?? 200,
+        scales: { x: { time: false } },
+        axes: [
+          { label: spec.xLabel ?? "episode", stroke: axisStroke },
+          { label: spec.yLabel ?? "", stroke: axisStroke },
+        ],
+        series: [
+          { label: spec.xLabel ?? "episode" },
+          ...spec.series.map((s) => ({
+            label: s.label,
+            stroke: s.stroke,
+            fill: s.fill,
+            width: s.width ?? 1.5,
+            points: { show: s.points ?? false, size: 3 },
+          })),
+        ],
+        bands: spec.bands?.map((b) => ({ series: b.series, fill: b.fill })),
+        legend: { show: true },
+      },
+      /** @type {any} */ (data),
+      box,
+    );
+  } else {
+    fallback.textContent = `${spec.title}: no data yet`;
+    box.append(fallback);
+  }
+  box.dataset.points = "0";
+  let observer = null;
+  if (plot && typeof ResizeObserver !== "undefined") {
+    observer = new ResizeObserver(() => {
+      const width = box.clientWidth;
+      if (width > 0 && Math.abs(width - plot.width) > 4) plot.setSize({ width, height: plot.height });
+    });
+    observer.observe(box);
+  }
+  return {
+    element: box,
+    /** @param {Array<ArrayLike<number | null>>} next */
+    setData(next) {
+      data = next;
+      const n = next[0]?.length ?? 0;
+      box.dataset.points = String(n);
+      if (plot) plot.setData(next);
+      else if (n > 0) {
+        const last = spec.series.map((s, i) => `${s.label} ${formatNumber(next[i + 1][n - 1])}`).join(", ");
+        fallback.textContent = `${spec.title}: ${n} points; last ${last}`;
+      }
+    },
+    data: () => data,
+    destroy() {
+      observer?.disconnect();
+      plot?.destroy();
+      box.remove();
+    },
+  };
+}

@@ -1,0 +1,154 @@
+// Request/response over custom widget messages, and binary buffer decoding.
+// Protocol: docs/widgets.md. Every request carries an id; the kernel answers each with
+// exactly one {kind: "response", id, ok, result | error}, possibly with buffers.
+
+/**
+ * @typedef {object} WidgetModel
+ * @property {(name: string) => any} get
+ * @property {(name: string, value: any) => void} set
+ * @property {() => void} save_changes
+ * @property {(event: string, cb: (...args: any[]) => void) => void} on
+ * @property {(event?: string | null, cb?: ((...args: any[]) => void) | null) => void} off
+ * @property {(content: any, callbacks?: any, buffers?: ArrayBuffer[]) => void} send
+ */
+
+/** @typedef {{buffer: number, dtype: string}} BufferRef */
+/** @typedef {{result: any, buffers: Array<ArrayBuffer | DataView>}} Reply */
+
+let clientCounter = 0;
+
+/** An error answered by the kernel: keeps the Python exception type. */
+export class KernelError extends Error {
+  /** @param {string} type @param {string} message */
+  constructor(type, message) {
+    super(`${type}: ${message}`);
+    this.name = "KernelError";
+    this.type = type;
+  }
+}
+
+/**
+ * A request client bound to one view; answers to other views' requests are ignored.
+ * @param {WidgetModel} model
+ * @param {{timeoutMs?: number}} [options]
+ */
+export function createClient(model, options = {}) {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  clientCounter += 1;
+  const prefix = `v${clientCounter}-${Math.random().toString(36).slice(2, 8)}`;
+  let next = 0;
+  /** @type {Map<string, {resolve: (r: Reply) => void, reject: (e: Error) => void, timer: any}>} */
+  const pending = new Map();
+
+  /** @param {any} msg @param {Array<ArrayBuffer | DataView>} [buffers] */
+  function onMessage(msg, buffers) {
+    if (!msg || msg.kind !== "response") return;
+    const entry = pending.get(msg.id);
+    if (!entry) return;
+    pending.delete(msg.id);
+    clearTimeout(entry.timer);
+    if (msg.ok) entry.resolve({ result: msg.result, buffers: buffers ?? [] });
+    else entry.reject(new KernelError(msg.error?.type ?? "Error", msg.error?.message ?? ""));
+  }
+  model.on("msg:custom", onMessage);
+
+  return {
+    viewId: prefix,
+    /**
+     * @param {string} method
+     * @param {Record<string, any>} [params]
+     * @returns {Promise<Reply>}
+     */
+    request(method, params = {}) {
+      next += 1;
+      const id = `${prefix}-${next}`;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`no answer to ${method} within ${timeoutMs / 1000} s`));
+        }, timeoutMs);
+        pending.set(id, { resolve, reject, timer });
+        model.send({ kind: "request", id, method, params });
+      });
+    },
+    dispose() {
+      model.off("msg:custom", onMessage);
+      for (const entry of pending.values()) clearTimeout(entry.timer);
+      pending.clear();
+    },
+  };
+}
+
+const ARRAYS = {
+  int32: Int32Array,
+  float32: Float32Array,
+  float64: Float64Array,
+  int64: BigInt64Array,
+  uint8: Uint8Array,
+};
+
+/**
+ * The typed array a {buffer, dtype} reference points at (copied when misaligned).
+ * @param {Array<ArrayBuffer | DataView | Uint8Array>} buffers
+ * @param {BufferRef} ref
+ * @returns {ArrayLike<number>}
+ */
+export function typedArray(buffers, ref) {
+  const raw = buffers[ref.buffer];
+  if (raw === undefined) throw new Error(`message has no buffer ${ref.buffer}`);
+  const Ctor = ARRAYS[/** @type {keyof typeof ARRAYS} */ (ref.dtype)];
+  if (!Ctor) throw new Error(`unknown dtype ${ref.dtype}`);
+  const view = raw instanceof ArrayBuffer ? new Uint8Array(raw) : new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+  const size = Ctor.BYTES_PER_ELEMENT;
+  const aligned = view.byteOffset % size === 0 ? view : view.slice();
+  const array = new Ctor(aligned.buffer, aligned.byteOffset, Math.floor(aligned.byteLength / size));
+  return Ctor === BigInt64Array ? Array.from(array, Number) : array;
+}
+
+/**
+ * Raw bytes of a buffer reference.
+ * @param {Array<ArrayBuffer | DataView | Uint8Array>} buffers
+ * @param {BufferRef} ref
+ */
+export function bytesOf(buffers, ref) {
+  const raw = buffers[ref.buffer];
+  if (raw === undefined) throw new Error(`message has no buffer ${ref.buffer}`);
+  return raw instanceof ArrayBuffer ? new Uint8Array(raw) : new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+/**
+ * Show the widget's `error` trait (errors raised by Python callbacks) with a dismiss button.
+ * @param {WidgetModel} model
+ * @param {HTMLElement} parent
+ */
+export function errorArea(model, parent) {
+  const box = document.createElement("div");
+  box.className = "nbt-error-area";
+  box.setAttribute("role", "alert");
+  const text = document.createElement("pre");
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.textContent = "Dismiss";
+  dismiss.addEventListener("click", () => {
+    model.set("error", "");
+    model.save_changes();
+  });
+  box.append(text, dismiss);
+  parent.append(box);
+  const update = () => {
+    const message = model.get("error") || "";
+    text.textContent = message;
+    box.hidden = !message;
+  };
+  update();
+  model.on("change:error", update);
+  return () => model.off("change:error", update);
+}
+
+/** @param {string} tag @param {string} [className] @param {string} [text] */
+export function h(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}

@@ -1,0 +1,258 @@
+"""``RunDashboard``: live per-worker tabs for one run, fed by a throttled ticker thread.
+
+The ticker wakes on hub changes, sends at most one batched delta per 0.1 s (nothing when
+nothing changed) and ends once every worker has ended and the final state went out. A view
+that renders (first display, another cell, a reloaded page) asks for a snapshot, so every
+view shows the same state; deltas never repeat history.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import traitlets
+
+from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
+from nbtrain.widgets._common import (
+    DEFERRED,
+    STATIC,
+    RequestWidget,
+    reject_unknown_kwargs,
+)
+from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet, store_snapshot
+
+if TYPE_CHECKING:
+    from nbtrain.live.hub import RunLive
+    from nbtrain.run import Run
+
+MIN_INTERVAL = 0.1  # at most 10 messages per second per dashboard
+
+
+class RunDashboard(RequestWidget):
+    """One tab per worker plus an overview; works for live and finished runs."""
+
+    _esm = STATIC / "dashboard.js"
+    _css = STATIC / "dashboard.css"
+    _log_code = LOG_UI_DASHBOARD_CALLBACK_ERROR
+
+    run_id = traitlets.Unicode("").tag(sync=True)
+    worker_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    env_id = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(
+        self, run_id: str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
+    ) -> None:
+        reject_unknown_kwargs("RunDashboard", kwargs, ())
+        from nbtrain.dispatch.launcher import resolve_db
+        from nbtrain.live.hub import get_hub
+
+        self._closed = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._key = run_id
+        self._db: Path = resolve_db(db)
+        self._live: RunLive | None = get_hub().get(run_id)
+        self._run_handle: Run | None = None
+        if self._live is not None:
+            worker_ids, env_id = list(self._live.worker_ids), self._live.env_id
+        else:
+            worker_ids, env_id = self._run().worker_ids, ""
+        super().__init__(run_id=run_id, worker_ids=worker_ids, env_id=env_id)
+        self._lock = threading.Lock()
+        self._tracker = LiveTracker(self._live) if self._live is not None else None
+        self.sent_messages = 0
+        self.sent_bytes = 0
+        self._handlers.update(hello=self._hello, stop=self._stop, focus=self._focus)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _run(self) -> Run:
+        if self._run_handle is None:
+            from nbtrain.run import Run
+
+            self._run_handle = Run.open(self._key, db=self._db)
+        return self._run_handle
+
+    def _send_packet(self, packet: Packet) -> None:
+        self.sent_messages += 1
+        self.sent_bytes += packet.nbytes
+        self._send_message(packet.content, packet.buffers)
+
+    def _ensure_ticker(self) -> None:
+        if self._tracker is None or self._closed.is_set():
+            return
+        if self._ticker is not None and self._ticker.is_alive():
+            return
+        self._ticker = threading.Thread(
+            target=self._ticker_main, name=f"nbtrain-dashboard-{self.run_id}", daemon=True
+        )
+        self._ticker.start()
+
+    def _ticker_main(self) -> None:
+        live, tracker = self._live, self._tracker
+        assert live is not None
+        assert tracker is not None
+        version = -1
+        last_send = 0.0
+        try:
+            while not self._closed.is_set():
+                live.wait_for_change(version, timeout=0.5)
+                pause = MIN_INTERVAL - (time.monotonic() - last_send)
+                if pause > 0 and self._closed.wait(pause):
+                    return
+                if self._closed.is_set():
+                    return
+                with self._lock:
+                    with live.lock:
+                        version = live.version
+                        packet = tracker.delta()
+                        final = tracker.all_final()
+                    if packet is not None:
+                        self._send_packet(packet)
+                        last_send = time.monotonic()
+                if final and packet is None:
+                    return
+        except Exception as err:
+            self.report_error("dashboard update", err, run_id=self.run_id)
+
+    def close(self) -> None:
+        closed = getattr(self, "_closed", None)
+        if closed is not None:
+            closed.set()
+        ticker = getattr(self, "_ticker", None)
+        super().close()
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=2)
+
+    @property
+    def ticker_alive(self) -> bool:
+        return self._ticker is not None and self._ticker.is_alive()
+
+    # -- requests from the view ------------------------------------------------------------
+    def _hello(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        """A view (re)rendered: bring the others up to date, then answer with a snapshot."""
+        request_id = params["id"]
+        with self._lock:
+            if self._tracker is not None and self._live is not None:
+                with self._live.lock:
+                    delta = self._tracker.delta()
+                    snapshot = self._tracker.snapshot()
+                if delta is not None:
+                    self._send_packet(delta)
+            else:
+                snapshot = store_snapshot(self._db, self.run_id)
+            self.sent_messages += 1
+            self.sent_bytes += snapshot.nbytes
+            self.respond(request_id, result=snapshot.content, buffers=snapshot.buffers)
+        self._ensure_ticker()
+        return DEFERRED
+
+    def _stop(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        """Stop off the kernel's main thread (it blocks until the workers are reaped)."""
+        request_id = params["id"]
+        worker_id = params.get("worker_id")
+
+        def work() -> None:
+            try:
+                statuses = self._run().stop(worker_id)
+            except Exception as err:
+                self.report_error(
+                    "stop",
+                    err,
+                    run_id=self.run_id,
+                    worker_id=None if worker_id is None else str(worker_id),
+                )
+                self.respond(request_id, error=err)
+                return
+            self.respond(request_id, result={"statuses": statuses})
+            self._ensure_ticker()
+
+        threading.Thread(target=work, name=f"nbtrain-stop-{self.run_id}", daemon=True).start()
+        return DEFERRED
+
+    def _focus(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        """Which worker tab a view shows: rgb frames are sent only for shown workers."""
+        view = str(params.get("view", ""))
+        worker_id = params.get("worker_id")
+        if self._tracker is not None:
+            with self._lock:
+                if worker_id is None:
+                    self._tracker.focused.pop(view, None)
+                else:
+                    self._tracker.focused[view] = str(worker_id)
+        return None
+
+    # -- text fallbacks --------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"RunDashboard(run_id={self.run_id!r}, workers={list(self.worker_ids)!r})"
+
+    def summary_rows(self) -> list[dict[str, Any]]:
+        if self._live is not None:
+            with self._live.lock:
+                return [
+                    {
+                        "worker_id": wid,
+                        "status": w.status,
+                        "episodes": w.episodes_done,
+                        "steps": w.steps_done,
+                        "exit_code": w.exit_code,
+                    }
+                    for wid, w in ((wid, self._live.workers[wid]) for wid in self._live.worker_ids)
+                ]
+        snapshot = store_snapshot(self._db, self.run_id).content
+        rows = []
+        for wid, state in snapshot["workers"].items():
+            s = state["scalars"]
+            rows.append(
+                {
+                    "worker_id": wid,
+                    "status": s["status"],
+                    "episodes": s["episodes_done"],
+                    "steps": s["steps_done"],
+                    "exit_code": s["exit_code"],
+                }
+            )
+        return rows
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
+        try:
+            rows = self.summary_rows()
+        except Exception as err:  # a fallback must never break display
+            rows = []
+            self.report_error("summary", err, run_id=self.run_id)
+        data["text/plain"] = repr(self) + "\n" + text_table(rows)
+        data["text/html"] = html_table(f"Run {self.run_id}", rows)
+        return data, metadata
+
+
+_COLUMNS = ("worker_id", "status", "episodes", "steps", "exit_code")
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    cells = [list(_COLUMNS)] + [["" if r[c] is None else str(r[c]) for c in _COLUMNS] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    )
+
+
+def html_table(caption: str, rows: list[dict[str, Any]]) -> str:
+    head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if r[c] is None else str(r[c]))}</td>" for c in _COLUMNS)
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        f"<table class='nbtrain-summary'><caption>{html.escape(caption)}</caption>"
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+__all__ = ["MIN_INTERVAL", "SCALARS", "RunDashboard"]

@@ -1,0 +1,419 @@
+"""What a dashboard sends: full snapshots and per-tick deltas, built from the live hub or
+rebuilt from the store. Pure data; the widget decides when to send.
+
+Curves travel as binary buffers (``ep_index`` int32, ``total_reward`` float32, ``length``
+int32) and are addressed in hub points: a delta says it covers hub points ``[start, end)`` of
+curve ``epoch``, so a view appends it only when ``start`` equals what it already has and asks
+for a fresh snapshot otherwise. When a tick brings more than :data:`MAX_POINTS_PER_TICK`
+points, they are averaged in consecutive groups (the chart cannot show more anyway), which
+bounds the bytes per second whatever the episode rate.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from nbtrain.live.hub import RunLive, WorkerLive
+    from nbtrain.wire.events import Frame
+
+SCALARS = (
+    "status",
+    "pid",
+    "exit_code",
+    "error",
+    "traceback",
+    "episodes_done",
+    "episodes_total",
+    "steps_done",
+    "steps_per_s",
+    "epsilon",
+    "ep_index",
+)
+FINAL_STATUSES = frozenset({"completed", "failed", "stopped"})
+MAX_POINTS_PER_TICK = 32
+RECENT = 20
+FRAME_MIN_INTERVAL = {"ansi": 0.1, "grid": 0.1, "rgb_array": 0.25}
+
+_DTYPES = {"ep_index": np.int32, "total_reward": np.float32, "length": np.int32}
+
+
+@dataclass
+class Packet:
+    """A message under construction: JSON content plus the buffers it points at by index."""
+
+    content: dict[str, Any]
+    buffers: list[bytes] = field(default_factory=list)
+
+    def add_buffer(self, data: bytes, dtype: str) -> dict[str, Any]:
+        self.buffers.append(data)
+        return {"buffer": len(self.buffers) - 1, "dtype": dtype}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(b) for b in self.buffers)
+
+
+def bin_curve(arrays: dict[str, np.ndarray], max_points: int) -> dict[str, np.ndarray]:
+    """Average consecutive groups so at most ``max_points`` remain (ep_index: the group's last)."""
+    n = len(arrays["ep_index"])
+    if n <= max_points:
+        return arrays
+    edges = np.linspace(0, n, max_points + 1).astype(np.int64)
+    starts, ends = edges[:-1], edges[1:]
+    counts = ends - starts
+
+    def group_mean(values: np.ndarray) -> np.ndarray:
+        sums: np.ndarray = np.add.reduceat(values.astype(np.float64), starts)
+        means: np.ndarray = sums / counts
+        return means
+
+    return {
+        "ep_index": arrays["ep_index"][ends - 1],
+        "total_reward": group_mean(arrays["total_reward"]),
+        "length": np.rint(group_mean(arrays["length"])).astype(np.int64),
+    }
+
+
+def encode_curve(
+    packet: Packet,
+    arrays: dict[str, np.ndarray],
+    *,
+    epoch: int,
+    start: int,
+    end: int,
+    reset: bool,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"epoch": epoch, "start": start, "end": end, "reset": reset}
+    for name, dtype in _DTYPES.items():
+        data = np.ascontiguousarray(arrays[name], dtype=dtype).tobytes()
+        out[name] = packet.add_buffer(data, np.dtype(dtype).name)
+    return out
+
+
+def png_rgb(data: bytes, shape: list[int]) -> bytes:
+    """A PNG of raw RGB bytes (stdlib only): frames shrink ~50x before they cross the comm."""
+    height, width = int(shape[0]), int(shape[1])
+    row = width * 3
+    if len(data) != height * row:
+        raise ValueError(f"frame has {len(data)} bytes; shape {shape} needs {height * row}")
+    raw = b"".join(b"\x00" + data[y * row : (y + 1) * row] for y in range(height))
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + tag
+            + body
+            + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw, 6))
+        + chunk(b"IEND", b"")
+    )
+
+
+def encode_frame(packet: Packet, frame: Frame) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "kind": frame.kind,
+        "ep_index": frame.ep_index,
+        "step_index": frame.step_index,
+    }
+    if frame.kind == "ansi":
+        out["text"] = frame.text or ""
+    elif frame.kind == "rgb_array" and frame.data is not None and frame.shape:
+        out["png"] = packet.add_buffer(png_rgb(frame.data, frame.shape), "png")
+        out["shape"] = list(frame.shape)
+    if frame.position is not None:
+        out["position"] = frame.position
+    return out
+
+
+def _scalars(worker: WorkerLive) -> dict[str, Any]:
+    return {name: getattr(worker, name) for name in SCALARS}
+
+
+def _grid(worker: WorkerLive) -> dict[str, Any] | None:
+    grid = worker.grid
+    return None if grid is None else {"kind": grid.kind, "rows": list(grid.rows)}
+
+
+@dataclass
+class _Sent:
+    """What this dashboard last sent for one worker."""
+
+    scalars: dict[str, Any] = field(default_factory=dict)
+    cursor: int = 0
+    last_recent: int = -1
+    grid: dict[str, Any] | None = None
+    position: int | None = None
+    frame_seq: int = 0
+    frame_time: float = 0.0
+
+
+class LiveTracker:
+    """Builds deltas against what was last sent, and snapshots consistent with them.
+
+    Call both with ``live.lock`` held so a snapshot equals the state after the last delta.
+    """
+
+    def __init__(self, live: RunLive) -> None:
+        self.live = live
+        self.seq = 0
+        self.focused: dict[str, str | None] = {}
+        self._sent: dict[str, _Sent] = {}
+
+    def _frame_wanted(self, worker_id: str, frame: Frame | None) -> bool:
+        if frame is None:
+            return False
+        if frame.kind != "rgb_array":
+            return True
+        return worker_id in self.focused.values()
+
+    def delta(self, now: float | None = None) -> Packet | None:
+        now = time.monotonic() if now is None else now
+        packet = Packet({"kind": "delta", "seq": self.seq + 1, "workers": {}})
+        changes: dict[str, dict[str, Any]] = packet.content["workers"]
+        for wid in self.live.worker_ids:
+            worker = self.live.workers[wid]
+            sent = self._sent.setdefault(wid, _Sent())
+            change: dict[str, Any] = {}
+            scalars = _scalars(worker)
+            diff = {k: v for k, v in scalars.items() if sent.scalars.get(k, _MISSING) != v}
+            if diff:
+                change["scalars"] = diff
+                sent.scalars = scalars
+            self._curve_delta(packet, worker, sent, change)
+            recent = [r for r in worker.recent_episodes(RECENT) if r["ep_index"] > sent.last_recent]
+            if recent:
+                change["recent"] = recent
+                sent.last_recent = recent[-1]["ep_index"]
+            grid = _grid(worker)
+            if grid != sent.grid:
+                change["grid"] = grid
+                sent.grid = grid
+            if worker.position != sent.position:
+                change["position"] = worker.position
+                sent.position = worker.position
+            frame = worker.frame
+            if (
+                worker.frame_seq != sent.frame_seq
+                and frame is not None
+                and now - sent.frame_time >= FRAME_MIN_INTERVAL[frame.kind]
+                and self._frame_wanted(wid, frame)
+            ):
+                change["frame"] = encode_frame(packet, frame)
+                sent.frame_seq = worker.frame_seq
+                sent.frame_time = now
+            if change:
+                changes[wid] = change
+        if not changes:
+            return None
+        self.seq += 1
+        return packet
+
+    def _curve_delta(
+        self, packet: Packet, worker: WorkerLive, sent: _Sent, change: dict[str, Any]
+    ) -> None:
+        old = sent.cursor
+        cursor, arrays, reset = worker.curve_since(old)
+        if cursor == old:
+            return
+        epoch, end = divmod(cursor, 1 << 32)
+        n = len(arrays["ep_index"])
+        if reset and old != 0:
+            # decimated by the hub: send the whole (already bounded) history once
+            change["curve"] = encode_curve(
+                packet, arrays, epoch=epoch, start=0, end=end, reset=True
+            )
+        else:
+            start = end - n
+            binned = bin_curve(arrays, MAX_POINTS_PER_TICK)
+            change["curve"] = encode_curve(
+                packet, binned, epoch=epoch, start=start, end=end, reset=start == 0
+            )
+        sent.cursor = cursor
+
+    def snapshot(self) -> Packet:
+        """Everything up to the last delta (``seq``), at full resolution."""
+        packet = Packet(
+            {
+                "kind": "snapshot",
+                "seq": self.seq,
+                "live": True,
+                "run_id": self.live.run_id,
+                "env_id": self.live.env_id,
+                "worker_ids": list(self.live.worker_ids),
+                "workers": {},
+            }
+        )
+        for wid in self.live.worker_ids:
+            worker = self.live.workers[wid]
+            sent = self._sent.get(wid, _Sent())
+            state: dict[str, Any] = {"scalars": sent.scalars or _scalars(worker)}
+            if sent.cursor:
+                epoch, end = divmod(sent.cursor, 1 << 32)
+                _, arrays, _ = worker.curve_since(0)
+                arrays = {k: v[:end] for k, v in arrays.items()}
+                state["curve"] = encode_curve(
+                    packet, arrays, epoch=epoch, start=0, end=end, reset=True
+                )
+                recent = [
+                    r for r in worker.recent_episodes(RECENT) if r["ep_index"] <= sent.last_recent
+                ]
+                state["recent"] = recent
+            else:
+                state["recent"] = []
+            state["grid"] = sent.grid
+            state["position"] = sent.position
+            frame = worker.frame
+            if sent.frame_seq and frame is not None:
+                state["frame"] = encode_frame(packet, frame)
+            packet.content["workers"][wid] = state
+        return packet
+
+    def all_final(self) -> bool:
+        return all(self.live.workers[w].status in FINAL_STATUSES for w in self.live.worker_ids)
+
+
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def store_snapshot(db: Any, run_id: str) -> Packet:
+    """A snapshot of a run that is not live in this kernel, read back from the store."""
+    from nbtrain.store import TelemetryStore
+
+    store = TelemetryStore(db)
+    workers = store.workers(run_id)
+    episodes = store.episodes(run_id)
+    env_id = ""
+    try:
+        runs = store.runs()
+        run_row = runs[runs["run_id"] == run_id]
+        if len(run_row):
+            import json
+
+            config = run_row["config"].iloc[0]
+            config = json.loads(config) if isinstance(config, str) else config
+            env_id = str(config.get("env_id", ""))
+    except Exception:  # the env id is decoration; a snapshot without it is still right
+        env_id = ""
+    worker_ids = [str(w) for w in workers["worker_id"]]
+    packet = Packet(
+        {
+            "kind": "snapshot",
+            "seq": 0,
+            "live": False,
+            "run_id": run_id,
+            "env_id": env_id,
+            "worker_ids": worker_ids,
+            "workers": {},
+        }
+    )
+    for _, row in workers.iterrows():
+        wid = str(row["worker_id"])
+        mine = episodes.loc[episodes["worker_id"] == wid].sort_values(by="ep_index")
+        arrays = {
+            "ep_index": mine["ep_index"].to_numpy(dtype=np.int64),
+            "total_reward": mine["total_reward"].to_numpy(dtype=np.float64),
+            "length": mine["length"].to_numpy(dtype=np.int64),
+        }
+        n = len(arrays["ep_index"])
+        scalars = dict.fromkeys(SCALARS)
+        scalars.update(
+            status=str(row["status"]),
+            pid=_int_or_none(row.get("pid")),
+            exit_code=_int_or_none(row.get("exit_code")),
+            error=_plain(row.get("error")),
+            episodes_done=int(arrays["ep_index"][-1]) + 1 if n else 0,
+            steps_done=int(arrays["length"].sum()),
+            steps_per_s=0.0,
+            ep_index=int(arrays["ep_index"][-1]) if n else 0,
+        )
+        tail = mine.tail(RECENT)
+        recent = [
+            {
+                "ep_index": int(r["ep_index"]),
+                "episode_id": str(r["episode_id"]),
+                "total_reward": float(r["total_reward"]),
+                "length": int(r["length"]),
+                "terminated": bool(r["terminated"]),
+                "truncated": bool(r["truncated"]),
+                "ended_at": _timestamp(r["ended_at"]),
+            }
+            for _, r in tail.iterrows()
+        ]
+        packet.content["workers"][wid] = {
+            "scalars": scalars,
+            "curve": encode_curve(packet, arrays, epoch=0, start=0, end=n, reset=True),
+            "recent": recent,
+            "grid": None,
+            "position": None,
+        }
+    return packet
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    value = _plain(value)
+    return None if value is None else int(value)
+
+
+def _timestamp(value: Any) -> float | None:
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        try:
+            return float(value.timestamp())
+        except (ValueError, OSError):
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def summary_rows(snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-worker rows for the text/HTML fallback of a dashboard."""
+    rows = []
+    for wid, state in snapshot["workers"].items():
+        s = state["scalars"]
+        rows.append(
+            {
+                "worker_id": wid,
+                "status": s.get("status"),
+                "episodes": s.get("episodes_done"),
+                "steps": s.get("steps_done"),
+                "exit_code": s.get("exit_code"),
+            }
+        )
+    return rows

@@ -1,0 +1,118 @@
+"""Facts about Gymnasium environments that the widgets need: which registered ids an agent
+can train on, and the grid layout of the toy-text worlds for drawing them.
+
+The env list is computed once per process (making each registered env costs ~1 ms, and
+envs whose dependencies are missing are left out) and sent to the form as plain data.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+from nbtrain.config.agentref import TABULAR_AGENTS
+
+__all__ = [
+    "ACTION_LABELS",
+    "EnvFacts",
+    "env_catalogue",
+    "envs_for_agent",
+    "grid_for_env",
+    "grid_kind",
+    "taxi_decode",
+]
+
+EnvFacts = dict[str, Any]
+
+# Action names by grid kind, in the envs' action order.
+ACTION_LABELS: dict[str, list[str]] = {
+    "frozenlake": ["Left", "Down", "Right", "Up"],
+    "cliffwalking": ["Up", "Right", "Down", "Left"],
+    "taxi": ["South", "North", "East", "West", "Pickup", "Dropoff"],
+}
+
+
+def _space_kind(space: Any) -> str:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return "discrete"
+    if isinstance(space, spaces.Box):
+        return "box"
+    return type(space).__name__.lower()
+
+
+@functools.cache
+def env_catalogue() -> tuple[EnvFacts, ...]:
+    """One entry per registered id that can be made here: id, observation and action kinds."""
+    import gymnasium as gym
+
+    out: list[EnvFacts] = []
+    for env_id in sorted(gym.registry):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                env = gym.make(env_id)
+        except Exception:  # missing optional dependency (MuJoCo, Box2D, jax, ...)
+            continue
+        try:
+            out.append(
+                {
+                    "id": env_id,
+                    "obs": _space_kind(env.observation_space),
+                    "action": _space_kind(env.action_space),
+                }
+            )
+        finally:
+            env.close()
+    return tuple(out)
+
+
+def envs_for_agent(agent: str) -> list[str]:
+    """Ids the agent can handle: tabular agents need discrete observations and actions."""
+    facts = env_catalogue()
+    if agent in TABULAR_AGENTS:
+        return [f["id"] for f in facts if f["obs"] == "discrete" and f["action"] == "discrete"]
+    return [f["id"] for f in facts]
+
+
+def grid_kind(env_id: str) -> str | None:
+    name = env_id.rsplit("/", 1)[-1].split(":")[-1].lower()
+    for kind in ("frozenlake", "cliffwalking", "taxi"):
+        if name.startswith(kind):
+            return kind
+    return None
+
+
+def grid_for_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """``{"kind", "rows"}`` exactly as a worker's GridMap event carries it, or None.
+
+    The env is made (its map may be random or custom) and read by the worker's own layout
+    code, so a replay draws the same grid as the live view.
+    """
+    if grid_kind(env_id) is None:
+        return None
+    import gymnasium as gym
+
+    from nbtrain.worker.frames import grid_layout
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env = gym.make(env_id, **(env_kwargs or {}))
+    try:
+        layout = grid_layout(env)
+    finally:
+        env.close()
+    return None if layout is None else {"kind": layout[0], "rows": list(layout[1])}
+
+
+def taxi_decode(state: int) -> dict[str, int]:
+    """Taxi's encoded state ``((row*5 + col)*5 + passenger)*4 + destination`` as its parts."""
+    if not 0 <= state < 500:
+        raise ValueError(f"Taxi state {state!r} is out of range; need 0 <= state < 500")
+    destination = state % 4
+    state //= 4
+    passenger = state % 5
+    state //= 5
+    return {"row": state // 5, "col": state % 5, "passenger": passenger, "destination": destination}

@@ -1,0 +1,202 @@
+"""``TrainForm``: every ``TrainConfig`` field in a form; Launch starts the run and shows its
+dashboard under the form.
+
+The form is an ``ipywidgets.VBox`` holding the anywidget form core and, after a launch, the
+run's :class:`RunDashboard`, so nothing is displayed from threads or through ``Output``.
+Each edit is validated in Python by ``TrainConfig`` itself; errors come back per field.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets
+import traitlets
+
+from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
+from nbtrain.widgets._common import STATIC, RequestWidget, reject_unknown_kwargs
+from nbtrain.widgets.envinfo import env_catalogue
+from nbtrain.widgets.form_fields import (
+    AGENTS,
+    CONFIG_KEYS,
+    SECTIONS,
+    count_preview,
+    field_errors,
+    to_kwargs,
+    values_from_config,
+    worker_preview,
+)
+
+if TYPE_CHECKING:
+    from nbtrain.config import TrainConfig
+    from nbtrain.run import Run
+
+
+class FormCore(RequestWidget):
+    """The anywidget part of :class:`TrainForm`: fields, per-field errors, Launch."""
+
+    _esm = STATIC / "form.js"
+    _css = STATIC / "form.css"
+    _log_code = LOG_UI_TRAIN_FORM_ERROR
+
+    sections: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    agents = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    envs: traitlets.List[Any] = traitlets.List().tag(
+        sync=True
+    )  # [{id, obs, action}], filtered by agent in the view
+    values = traitlets.Dict().tag(sync=True)
+    errors = traitlets.Dict().tag(sync=True)
+    general_errors = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    workers_preview: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    valid = traitlets.Bool(False).tag(sync=True)
+    launched_run_id = traitlets.Unicode("").tag(sync=True)
+
+
+class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
+    """A form for a run: ``TrainForm(db=..., env_id="FrozenLake-v1", episodes=200, ...)``.
+
+    Keyword arguments prefill fields: any ``TrainConfig`` field, or the tabular
+    hyperparameters (``alpha``, ``gamma``, ``epsilon``, ``epsilon_min``, ``epsilon_decay``).
+    """
+
+    def __init__(self, db: str | os.PathLike[str] = "nbtrain.sqlite", **field_defaults: Any):
+        reject_unknown_kwargs("TrainForm", field_defaults, CONFIG_KEYS | {"db"})
+        values, extras = values_from_config(_plain_workers(field_defaults))
+        self._extras = extras
+        agents = list(AGENTS) + sorted(extras["agent_objects"])
+        if values["agent"] not in agents:
+            agents.append(values["agent"])
+        core = FormCore(
+            sections=SECTIONS,
+            agents=agents,
+            envs=list(env_catalogue()),
+            values=values,
+        )
+        super().__init__(children=(core,))
+        self.add_class("nbtrain-train-form")
+        self.db = db
+        self.core = core
+        self.run: Run | None = None
+        self._config: TrainConfig | None = None
+        self._error: Exception | None = None
+        core.observe(self._on_values, names="values")
+        core._handlers["launch"] = self._on_launch_request
+        self._validate()
+
+    @classmethod
+    def from_config(
+        cls, config: TrainConfig, db: str | os.PathLike[str] = "nbtrain.sqlite"
+    ) -> TrainForm:
+        """A form prefilled with ``config``'s fields (edit, then Launch)."""
+        fields = {key: getattr(config, key) for key in CONFIG_KEYS if hasattr(config, key)}
+        fields = {
+            k: v
+            for k, v in fields.items()
+            if k not in {"alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay"}
+        }
+        return cls(db=db, **fields)
+
+    # -- validation ------------------------------------------------------------------------
+    def _on_values(self, _change: Any) -> None:
+        try:
+            self._validate()
+        except Exception as err:  # never lose an error in the kernel log
+            self.core.report_error("validate", err)
+
+    def _validate(self) -> None:
+        from nbtrain.config import TrainConfig
+
+        values = dict(self.core.values)
+        parsed = to_kwargs(values, self._extras)
+        errors = dict(parsed.errors)
+        general: list[str] = []
+        config: TrainConfig | None = None
+        error: Exception | None = None
+        try:
+            config = TrainConfig(**parsed.kwargs)
+        except Exception as err:
+            error = err
+            more, general = field_errors(err, values)
+            for name, message in more.items():
+                errors.setdefault(name, message)
+        if errors and error is None:
+            error = ValueError("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
+            config = None
+        if values.get("workers_mode") == "list":
+            preview = worker_preview(list(values.get("workers_list") or [""]))
+        else:
+            preview = count_preview(values.get("workers_count"))
+        self._config, self._error = config, error
+        with self.core.hold_sync():
+            self.core.errors = errors
+            self.core.general_errors = general
+            self.core.workers_preview = preview
+            self.core.valid = config is not None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return dict(self.core.values)
+
+    def set_values(self, **changes: Any) -> None:
+        """Change form values as a person typing would (strings, as the view sends them)."""
+        unknown = set(changes) - set(self.core.values)
+        reject_unknown_kwargs("set_values", unknown, self.core.values)
+        self.core.values = {**self.core.values, **changes}
+
+    @property
+    def valid(self) -> bool:
+        return bool(self.core.valid)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return dict(self.core.errors)
+
+    @property
+    def config(self) -> TrainConfig:
+        """The form as a ``TrainConfig``; raises the validation error when the form is invalid."""
+        if self._config is None:
+            assert self._error is not None
+            raise self._error
+        return self._config
+
+    # -- launch ----------------------------------------------------------------------------
+    def launch(self) -> Run:
+        """What the Launch button does: start the run, show its dashboard, return the Run."""
+        import nbtrain
+
+        config = self.config
+        run = nbtrain.launch(config, db=self.db)
+        self.run = run
+        dashboard = run.dashboard()
+        children: tuple[Any, ...] = tuple(getattr(self, "children", ()))
+        old = [c for c in children[1:] if hasattr(c, "close")]
+        self.children = (self.core, dashboard)
+        for child in old:
+            child.close()
+        self.core.launched_run_id = run.run_id
+        self.core.error = ""
+        return run
+
+    def _on_launch_request(self, _params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        run = self.launch()
+        return {"run_id": run.run_id, "worker_ids": run.worker_ids}
+
+    @property
+    def dashboard(self) -> Any:
+        return self.children[1] if len(self.children) > 1 else None
+
+    def __repr__(self) -> str:
+        values = self.core.values
+        return (
+            f"TrainForm(env_id={values.get('env_id')!r}, agent={values.get('agent')!r}, "
+            f"valid={self.valid})"
+        )
+
+
+def _plain_workers(fields: dict[str, Any]) -> dict[str, Any]:
+    workers = fields.get("workers")
+    if isinstance(workers, numbers.Integral) and not isinstance(workers, bool):
+        return {**fields, "workers": int(workers)}
+    return fields
