@@ -327,3 +327,22 @@ def test_wal_is_truncated_by_checkpoint(writer: StoreWriter, db: Path) -> None:
     writer.checkpoint()
     assert wal.stat().st_size == 0
     assert count(db, "SELECT COUNT(*) FROM steps") == 20 * 500
+
+
+def test_reads_in_the_writing_process_see_whole_batches(writer: StoreWriter, db: Path) -> None:
+    """Readers and the writer share one process (and two SQLite copies): reads stay consistent."""
+    from nbtrain.store import TelemetryStore
+
+    run = new_run(writer)
+    writer.upsert_worker(run, 1, status="running")
+    writer.flush()
+    store = TelemetryStore(db)
+    seen = []
+    for ep in range(30):
+        writer.add_events([steps(run, "000001", ep, 200)])
+        n = len(store.steps(run, 1, columns=["step_index"]))
+        assert n % 200 == 0
+        seen.append(n)
+    writer.flush()
+    assert len(store.steps(run, 1)) == 30 * 200
+    assert seen == sorted(seen)

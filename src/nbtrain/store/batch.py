@@ -63,8 +63,13 @@ class BatchWriter:
         self.busy_retries = 0
         self._conn: sqlite3.Connection | None = None
         self._adbc: Any = None
+        self.gate = schema.file_gate(path)
 
     def open(self) -> None:
+        with self.gate:
+            self._open()
+
+    def _open(self) -> None:
         import adbc_driver_sqlite.dbapi as adbc
 
         self._conn = schema.connect(self.path)
@@ -84,6 +89,10 @@ class BatchWriter:
         self._adbc.adbc_connection.set_autocommit(False)
 
     def close(self) -> None:
+        with self.gate:
+            self._close()
+
+    def _close(self) -> None:
         for conn in (self._adbc, self._conn):
             if conn is not None:
                 with contextlib.suppress(Exception):  # closing is best effort
@@ -139,12 +148,16 @@ class BatchWriter:
                 items.append(_Rows(INSERT_EPISODE, [row], "episodes"))
 
     def _commit(self, tables: list[pa.Table], items: list[_Rows | Op]) -> None:
-        if tables and not self._ingest(tables):
+        if tables:
+            with self.gate:
+                ingested = self._ingest(tables)
+        if tables and not ingested:
             # Bulk ingest refused (a constraint, most likely): redo those rows one by one.
             fallback = [_Rows(INSERT_STEP, table_rows(t), "steps") for t in tables]
             items = [*fallback, *items]
         if items:
-            self._transaction(items)
+            with self.gate:
+                self._transaction(items)
 
     def _ingest(self, tables: list[pa.Table]) -> bool:
         attempt = 0
@@ -250,7 +263,8 @@ class BatchWriter:
     def _run_outside(self, op: Op) -> None:
         call: Callable[[Any], Any] | None = op.call
         try:
-            result = call(self.conn) if call is not None else None
+            with self.gate:
+                result = call(self.conn) if call is not None else None
         except Exception as exc:
             if op.future is not None:
                 op.future.set_exception(exc)
@@ -283,7 +297,12 @@ class BatchWriter:
                 attempt + 1,
                 exc,
             )
-        time.sleep(min(0.01 * 2**attempt, 0.25))
+        # Called with the gate held once: let in-process readers through while we back off.
+        self.gate.release()
+        try:
+            time.sleep(min(0.01 * 2**attempt, 0.25))
+        finally:
+            self.gate.acquire()
 
     def _failed(
         self, rows: int, what: str, exc: BaseException, run_id: Any, worker_id: Any

@@ -46,11 +46,12 @@ def needs_migration(path: Path) -> bool:
     """True when ``path`` is missing, empty or older than this nbtrain (read-only check)."""
     if not path.exists() or path.stat().st_size == 0:
         return True
-    conn = schema.connect(path, readonly=True)
-    try:
-        version = read_version(conn)
-    finally:
-        conn.close()
+    with schema.file_gate(path):
+        conn = schema.connect(path, readonly=True)
+        try:
+            version = read_version(conn)
+        finally:
+            conn.close()
     check_version(version, path)
     return version != schema.SCHEMA_VERSION
 
@@ -63,6 +64,11 @@ def migrate(path: str | Path) -> tuple[int | None, int]:
     write lock).
     """
     path = Path(path).expanduser().resolve()
+    with schema.file_gate(path):
+        return _migrate(path)
+
+
+def _migrate(path: Path) -> tuple[int | None, int]:
     conn = schema.connect(path)
     try:
         version = read_version(conn)

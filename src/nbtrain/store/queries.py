@@ -116,12 +116,13 @@ class Reader:
         return schema.connect(self.path, readonly=True)
 
     def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        conn = self.connect()
-        try:
-            bound = params if isinstance(params, dict) else tuple(params)
-            return conn.execute(sql, bound).fetchall()
-        finally:
-            conn.close()
+        with schema.file_gate(self.path):
+            conn = self.connect()
+            try:
+                bound = params if isinstance(params, dict) else tuple(params)
+                return conn.execute(sql, bound).fetchall()
+            finally:
+                conn.close()
 
     def columns(self, sql: str, params: Sequence[Any], names: list[str]) -> dict[str, Values]:
         rows = self.rows(sql, params)
@@ -130,28 +131,34 @@ class Reader:
 
     def arrow_columns(self, sql: str, params: Sequence[Any], names: list[str]) -> dict[str, Values]:
         """Fetch via ADBC; fall back to sqlite3 when ADBC's type inference refuses the data."""
+        with schema.file_gate(self.path):
+            table = self._fetch_arrow(sql, params)
+        if table is None:
+            return self.columns(sql, params, names)
+        if table.num_rows == 0:
+            return dict.fromkeys(names, ())
+        return {name: table.column(i) for i, name in enumerate(names)}
+
+    def _fetch_arrow(self, sql: str, params: Sequence[Any]) -> Any:
         import adbc_driver_sqlite.dbapi as adbc
 
         try:
             conn = adbc.connect(schema.uri_for(self.path, readonly=True), autocommit=True)
         except Exception:
-            return self.columns(sql, params, names)
+            return None
         try:
             cur = conn.cursor()
             try:
                 cur.execute(f"PRAGMA busy_timeout = {schema.BUSY_TIMEOUT_MS}")
                 cur.fetchall()
                 cur.execute(sql, tuple(params)) if params else cur.execute(sql)
-                table = cur.fetch_arrow_table()
+                return cur.fetch_arrow_table()
             finally:
                 cur.close()
         except Exception:
-            return self.columns(sql, params, names)
+            return None
         finally:
             conn.close()
-        if table.num_rows == 0:
-            return dict.fromkeys(names, ())
-        return {name: table.column(i) for i, name in enumerate(names)}
 
     # -- existence checks -------------------------------------------------------------------
     def check_run(self, run_id: str) -> None:

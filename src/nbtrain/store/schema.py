@@ -19,6 +19,7 @@ The schema version is ``PRAGMA user_version`` (readable without a write) mirrore
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from urllib.parse import quote
 
@@ -144,6 +145,26 @@ def stamp_version(conn: sqlite3.Connection) -> None:
         "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),
     )
+
+
+_gates: dict[Path, threading.RLock] = {}
+_gates_lock = threading.Lock()
+
+
+def file_gate(path: Path) -> threading.RLock:
+    """A process-wide lock per database file, held around every use of a connection to it.
+
+    The ADBC driver links its own copy of SQLite. POSIX file locks never conflict within one
+    process, and closing any descriptor of a file drops all of the process's locks on it, so
+    two SQLite copies in one process do not see each other's locks (sqlite.org/howtocorrupt,
+    2.2.1). nbtrain's own connections therefore take turns through this gate; other processes
+    are unaffected (their locks are real). Connections opened by user code bypass it.
+    """
+    with _gates_lock:
+        gate = _gates.get(path)
+        if gate is None:
+            gate = _gates[path] = threading.RLock()
+        return gate
 
 
 def uri_for(path: Path, *, readonly: bool) -> str:
