@@ -83,9 +83,9 @@ export function overviewBand(curves, options = {}) {
     /** @type {Array<number | null>} */
     const row = [];
     for (const c of smoothed) {
-      // a worker's last point at or before this bin's right edge, unless it stopped earlier
+      // a worker's last point at or before this bin's right edge, once it reached the bin
       const i = upperBound(c.ep, edge) - 1;
-      const ok = i >= 0 && c.ep[i] > b * width - width;
+      const ok = i >= 0 && c.ep.length > 0 && c.ep[c.ep.length - 1] >= b * width;
       row.push(ok ? c.r[i] : null);
       if (ok) vals.push(c.r[i]);
     }

@@ -77,7 +77,12 @@ function render({ model, el }) {
       } else if (spec.kind === "select") {
         const select = document.createElement("select");
         const choices = spec.name === "agent" ? model.get("agents") : spec.choices;
-        for (const c of choices) select.append(new Option(c, c));
+        for (const c of choices) {
+          const option = document.createElement("option");
+          option.value = c;
+          option.textContent = c;
+          select.append(option);
+        }
         select.value = values[spec.name];
         select.addEventListener("change", () => change(spec.name, select.value, true));
         input = select;

@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { ansiToHtml } from "../src/ansi.js";
+import { Curve, overviewBand, rollingMean } from "../src/curves.js";
+import { gridCells, startPosition, taxiDecode } from "../src/grid.js";
+
+describe("curves", () => {
+  it("rolling mean uses the points seen so far at the start", () => {
+    expect(Array.from(rollingMean([1, 2, 3, 4], 2))).toEqual([1, 1.5, 2.5, 3.5]);
+  });
+
+  it("appends contiguous deltas, ignores stale ones and reports gaps", () => {
+    const c = new Curve();
+    const pts = (ep) => ({ ep, reward: ep.map((e) => e * 10), length: ep.map(() => 1) });
+    expect(c.apply({ epoch: 0, start: 0, end: 2, reset: true }, pts([0, 1]))).toBe("ok");
+    expect(c.apply({ epoch: 0, start: 2, end: 4, reset: false }, pts([2, 3]))).toBe("ok");
+    expect(c.apply({ epoch: 0, start: 2, end: 4, reset: false }, pts([2, 3]))).toBe("stale");
+    expect(c.apply({ epoch: 0, start: 6, end: 7, reset: false }, pts([6]))).toBe("gap");
+    expect(c.apply({ epoch: 1, start: 4, end: 5, reset: false }, pts([4]))).toBe("gap");
+    expect(c.ep).toEqual([0, 1, 2, 3]);
+    expect(c.apply({ epoch: 1, start: 0, end: 2, reset: true }, pts([1, 3]))).toBe("ok");
+    expect(c.ep).toEqual([1, 3]);
+    expect(c.epoch).toBe(1);
+  });
+
+  it("overview band is the mean and sd across workers", () => {
+    const a = { ep: [0, 1, 2, 3], reward: [0, 0, 0, 0] };
+    const b = { ep: [0, 1, 2, 3], reward: [2, 2, 2, 2] };
+    const band = overviewBand([a, b], { bins: 4, window: 1 });
+    expect(band.x).toEqual([0, 1, 2, 3]);
+    expect(band.mean).toEqual([1, 1, 1, 1]);
+    expect(band.lo).toEqual([0, 0, 0, 0]);
+    expect(band.hi).toEqual([2, 2, 2, 2]);
+    expect(band.perWorker).toEqual([[0, 0, 0, 0], [2, 2, 2, 2]]);
+  });
+
+  it("a worker that stopped early leaves the band", () => {
+    const a = { ep: [0, 1], reward: [1, 1] };
+    const b = { ep: [0, 1, 2, 3, 4, 5], reward: [3, 3, 3, 3, 3, 3] };
+    const band = overviewBand([a, b], { bins: 6, window: 1 });
+    expect(band.n).toEqual([2, 2, 1, 1, 1, 1]);
+    expect(band.perWorker[0].slice(2)).toEqual([null, null, null, null]);
+  });
+});
+
+describe("grid", () => {
+  const lake = { kind: "frozenlake", rows: ["SFFF", "FHFH", "FFFH", "HFFG"] };
+
+  it("places the agent at row pos/ncols, column pos%ncols", () => {
+    const cells = gridCells(lake, 5);
+    expect(cells[1][1]).toMatchObject({ ch: "H", cls: "hole", agent: true });
+    expect(cells.flat().filter((c) => c.agent)).toHaveLength(1);
+    expect(startPosition(lake)).toBe(0);
+  });
+
+  it("decodes Taxi states like gymnasium", () => {
+    // gymnasium: env.decode(328) == (3, 1, 2, 0)
+    expect(taxiDecode(328)).toEqual({ row: 3, col: 1, passenger: 2, destination: 0 });
+    expect(() => taxiDecode(500)).toThrow(RangeError);
+  });
+
+  it("draws Taxi with walls, passenger and destination", () => {
+    const taxi = { kind: "taxi", rows: ["+---------+", "|R: | : :G|", "| : | : : |", "| : : : : |", "| | : | : |", "|Y| : |B: |", "+---------+"] };
+    const cells = gridCells(taxi, 328);
+    expect(cells).toHaveLength(5);
+    expect(cells[3][1].agent).toBe(true);
+    expect(cells[0][0].cls).toContain("destination"); // R
+    expect(cells[4][0].cls).toContain("passenger"); // Y
+    expect(cells[0][1].wallRight).toBe(true); // "R: |"
+    expect(cells[4][0].wallRight).toBe(true); // "|Y|"
+  });
+
+  it("ansi frames are escaped and highlighted", () => {
+    const html = ansiToHtml("\n\x1b[41mS\x1b[0mF<H\n");
+    expect(html).toBe('\n<span class="nbt-ansi-hl">S</span>F&lt;H\n');
+  });
+});

@@ -1,0 +1,157 @@
+import { describe, expect, it } from "vitest";
+import dashboard, { DashboardState, statusLine } from "../src/dashboard.js";
+import { FakeModel, loadFixture, tick } from "./fake_model.js";
+
+const fx = loadFixture();
+
+function mount(model) {
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = dashboard.render({ model, el });
+  return { el, cleanup };
+}
+
+function liveModel() {
+  const model = new FakeModel({ run_id: "01J0000000000000000000TEST", worker_ids: ["000001", "000007"] });
+  model.kernel.hello = (_p, id) => model.respond(id, fx.snapshot.content, fx.snapshot.buffers);
+  return model;
+}
+
+const frame = () => tick(30);
+
+describe("DashboardState", () => {
+  it("ignores deltas until the snapshot and those it already covers", () => {
+    const s = new DashboardState();
+    expect(s.applyDelta(fx.deltas[0].content, fx.deltas[0].buffers)).toBe("ignored");
+    s.applySnapshot(fx.snapshot.content, fx.snapshot.buffers);
+    expect(s.seq).toBe(2);
+    expect(s.applyDelta(fx.deltas[1].content, fx.deltas[1].buffers)).toBe("ignored");
+    expect(s.applyDelta(fx.deltas[2].content, fx.deltas[2].buffers)).toBe("ok");
+    const w1 = s.worker("000001");
+    expect(w1.curve.ep).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(w1.curve.reward).toEqual([0, 1, 0, 1, 1, 1, 0]);
+    expect(w1.recent.map((r) => r.ep_index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(w1.grid.kind).toBe("frozenlake");
+    expect(w1.position).toBe(8);
+  });
+
+  it("deltas alone rebuild what the snapshot holds", () => {
+    const fromDeltas = new DashboardState();
+    fromDeltas.applySnapshot({ ...fx.snapshot.content, seq: 0, workers: {} }, []);
+    for (const d of fx.deltas.slice(0, 2)) expect(fromDeltas.applyDelta(d.content, d.buffers)).toBe("ok");
+    const fromSnapshot = new DashboardState();
+    fromSnapshot.applySnapshot(fx.snapshot.content, fx.snapshot.buffers);
+    for (const wid of ["000001", "000007"]) {
+      const a = fromDeltas.worker(wid);
+      const b = fromSnapshot.worker(wid);
+      expect(a.curve.ep).toEqual(b.curve.ep);
+      expect(a.curve.reward).toEqual(b.curve.reward);
+      expect(a.scalars).toEqual(b.scalars);
+      expect(a.recent).toEqual(b.recent);
+    }
+  });
+
+  it("asks for a resync when a delta is missing", () => {
+    const s = new DashboardState();
+    s.applySnapshot({ ...fx.snapshot.content, seq: 0, workers: {} }, []);
+    expect(s.applyDelta(fx.deltas[1].content, fx.deltas[1].buffers)).toBe("resync");
+  });
+
+  it("status line shows pid and exit code when known", () => {
+    expect(statusLine({ status: "failed", pid: 12, exit_code: 1 })).toBe("failed · pid 12 · exit code 1");
+    expect(statusLine({})).toBe("pending");
+  });
+});
+
+describe("dashboard view", () => {
+  it("says hello on render and shows one tab per worker plus All workers", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    expect(model.requests("hello")).toHaveLength(1);
+    await frame();
+    const tabs = [...el.querySelectorAll(".nbt-tab")].map((t) => t.textContent);
+    expect(tabs).toEqual(["All workers", "000001", "000007"]);
+    expect(el.querySelector(".nbt-summary").textContent).toContain("000007");
+  });
+
+  it("applies live deltas and shows the worker's status, episodes and grid", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    await frame();
+    model.receive(fx.deltas[2].content, fx.deltas[2].buffers);
+    el.querySelector('.nbt-tab[data-key="000001"]').click();
+    await frame();
+    expect(el.querySelector(".nbt-status").textContent).toBe("running · pid 4242");
+    expect(el.querySelector(".nbt-stats").textContent).toContain("7 / 10");
+    const rows = el.querySelectorAll(".nbt-recent tr");
+    expect(rows).toHaveLength(8); // header + 7 episodes, newest first
+    expect(rows[1].textContent).toContain("6");
+    expect(el.querySelectorAll(".nbt-cell")).toHaveLength(16);
+    expect(el.querySelector(".nbt-agent")).not.toBeNull();
+    expect(model.requests("focus").at(-1).content.params).toMatchObject({ worker_id: "000001" });
+  });
+
+  it("re-asks for a snapshot when deltas arrive out of order", async () => {
+    const model = liveModel();
+    mount(model);
+    await frame();
+    model.receive({ ...fx.deltas[2].content, seq: 9 }, fx.deltas[2].buffers);
+    expect(model.requests("hello")).toHaveLength(2);
+  });
+
+  it("Stop sends the worker id and reports the result", async () => {
+    const model = liveModel();
+    model.kernel.stop = (p, id) => model.respond(id, { statuses: { [p.worker_id]: "stopped" } });
+    const { el } = mount(model);
+    await frame();
+    el.querySelector('.nbt-tab[data-key="000007"]').click();
+    await frame();
+    el.querySelector(".nbt-stop").click();
+    expect(model.requests("stop")[0].content.params).toEqual({ worker_id: "000007" });
+    await frame();
+    expect(el.querySelector(".nbt-stop-out").textContent).toBe("000007: stopped");
+  });
+
+  it("Stop all sends no worker id; a failure is shown, not swallowed", async () => {
+    const model = liveModel();
+    model.kernel.stop = (_p, id) => model.fail(id, "RuntimeError", "cannot stop");
+    const { el } = mount(model);
+    await frame();
+    el.querySelector(".nbt-stop").click();
+    await frame();
+    expect(model.requests("stop")[0].content.params).toEqual({ worker_id: null });
+    expect(el.querySelector(".nbt-stop-out").textContent).toContain("stop failed: RuntimeError: cannot stop");
+  });
+
+  it("a failed worker shows its error and traceback", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    await frame();
+    model.receive({ kind: "delta", seq: 3, workers: { "000007": { scalars: { status: "failed", exit_code: 1, error: "ValueError: boom", traceback: "Traceback...\nValueError: boom" } } } });
+    el.querySelector('.nbt-tab[data-key="000007"]').click();
+    await frame();
+    expect(el.querySelector(".nbt-error-line").textContent).toBe("ValueError: boom");
+    expect(el.querySelector(".nbt-traceback").textContent).toContain("Traceback");
+    expect(el.querySelector(".nbt-stop").disabled).toBe(true);
+    expect(el.querySelector('.nbt-tab[data-key="000007"]').dataset.status).toBe("failed");
+  });
+
+  it("a second view of the same model gets its own snapshot", async () => {
+    const model = liveModel();
+    const a = mount(model);
+    const b = mount(model);
+    await frame();
+    expect(model.requests("hello")).toHaveLength(2);
+    expect(a.el.querySelectorAll(".nbt-tab")).toHaveLength(3);
+    expect(b.el.querySelectorAll(".nbt-tab")).toHaveLength(3);
+  });
+
+  it("cleanup removes listeners and releases focus", async () => {
+    const model = liveModel();
+    const { cleanup } = mount(model);
+    await frame();
+    cleanup();
+    expect(model.listenerCount("msg:custom")).toBe(0);
+    expect(model.requests("focus").at(-1).content.params.worker_id).toBeNull();
+  });
+});

@@ -1,0 +1,121 @@
+import { describe, expect, it } from "vitest";
+import form, { matchingEnvs } from "../src/form.js";
+import { FakeModel, loadFixture, tick } from "./fake_model.js";
+
+const fx = loadFixture();
+
+function formModel(values = {}) {
+  return new FakeModel({
+    sections: fx.form.sections,
+    agents: ["q_learning", "sarsa", "expected_sarsa", "random"],
+    envs: fx.form.envs,
+    values: {
+      env_id: "FrozenLake-v1", env_kwargs: "", agent: "q_learning", alpha: "", gamma: "", epsilon: "",
+      epsilon_min: "", epsilon_decay: "", name: "", episodes: "", max_steps_per_episode: "", seed: "",
+      step_delay: "", mode: "train", policy_path: "", telemetry_steps: "", frames: "none", frame_every: "",
+      workers_mode: "count", workers_count: "1", workers_list: [""], ...values,
+    },
+    errors: { episodes: "required: how many episodes each worker plays" },
+    general_errors: [],
+    workers_preview: fx.form.count_preview,
+    valid: false,
+    launched_run_id: "",
+  });
+}
+
+function mount(model) {
+  const el = document.createElement("div");
+  document.body.append(el);
+  form.render({ model, el });
+  return el;
+}
+
+const field = (el, name) => el.querySelector(`.nbt-field[data-field="${name}"]`);
+
+describe("env list", () => {
+  it("tabular agents see only discrete/discrete envs; search filters", () => {
+    const ids = matchingEnvs(fx.form.envs, "q_learning", "");
+    expect(ids).toContain("FrozenLake-v1");
+    expect(ids).not.toContain("CartPole-v1");
+    expect(matchingEnvs(fx.form.envs, "random", "")).toContain("CartPole-v1");
+    expect(matchingEnvs(fx.form.envs, "random", "taxi")).toEqual(["Taxi-v4"]);
+  });
+});
+
+describe("form view", () => {
+  it("renders every field with its error next to it; Launch disabled while invalid", () => {
+    const model = formModel();
+    const el = mount(model);
+    for (const s of fx.form.sections) for (const f of s.fields) expect(field(el, f.name)).not.toBeNull();
+    expect(field(el, "episodes").querySelector(".nbt-field-error").textContent).toContain("required");
+    expect(field(el, "episodes").classList.contains("nbt-invalid")).toBe(true);
+    expect(el.querySelector(".nbt-launch").disabled).toBe(true);
+    model.set("errors", {});
+    model.set("valid", true);
+    expect(field(el, "episodes").querySelector(".nbt-field-error").textContent).toBe("");
+    expect(el.querySelector(".nbt-launch").disabled).toBe(false);
+  });
+
+  it("typing sends values to Python (debounced) as text", async () => {
+    const model = formModel();
+    const el = mount(model);
+    const input = field(el, "episodes").querySelector("input");
+    input.value = "20";
+    input.dispatchEvent(new Event("input"));
+    input.value = "200";
+    input.dispatchEvent(new Event("input"));
+    expect(model.saves).toBe(0);
+    await tick(200);
+    expect(model.saves).toBe(1);
+    expect(model.get("values").episodes).toBe("200");
+  });
+
+  it("hides hyperparameters for the random agent and refilters envs", () => {
+    const model = formModel();
+    const el = mount(model);
+    expect(field(el, "alpha").hidden).toBe(false);
+    const select = field(el, "agent").querySelector("select");
+    select.value = "random";
+    select.dispatchEvent(new Event("change"));
+    expect(field(el, "alpha").hidden).toBe(true);
+    const options = [...el.querySelectorAll(".nbt-env-option")].map((o) => o.textContent);
+    expect(options).toContain("CartPole-v1");
+  });
+
+  it("worker id rows show Python's normalized id or its error inline", () => {
+    const model = formModel({ workers_mode: "list", workers_list: fx.form.workers_rows });
+    model.state.workers_preview = fx.form.workers_preview;
+    const el = mount(model);
+    const rows = [...el.querySelectorAll(".nbt-worker-row")];
+    expect(rows).toHaveLength(5);
+    expect(rows[0].querySelector(".nbt-worker-id").textContent).toBe("→ 000007");
+    expect(rows[1].querySelector(".nbt-worker-error").textContent).toContain("invalid worker id 'gpu-a'");
+    expect(rows[1].classList.contains("nbt-invalid")).toBe(true);
+    expect(rows[2].querySelector(".nbt-worker-id").textContent).toBe("→ 000001 (auto)");
+    expect(rows[3].querySelector(".nbt-worker-error").textContent).toContain("duplicate");
+    el.querySelector(".nbt-add-worker").click();
+    expect(model.get("values").workers_list).toHaveLength(6);
+  });
+
+  it("Launch asks Python and reports the run or the error", async () => {
+    const model = formModel();
+    model.state.valid = true;
+    model.kernel.launch = (_p, id) => model.respond(id, { run_id: "01JRUN", worker_ids: ["000001"] });
+    const el = mount(model);
+    el.querySelector(".nbt-launch").click();
+    await tick(10);
+    expect(el.querySelector(".nbt-launch-out").textContent).toBe("launched run 01JRUN (000001)");
+    model.kernel.launch = (_p, id) => model.fail(id, "FileNotFoundError", "the folder of db='x/y' does not exist");
+    el.querySelector(".nbt-launch").click();
+    await tick(10);
+    expect(el.querySelector(".nbt-launch-out").textContent).toContain("launch failed: FileNotFoundError");
+  });
+
+  it("values set from Python show up in the inputs", () => {
+    const model = formModel();
+    const el = mount(model);
+    model.set("values", { ...model.get("values"), episodes: "77", agent: "random" });
+    expect(field(el, "episodes").querySelector("input").value).toBe("77");
+    expect(field(el, "alpha").hidden).toBe(true);
+  });
+});
