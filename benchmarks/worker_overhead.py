@@ -119,14 +119,16 @@ def main() -> None:
             all_rate = statistics.median(rates["all"])
             none_rate = statistics.median(rates["none"])
             ratios[env_id] = none_rate / all_rate
+            best = max(rates["none"]) / max(rates["all"])
             print(
                 f"{env_id}: median {all_rate:.0f} steps/s recording all, {none_rate:.0f} "
-                f"recording none -> time ratio all/none = {ratios[env_id]:.3f}",
+                f"recording none -> time ratio all/none = {ratios[env_id]:.3f} "
+                f"(best of {args.reps}: {best:.3f})",
                 flush=True,
             )
     worst = max(ratios.values())
     verdict = "meets" if worst <= GOAL else "MISSES"
-    print(f"worst ratio {worst:.3f} {verdict} the goal of <= {GOAL}")
+    print(f"worst median ratio {worst:.3f} {verdict} the goal of <= {GOAL}")
 
 
 if __name__ == "__main__":
