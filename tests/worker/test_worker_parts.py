@@ -84,6 +84,13 @@ def test_rows_become_one_columnar_batch_before_the_next_event(pipe: tuple[int, i
     assert emitter.rows == []
 
 
+def test_extras_that_are_not_dicts_fail_clearly(pipe: tuple[int, int]) -> None:
+    emitter = TelemetryEmitter(FrameSink(pipe[1]), RUN, "000001")
+    emitter.rows.append((0, 0, 1, 0.0, False, False, 0, 0.25, 1.0))
+    with pytest.raises(TypeError, match=r"learn\(\) returned float; it must return a dict or None"):
+        emitter.flush()
+
+
 def test_side_events_push_queued_frames_but_leave_rows(pipe: tuple[int, int]) -> None:
     r, w = pipe
     emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")

@@ -209,6 +209,11 @@ class TelemetryEmitter:
         batch = rows.copy()
         rows.clear()
         ep, step, action, reward, term, trunc, obs, extras, ts = map(list, zip(*batch, strict=True))
+        wrong = {type(x) for x in extras} - {dict, type(None)}
+        if wrong:
+            # The kernel would reject the whole batch; say so here, where it can be fixed.
+            names = ", ".join(sorted(t.__name__ for t in wrong))
+            raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
         self.steps_sent += len(batch)
         self.sink.send(
             Steps(
