@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -93,6 +94,5 @@ class ControlReader:
     def _orphaned(self) -> None:
         """The kernel is gone: stop now and, if the loop does not finish in time, exit."""
         self.flag.request("orphaned")
-        done = threading.Event()
-        done.wait(self.grace)
+        time.sleep(self.grace)
         self._exit_now(0)
