@@ -1,0 +1,121 @@
+"""The ``nbtrain`` command line, run as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import nbtrain
+from nbtrain.cli import main
+
+pytestmark = pytest.mark.slow
+
+LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0.sqlite"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbtrain.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_run_with_worker_ids_then_runs_summary_export(db: Path) -> None:
+    result = cli(
+        "run",
+        "--env",
+        "FrozenLake-v1",
+        "--env-kw",
+        "is_slippery=false",
+        "--episodes",
+        "5",
+        "--workers",
+        "7,gpu_a,",
+        "--set",
+        "alpha=0.5",
+        "--max-steps",
+        "30",
+        cwd=db.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "000007" in result.stdout
+    assert "gpu_a" in result.stdout
+    assert "completed" in result.stdout
+    run_id = nbtrain.TelemetryStore(db).runs()["run_id"].iloc[-1]
+
+    listed = cli("runs", cwd=db.parent)
+    assert listed.returncode == 0
+    assert run_id in listed.stdout
+
+    summary = cli("summary", run_id, cwd=db.parent)
+    assert summary.returncode == 0
+    assert summary.stdout.count("completed") >= 3
+
+    for fmt in ("parquet", "csv"):
+        exported = cli("export", run_id, "--format", fmt, "--out", "out", cwd=db.parent)
+        assert exported.returncode == 0, exported.stderr
+        path = db.parent / "out" / f"{run_id}-episodes.{fmt}"
+        frame = pd.read_parquet(path) if fmt == "parquet" else pd.read_csv(path)
+        assert len(frame) == 15
+        assert (db.parent / "out" / f"{run_id}-steps.{fmt}").exists()
+
+
+def test_failed_worker_exits_1(db: Path) -> None:
+    code = main(
+        [
+            "run",
+            "--env",
+            "FrozenLake-v1",
+            "--agent",
+            "pipeline_agents:Raises",
+            "--episodes",
+            "3",
+            "--no-progress",
+        ]
+    )
+    assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--env", "Taxi-v3", "--episodes", "3"], "Taxi-v4"),
+        (["run", "--episodes", "3"], "needs --env"),
+        (["run", "--env", "FrozenLake-v1"], "needs --episodes"),
+        (["run", "--env", "FrozenLake-v1", "--episodes", "3", "--set", "alpha"], "KEY=VALUE"),
+        (["run", "--env", "FrozenLake-v1", "--episodes", "3", "--workers", "gpu-a"], "gpu-a"),
+        (["summary", "01JAAAAAAAAAAAAAAAAAAAAAAA"], "no database"),
+        (["migrate", "missing.sqlite"], "no database"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_line(
+    db: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_unknown_run_id_exits_2(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--env", "FrozenLake-v1", "--episodes", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["summary", "01JAAAAAAAAAAAAAAAAAAAAAAA"]) == 2
+    assert "01JAAAAAAAAAAAAAAAAAAAAAAA" in capsys.readouterr().err
+
+
+def test_migrate_upgrades_a_legacy_file(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    legacy = db.parent / "legacy.sqlite"
+    shutil.copy(LEGACY, legacy)
+    assert main(["migrate", str(legacy)]) == 0
+    assert "→" in capsys.readouterr().out
+    episodes = nbtrain.TelemetryStore(legacy).episodes()
+    assert set(episodes["worker_id"]) == {"000001"}
