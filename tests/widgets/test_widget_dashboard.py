@@ -1,0 +1,193 @@
+"""RunDashboard on a live hub run: hello/snapshot, throttled ticker, requests, fallbacks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from widget_events import RUN_ID, ended, episode, new_live, started
+
+from nbtrain.live.hub import RunLive, get_hub
+from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
+from nbtrain.widgets import RunDashboard
+from nbtrain.widgets.dashboard import MIN_INTERVAL
+
+
+class Recording(RunDashboard):
+    """A dashboard whose outgoing messages are kept (no front-end in these tests)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: list[tuple[dict[str, Any], list[bytes]]] = []
+        self.cond = threading.Condition()
+        super().__init__(*args, **kwargs)
+
+    def _send_message(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        with self.cond:
+            self.messages.append((content, list(buffers or [])))
+            self.cond.notify_all()
+
+    def request(self, method: str, rid: str = "r1", **params: Any) -> None:
+        self._handle_custom_msg(
+            {"kind": "request", "id": rid, "method": method, "params": params}, []
+        )
+
+    def wait_for(self, pred: Any, timeout: float = 5.0) -> dict[str, Any]:
+        with self.cond:
+            found: list[dict[str, Any]] = []
+
+            def check() -> bool:
+                found[:] = [m for m, _ in self.messages if pred(m)]
+                return bool(found)
+
+            assert self.cond.wait_for(check, timeout), f"no such message in {self.messages}"
+            return found[-1]
+
+    def kinds(self) -> list[str]:
+        return [m["kind"] for m, _ in self.messages]
+
+
+@pytest.fixture
+def live() -> Iterator[RunLive]:
+    run = get_hub().register(new_live(["000001", "000002"], episodes=50))
+    yield run
+    get_hub().discard(RUN_ID)
+
+
+@pytest.fixture
+def dash(live: RunLive, tmp_path: Path) -> Iterator[Recording]:
+    widget = Recording(RUN_ID, db=tmp_path / "x.sqlite")
+    yield widget
+    widget.close()
+
+
+def _response(dash: Recording, rid: str) -> dict[str, Any]:
+    return dash.wait_for(lambda m: m.get("kind") == "response" and m["id"] == rid)
+
+
+def test_nothing_is_sent_before_a_view_says_hello(dash: Recording, live: RunLive) -> None:
+    live.apply(started("000001"))
+    time.sleep(3 * MIN_INTERVAL)
+    assert dash.messages == []
+    assert not dash.ticker_alive
+
+
+def test_hello_answers_with_a_snapshot_then_deltas_follow(dash: Recording, live: RunLive) -> None:
+    live.apply_many([started("000001"), episode("000001", 0, reward=1.0)])
+    dash.request("hello", "h1")
+    snap = _response(dash, "h1")
+    assert snap["ok"] is True
+    assert snap["result"]["kind"] == "snapshot"
+    assert snap["result"]["worker_ids"] == ["000001", "000002"]
+    assert snap["result"]["workers"]["000001"]["curve"]["end"] == 1
+    assert dash.ticker_alive
+    live.apply(episode("000001", 1, reward=2.0))
+    kinds = dash.kinds()
+    assert kinds.index("delta") < kinds.index("response")  # other views caught up first
+    delta = dash.wait_for(lambda m: m.get("kind") == "delta" and m["seq"] > snap["result"]["seq"])
+    assert delta["seq"] == snap["result"]["seq"] + 1
+    assert delta["workers"]["000001"]["curve"]["start"] == 1
+
+
+def test_ticker_sends_at_most_ten_messages_a_second(dash: Recording, live: RunLive) -> None:
+    dash.request("hello", "h1")
+    stop = threading.Event()
+
+    def feed() -> None:
+        i = 0
+        while not stop.is_set():
+            live.apply(episode("000001", i))
+            i += 1
+            time.sleep(0.002)
+
+    feeder = threading.Thread(target=feed)
+    start = time.monotonic()
+    feeder.start()
+    time.sleep(1.0)
+    stop.set()
+    feeder.join()
+    elapsed = time.monotonic() - start
+    deltas = [m for m, _ in dash.messages if m["kind"] == "delta"]
+    assert len(deltas) >= 3
+    assert len(deltas) <= elapsed / MIN_INTERVAL + 2
+    seqs = [m["seq"] for m in deltas]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+
+
+def test_ticker_ends_after_the_final_state_went_out(dash: Recording, live: RunLive) -> None:
+    dash.request("hello", "h1")
+    live.apply_many([ended("000001", episodes_done=3), ended("000002", "stopped")])
+    dash.wait_for(
+        lambda m: (
+            m.get("kind") == "delta"
+            and m["workers"].get("000002", {}).get("scalars", {}).get("status") == "stopped"
+        )
+    )
+    assert dash._ticker is not None
+    dash._ticker.join(timeout=3)
+    assert not dash.ticker_alive
+
+
+def test_close_stops_the_ticker(dash: Recording, live: RunLive) -> None:
+    dash.request("hello", "h1")
+    assert dash.ticker_alive
+    dash.close()
+    assert not dash.ticker_alive
+    count = len(dash.messages)
+    live.apply(episode("000001", 0))
+    time.sleep(3 * MIN_INTERVAL)
+    assert len(dash.messages) == count
+
+
+def test_a_second_view_gets_the_same_state(dash: Recording, live: RunLive) -> None:
+    live.apply_many([episode("000001", i, reward=i) for i in range(4)])
+    dash.request("hello", "h1")
+    first = _response(dash, "h1")["result"]
+    dash.request("hello", "h2")
+    second = _response(dash, "h2")["result"]
+    assert second["workers"]["000001"]["recent"] == first["workers"]["000001"]["recent"]
+    assert second["workers"]["000001"]["curve"]["end"] == 4
+
+
+def test_unknown_request_is_answered_with_an_error_and_shown(
+    dash: Recording, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="nbtrain"):
+        dash.request("explode", "x1")
+    reply = _response(dash, "x1")
+    assert reply["ok"] is False
+    assert reply["error"]["type"] == "ValueError"
+    assert "unknown request method 'explode'" in reply["error"]["message"]
+    assert "explode" in dash.error
+    assert any(getattr(r, "code", None) == LOG_UI_DASHBOARD_CALLBACK_ERROR for r in caplog.records)
+
+
+def test_focus_selects_which_workers_get_rgb_frames(dash: Recording) -> None:
+    dash.request("focus", "f1", view="a", worker_id="000002")
+    assert _response(dash, "f1")["ok"] is True
+    assert dash._tracker is not None
+    assert dash._tracker.focused == {"a": "000002"}
+    dash.request("focus", "f2", view="a", worker_id=None)
+    assert dash._tracker.focused == {}
+
+
+def test_repr_and_text_fallbacks_are_stable(dash: Recording, live: RunLive) -> None:
+    live.apply_many([started("000001"), episode("000001", 0)])
+    assert repr(dash) == f"RunDashboard(run_id='{RUN_ID}', workers=['000001', '000002'])"
+    data, _meta = dash._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
+    text = data["text/plain"].splitlines()
+    assert text[0] == repr(dash)
+    assert text[1].split() == ["worker_id", "status", "episodes", "steps", "exit_code"]
+    assert text[2].split() == ["000001", "running", "1", "0"]
+    assert "<td>000002</td><td>pending</td>" in data["text/html"]
+
+
+def test_unknown_keyword_arguments_are_rejected(live: RunLive, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'worker' .*accepted: \)"):
+        RunDashboard(RUN_ID, db=tmp_path / "x.sqlite", worker="000001")

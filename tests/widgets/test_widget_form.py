@@ -1,0 +1,155 @@
+"""TrainForm: values ↔ TrainConfig, per-field errors, worker-id preview, launch errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from nbtrain.config import TrainConfig, WorkerSpec
+from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
+from nbtrain.widgets import TrainForm
+from nbtrain.widgets.envinfo import envs_for_agent
+from nbtrain.widgets.form_fields import worker_preview
+
+
+def test_prefilled_form_is_valid_and_gives_the_same_config() -> None:
+    form = TrainForm(
+        env_id="FrozenLake-v1",
+        episodes=20,
+        alpha=0.5,
+        workers=[7, None, "w3"],
+        telemetry={"steps": 5},
+    )
+    assert form.valid, form.errors
+    config = form.config
+    expected = TrainConfig(
+        env_id="FrozenLake-v1",
+        episodes=20,
+        agent_kwargs={"alpha": 0.5},
+        workers=[7, None, "w3"],
+        telemetry={"steps": 5},
+    )
+    assert config.digest == expected.digest
+    assert config.worker_ids == ["000007", "000001", "000003"]
+
+
+def test_from_config_round_trips_the_digest() -> None:
+    config = TrainConfig(
+        env_id="CliffWalking-v1",
+        episodes=7,
+        seed=3,
+        step_delay=0.01,
+        agent="sarsa",
+        agent_kwargs={"gamma": 0.9, "epsilon": 0.2, "epsilon_min": 0.1},
+        workers=[WorkerSpec(worker_id="gpu_a", seed=11), 2],
+        max_steps_per_episode=50,
+        name="cliff",
+    )
+    form = TrainForm.from_config(config, db="x.sqlite")
+    assert form.values["agent"] == "sarsa"
+    assert form.values["workers_list"] == ["gpu_a", "2"]
+    assert form.config.digest == config.digest
+
+
+def test_invalid_values_show_errors_next_to_their_fields() -> None:
+    form = TrainForm(env_id="FrozenLake-v1", episodes=10)
+    form.set_values(episodes="ten", alpha="2", env_kwargs="{bad", telemetry_steps="sometimes")
+    assert not form.valid
+    errors = form.errors
+    assert errors["episodes"] == "'ten' is not an integer"
+    assert "alpha=2.0 is out of range" in errors["alpha"]
+    assert errors["env_kwargs"].startswith("not valid JSON")
+    assert "use all, none, or n" in errors["telemetry_steps"]
+    with pytest.raises(ValueError, match="episodes"):
+        _ = form.config
+
+
+def test_config_error_from_pydantic_maps_to_the_field() -> None:
+    form = TrainForm(env_id="Taxi-v3", episodes=10)
+    assert "did you mean 'Taxi-v4'" in form.errors["env_id"]
+    with pytest.raises(ValidationError):
+        _ = form.config
+    form.set_values(env_id="Taxi-v4", frames="rgb_array", episodes="0")
+    assert "greater than or equal to 1" in form.errors["episodes"]
+    form.set_values(episodes="3")
+    assert form.valid, form.errors
+    form.set_values(env_kwargs='{"is_slipery": true}', env_id="FrozenLake-v1")
+    assert "is_slipery" in form.errors["env_kwargs"]
+
+
+def test_required_episodes() -> None:
+    form = TrainForm(env_id="FrozenLake-v1")
+    assert form.errors["episodes"].startswith("required")
+    assert not form.valid
+
+
+def test_worker_rows_are_normalized_and_errors_shown_inline() -> None:
+    preview = worker_preview(["7", "gpu-a", "", "000007", " W3 ", "GPU_A"])
+    assert [p["id"] for p in preview] == ["000007", None, "000001", None, "000003", "gpu_a"]
+    assert [p["auto"] for p in preview] == [False, False, True, False, False, False]
+    assert "invalid worker id 'gpu-a'" in preview[1]["error"]
+    assert "duplicate: row 1 is also '000007'" in preview[3]["error"]
+    form = TrainForm(env_id="FrozenLake-v1", episodes=3, workers=["7", "gpu-a"])
+    assert form.errors["workers"] == "fix the worker ids marked below"
+    assert form.core.workers_preview[0]["id"] == "000007"
+    form.set_values(workers_list=["7", ""])
+    assert form.valid
+    assert [p["id"] for p in form.core.workers_preview] == ["000007", "000001"]
+
+
+def test_auto_ids_skip_explicit_ones() -> None:
+    assert [p["id"] for p in worker_preview(["", "1", ""])] == ["000002", "000001", "000003"]
+
+
+def test_count_mode_previews_ids() -> None:
+    form = TrainForm(env_id="FrozenLake-v1", episodes=3, workers=3)
+    assert [p["id"] for p in form.core.workers_preview] == ["000001", "000002", "000003"]
+    form.set_values(workers_count="0")
+    assert not form.valid
+    assert "workers" in form.errors
+
+
+def test_env_list_depends_on_the_agent() -> None:
+    tabular = envs_for_agent("q_learning")
+    assert {"FrozenLake-v1", "Taxi-v4", "CliffWalking-v1"} <= set(tabular)
+    assert "CartPole-v1" not in tabular
+    assert "CartPole-v1" in envs_for_agent("random")
+
+
+def test_unknown_keyword_arguments_are_rejected_with_a_hint() -> None:
+    with pytest.raises(TypeError, match=r"'episode'; did you mean 'episodes'\?"):
+        TrainForm(env_id="FrozenLake-v1", episode=3)
+    form = TrainForm(env_id="FrozenLake-v1", episodes=3)
+    with pytest.raises(TypeError, match="'epsiodes'"):
+        form.set_values(epsiodes="3")
+
+
+def test_launch_failure_lands_in_the_error_area(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = TrainForm(db=tmp_path / "missing" / "x.sqlite", env_id="FrozenLake-v1", episodes=2)
+    sent: list[dict[str, Any]] = []
+    form.core._send_message = lambda content, buffers=None: sent.append(content)  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="nbtrain"):
+        form.core._handle_custom_msg({"kind": "request", "id": "L1", "method": "launch"}, [])
+    assert sent[-1]["ok"] is False
+    assert sent[-1]["error"]["type"] == "FileNotFoundError"
+    assert "does not exist" in form.core.error
+    assert any(getattr(r, "code", None) == LOG_UI_TRAIN_FORM_ERROR for r in caplog.records)
+    assert len(form.children) == 1
+
+
+def test_launch_refuses_an_invalid_form(tmp_path: Path) -> None:
+    form = TrainForm(db=tmp_path / "x.sqlite", env_id="FrozenLake-v1")
+    with pytest.raises(ValueError, match="episodes"):
+        form.launch()
+    assert form.run is None
+
+
+def test_repr() -> None:
+    form = TrainForm(env_id="FrozenLake-v1", episodes=3)
+    assert repr(form) == "TrainForm(env_id='FrozenLake-v1', agent='q_learning', valid=True)"
