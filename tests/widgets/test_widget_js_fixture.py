@@ -44,7 +44,9 @@ def build_fixture() -> dict[str, Any]:
     snapshot = tracker.snapshot()
     live.apply(episode("000001", 6, reward=0.0, length=2))
     third = tracker.delta(now=100.4)
-    assert first is not None and second is not None and third is not None
+    assert first is not None
+    assert second is not None
+    assert third is not None
     rows = ["7", "gpu-a", "", "000007", "w3"]
     return {
         "snapshot": _encode(snapshot),
