@@ -1,0 +1,141 @@
+"""The widgets on real runs: real worker processes, real SQLite, the live hub."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import nbtrain
+from nbtrain.errors import UnknownRunError
+from nbtrain.live.hub import get_hub
+from nbtrain.widgets import EpisodeViewer, RunDashboard, TrainForm
+
+pytestmark = pytest.mark.slow
+
+
+class Recording(RunDashboard):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.cond = threading.Condition()
+        super().__init__(*args, **kwargs)
+
+    def _send_message(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        with self.cond:
+            self.messages.append(content)
+            self.cond.notify_all()
+
+    def ask(self, method: str, rid: str, timeout: float = 20, **params: Any) -> dict[str, Any]:
+        self._handle_custom_msg(
+            {"kind": "request", "id": rid, "method": method, "params": params}, []
+        )
+        with self.cond:
+            assert self.cond.wait_for(
+                lambda: any(m.get("id") == rid for m in self.messages), timeout
+            ), f"no answer to {method}"
+            return next(m for m in self.messages if m.get("id") == rid)
+
+
+def test_form_launch_shows_the_dashboard_and_the_run_completes(tmp_path: Path) -> None:
+    form = TrainForm(
+        db=tmp_path / "x.sqlite", env_id="FrozenLake-v1", episodes=30, workers=[7, None]
+    )
+    run = form.launch()
+    assert run.worker_ids == ["000007", "000001"]
+    assert isinstance(form.dashboard, RunDashboard)
+    assert form.dashboard.run_id == run.run_id
+    assert form.core.launched_run_id == run.run_id
+    assert run.wait(timeout=60) == {"000007": "completed", "000001": "completed"}
+    dash = Recording(run.run_id, db=run.db)
+    snap = dash.ask("hello", "h1")["result"]
+    assert snap["workers"]["000007"]["scalars"]["status"] == "completed"
+    assert snap["workers"]["000007"]["curve"]["end"] == 30
+    dash.close()
+
+
+def test_stop_button_stops_one_worker_of_a_live_run(tmp_path: Path) -> None:
+    config = nbtrain.TrainConfig(
+        env_id="FrozenLake-v1", episodes=100_000, workers=2, step_delay=0.001
+    )
+    run = nbtrain.launch(config, db=tmp_path / "x.sqlite")
+    dash = Recording(run.run_id, db=run.db)
+    try:
+        assert dash.ask("hello", "h1")["ok"]
+        reply = dash.ask("stop", "s1", worker_id="000002")
+        assert reply["ok"], reply
+        assert reply["result"]["statuses"]["000002"] == "stopped"
+        assert run.status()["000001"] == "running"
+        reply = dash.ask("stop", "s2", worker_id=None)
+        assert set(reply["result"]["statuses"].values()) == {"stopped"}
+        with dash.cond:
+            assert dash.cond.wait_for(
+                lambda: any(
+                    m.get("kind") == "delta"
+                    and m["workers"].get("000001", {}).get("scalars", {}).get("status") == "stopped"
+                    for m in dash.messages
+                ),
+                10,
+            )
+    finally:
+        run.stop()
+        dash.close()
+
+
+def test_stop_of_an_unknown_worker_is_reported(tmp_path: Path) -> None:
+    config = nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=3)
+    run = nbtrain.launch(config, db=tmp_path / "x.sqlite")
+    run.wait(timeout=60)
+    dash = Recording(run.run_id, db=run.db)
+    reply = dash.ask("stop", "s1", worker_id="000009")
+    assert reply["ok"] is False
+    assert "000009" in reply["error"]["message"]
+    assert "stop" in dash.error
+    dash.close()
+
+
+def test_finished_run_is_rebuilt_from_the_store(tmp_path: Path) -> None:
+    config = nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=12, workers=["a", "b"])
+    run = nbtrain.launch(config, db=tmp_path / "x.sqlite")
+    run.wait(timeout=60)
+    get_hub().discard(run.run_id)
+    dash = Recording(run.run_id, db=run.db)
+    assert dash.worker_ids == ["a", "b"]
+    snap = dash.ask("hello", "h1")["result"]
+    assert snap["live"] is False
+    assert snap["env_id"] == "FrozenLake-v1"
+    for wid in ("a", "b"):
+        state = snap["workers"][wid]
+        assert state["scalars"]["status"] == "completed"
+        assert state["scalars"]["exit_code"] == 0
+        assert state["curve"]["end"] == 12
+        assert [r["ep_index"] for r in state["recent"]] == list(range(12))
+    assert not dash.ticker_alive
+    text = dash._repr_mimebundle_()[0]["text/plain"]
+    assert "a          completed  12" in text
+    dash.close()
+
+
+def test_episode_viewer_replays_a_stored_episode(tmp_path: Path) -> None:
+    config = nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=3, workers=[7])
+    run = nbtrain.launch(config, db=tmp_path / "x.sqlite")
+    run.wait(timeout=60)
+    steps = run.steps(worker_id=7, ep_index=2)
+    viewer = EpisodeViewer(run.run_id, "w7", 2, db=run.db)
+    ep = viewer.episode
+    assert ep["grid"] == {"kind": "frozenlake", "rows": ["SFFF", "FHFH", "FFFH", "HFFG"]}
+    assert ep["action_labels"] == ["Left", "Down", "Right", "Up"]
+    assert ep["obs"] == steps["obs"].tolist()
+    assert ep["cumulative"][-1] == pytest.approx(steps["reward"].sum())
+    viewer.step = 10_000
+    assert viewer.step == len(ep["action"])
+    assert repr(viewer) == (
+        f"EpisodeViewer(run_id='{run.run_id}', worker_id='000007', ep_index=2, steps={len(steps)})"
+    )
+    with pytest.raises(UnknownRunError, match="no stored steps for episode 99"):
+        EpisodeViewer(run.run_id, 7, 99, db=run.db)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'step'"):
+        EpisodeViewer(run.run_id, 7, 0, db=run.db, step=3)
+    with pytest.raises(ValueError, match="ep_index -1"):
+        EpisodeViewer(run.run_id, 7, -1, db=run.db)
