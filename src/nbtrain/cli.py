@@ -194,7 +194,7 @@ def _print_frame(console: Console, frame: pd.DataFrame, title: str) -> None:
 
     table = Table(title=title)
     for column in frame.columns:
-        table.add_column(str(column))
+        table.add_column(str(column), overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*[_cell(v) for v in row])
     console.print(table)
@@ -223,7 +223,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
     store = _open_store(args.db)
-    _print_frame(console, store.runs(), f"runs in {args.db}")
+    runs = store.runs()
+    shown = [c for c in ("run_id", "name", "created_at", "status", "digest") if c in runs]
+    runs = runs[shown].assign(digest=runs["digest"].str[:12]) if "digest" in shown else runs
+    _print_frame(console, runs, f"runs in {args.db}")
     return 0
 
 
@@ -281,7 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
     args = build_parser().parse_args(argv)
-    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    # Not a terminal (a pipe, CI): wide enough that run ids are never cut.
+    width = None if sys.stdout.isatty() else 200
+    console = Console(highlight=False, width=width)
     try:
         return COMMANDS[args.command](args, console)
     except (UsageError, ValidationError, NbtrainError, FileNotFoundError, IsADirectoryError) as exc:

@@ -106,8 +106,17 @@ def test_stop_one_worker(db: Path) -> None:
 
 
 def test_failing_custom_agent_reports_traceback(db: Path) -> None:
+    # Random walks on CliffWalking need far more than 30 steps to reach the goal, so the
+    # agent fails inside episode 0 after some of its steps were already sent.
     run = nbtrain.launch(
-        config(agent="pipeline_agents:Raises", agent_kwargs={"fail_at": 5}, workers=1), db=db
+        config(
+            env_id="CliffWalking-v1",
+            env_kwargs={},
+            agent="pipeline_agents:Raises",
+            agent_kwargs={"fail_at": 30},
+            workers=1,
+        ),
+        db=db,
     )
     assert run.wait(timeout=60) == {"000001": "failed"}
     workers = run.store.workers(run.run_id)

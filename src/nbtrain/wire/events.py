@@ -24,7 +24,7 @@ class _Event(msgspec.Struct, tag_field="type", frozen=True, forbid_unknown_field
     worker_id: str
 
 
-class Started(_Event, tag="started", kw_only=True):
+class Started(_Event, tag="started", frozen=True, kw_only=True):
     pid: int
     ts: float
     digest: str
@@ -36,7 +36,7 @@ class Started(_Event, tag="started", kw_only=True):
     wire_version: int = WIRE_VERSION
 
 
-class Steps(_Event, tag="steps", kw_only=True):
+class Steps(_Event, tag="steps", frozen=True, kw_only=True):
     """A batch of steps, column by column (all lists have the same length).
 
     ``action`` and ``obs`` hold ints for discrete spaces and (nested) lists of numbers for
@@ -57,7 +57,7 @@ class Steps(_Event, tag="steps", kw_only=True):
         return len(self.step_index)
 
 
-class Episode(_Event, tag="episode", kw_only=True):
+class Episode(_Event, tag="episode", frozen=True, kw_only=True):
     ep_index: int
     episode_id: str
     total_reward: float
@@ -71,7 +71,7 @@ class Episode(_Event, tag="episode", kw_only=True):
     extras: dict[str, Any] = {}
 
 
-class Progress(_Event, tag="progress", kw_only=True):
+class Progress(_Event, tag="progress", frozen=True, kw_only=True):
     """Heartbeat, at least once a second while the worker lives."""
 
     ts: float
@@ -82,7 +82,7 @@ class Progress(_Event, tag="progress", kw_only=True):
     epsilon: float | None = None
 
 
-class GridMap(_Event, tag="grid", kw_only=True):
+class GridMap(_Event, tag="grid", frozen=True, kw_only=True):
     """Sent once per episode for toy-text grid worlds so a front-end can draw the grid;
     the agent's position is then the step's observation (Taxi: its encoded state)."""
 
@@ -91,7 +91,7 @@ class GridMap(_Event, tag="grid", kw_only=True):
     rows: list[str]
 
 
-class Frame(_Event, tag="frame", kw_only=True):
+class Frame(_Event, tag="frame", frozen=True, kw_only=True):
     """The environment as it plays, every ``frame_every`` steps when frames are on.
 
     ``ansi``: ``text``. ``rgb_array``: ``data`` is raw uint8 RGB, ``shape`` [h, w, 3].
@@ -107,13 +107,13 @@ class Frame(_Event, tag="frame", kw_only=True):
     position: int | None = None
 
 
-class Artifact(_Event, tag="artifact", kw_only=True):
+class Artifact(_Event, tag="artifact", frozen=True, kw_only=True):
     kind: Literal["policy"]
     path: str
     ts: float
 
 
-class Ended(_Event, tag="ended", kw_only=True):
+class Ended(_Event, tag="ended", frozen=True, kw_only=True):
     """Last event of a worker. ``failed`` carries the error line and the traceback."""
 
     status: EndStatus
