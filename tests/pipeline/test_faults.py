@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from tests.pipeline.conftest import pid_alive, wait_gone
 
 import nbtrain
+from tests.pipeline.conftest import pid_alive, wait_gone
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.pipeline.conftest import pid_alive, wait_gone
 
 pytestmark = pytest.mark.slow
