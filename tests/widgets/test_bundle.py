@@ -45,25 +45,43 @@ def test_widget_classes_point_at_the_bundle() -> None:
 
 @needs_npm
 def test_fresh_build_is_byte_for_byte_the_committed_bundle() -> None:
-    result = subprocess.run(["npm", "run", "--silent", "check-bundle"], cwd=JS,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["npm", "run", "--silent", "check-bundle"],
+        cwd=JS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
 
 
 @needs_npm
 @pytest.mark.slow
 def test_vitest_suite_passes() -> None:
-    result = subprocess.run(["npm", "test", "--silent"], cwd=JS, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        ["npm", "test", "--silent"], cwd=JS, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
 @pytest.mark.slow
 def test_wheel_contains_the_static_files(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (wheel,) = tmp_path.glob("nbtrain-*.whl")
