@@ -40,6 +40,21 @@ function curveData(ref, buffers) {
   };
 }
 
+/**
+ * Recent episodes arrive as columns; the view keeps rows.
+ * @param {{ep_index: number[], total_reward: number[], length: number[], end: number[]} | undefined} cols
+ */
+export function recentRows(cols) {
+  if (!cols) return [];
+  return cols.ep_index.map((ep, i) => ({
+    ep_index: ep,
+    total_reward: cols.total_reward[i],
+    length: cols.length[i],
+    terminated: cols.end[i] === 1,
+    truncated: cols.end[i] === 2,
+  }));
+}
+
 /** @param {any} frame @param {any[]} buffers */
 function decodeFrame(frame, buffers) {
   if (!frame) return null;
@@ -85,7 +100,7 @@ export class DashboardState {
       const w = this.worker(wid);
       w.scalars = { ...s.scalars };
       if (s.curve) w.curve.apply(s.curve, curveData(s.curve, buffers));
-      w.recent = [...(s.recent ?? [])].slice(-RECENT);
+      w.recent = recentRows(s.recent).slice(-RECENT);
       w.grid = s.grid ?? null;
       w.position = s.position ?? null;
       w.frame = decodeFrame(s.frame, buffers);
@@ -111,7 +126,7 @@ export class DashboardState {
       if (change.curve && w.curve.apply(change.curve, curveData(change.curve, buffers)) === "gap") resync = true;
       if (change.recent) {
         const seen = new Set(w.recent.map((r) => r.ep_index));
-        for (const r of change.recent) if (!seen.has(r.ep_index)) w.recent.push(r);
+        for (const r of recentRows(change.recent)) if (!seen.has(r.ep_index)) w.recent.push(r);
         w.recent.sort((a, b) => a.ep_index - b.ep_index);
         w.recent = w.recent.slice(-RECENT);
       }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 
@@ -26,6 +27,8 @@ from nbtrain.widgets.dashboard_data import (
     bin_curve,
     png_rgb,
 )
+
+CLOCK = itertools.count(start=1000.0, step=1.0)  # ticks a second apart unless a test says
 
 
 def _curve(packet, wid):  # type: ignore[no-untyped-def]
@@ -55,11 +58,11 @@ def test_bin_curve_keeps_small_batches_and_averages_large_ones() -> None:
 def test_deltas_carry_only_what_changed_and_nothing_when_idle() -> None:
     live = new_live(["000001", "000002"])
     tracker = LiveTracker(live)
-    assert tracker.delta() is not None  # initial scalars of both workers
-    assert tracker.delta() is None
+    assert tracker.delta(now=next(CLOCK)) is not None  # initial scalars of both workers
+    assert tracker.delta(now=next(CLOCK)) is None
     live.apply(started("000001"))
     live.apply_many([episode("000001", i, reward=i) for i in range(5)])
-    packet = tracker.delta()
+    packet = tracker.delta(now=next(CLOCK))
     assert packet is not None
     assert set(packet.content["workers"]) == {"000001"}
     change = packet.content["workers"]["000001"]
@@ -68,29 +71,29 @@ def test_deltas_carry_only_what_changed_and_nothing_when_idle() -> None:
     ref, arrays = _curve(packet, "000001")
     assert (ref["start"], ref["end"], ref["reset"]) == (0, 5, True)
     assert arrays["total_reward"].tolist() == [0, 1, 2, 3, 4]
-    assert [r["ep_index"] for r in change["recent"]] == [0, 1, 2, 3, 4]
+    assert change["recent"]["ep_index"] == [0, 1, 2, 3, 4]
     live.apply(episode("000001", 5, reward=9))
-    packet = tracker.delta()
+    packet = tracker.delta(now=next(CLOCK))
     assert packet is not None
     ref, arrays = _curve(packet, "000001")
     assert (ref["start"], ref["end"], ref["reset"]) == (5, 6, False)
     assert arrays["ep_index"].tolist() == [5]  # never the whole history again
-    assert [r["ep_index"] for r in packet.content["workers"]["000001"]["recent"]] == [5]
+    assert packet.content["workers"]["000001"]["recent"]["ep_index"] == [5]
     assert packet.content["seq"] == 3
 
 
 def test_a_burst_of_episodes_is_binned_but_covers_every_point() -> None:
     live = new_live(["000001"])
     tracker = LiveTracker(live)
-    tracker.delta()
+    tracker.delta(now=next(CLOCK))
     live.apply_many([episode("000001", i, reward=1.0) for i in range(1000)])
-    packet = tracker.delta()
+    packet = tracker.delta(now=next(CLOCK))
     assert packet is not None
     ref, arrays = _curve(packet, "000001")
     assert (ref["start"], ref["end"]) == (0, 1000)
     assert len(arrays["ep_index"]) == MAX_POINTS_PER_TICK
     assert arrays["ep_index"][-1] == 999
-    assert len(packet.content["workers"]["000001"]["recent"]) == 20
+    assert len(packet.content["workers"]["000001"]["recent"]["ep_index"]) == 20
     assert packet.nbytes < 2_000
 
 
@@ -99,9 +102,9 @@ def test_hub_decimation_resends_the_whole_bounded_curve(monkeypatch: pytest.Monk
     live = new_live(["000001"])
     tracker = LiveTracker(live)
     live.apply_many([episode("000001", i) for i in range(5)])
-    tracker.delta()
+    tracker.delta(now=next(CLOCK))
     live.apply_many([episode("000001", i) for i in range(5, 9)])  # reaches the cap
-    packet = tracker.delta()
+    packet = tracker.delta(now=next(CLOCK))
     assert packet is not None
     ref, arrays = _curve(packet, "000001")
     assert ref["reset"] is True
@@ -114,7 +117,7 @@ def test_snapshot_matches_the_state_after_the_last_delta() -> None:
     tracker = LiveTracker(live)
     live.apply_many([started("000001"), grid("000001"), steps("000001", 0, [4, 5])])
     live.apply_many([episode("000001", i, reward=i) for i in range(3)])
-    tracker.delta()
+    tracker.delta(now=next(CLOCK))
     live.apply(episode("000001", 3, reward=3))  # arrived after the delta: not in the snapshot
     snap = tracker.snapshot()
     assert snap.content["seq"] == tracker.seq == 1
@@ -124,8 +127,8 @@ def test_snapshot_matches_the_state_after_the_last_delta() -> None:
     state = snap.content["workers"]["000001"]
     assert state["grid"]["rows"][0] == "SFFF"
     assert state["position"] == 5
-    assert [r["ep_index"] for r in state["recent"]] == [0, 1, 2]
-    nxt = tracker.delta()
+    assert state["recent"]["ep_index"] == [0, 1, 2]
+    nxt = tracker.delta(now=next(CLOCK))
     assert nxt is not None
     ref, _ = _curve(nxt, "000001")
     assert (ref["start"], ref["end"]) == (3, 4)
@@ -134,9 +137,9 @@ def test_snapshot_matches_the_state_after_the_last_delta() -> None:
 def test_progress_and_failure_scalars() -> None:
     live = new_live(["000001"])
     tracker = LiveTracker(live)
-    tracker.delta()
+    tracker.delta(now=next(CLOCK))
     live.apply(progress("000001", 4, 12))
-    scalars = tracker.delta().content["workers"]["000001"]["scalars"]  # type: ignore[union-attr]
+    scalars = tracker.delta(now=next(CLOCK)).content["workers"]["000001"]["scalars"]  # type: ignore[union-attr]
     assert scalars == {
         "episodes_done": 4,
         "steps_done": 12,
@@ -145,7 +148,7 @@ def test_progress_and_failure_scalars() -> None:
         "ep_index": 4,
     }
     live.apply(ended("000001", "failed", error="ValueError: boom", traceback="Traceback..."))
-    scalars = tracker.delta().content["workers"]["000001"]["scalars"]  # type: ignore[union-attr]
+    scalars = tracker.delta(now=next(CLOCK)).content["workers"]["000001"]["scalars"]  # type: ignore[union-attr]
     assert scalars["status"] == "failed"
     assert scalars["error"] == "ValueError: boom"
     assert scalars["traceback"] == "Traceback..."
@@ -172,6 +175,20 @@ def test_frames_are_rate_capped_and_rgb_only_for_focused_workers() -> None:
     assert frame["shape"] == [4, 6, 3]
     png = packet.buffers[frame["png"]["buffer"]]
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_recent_table_is_sent_at_most_twice_a_second_but_always_when_final() -> None:
+    live = new_live(["000001"])
+    tracker = LiveTracker(live)
+    live.apply(episode("000001", 0))
+    assert tracker.delta(now=10.0).content["workers"]["000001"]["recent"]["ep_index"] == [0]  # type: ignore[union-attr]
+    live.apply(episode("000001", 1))
+    change = tracker.delta(now=10.1).content["workers"]["000001"]  # type: ignore[union-attr]
+    assert "curve" in change
+    assert "recent" not in change
+    live.apply(ended("000001", episodes_done=2))
+    change = tracker.delta(now=10.2).content["workers"]["000001"]  # type: ignore[union-attr]
+    assert change["recent"]["ep_index"] == [1]
 
 
 def test_png_rgb_round_trips_pixels() -> None:

@@ -40,10 +40,10 @@ def build_fixture() -> dict[str, Any]:
     live.apply_many([episode("000001", i, reward=1.0, length=6) for i in range(3, 6)])
     live.apply_many([episode("000007", i, reward=0.5, length=3) for i in range(4)])
     live.apply(progress("000007", 4, 12))
-    second = tracker.delta(now=100.2)
+    second = tracker.delta(now=101.0)
     snapshot = tracker.snapshot()
     live.apply(episode("000001", 6, reward=0.0, length=2))
-    third = tracker.delta(now=100.4)
+    third = tracker.delta(now=102.0)
     assert first is not None
     assert second is not None
     assert third is not None

@@ -110,7 +110,7 @@ def test_finished_run_is_rebuilt_from_the_store(tmp_path: Path) -> None:
         assert state["scalars"]["status"] == "completed"
         assert state["scalars"]["exit_code"] == 0
         assert state["curve"]["end"] == 12
-        assert [r["ep_index"] for r in state["recent"]] == list(range(12))
+        assert state["recent"]["ep_index"] == list(range(12))
     assert not dash.ticker_alive
     text = dash._repr_mimebundle_()[0]["text/plain"]
     assert "a          completed  12" in text

@@ -37,8 +37,10 @@ SCALARS = (
     "ep_index",
 )
 FINAL_STATUSES = frozenset({"completed", "failed", "stopped"})
-MAX_POINTS_PER_TICK = 32
+MAX_POINTS_PER_TICK = 16
+RESET_POINTS = 2000  # after the hub decimates its curve, it is resent binned to this many
 RECENT = 20
+RECENT_MIN_INTERVAL = 0.5  # a table cannot be read faster; it was half the bytes at 10 Hz
 FRAME_MIN_INTERVAL = {"ansi": 0.1, "grid": 0.1, "rgb_array": 0.25}
 
 _DTYPES = {"ep_index": np.int32, "total_reward": np.float32, "length": np.int32}
@@ -138,6 +140,17 @@ def encode_frame(packet: Packet, frame: Frame) -> dict[str, Any]:
     return out
 
 
+def compact_recent(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Recent episodes as columns: the table needs four of them, and rows of dicts with ids
+    and times were most of a busy dashboard's bytes. ``end``: 1 terminated, 2 truncated."""
+    return {
+        "ep_index": [int(r["ep_index"]) for r in rows],
+        "total_reward": [float(r["total_reward"]) for r in rows],
+        "length": [int(r["length"]) for r in rows],
+        "end": [1 if r["terminated"] else 2 if r["truncated"] else 0 for r in rows],
+    }
+
+
 def _scalars(worker: WorkerLive) -> dict[str, Any]:
     return {name: getattr(worker, name) for name in SCALARS}
 
@@ -154,6 +167,7 @@ class _Sent:
     scalars: dict[str, Any] = field(default_factory=dict)
     cursor: int = 0
     last_recent: int = -1
+    recent_time: float = -1e9
     grid: dict[str, Any] | None = None
     position: int | None = None
     frame_seq: int = 0
@@ -194,8 +208,10 @@ class LiveTracker:
                 sent.scalars = scalars
             self._curve_delta(packet, worker, sent, change)
             recent = [r for r in worker.recent_episodes(RECENT) if r["ep_index"] > sent.last_recent]
-            if recent:
-                change["recent"] = recent
+            due = now - sent.recent_time >= RECENT_MIN_INTERVAL or worker.status in FINAL_STATUSES
+            if recent and due:
+                sent.recent_time = now
+                change["recent"] = compact_recent(recent)
                 sent.last_recent = recent[-1]["ep_index"]
             grid = _grid(worker)
             if grid != sent.grid:
@@ -231,9 +247,10 @@ class LiveTracker:
         epoch, end = divmod(cursor, 1 << 32)
         n = len(arrays["ep_index"])
         if reset and old != 0:
-            # decimated by the hub: send the whole (already bounded) history once
+            # decimated by the hub: resend the whole history once, binned
+            binned = bin_curve(arrays, RESET_POINTS)
             change["curve"] = encode_curve(
-                packet, arrays, epoch=epoch, start=0, end=end, reset=True
+                packet, binned, epoch=epoch, start=0, end=end, reset=True
             )
         else:
             start = end - n
@@ -270,9 +287,9 @@ class LiveTracker:
                 recent = [
                     r for r in worker.recent_episodes(RECENT) if r["ep_index"] <= sent.last_recent
                 ]
-                state["recent"] = recent
+                state["recent"] = compact_recent(recent)
             else:
-                state["recent"] = []
+                state["recent"] = compact_recent([])
             state["grid"] = sent.grid
             state["position"] = sent.position
             frame = worker.frame
@@ -359,7 +376,7 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
         packet.content["workers"][wid] = {
             "scalars": scalars,
             "curve": encode_curve(packet, arrays, epoch=0, start=0, end=n, reset=True),
-            "recent": recent,
+            "recent": compact_recent(recent),
             "grid": None,
             "position": None,
         }
