@@ -101,7 +101,7 @@ class RunDashboard(RequestWidget):
         interval = max(MIN_INTERVAL, PER_WORKER_INTERVAL * len(live.worker_ids))
         try:
             while not self._closed.is_set():
-                live.wait_for_change(version, timeout=0.5)
+                live.wait_for_change(version, timeout=0.2)
                 pause = interval - (time.monotonic() - last_send)
                 if pause > 0 and self._closed.wait(pause):
                     return
