@@ -8,6 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from widget_events import (
     ansi_frame,
     ended,
@@ -204,3 +206,35 @@ def test_png_rgb_round_trips_pixels() -> None:
     assert b"".join(r[1:] for r in rows) == data
     with pytest.raises(ValueError, match="needs 45"):
         png_rgb(data[:-1], [h, w, 3])
+
+
+@given(batches=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=25))
+@settings(max_examples=60, deadline=None)
+def test_deltas_cover_the_hub_curve_without_gaps_or_repeats(batches: list[int]) -> None:
+    """Whatever the batch sizes (and hub decimations), a view applying the deltas the way
+    the JS does ends up covering exactly the hub's points."""
+    original = hub.CURVE_CAP
+    hub.CURVE_CAP = 64
+    try:
+        live = new_live(["000001"])
+        tracker = LiveTracker(live)
+        epoch, end, next_ep = 0, 0, 0
+        for size in batches:
+            live.apply_many([episode("000001", next_ep + i) for i in range(size)])
+            next_ep += size
+            packet = tracker.delta(now=next(CLOCK))
+            change = packet.content["workers"].get("000001", {}) if packet else {}
+            if "curve" not in change:
+                continue
+            ref = change["curve"]
+            if ref["reset"]:
+                epoch, end = ref["epoch"], ref["end"]
+            else:
+                assert ref["epoch"] == epoch
+                assert ref["start"] == end
+                end = ref["end"]
+        cursor, arrays, _ = live.workers["000001"].curve_since(0)
+        assert (epoch, end) == divmod(cursor, 1 << 32)
+        assert len(arrays["ep_index"]) == end
+    finally:
+        hub.CURVE_CAP = original

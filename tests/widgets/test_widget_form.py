@@ -153,3 +153,25 @@ def test_launch_refuses_an_invalid_form(tmp_path: Path) -> None:
 def test_repr() -> None:
     form = TrainForm(env_id="FrozenLake-v1", episodes=3)
     assert repr(form) == "TrainForm(env_id='FrozenLake-v1', agent='q_learning', valid=True)"
+
+
+class TenLineAgent:
+    """A notebook-style agent class: the form keeps the object, shows its name."""
+
+    def __init__(self, observation_space: Any, action_space: Any, seed: int = 0) -> None:
+        self.action_space = action_space
+
+    def act(self, obs: Any, explore: bool = True) -> int:
+        return 0
+
+    def learn(self, *args: Any) -> None:
+        return None
+
+
+def test_a_notebook_agent_is_kept_as_an_object() -> None:
+    form = TrainForm(env_id="FrozenLake-v1", episodes=3, agent=TenLineAgent)
+    label = "custom: TenLineAgent"
+    assert label in form.core.agents
+    assert form.values["agent"] == label
+    assert form.valid, form.errors
+    assert form.config.agent is TenLineAgent
