@@ -3,144 +3,18 @@
 
 import { ansiToHtml } from "./ansi.js";
 import { colour, createChart, formatNumber } from "./chart.js";
-import { Curve, overviewBand, rollingMean } from "./curves.js";
+import { overviewBand, rollingMean } from "./curves.js";
+import { DashboardState, FINAL } from "./dashboard_state.js";
 import { renderGrid } from "./grid.js";
-import { bytesOf, createClient, errorArea, h, typedArray } from "./protocol.js";
+import { createClient, errorArea, h } from "./protocol.js";
 
-export const FINAL = new Set(["completed", "failed", "stopped"]);
-const RECENT = 20;
+export { DashboardState, FINAL, recentRows } from "./dashboard_state.js";
+
 const ROLLING = 20;
 const OVERVIEW = "__all__";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
-
-/**
- * @typedef {object} WorkerState
- * @property {Record<string, any>} scalars
- * @property {Curve} curve
- * @property {any[]} recent
- * @property {{kind: string, rows: string[]} | null} grid
- * @property {number | null} position
- * @property {any} frame
- * @property {number} envVersion bumps when grid, position or frame change
- * @property {number} dataVersion bumps when anything changes
- */
-
-/** @returns {WorkerState} */
-function emptyWorker() {
-  return { scalars: {}, curve: new Curve(), recent: [], grid: null, position: null, frame: null, envVersion: 0, dataVersion: 0 };
-}
-
-/** @param {any} ref @param {any[]} buffers */
-function curveData(ref, buffers) {
-  return {
-    ep: typedArray(buffers, ref.ep_index),
-    reward: typedArray(buffers, ref.total_reward),
-    length: typedArray(buffers, ref.length),
-  };
-}
-
-/**
- * Recent episodes arrive as columns; the view keeps rows.
- * @param {{ep_index: number[], total_reward: number[], length: number[], end: number[]} | undefined} cols
- */
-export function recentRows(cols) {
-  if (!cols) return [];
-  return cols.ep_index.map((ep, i) => ({
-    ep_index: ep,
-    total_reward: cols.total_reward[i],
-    length: cols.length[i],
-    terminated: cols.end[i] === 1,
-    truncated: cols.end[i] === 2,
-  }));
-}
-
-/** @param {any} frame @param {any[]} buffers */
-function decodeFrame(frame, buffers) {
-  if (!frame) return null;
-  const out = { ...frame };
-  if (frame.png) out.png = bytesOf(buffers, frame.png).slice();
-  return out;
-}
-
-/** The run as this view knows it; pure data, tested without a DOM. */
-export class DashboardState {
-  constructor() {
-    /** @type {Map<string, WorkerState>} */
-    this.workers = new Map();
-    /** @type {string[]} */
-    this.workerIds = [];
-    this.seq = -1;
-    this.ready = false;
-    this.live = false;
-    this.runId = "";
-    this.envId = "";
-  }
-
-  /** @param {string} wid */
-  worker(wid) {
-    let w = this.workers.get(wid);
-    if (!w) {
-      w = emptyWorker();
-      this.workers.set(wid, w);
-      if (!this.workerIds.includes(wid)) this.workerIds.push(wid);
-    }
-    return w;
-  }
-
-  /** @param {any} msg @param {any[]} buffers */
-  applySnapshot(msg, buffers) {
-    this.workers = new Map();
-    this.workerIds = [...msg.worker_ids];
-    this.seq = msg.seq;
-    this.live = msg.live;
-    this.runId = msg.run_id;
-    this.envId = msg.env_id;
-    for (const [wid, s] of Object.entries(msg.workers)) {
-      const w = this.worker(wid);
-      w.scalars = { ...s.scalars };
-      if (s.curve) w.curve.apply(s.curve, curveData(s.curve, buffers));
-      w.recent = recentRows(s.recent).slice(-RECENT);
-      w.grid = s.grid ?? null;
-      w.position = s.position ?? null;
-      w.frame = decodeFrame(s.frame, buffers);
-      w.envVersion += 1;
-      w.dataVersion += 1;
-    }
-    this.ready = true;
-  }
-
-  /**
-   * @param {any} msg @param {any[]} buffers
-   * @returns {"ok" | "ignored" | "resync"}
-   */
-  applyDelta(msg, buffers) {
-    if (!this.ready || msg.seq <= this.seq) return "ignored";
-    const gap = msg.seq !== this.seq + 1;
-    this.seq = msg.seq;
-    let resync = gap;
-    for (const [wid, change] of Object.entries(msg.workers)) {
-      const w = this.worker(wid);
-      w.dataVersion += 1;
-      if (change.scalars) Object.assign(w.scalars, change.scalars);
-      if (change.curve && w.curve.apply(change.curve, curveData(change.curve, buffers)) === "gap") resync = true;
-      if (change.recent) {
-        const seen = new Set(w.recent.map((r) => r.ep_index));
-        for (const r of recentRows(change.recent)) if (!seen.has(r.ep_index)) w.recent.push(r);
-        w.recent.sort((a, b) => a.ep_index - b.ep_index);
-        w.recent = w.recent.slice(-RECENT);
-      }
-      if ("grid" in change) { w.grid = change.grid; w.envVersion += 1; }
-      if ("position" in change) { w.position = change.position; w.envVersion += 1; }
-      if (change.frame) { w.frame = decodeFrame(change.frame, buffers); w.envVersion += 1; }
-    }
-    return resync ? "resync" : "ok";
-  }
-
-  allFinal() {
-    return this.workerIds.length > 0 && this.workerIds.every((wid) => FINAL.has(this.worker(wid).scalars.status));
-  }
-}
+/** @typedef {import("./dashboard_state.js").WorkerState} WorkerState */
 
 /** @param {Record<string, any>} s */
 export function statusLine(s) {

@@ -17,7 +17,8 @@ from widget_events import episode, grid, new_live, progress, started, steps
 
 from nbtrain.widgets.dashboard_data import LiveTracker, Packet
 from nbtrain.widgets.envinfo import env_catalogue
-from nbtrain.widgets.form_fields import SECTIONS, count_preview, worker_preview
+from nbtrain.widgets.form_fields import count_preview, worker_preview
+from nbtrain.widgets.form_spec import SECTIONS
 
 _ENVS = {"FrozenLake-v1", "Taxi-v4", "CliffWalking-v1", "CartPole-v1", "MountainCarContinuous-v0"}
 FIXTURE = Path(__file__).resolve().parents[2] / "js" / "test" / "fixtures" / "protocol.json"

@@ -24,7 +24,8 @@ from nbtrain.widgets._common import (
     RequestWidget,
     reject_unknown_kwargs,
 )
-from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet, store_snapshot
+from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet
+from nbtrain.widgets.dashboard_store import store_snapshot
 
 if TYPE_CHECKING:
     from nbtrain.live.hub import RunLive

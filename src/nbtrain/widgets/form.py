@@ -19,15 +19,14 @@ from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
 from nbtrain.widgets._common import STATIC, RequestWidget, reject_unknown_kwargs
 from nbtrain.widgets.envinfo import env_catalogue
 from nbtrain.widgets.form_fields import (
-    AGENTS,
     CONFIG_KEYS,
-    SECTIONS,
     count_preview,
     field_errors,
     to_kwargs,
     values_from_config,
     worker_preview,
 )
+from nbtrain.widgets.form_spec import AGENTS, SECTIONS
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig

@@ -1,0 +1,119 @@
+"""A dashboard snapshot of a run that is not live in this kernel, read back from the store
+(a finished run, one from before a kernel restart, or one running in another kernel)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from nbtrain.widgets.dashboard_data import RECENT, SCALARS, Packet, compact_recent, encode_curve
+
+
+def store_snapshot(db: Any, run_id: str) -> Packet:
+    """A snapshot of a run that is not live in this kernel, read back from the store."""
+    from nbtrain.store import TelemetryStore
+
+    store = TelemetryStore(db)
+    workers = store.workers(run_id)
+    episodes = store.episodes(run_id)
+    env_id = ""
+    try:
+        runs = store.runs()
+        run_row = runs[runs["run_id"] == run_id]
+        if len(run_row):
+            config = run_row["config"].iloc[0]
+            config = json.loads(config) if isinstance(config, str) else config
+            env_id = str(config.get("env_id", ""))
+    except Exception:  # the env id is decoration; a snapshot without it is still right
+        env_id = ""
+    worker_ids = [str(w) for w in workers["worker_id"]]
+    packet = Packet(
+        {
+            "kind": "snapshot",
+            "seq": 0,
+            "live": False,
+            "run_id": run_id,
+            "env_id": env_id,
+            "worker_ids": worker_ids,
+            "workers": {},
+        }
+    )
+    for _, row in workers.iterrows():
+        wid = str(row["worker_id"])
+        mine = episodes.loc[episodes["worker_id"] == wid].sort_values(by="ep_index")
+        arrays = {
+            "ep_index": mine["ep_index"].to_numpy(dtype=np.int64),
+            "total_reward": mine["total_reward"].to_numpy(dtype=np.float64),
+            "length": mine["length"].to_numpy(dtype=np.int64),
+        }
+        n = len(arrays["ep_index"])
+        scalars = dict.fromkeys(SCALARS)
+        scalars.update(
+            status=str(row["status"]),
+            pid=_int_or_none(row.get("pid")),
+            exit_code=_int_or_none(row.get("exit_code")),
+            error=_plain(row.get("error")),
+            episodes_done=int(arrays["ep_index"][-1]) + 1 if n else 0,
+            steps_done=int(arrays["length"].sum()),
+            steps_per_s=0.0,
+            ep_index=int(arrays["ep_index"][-1]) if n else 0,
+        )
+        tail = mine.tail(RECENT)
+        recent = [
+            {
+                "ep_index": int(r["ep_index"]),
+                "episode_id": str(r["episode_id"]),
+                "total_reward": float(r["total_reward"]),
+                "length": int(r["length"]),
+                "terminated": bool(r["terminated"]),
+                "truncated": bool(r["truncated"]),
+                "ended_at": _timestamp(r["ended_at"]),
+            }
+            for _, r in tail.iterrows()
+        ]
+        packet.content["workers"][wid] = {
+            "scalars": scalars,
+            "curve": encode_curve(packet, arrays, epoch=0, start=0, end=n, reset=True),
+            "recent": compact_recent(recent),
+            "grid": None,
+            "position": None,
+        }
+    return packet
+
+
+def _plain(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    value = _plain(value)
+    return None if value is None else int(value)
+
+
+def _timestamp(value: Any) -> float | None:
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        try:
+            return float(value.timestamp())
+        except (ValueError, OSError):
+            return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
