@@ -191,3 +191,10 @@ def test_repr_and_text_fallbacks_are_stable(dash: Recording, live: RunLive) -> N
 def test_unknown_keyword_arguments_are_rejected(live: RunLive, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'worker' .*accepted: \)"):
         RunDashboard(RUN_ID, db=tmp_path / "x.sqlite", worker="000001")
+
+
+def test_a_run_that_is_neither_live_nor_stored_is_an_error(tmp_path: Path) -> None:
+    from nbtrain.errors import UnknownRunError
+
+    with pytest.raises(UnknownRunError, match="no database"):
+        RunDashboard("01J0000000000000000000NONE", db=tmp_path / "x.sqlite")
