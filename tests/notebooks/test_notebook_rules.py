@@ -99,6 +99,8 @@ def problems(nb: dict[str, Any]) -> list[str]:
             f"execution counts are {counts}; store outputs from one top-to-bottom run "
             f"(expected 1..{len(code)})"
         )
+    if any("execution" in c.get("metadata", {}) for c in code):
+        found.append("cell timings are stored (metadata.execution); execute with record_timing off")
     if not any(c.get("outputs") for c in code):
         found.append("no outputs are stored")
     if not any(_has_assert(_source(c)) for c in code):
@@ -250,6 +252,7 @@ _NO_ASSERT = _cell("x = 1  # assert later", 2, _SHOWN)
         (_notebook(_cell(_SETUP, 2), _cell("assert True", 1, _SHOWN)), "execution counts"),
         (_notebook(_cell(_SETUP, 1), _cell("assert True", 2)), "no outputs are stored"),
         (_notebook(_cell(_SETUP, 1), _NO_ASSERT), "no cell asserts anything"),
+        (_notebook(*_good(_cell("x", 0, execution={"iopub.status.busy": "2026"}))), "timings"),
         (_notebook(*_good(_cell("# NBVAL_SKIP\nprint(1)", 0))), "skipped by nbval"),
         (_tagged("nbval-skip"), "skipped by nbval"),
         (_notebook(*_good(_ignored(), _ignored(), _ignored())), "3 cells ignore their output"),
