@@ -9,6 +9,9 @@ from typing import Any
 from nbtrain.log_codes import ALL_CODES
 
 logger = logging.getLogger("nbtrain")
+# A library never prints on its own: without this, WARNINGs reach stderr through logging's
+# last-resort handler (and would show up as stderr in notebook cells).
+logger.addHandler(logging.NullHandler())
 
 
 def log(
