@@ -15,8 +15,11 @@ from _store_testkit import episode, full_episode, steps
 
 from nbtrain.errors import UnknownRunError, UnknownWorkerError
 from nbtrain.ids import new_run_id
-from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED
-from nbtrain.store import TelemetryStore, acquire_writer, migrate
+from nbtrain.log_codes import (
+    LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED,
+    LOG_SERVICE_SQLITE_MIGRATED,
+)
+from nbtrain.store import SCHEMA_VERSION, TelemetryStore, acquire_writer, migrate
 from nbtrain.store.frames import expand_extras
 
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
@@ -211,22 +214,37 @@ def test_expand_extras(populated: tuple[Path, str, str]) -> None:
         expand_extras(df, column="nope")
 
 
-def test_rows_written_by_hand_with_nulls_fall_back(tmp_path: Path) -> None:
-    """ADBC type inference rejects NULL-then-text columns; the sqlite3 path takes over."""
+def test_chunks_written_by_hand_are_read_leniently(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NULLs, 0/1 flags and a chunk that is not JSON: read what can be read, log the rest."""
     db = tmp_path / "h.sqlite"
     migrate(db)
     run = new_run_id()
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO runs(run_id) VALUES (?)", (run,))
     conn.execute("INSERT INTO workers(run_id, worker_id) VALUES (?, '000001')", (run,))
-    rows = [(run, "000001", 0, i, 0, 0.0, 0, 0, 1, None if i < 3000 else "{}", 1.0)
-            for i in range(4000)]  # fmt: skip
-    conn.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    sql = "INSERT INTO step_chunks VALUES (?, '000001', ?, ?, ?, ?)"
+    conn.execute(sql, (run, 0, 0, 2, '[[0,1,null,0,1,5,null,1.5],[1,2,1,1,0,6,{"a":1},2.5]]'))
+    conn.execute(sql, (run, 1, 0, 1, "not json"))
+    conn.execute(sql, (run, 2, 0, 1, "[[0,1,0.5]]"))  # wrong row shape
+    conn.execute(sql, (run, 3, 0, 0, "[]"))
     conn.commit()
     conn.close()
+    caplog.set_level(logging.WARNING, logger="nbtrain")
     df = TelemetryStore(db).steps(run, 1)
-    assert len(df) == 4000
-    assert df["extras"].isna().sum() == 3000
+    assert df["step_index"].tolist() == [0, 1]
+    assert df["reward"].isna().tolist() == [True, False]
+    assert df["terminated"].tolist() == [False, True]
+    assert df["truncated"].tolist() == [True, False]
+    assert df["extras"].isna().tolist() == [True, False]
+    assert df["extras"].iloc[1] == '{"a":1}'
+    assert df["ts"].iloc[1] == pd.Timestamp(2.5, unit="s", tz="UTC")
+    assert str(df["reward"].dtype) == "float64"
+    assert str(df["terminated"].dtype) == "bool"
+    failed = [r for r in caplog.records if r.code == LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED]
+    assert len(failed) == 1
+    assert "2 stored step chunk(s)" in failed[0].getMessage()
 
 
 def test_legacy_fixture_is_upgraded_in_place(
@@ -249,11 +267,19 @@ def test_legacy_fixture_is_upgraded_in_place(
     s = store.run_summary(run)
     assert s["worker_id"].tolist() == ["000001"]
     assert s["episodes"].tolist() == [3]
+    assert st["step_index"].tolist() == [0, 1, 0, 1, 2, 0, 1, 0, 1]
+    assert st["terminated"].tolist() == [False, True, False, False, True, False, True, False, False]
+    assert st["extras"].tolist()[:2] == ['{"epsilon":0.5}', "{}"]  # NULL -> {}
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
-    info = {r[1]: r for r in conn.execute("PRAGMA table_info(steps)")}
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    info = {r[1]: r for r in conn.execute("PRAGMA table_info(step_chunks)")}
     assert info["worker_id"][3] == 1
+    chunks = conn.execute("SELECT worker_id, ep_index, first_step, n_steps FROM step_chunks")
+    assert chunks.fetchall() == [("000001", i, 0, n) for i, n in enumerate((2, 3, 2, 2))]
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '_legacy%'").fetchall()
+    view = pd.read_sql_query("SELECT * FROM steps ORDER BY ep_index, step_index", conn)
+    assert view["step_index"].tolist() == st["step_index"].tolist()
+    assert view["extras"].tolist() == st["extras"].tolist()
     # resuming the legacy worker drops its unfinished episode and continues at 3
     w = acquire_writer(db)
     try:

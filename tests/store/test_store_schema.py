@@ -10,7 +10,7 @@ import pytest
 
 from nbtrain.errors import SchemaVersionError
 from nbtrain.ids import format_episode_id, new_run_id
-from nbtrain.store import SCHEMA_VERSION, TelemetryStore, migrate
+from nbtrain.store import SCHEMA_VERSION, TelemetryStore, migrate, schema
 
 DESIGN_COLUMNS = {
     "runs": ["run_id", "name", "created_at", "digest", "config", "status"],
@@ -44,6 +44,10 @@ def test_columns_are_design_columns_first(db: Path) -> None:
     for table, expected in DESIGN_COLUMNS.items():
         cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
         assert cols[: len(expected)] == expected
+    view_cols = [r[1] for r in conn.execute("PRAGMA table_info(steps)")]
+    assert view_cols == DESIGN_COLUMNS["steps"]  # exactly, nothing more
+    kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE name LIKE 'step%'"))
+    assert kinds == {"steps": "view", "step_chunks": "table"}
     assert [r[1] for r in conn.execute("PRAGMA table_info(workers)")][8:] == [
         "traceback",
         "output",
@@ -52,7 +56,7 @@ def test_columns_are_design_columns_first(db: Path) -> None:
 
 def test_worker_id_is_text_not_null_everywhere(db: Path) -> None:
     conn = sqlite3.connect(db)
-    for table in ("workers", "episodes", "steps"):
+    for table in ("workers", "episodes", "step_chunks"):
         info = {r[1]: r for r in conn.execute(f"PRAGMA table_info({table})")}
         assert info["worker_id"][2] == "TEXT"
         assert info["worker_id"][3] == 1, table
@@ -63,8 +67,8 @@ def test_keys(db: Path) -> None:
     assert _unique_keys(conn, "episodes") == {("run_id", "worker_id", "ep_index"), ("episode_id",)}
     assert ("run_id", "worker_id") in _unique_keys(conn, "workers")
     assert ("run_id",) in _unique_keys(conn, "runs")
-    pk = sorted((r[5], r[1]) for r in conn.execute("PRAGMA table_info(steps)") if r[5])
-    assert [c for _, c in pk] == ["run_id", "worker_id", "ep_index", "step_index"]
+    pk = sorted((r[5], r[1]) for r in conn.execute("PRAGMA table_info(step_chunks)") if r[5])
+    assert [c for _, c in pk] == ["run_id", "worker_id", "ep_index", "first_step"]
     # episodes has no primary key beyond its unique keys
     assert not any(r[5] for r in conn.execute("PRAGMA table_info(episodes)"))
 
@@ -79,9 +83,23 @@ def test_null_worker_id_is_rejected(db: Path) -> None:
         )
     with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
         conn.execute(
-            "INSERT INTO steps(run_id, worker_id, ep_index, step_index) VALUES (?, NULL, 0, 0)",
+            "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, rows) "
+            "VALUES (?, NULL, 0, 0, 1, '[]')",
             (run,),
         )
+    with pytest.raises(sqlite3.OperationalError, match="view"):
+        conn.execute("INSERT INTO steps(run_id, worker_id) VALUES (?, '000001')", (run,))
+
+
+def test_duplicate_chunk_key_is_rejected(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    run = new_run_id()
+    sql = "INSERT INTO step_chunks VALUES (?, ?, ?, ?, 1, '[[0,0,0.0,false,false,0,{},1.0]]')"
+    conn.execute(sql, (run, "000001", 0, 0))
+    conn.execute(sql, (run, "000002", 0, 0))
+    conn.execute(sql, (run, "000001", 0, 5))
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        conn.execute(sql, (run, "000001", 0, 0))
 
 
 def test_duplicate_episode_key_is_rejected(db: Path) -> None:
@@ -98,6 +116,7 @@ def test_duplicate_episode_key_is_rejected(db: Path) -> None:
 
 def test_version_wal_and_meta(db: Path) -> None:
     conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == schema.PAGE_SIZE
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     meta = dict(conn.execute("SELECT key, value FROM meta"))

@@ -40,8 +40,7 @@ def writer(db: Path):  # type: ignore[no-untyped-def]
 class Blocker:
     """Holds the write lock from another process (a real competing writer).
 
-    It must be another process: POSIX locks never conflict within one process, and the ADBC
-    driver carries its own SQLite, so an in-process blocker would not block it.
+    It must be another process: POSIX locks never conflict within one process.
     """
 
     def __init__(self, db: Path) -> None:
@@ -330,7 +329,7 @@ def test_wal_is_truncated_by_checkpoint(writer: StoreWriter, db: Path) -> None:
 
 
 def test_reads_in_the_writing_process_see_whole_batches(writer: StoreWriter, db: Path) -> None:
-    """Readers and the writer share one process (and two SQLite copies): reads stay consistent."""
+    """Readers and the writer share one process: reads stay consistent while it writes."""
     from nbtrain.store import TelemetryStore
 
     run = new_run(writer)
@@ -346,3 +345,39 @@ def test_reads_in_the_writing_process_see_whole_batches(writer: StoreWriter, db:
     writer.flush()
     assert len(store.steps(run, 1)) == 30 * 200
     assert seen == sorted(seen)
+
+
+def test_reading_while_writing_from_another_thread(writer: StoreWriter, db: Path) -> None:
+    """A reader thread polls steps() while events stream in: always whole, ordered chunks."""
+    from nbtrain.store import TelemetryStore
+
+    run = new_run(writer)
+    writer.upsert_worker(run, 1, status="running")
+    writer.flush()
+    store = TelemetryStore(db)
+    done = threading.Event()
+    seen: list[int] = []
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                df = store.steps(run, 1, columns=["ep_index", "step_index"])
+                pairs = list(zip(df["ep_index"], df["step_index"], strict=True))
+                assert pairs == sorted(pairs)
+                assert len(df) % 100 == 0
+                seen.append(len(df))
+        except BaseException as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    for ep in range(60):
+        writer.add_events([steps(run, "000001", ep, 100)])
+        time.sleep(0.002)
+    writer.flush()
+    done.set()
+    reader.join(10)
+    assert not errors
+    assert seen == sorted(seen)
+    assert len(store.steps(run, 1)) == 60 * 100

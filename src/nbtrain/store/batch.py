@@ -1,8 +1,13 @@
 """Writing one batch of queued ops: the writer thread's side of :mod:`nbtrain.store.writer`.
 
-Two connections to the same file, used one after the other by the writer thread: an ADBC
-connection whose only job is Arrow bulk ingest of steps (about 1.5x ``executemany``), and a
-``sqlite3`` connection for everything else and for the row-by-row fallback.
+One ``sqlite3`` connection and one ``BEGIN IMMEDIATE`` transaction per batch (split only at
+barriers): step chunks, episodes and other ops go in in queue order, runs of chunk or episode
+rows through one ``executemany`` each. A run that fails (a constraint) is redone row by row
+so that only the bad rows are lost.
+
+Steps re-sent for a worker (a step at or before the last one stored through this writer)
+are dropped and counted before they are chunked: the chunk key only covers a chunk's first
+step, so SQL alone would not see an overlap. ``discard_unfinished_steps`` resets this.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import contextlib
 import logging
 import sqlite3
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,23 +29,15 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.store import schema
-from nbtrain.store.encode import (
-    INSERT_EPISODE,
-    INSERT_STEP,
-    episode_row,
-    steps_table,
-    table_rows,
-)
+from nbtrain.store.encode import INSERT_CHUNK, INSERT_EPISODE, chunk_rows, episode_row
 from nbtrain.wire.events import Episode, Steps
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from nbtrain.store.writer import Op
 
 
 def is_busy(exc: BaseException) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED from either driver (the busy timeout already expired)."""
+    """SQLITE_BUSY / SQLITE_LOCKED (the busy timeout already expired)."""
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return (code & 0xFF) in (5, 6)
@@ -48,10 +46,19 @@ def is_busy(exc: BaseException) -> bool:
 
 
 class _Rows:
-    """A run of rows inserted with one statement (episodes, or steps on the slow path)."""
+    """A run of rows inserted with one statement: step chunks or episodes."""
 
     def __init__(self, sql: str, rows: list[tuple[Any, ...]], label: str) -> None:
         self.sql, self.rows, self.label = sql, rows, label
+
+    def weight(self, row: tuple[Any, ...]) -> int:
+        """Stored rows a row stands for: its steps for a chunk (``n_steps``), else one."""
+        return int(row[4]) if self.sql == INSERT_CHUNK else 1
+
+    def total(self) -> int:
+        if self.sql == INSERT_CHUNK:
+            return sum(row[4] for row in self.rows)
+        return len(self.rows)
 
 
 class BatchWriter:
@@ -62,42 +69,21 @@ class BatchWriter:
         self.failed_writes = 0
         self.busy_retries = 0
         self._conn: sqlite3.Connection | None = None
-        self._adbc: Any = None
-        self.gate = schema.file_gate(path)
+        # (run_id, worker_id) -> (ep_index, step_index) of the last step chunked.
+        self._last: dict[tuple[str, str], tuple[int, int]] = {}
 
     def open(self) -> None:
-        with self.gate:
-            self._open()
-
-    def _open(self) -> None:
-        import adbc_driver_sqlite.dbapi as adbc
-
         self._conn = schema.connect(self.path)
-        self._adbc = adbc.connect(str(self.path), autocommit=True)
-        for pragma in (
-            f"PRAGMA busy_timeout = {schema.BUSY_TIMEOUT_MS}",
-            "PRAGMA synchronous = NORMAL",
-            f"PRAGMA journal_size_limit = {schema.JOURNAL_SIZE_LIMIT}",
-        ):
-            cur = self._adbc.cursor()
-            cur.execute(pragma)
-            cur.fetchall()
-            cur.close()
-        # Set on the ADBC handle itself: the DB-API wrapper's commit() is a no-op for a
-        # connection opened in autocommit mode (and pragmas like synchronous cannot be set
-        # inside a transaction, so the connection must be opened in autocommit mode).
-        self._adbc.adbc_connection.set_autocommit(False)
 
     def close(self) -> None:
-        with self.gate:
-            self._close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # closing is best effort
+                self._conn.close()
+        self._conn = None
 
-    def _close(self) -> None:
-        for conn in (self._adbc, self._conn):
-            if conn is not None:
-                with contextlib.suppress(Exception):  # closing is best effort
-                    conn.close()
-        self._adbc = self._conn = None
+    def forget(self, run_id: str, worker_id: str) -> None:
+        """Accept steps of ``worker_id`` from any point again (its unfinished ones are gone)."""
+        self._last.pop((run_id, worker_id), None)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -106,79 +92,68 @@ class BatchWriter:
 
     # -- a batch ----------------------------------------------------------------------------
     def write(self, ops: list[Op]) -> None:
-        tables: list[pa.Table] = []
         items: list[_Rows | Op] = []
         for op in ops:
             if op.events:
-                self._convert(op, tables, items)
+                self._convert(op, items)
             if op.call is not None:
                 if op.outside_txn:
-                    self._commit(tables, items)
-                    tables, items = [], []
+                    self._commit(items)
+                    items = []
                     self._run_outside(op)
                     continue
                 items.append(op)
                 if op.barrier:
-                    self._commit(tables, items)
-                    tables, items = [], []
-        self._commit(tables, items)
+                    self._commit(items)
+                    items = []
+        self._commit(items)
         for op in ops:
             if op.done is not None:
                 op.done.set()
 
-    def _convert(self, op: Op, tables: list[pa.Table], items: list[_Rows | Op]) -> None:
+    def _convert(self, op: Op, items: list[_Rows | Op]) -> None:
         for event in op.events:
-            if not isinstance(event, Steps | Episode):
+            if isinstance(event, Steps):
+                sql, label = INSERT_CHUNK, "steps"
+            elif isinstance(event, Episode):
+                sql, label = INSERT_EPISODE, "episodes"
+            else:
                 continue
             try:
                 wid = normalize_worker_id(event.worker_id)
                 if isinstance(event, Steps):
-                    if len(event):
-                        tables.append(steps_table(event, wid))
-                    continue
-                row = episode_row(event, wid)
+                    rows = self._chunks(event, wid)
+                else:
+                    rows = [episode_row(event, wid)]
             except Exception as exc:
-                rows = len(event) if isinstance(event, Steps) else 1
-                self._failed(rows, f"{type(event).__name__} event", exc, event.run_id, None)
+                n = len(event.step_index) if isinstance(event, Steps) else 1
+                self._failed(n, f"{type(event).__name__} event", exc, event.run_id, None)
                 continue
             last = items[-1] if items else None
-            if isinstance(last, _Rows) and last.sql == INSERT_EPISODE:
-                last.rows.append(row)
-            else:
-                items.append(_Rows(INSERT_EPISODE, [row], "episodes"))
+            if isinstance(last, _Rows) and last.sql is sql:
+                last.rows.extend(rows)
+            elif rows:
+                items.append(_Rows(sql, rows, label))
 
-    def _commit(self, tables: list[pa.Table], items: list[_Rows | Op]) -> None:
-        if tables:
-            with self.gate:
-                ingested = self._ingest(tables)
-        if tables and not ingested:
-            # Bulk ingest refused (a constraint, most likely): redo those rows one by one.
-            fallback = [_Rows(INSERT_STEP, table_rows(t), "steps") for t in tables]
-            items = [*fallback, *items]
+    def _chunks(self, event: Steps, wid: str) -> list[tuple[Any, ...]]:
+        ep, steps = event.ep_index, event.step_index
+        if not steps:
+            return []
+        key = (event.run_id, wid)
+        start = 0
+        last = self._last.get(key)
+        if last is not None and (ep[0], steps[0]) <= last:
+            start = _after(ep, steps, last)
+            self._failed(start, "steps (already stored)",
+                         ValueError(f"step {last} or an earlier one sent again"), *key)  # fmt: skip
+        rows = chunk_rows(event, wid, start)
+        if rows:
+            self._last[key] = (ep[-1], steps[-1])
+        return rows
+
+    def _commit(self, items: list[_Rows | Op]) -> None:
         if items:
-            with self.gate:
-                self._transaction(items)
-
-    def _ingest(self, tables: list[pa.Table]) -> bool:
-        attempt = 0
-        while True:
-            cur = self._adbc.cursor()
-            try:
-                for table in tables:
-                    cur.adbc_ingest("steps", table, mode="append")
-                cur.close()
-                self._adbc.adbc_connection.commit()
-            except Exception as exc:
-                cur.close()
-                self._adbc.adbc_connection.rollback()
-                if not is_busy(exc):
-                    return False
-                self._busy(attempt, exc)
-                attempt += 1
-                continue
-            self.commits += 1
-            self.rows_written += sum(t.num_rows for t in tables)
-            return True
+            self._transaction(items)
 
     def _transaction(self, items: list[_Rows | Op]) -> None:
         conn = self.conn
@@ -206,7 +181,7 @@ class BatchWriter:
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            rows = sum(len(i.rows) if isinstance(i, _Rows) else i.rows for i in items)
+            rows = sum(i.total() if isinstance(i, _Rows) else i.rows for i in items)
             self._failed(rows, "transaction", exc, None, None)
             for item in items:
                 if not isinstance(item, _Rows) and item.future is not None:
@@ -230,17 +205,17 @@ class BatchWriter:
             conn.execute("ROLLBACK TO rows")
         else:
             conn.execute("RELEASE rows")
-            return len(item.rows)
+            return item.total()
         conn.execute("RELEASE rows")
         ok, first, bad = 0, None, 0
         for row in item.rows:
             try:
                 conn.execute(item.sql, row)
-                ok += 1
+                ok += item.weight(row)
             except sqlite3.Error as exc:
                 if is_busy(exc):
                     raise
-                bad += 1
+                bad += item.weight(row)
                 first = first or (row, exc)
         if first is not None:
             bad_row, error = first
@@ -263,8 +238,7 @@ class BatchWriter:
     def _run_outside(self, op: Op) -> None:
         call: Callable[[Any], Any] | None = op.call
         try:
-            with self.gate:
-                result = call(self.conn) if call is not None else None
+            result = call(self.conn) if call is not None else None
         except Exception as exc:
             if op.future is not None:
                 op.future.set_exception(exc)
@@ -297,12 +271,7 @@ class BatchWriter:
                 attempt + 1,
                 exc,
             )
-        # Called with the gate held once: let in-process readers through while we back off.
-        self.gate.release()
-        try:
-            time.sleep(min(0.01 * 2**attempt, 0.25))
-        finally:
-            self.gate.acquire()
+        time.sleep(min(0.01 * 2**attempt, 0.25))
 
     def _failed(
         self, rows: int, what: str, exc: BaseException, run_id: Any, worker_id: Any
@@ -319,3 +288,10 @@ class BatchWriter:
             run_id=run_id if isinstance(run_id, str) else None,
             worker_id=worker_id if isinstance(worker_id, str) else None,
         )
+
+
+def _after(ep: list[int], steps: list[int], last: tuple[int, int]) -> int:
+    """Index of the first row whose ``(ep_index, step_index)`` comes after ``last``."""
+    i = bisect_left(ep, last[0])
+    j = bisect_right(ep, last[0], i)
+    return bisect_right(steps, last[1], i, j) if i < j else i

@@ -1,19 +1,22 @@
-"""Turning telemetry events into rows: Arrow tables for steps, tuples for episodes.
+"""Turning telemetry events into rows: chunk rows for steps, tuples for episodes.
 
-A ``Steps`` event is already column-major, so each column becomes one Arrow array built in C;
-only ``extras`` and array-valued ``obs`` / ``action`` need a per-value JSON encode.
+A ``Steps`` event becomes one ``step_chunks`` row per episode it touches. Its ``ep_index``
+column is non-decreasing (the worker emits steps in order), so episode boundaries are found
+with ``bisect`` and each chunk is one ``msgspec`` encode call over zipped columns: no Python
+code runs per step on this path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_right
 from typing import Any
 
 import msgspec
-import pyarrow as pa
 
-from nbtrain.store.schema import EPISODE_COLUMNS, STEP_COLUMNS
+from nbtrain.store.schema import CHUNK_COLUMNS, EPISODE_COLUMNS
 from nbtrain.wire.events import Episode, Steps
+
+ChunkRow = tuple[Any, ...]  # (run_id, worker_id, ep_index, first_step, n_steps, rows)
 
 
 def _enc_hook(value: Any) -> Any:
@@ -24,77 +27,61 @@ def _enc_hook(value: Any) -> Any:
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
-_EMPTY = b"{}"
 
 
 def to_json(value: Any) -> str:
     return _encoder.encode(value).decode()
 
 
-def _json_array(values: Sequence[Any]) -> pa.Array:
-    encode = _encoder.encode
-    return pa.array([encode(v) for v in values], pa.binary()).cast(pa.string())
+class BadSteps(ValueError):
+    """A ``Steps`` event that cannot be stored as it is (the writer counts and logs it)."""
 
 
-def value_array(values: Sequence[Any]) -> pa.Array:
-    """obs/action column: ints stay INTEGER, floats REAL, anything else JSON text."""
-    try:
-        arr = pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
-        return _json_array(values)
-    if pa.types.is_integer(arr.type):
-        return arr.cast(pa.int64())
-    if pa.types.is_floating(arr.type):
-        return arr.cast(pa.float64())
-    if pa.types.is_boolean(arr.type):
-        return arr.cast(pa.int64())
-    return _json_array(values)
+def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
+    """The ``step_chunks`` rows of ``event`` from row ``start`` on, one per episode.
 
-
-def extras_array(values: Sequence[dict[str, Any] | None]) -> pa.Array:
-    encode = _encoder.encode
-    return pa.array([_EMPTY if v is None else encode(v) for v in values], pa.binary()).cast(
-        pa.string()
-    )
-
-
-def steps_table(event: Steps, worker_id: str) -> pa.Table:
-    """The rows of one ``Steps`` event, columns in table order."""
-    n = len(event.step_index)
-    lengths = {
-        len(col)
-        for col in (
-            event.ep_index,
+    Checks what chunking relies on, at C speed: equal column lengths, ``ep_index``
+    non-decreasing and ``step_index`` non-decreasing within each episode. Raises
+    :class:`BadSteps` otherwise (the whole event is refused: its order is unknown).
+    """
+    ep = event.ep_index
+    steps = event.step_index
+    n = len(steps)
+    columns = (ep, event.action, event.reward, event.terminated, event.truncated,
+               event.obs, event.extras, event.ts)  # fmt: skip
+    if any(len(col) != n for col in columns):
+        raise BadSteps(f"Steps columns have different lengths {sorted({n, *map(len, columns)})}")
+    if sorted(ep) != ep:
+        raise BadSteps("Steps ep_index is not non-decreasing")
+    extras: list[Any] = event.extras
+    if None in extras:  # stored as {} (the agent returned nothing)
+        extras = [{} if x is None else x for x in extras]
+    rows = list(
+        zip(
+            steps,
             event.action,
             event.reward,
             event.terminated,
             event.truncated,
             event.obs,
-            event.extras,
+            extras,
             event.ts,
+            strict=True,
         )
-    }
-    if lengths != {n}:
-        raise ValueError(f"Steps columns have different lengths {sorted(lengths | {n})}")
-    columns = [
-        pa.array([event.run_id] * n, pa.string()),
-        pa.array([worker_id] * n, pa.string()),
-        pa.array(event.ep_index, pa.int64()),
-        pa.array(event.step_index, pa.int64()),
-        value_array(event.action),
-        pa.array(event.reward, pa.float64()),
-        pa.array(event.terminated, pa.bool_()).cast(pa.int64()),
-        pa.array(event.truncated, pa.bool_()).cast(pa.int64()),
-        value_array(event.obs),
-        extras_array(event.extras),
-        pa.array(event.ts, pa.float64()),
-    ]
-    return pa.Table.from_arrays(columns, names=list(STEP_COLUMNS))
-
-
-def table_rows(table: pa.Table) -> list[tuple[Any, ...]]:
-    """Row tuples for the slow, row-by-row fallback path."""
-    return list(zip(*(col.to_pylist() for col in table.columns), strict=True))
+    )
+    run_id = event.run_id
+    encode = _encoder.encode
+    out: list[ChunkRow] = []
+    a = start
+    while a < n:
+        index = ep[a]
+        b = n if ep[-1] == index else bisect_right(ep, index, a)
+        part = steps[a:b]
+        if sorted(part) != part:
+            raise BadSteps(f"Steps step_index is not increasing in episode {index}")
+        out.append((run_id, worker_id, index, steps[a], b - a, encode(rows[a:b]).decode()))
+        a = b
+    return out
 
 
 def episode_row(event: Episode, worker_id: str) -> tuple[Any, ...]:
@@ -118,6 +105,7 @@ INSERT_EPISODE = (
     f"INSERT INTO episodes({', '.join(EPISODE_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(EPISODE_COLUMNS))})"
 )
-INSERT_STEP = (
-    f"INSERT INTO steps({', '.join(STEP_COLUMNS)}) VALUES ({', '.join('?' * len(STEP_COLUMNS))})"
+INSERT_CHUNK = (
+    f"INSERT INTO step_chunks({', '.join(CHUNK_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(CHUNK_COLUMNS))})"
 )

@@ -1,11 +1,11 @@
-"""Column conversion from SQLite values (Arrow arrays or Python lists) to pandas dtypes.
+"""Column conversion from SQLite values (Python sequences) to pandas dtypes.
 
 Kinds: ``str``; ``cat`` (worker_id: categorical, categories exactly the values present, sorted);
 ``int`` (int64); ``nint`` (nullable int: float64 with NaN, so the dtype stays numpy);
 ``float``; ``bool``; ``time`` (REAL Unix seconds -> ``datetime64[ns, UTC]``); ``json`` (JSON
 text -> parsed dicts/lists, for small tables only: per-step ``extras`` stay text, see
 :func:`expand_extras`); ``value`` (obs/action: int64 when discrete, float64 for float
-scalars, parsed JSON lists otherwise).
+scalars, lists for arrays, see :func:`value_column`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import pyarrow as pa
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED
 from nbtrain.logs import log
 
-# An Arrow array (ChunkedArray/Array, untyped for mypy) or a Python sequence.
-Values: TypeAlias = Any
+# A column of values as fetched from sqlite3 (a tuple or list).
+Values: TypeAlias = Sequence[Any]
 
 _decode = msgspec.json.decode
 
@@ -52,51 +52,35 @@ def parse_json(texts: Sequence[str | None]) -> list[Any]:
     return result
 
 
-def _pylist(values: Values) -> list[Any]:
-    if isinstance(values, pa.ChunkedArray | pa.Array):
-        out: list[Any] = values.to_pylist()
-        return out
-    return list(values)
-
-
 def _numeric(values: Values, dtype: str) -> np.ndarray[Any, Any]:
-    if isinstance(values, pa.ChunkedArray | pa.Array):
-        if values.null_count == 0 and dtype != "float64":
-            return np.asarray(values.to_numpy(), dtype=dtype)
-        values = values.to_pylist()
     if dtype == "float64":
         return np.array([np.nan if v is None else v for v in values], dtype=dtype)
     return np.array([0 if v is None else v for v in values], dtype=dtype)
 
 
-def _value(values: Values) -> Any:
-    if isinstance(values, pa.ChunkedArray | pa.Array):
-        kind = values.type
-        if pa.types.is_integer(kind) and values.null_count == 0:
-            return np.asarray(values.to_numpy(), dtype="int64")
-        if pa.types.is_floating(kind):
-            return _numeric(values, "float64")
-    items = _pylist(values)
-    if all(isinstance(v, int) for v in items):
-        return np.array(items, dtype="int64")
-    if all(isinstance(v, str) for v in items):
-        return pd.Series(parse_json(items), dtype=object).to_numpy()
-    parsed = [parse_json([v])[0] if isinstance(v, str) else v for v in items]
-    return pd.Series(parsed, dtype=object).to_numpy()
+def value_column(values: Sequence[Any]) -> Any:
+    """obs/action: int64 when every value is an int (or bool), float64 when numbers include
+    floats, else an object array (lists for array observations; JSON text is parsed)."""
+    kinds = set(map(type, values))
+    try:
+        if kinds <= {int, bool}:
+            return np.array(values, dtype="int64")
+        if kinds <= {int, float, bool}:
+            return np.array(values, dtype="float64")
+    except OverflowError:
+        pass
+    if str in kinds:
+        values = [parse_json([v])[0] if isinstance(v, str) else v for v in values]
+    return pd.Series(values, dtype=object).to_numpy()
 
 
 def _category(values: Values) -> Any:
-    if isinstance(values, pa.ChunkedArray | pa.Array) and len(values):
-        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        cat = pd.Categorical(arr.dictionary_encode().to_pandas())
-        return cat.reorder_categories(sorted(cat.categories))
-    return pd.Categorical(pd.Series(_pylist(values), dtype="str"))
+    cat = pd.Categorical(pd.Series(list(values), dtype="str"))
+    return cat.reorder_categories(sorted(cat.categories))
 
 
 def _strings(values: Values) -> Any:
-    if isinstance(values, pa.ChunkedArray | pa.Array) and pa.types.is_string(values.type):
-        return values.to_pandas().astype("str").array  # no per-row Python objects
-    return pd.array(_pylist(values), dtype="str")
+    return pd.array(list(values), dtype="str")
 
 
 def convert(kind: str, values: Values) -> Any:
@@ -113,9 +97,9 @@ def convert(kind: str, values: Values) -> Any:
     if kind == "time":
         return pd.to_datetime(_numeric(values, "float64"), unit="s", utc=True).as_unit("ns")
     if kind == "json":
-        return pd.Series(parse_json(_pylist(values)), dtype=object).to_numpy()
+        return pd.Series(parse_json(list(values)), dtype=object).to_numpy()
     if kind == "value":
-        return _value(values)
+        return value_column(values)
     raise AssertionError(f"unknown column kind {kind!r}")
 
 

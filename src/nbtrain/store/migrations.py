@@ -6,21 +6,32 @@ Version 0 is the legacy single-worker layout: ``runs(run_id, name, created_at, c
 ``{run_id}-ep000003``. Upgrading gives every legacy row worker id ``000001``, rebuilds episode
 ids as ``{run_id}-w000001-ep000003`` and adds a ``workers`` row per run.
 
+Version 1 (never released) had a row-per-step ``steps`` table; version 2 stores steps in
+``step_chunks`` (one JSON array per episode part) behind a ``steps`` view. Upgrading from 0
+or 1 moves step rows into chunks, one per episode (at most ``MIGRATION_CHUNK`` steps each).
+
 Checking the version only reads; a file that is already current is never written.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from nbtrain.errors import SchemaVersionError, StoreError
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED
 from nbtrain.logs import log
 from nbtrain.store import schema
+from nbtrain.store.encode import INSERT_CHUNK, to_json
 
 LEGACY_WORKER_ID = "000001"
+MIGRATION_CHUNK = 4096
 
 
 def read_version(conn: sqlite3.Connection) -> int | None:
@@ -46,12 +57,11 @@ def needs_migration(path: Path) -> bool:
     """True when ``path`` is missing, empty or older than this nbtrain (read-only check)."""
     if not path.exists() or path.stat().st_size == 0:
         return True
-    with schema.file_gate(path):
-        conn = schema.connect(path, readonly=True)
-        try:
-            version = read_version(conn)
-        finally:
-            conn.close()
+    conn = schema.connect(path, readonly=True)
+    try:
+        version = read_version(conn)
+    finally:
+        conn.close()
     check_version(version, path)
     return version != schema.SCHEMA_VERSION
 
@@ -64,8 +74,7 @@ def migrate(path: str | Path) -> tuple[int | None, int]:
     write lock).
     """
     path = Path(path).expanduser().resolve()
-    with schema.file_gate(path):
-        return _migrate(path)
+    return _migrate(path)
 
 
 def _migrate(path: Path) -> tuple[int | None, int]:
@@ -76,6 +85,8 @@ def _migrate(path: Path) -> tuple[int | None, int]:
         if version == schema.SCHEMA_VERSION:
             _ensure_wal(conn)
             return version, version
+        if version is None:  # only takes effect on a file without pages yet
+            conn.execute(f"PRAGMA page_size = {schema.PAGE_SIZE}")
         _ensure_wal(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -85,7 +96,9 @@ def _migrate(path: Path) -> tuple[int | None, int]:
                 schema.create_tables(conn)
             elif version == 0:
                 _upgrade_legacy(conn)
-            elif version != schema.SCHEMA_VERSION:  # pragma: no cover - no v2 yet
+            elif version == 1:
+                _upgrade_v1(conn)
+            elif version != schema.SCHEMA_VERSION:  # pragma: no cover - versions are 0..2
                 raise StoreError(f"no migration from schema version {version}")
             conn.execute("COMMIT")
         except BaseException:
@@ -165,15 +178,7 @@ def _upgrade_legacy(conn: sqlite3.Connection) -> None:
         )
         conn.execute(f"INSERT INTO episodes({cols}) SELECT {exprs} FROM _legacy_episodes")
     if "steps" in legacy:
-        cols, exprs = _select_list(
-            legacy["steps"],
-            schema.STEP_COLUMNS,
-            {
-                "worker_id": wid,
-                "extras": "COALESCE(extras, '{}')" if "extras" in legacy["steps"] else "'{}'",
-            },
-        )
-        conn.execute(f"INSERT INTO steps({cols}) SELECT {exprs} FROM _legacy_steps")
+        _chunk_steps(conn, "_legacy_steps", legacy["steps"], wid)
     # One worker row per legacy run that has telemetry, so summaries list it.
     conn.execute(
         f"""INSERT INTO workers(run_id, worker_id, status, started_at, ended_at)
@@ -185,7 +190,63 @@ def _upgrade_legacy(conn: sqlite3.Connection) -> None:
     conn.execute(
         f"""INSERT OR IGNORE INTO workers(run_id, worker_id, status)
         SELECT DISTINCT run_id, {wid}, 'completed' FROM episodes
-        UNION SELECT DISTINCT run_id, {wid}, 'completed' FROM steps"""
+        UNION SELECT DISTINCT run_id, {wid}, 'completed' FROM step_chunks"""
     )
     for name in legacy:
         conn.execute(f'DROP TABLE "_legacy_{name}"')
+
+
+def _upgrade_v1(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: the row-per-step ``steps`` table becomes chunks behind a view."""
+    if "steps" in schema.existing_tables(conn):
+        conn.execute('ALTER TABLE steps RENAME TO "_v1_steps"')
+    for ddl in schema.TABLES_DDL:
+        if "step_chunks" in ddl:
+            conn.execute(ddl)
+    if "_v1_steps" in schema.existing_tables(conn):
+        _chunk_steps(conn, "_v1_steps", schema.table_columns(conn, "_v1_steps"), "worker_id")
+        conn.execute('DROP TABLE "_v1_steps"')
+    schema.stamp_version(conn)
+
+
+_decode_json = msgspec.json.decode
+
+
+def _json_value(value: Any) -> Any:
+    """A stored obs/action: JSON text (arrays) becomes its value, anything else stays."""
+    if isinstance(value, str):
+        try:
+            return _decode_json(value)
+        except msgspec.DecodeError:
+            return value
+    return value
+
+
+def _json_extras(text: Any) -> Any:
+    """Stored extras text as its value, so it is stored minified (as the view renders it)."""
+    if text is None:
+        return {}
+    return _json_value(text)
+
+
+def _chunk_steps(conn: sqlite3.Connection, table: str, columns: list[str], worker: str) -> None:
+    """Copy a row-per-step table into ``step_chunks`` (one chunk per episode part)."""
+    fields = [c if c in columns else "NULL" for c in schema.CHUNK_FIELDS]
+    rows = conn.execute(
+        f'SELECT run_id, {worker}, ep_index, {", ".join(fields)} FROM "{table}" '
+        f"ORDER BY run_id, 2, ep_index, step_index"
+    )
+    conn.executemany(INSERT_CHUNK, _chunks(rows))
+
+
+def _chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    for key, group in itertools.groupby(rows, key=lambda r: r[:3]):
+        members = list(group)
+        for start in range(0, len(members), MIGRATION_CHUNK):
+            part = members[start : start + MIGRATION_CHUNK]
+            steps = [
+                [r[3], _json_value(r[4]), r[5], bool(r[6]), bool(r[7]), _json_value(r[8]),
+                 _json_extras(r[9]), r[10]]
+                for r in part
+            ]  # fmt: skip
+            yield (*key, part[0][3], len(part), to_json(steps))

@@ -1,9 +1,8 @@
-"""Reading the store back as DataFrames.
+"""Reading the store back as DataFrames, through read-only ``sqlite3`` connections.
 
-Small tables go through ``sqlite3``; episodes and steps through ADBC straight into Arrow
-(several times faster than ``pd.read_sql_query``). ADBC infers a column's type from the first
-rows it sees and refuses a later row of another type (e.g. NULL, then text, in rows written
-by hand); such a query is redone through ``sqlite3``. All connections are read-only.
+Steps are read from ``step_chunks`` directly, never through the ``steps`` view: chunks are
+decoded by :mod:`nbtrain.store.chunks`, several times faster than ``pd.read_sql_query`` of
+a row-per-step table (and ~10x faster than the view).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import pandas as pd
 from nbtrain.errors import UnknownRunError, UnknownWorkerError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.store import schema
+from nbtrain.store.chunks import ChunkColumns
 from nbtrain.store.frames import Values, constant, frame
 
 RUN_KINDS = {
@@ -116,49 +116,17 @@ class Reader:
         return schema.connect(self.path, readonly=True)
 
     def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        with schema.file_gate(self.path):
-            conn = self.connect()
-            try:
-                bound = params if isinstance(params, dict) else tuple(params)
-                return conn.execute(sql, bound).fetchall()
-            finally:
-                conn.close()
+        conn = self.connect()
+        try:
+            bound = params if isinstance(params, dict) else tuple(params)
+            return conn.execute(sql, bound).fetchall()
+        finally:
+            conn.close()
 
     def columns(self, sql: str, params: Sequence[Any], names: list[str]) -> dict[str, Values]:
         rows = self.rows(sql, params)
         cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
         return dict(zip(names, cols, strict=True))
-
-    def arrow_columns(self, sql: str, params: Sequence[Any], names: list[str]) -> dict[str, Values]:
-        """Fetch via ADBC; fall back to sqlite3 when ADBC's type inference refuses the data."""
-        with schema.file_gate(self.path):
-            table = self._fetch_arrow(sql, params)
-        if table is None:
-            return self.columns(sql, params, names)
-        if table.num_rows == 0:
-            return dict.fromkeys(names, ())
-        return {name: table.column(i) for i, name in enumerate(names)}
-
-    def _fetch_arrow(self, sql: str, params: Sequence[Any]) -> Any:
-        import adbc_driver_sqlite.dbapi as adbc
-
-        try:
-            conn = adbc.connect(schema.uri_for(self.path, readonly=True), autocommit=True)
-        except Exception:
-            return None
-        try:
-            cur = conn.cursor()
-            try:
-                cur.execute(f"PRAGMA busy_timeout = {schema.BUSY_TIMEOUT_MS}")
-                cur.fetchall()
-                cur.execute(sql, tuple(params)) if params else cur.execute(sql)
-                return cur.fetch_arrow_table()
-            finally:
-                cur.close()
-        except Exception:
-            return None
-        finally:
-            conn.close()
 
     # -- existence checks -------------------------------------------------------------------
     def check_run(self, run_id: str) -> None:
@@ -212,7 +180,7 @@ class Reader:
         sql = (
             f"SELECT {', '.join(names)} FROM episodes {where} ORDER BY run_id, worker_id, ep_index"
         )
-        return frame(EPISODE_KINDS, self.arrow_columns(sql, params, names))
+        return frame(EPISODE_KINDS, self.columns(sql, params, names))
 
     def steps(
         self,
@@ -227,24 +195,30 @@ class Reader:
         self.check_run(run_id)
         self.check_workers(run_id, workers)
         where, params = _where(run_id, workers, indexes)
-        # Columns fixed by the filter are not read back (strings are the slowest to fetch).
-        fixed = {"run_id": run_id}
-        if workers is not None and len(workers) == 1:
-            fixed["worker_id"] = workers[0]
-        fetched = [n for n in names if n not in fixed] or ["step_index"]
-        sql = (
-            f"SELECT {', '.join(fetched)} FROM steps {where} "
-            "ORDER BY run_id, worker_id, ep_index, step_index"
-        )
-        got = self.arrow_columns(sql, params, fetched)
-        n = len(next(iter(got.values())))
-        df = frame(STEP_KINDS, {name: got[name] for name in names if name not in fixed})
-        if df.shape[1] == 0:
-            df = pd.DataFrame(index=pd.RangeIndex(n))
+        chunks = ChunkColumns()
+        conn = self.connect()
+        try:
+            # One statement: a consistent snapshot even while a writer commits (WAL).
+            chunks.add(
+                conn.execute(
+                    f"SELECT worker_id, ep_index, rows FROM step_chunks {where} "
+                    "ORDER BY worker_id, ep_index, first_step",
+                    tuple(params),
+                )
+            )
+        finally:
+            conn.close()
+        chunks.log_failures(run_id)
+        n = len(chunks)
+        data: dict[str, Any] = {}
         for name in names:
-            if name in fixed:
-                df.insert(names.index(name), name, constant(STEP_KINDS[name], fixed[name], n))
-        return df
+            if name == "run_id":
+                data[name] = constant("str", run_id, n)
+            elif name == "worker_id" and workers is not None and len(workers) == 1:
+                data[name] = constant("cat", workers[0], n)
+            else:
+                data[name] = chunks.column(name)
+        return pd.DataFrame(data, columns=names, index=pd.RangeIndex(n))
 
 
 def _where(

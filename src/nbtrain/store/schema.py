@@ -7,10 +7,13 @@ Storage conventions:
 
 * timestamps (``created_at``, ``started_at``, ``ended_at``, ``ts``) are REAL Unix seconds (UTC);
 * ``terminated`` / ``truncated`` are INTEGER 0/1;
-* ``action`` and ``obs`` have no declared type: discrete values are stored as INTEGER,
-  float scalars as REAL, arrays (and anything else) as JSON text;
-* ``extras`` and ``runs.config`` are JSON text; ``steps.extras`` is ``'{}'`` when the agent
-  returned nothing, so the column is never NULL for rows nbtrain writes.
+* steps are stored in chunks, one ``step_chunks`` row per (``Steps`` event, episode), whose
+  ``rows`` is one JSON array of ``[step_index, action, reward, terminated, truncated, obs,
+  extras, ts]`` arrays: a row per step costs more kernel CPU than a training step, a chunk
+  costs a fraction of that. ``steps`` is a view that expands the chunks with ``json_each``
+  (slow, ~9 us a row; for ad-hoc SQL), ``TelemetryStore.steps`` decodes chunks directly;
+* in the view, discrete ``action`` / ``obs`` are INTEGER, float scalars REAL, arrays JSON
+  text; ``extras`` is JSON text, ``'{}'`` when the agent returned nothing.
 
 The schema version is ``PRAGMA user_version`` (readable without a write) mirrored into the
 ``meta`` table for people who browse the file with SQL tools.
@@ -19,14 +22,16 @@ The schema version is ``PRAGMA user_version`` (readable without a write) mirrore
 from __future__ import annotations
 
 import sqlite3
-import threading
 from pathlib import Path
 from urllib.parse import quote
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 5000
 # The WAL is truncated back to this size after checkpoints, so it stays bounded.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+# New files only (fixed at creation). Chunks are kilobytes each: with 4 KiB pages every
+# insert splits pages and inserting costs several times more CPU and I/O.
+PAGE_SIZE = 65536
 
 RUN_COLUMNS = ("run_id", "name", "created_at", "digest", "config", "status")
 WORKER_COLUMNS = (
@@ -68,6 +73,20 @@ STEP_COLUMNS = (
     "extras",
     "ts",
 )
+# The columns of a chunk row, and the fields of each step inside its JSON ``rows``.
+CHUNK_COLUMNS = ("run_id", "worker_id", "ep_index", "first_step", "n_steps", "rows")
+CHUNK_FIELDS = STEP_COLUMNS[3:]
+
+_EXTRACT = ",\n".join(
+    f"    json_extract(j.value, '$[{i}]') AS {name}" for i, name in enumerate(CHUNK_FIELDS)
+)
+# json_extract rather than ``->>`` so that SQL tools with an older SQLite can read it too.
+STEPS_VIEW_DDL = f"""CREATE VIEW steps AS SELECT
+    c.run_id AS run_id,
+    c.worker_id AS worker_id,
+    c.ep_index AS ep_index,
+{_EXTRACT}
+FROM step_chunks AS c, json_each(c.rows) AS j"""
 
 TABLES_DDL = (
     """CREATE TABLE meta (
@@ -111,25 +130,21 @@ TABLES_DDL = (
     UNIQUE (run_id, worker_id, ep_index),
     UNIQUE (episode_id)
 )""",
-    # WITHOUT ROWID: the primary key is the clustering order, so a worker's steps are
+    # WITHOUT ROWID: the primary key is the clustering order, so a worker's chunks are
     # contiguous on disk and reading them back is one range scan.
-    """CREATE TABLE steps (
+    """CREATE TABLE step_chunks (
     run_id TEXT NOT NULL,
     worker_id TEXT NOT NULL,
     ep_index INTEGER NOT NULL,
-    step_index INTEGER NOT NULL,
-    action,
-    reward REAL,
-    terminated INTEGER,
-    truncated INTEGER,
-    obs,
-    extras TEXT,
-    ts REAL,
-    PRIMARY KEY (run_id, worker_id, ep_index, step_index)
+    first_step INTEGER NOT NULL,
+    n_steps INTEGER NOT NULL,
+    rows TEXT NOT NULL,
+    PRIMARY KEY (run_id, worker_id, ep_index, first_step)
 ) WITHOUT ROWID""",
+    STEPS_VIEW_DDL,
 )
 
-TABLE_NAMES = ("meta", "runs", "workers", "episodes", "steps")
+TABLE_NAMES = ("meta", "runs", "workers", "episodes", "step_chunks", "steps")
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
@@ -145,26 +160,6 @@ def stamp_version(conn: sqlite3.Connection) -> None:
         "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
         (str(SCHEMA_VERSION),),
     )
-
-
-_gates: dict[Path, threading.RLock] = {}
-_gates_lock = threading.Lock()
-
-
-def file_gate(path: Path) -> threading.RLock:
-    """A process-wide lock per database file, held around every use of a connection to it.
-
-    The ADBC driver links its own copy of SQLite. POSIX file locks never conflict within one
-    process, and closing any descriptor of a file drops all of the process's locks on it, so
-    two SQLite copies in one process do not see each other's locks (sqlite.org/howtocorrupt,
-    2.2.1). nbtrain's own connections therefore take turns through this gate; other processes
-    are unaffected (their locks are real). Connections opened by user code bypass it.
-    """
-    with _gates_lock:
-        gate = _gates.get(path)
-        if gate is None:
-            gate = _gates[path] = threading.RLock()
-        return gate
 
 
 def uri_for(path: Path, *, readonly: bool) -> str:

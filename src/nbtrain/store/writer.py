@@ -2,15 +2,13 @@
 
 Callers queue work and return at once (``create_run`` and ``discard_unfinished_steps`` wait
 for their result). The thread lingers up to ``commit_interval`` to gather a batch, then writes
-it in at most two short transactions, so the write lock is held only while rows go in and
-other processes' writers wait (busy timeout, then retry) rather than fail:
+it in one short transaction (steps as chunk rows, see :mod:`nbtrain.store.encode`), so the
+write lock is held only while rows go in and other processes' writers wait (busy timeout,
+then retry) rather than fail.
 
-1. the batch's steps, as Arrow tables through ADBC bulk ingest (the fast path);
-2. everything else, in queue order, through ``sqlite3``.
-
-Steps are committed before the episode rows queued with them, so a reader never sees an
-episode without its steps. ``discard_unfinished_steps`` and ``checkpoint`` are barriers:
-nothing queued after them is moved before them. A write that fails (a constraint, a bad
+Steps and the episode rows queued after them commit together, in queue order, so a reader
+never sees an episode without its steps. ``discard_unfinished_steps`` and ``checkpoint`` are
+barriers: nothing queued after them is moved before them. A write that fails (a constraint, a bad
 value) is retried row by row, logged with ``LOG_SERVICE_SQLITE_WRITE_FAILED`` and counted; it
 never stops the writer or loses the other rows.
 """
@@ -188,6 +186,7 @@ class StoreWriter:
     def discard_unfinished_steps(self, run_id: str, worker_id: object) -> int:
         """Delete steps past the worker's last stored episode; return the next episode index."""
         wid = normalize_worker_id(worker_id)
+        batch = self._batch
 
         def call(conn: Any) -> int:
             last = conn.execute(
@@ -196,9 +195,10 @@ class StoreWriter:
             ).fetchone()[0]
             next_index = 0 if last is None else int(last) + 1
             conn.execute(
-                "DELETE FROM steps WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
+                "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
                 (run_id, wid, next_index),
             )
+            batch.forget(run_id, wid)
             return next_index
 
         result: int = self._sync(Op(call=call, barrier=True, label=f"discard {wid}"))
