@@ -19,11 +19,12 @@ __all__ = ["TABULAR_AGENT_KWARGS", "check_agent_fits_env", "check_agent_kwargs",
 
 # The keyword arguments the built-in tabular agents accept (the agents package implements
 # exactly these). ``bins``: int or one int per observation dim, for Box observations;
-# ``bounds``: one [low, high] per dim, used instead of the Box's (possibly infinite) bounds.
+# ``bounds``: one [low, high] (or None: keep the Box's own) per dim, for infinite Box bounds;
+# ``initial_q``: the table's starting value.
 TABULAR_AGENT_KWARGS = frozenset(
-    {"alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay", "bins", "bounds"}
+    {"alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay", "initial_q", "bins", "bounds"}
 )
-_FLOAT_KWARGS = ("alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay")
+_FLOAT_KWARGS = ("alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay", "initial_q")
 
 
 def plain_json(value: object, where: str) -> Any:
@@ -84,16 +85,31 @@ def check_agent_kwargs(agent: str, kwargs: Mapping[str, Any], where: str) -> dic
     _check_range(out, "epsilon", 0.0, 1.0, where)
     _check_range(out, "epsilon_min", 0.0, 1.0, where)
     _check_range(out, "epsilon_decay", 0.0, 1.0, where, low_open=True)
-    if "epsilon" in out and "epsilon_min" in out and out["epsilon_min"] > out["epsilon"]:
+    epsilon = out.get("epsilon", _agent_default("epsilon"))
+    epsilon_min = out.get("epsilon_min", _agent_default("epsilon_min"))
+    if epsilon_min > epsilon:
+        given = "" if "epsilon_min" in out else " (its default)"
         raise ValueError(
-            f"{where}: epsilon_min ({out['epsilon_min']}) must not exceed "
-            f"epsilon ({out['epsilon']})"
+            f"{where}: epsilon_min ({epsilon_min}{given}) must not exceed epsilon ({epsilon}); "
+            "pass a smaller epsilon_min as well"
         )
+    if not math.isfinite(out.get("initial_q", 0.0)):
+        raise ValueError(f"{where}: initial_q must be a finite number")
     if "bins" in out:
         _check_bins(out["bins"], where)
     if "bounds" in out:
         _check_bounds(out["bounds"], where)
     return out
+
+
+def _agent_default(key: str) -> float:
+    """The tabular agents' own default, so a partial override is compared with what runs."""
+    import inspect
+
+    from nbtrain.agents.tabular import TabularAgent
+
+    default = inspect.signature(TabularAgent.__init__).parameters[key].default
+    return float(default)
 
 
 def _check_range(
@@ -131,7 +147,7 @@ def _check_bins(bins: object, where: str) -> None:
 
 def _check_bounds(bounds: object, where: str) -> None:
     def pair_ok(pair: object) -> bool:
-        return (
+        return pair is None or (
             isinstance(pair, list)
             and len(pair) == 2
             and all(isinstance(x, int | float) and not isinstance(x, bool) for x in pair)
@@ -140,8 +156,8 @@ def _check_bounds(bounds: object, where: str) -> None:
 
     if not (isinstance(bounds, list) and bounds and all(pair_ok(p) for p in bounds)):
         raise ValueError(
-            f"{where}: bounds={bounds!r}; need a list of [low, high] pairs with low < high, "
-            "one per observation dimension"
+            f"{where}: bounds={bounds!r}; need a list of [low, high] pairs with low < high "
+            "(or None to keep a dimension's own bound), one per observation dimension"
         )
 
 
@@ -153,37 +169,28 @@ def check_agent_fits_env(
     action_space: Any,
     where: str,
 ) -> None:
-    """Built-in tabular agents need a Discrete action space and a discretizable observation."""
+    """Built-in tabular agents need Discrete actions and observations their table can index.
+
+    The observation check is the agents' own discretizer, so validation and the worker agree.
+    """
     if agent not in TABULAR_AGENTS:
         return
     from gymnasium import spaces
+
+    from nbtrain.agents.discretize import MAX_TABLE_CELLS, make_discretizer
 
     if not isinstance(action_space, spaces.Discrete):
         raise ValueError(
             f"{agent} needs a discrete action space; {env_id} has {action_space}. "
             "Use the 'random' agent or your own agent ('pkg.mod:factory' or a class)"
         )
-    if isinstance(observation_space, spaces.Discrete):
-        return
-    if not isinstance(observation_space, spaces.Box):
+    try:
+        discretizer = make_discretizer(observation_space, kwargs.get("bins"), kwargs.get("bounds"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {agent} on {env_id}: {exc}") from None
+    cells = discretizer.n_states * int(action_space.n)
+    if cells > MAX_TABLE_CELLS:
         raise ValueError(
-            f"{agent} needs Discrete or Box observations; {env_id} has {observation_space}"
-        )
-    if "bins" not in kwargs:
-        raise ValueError(
-            f"{where}: {agent} on {env_id} (observations {observation_space}) needs "
-            "agent_kwargs['bins'] to discretize the Box observations, e.g. {'bins': 10}"
-        )
-    dims = math.prod(observation_space.shape)
-    bins = kwargs["bins"]
-    if isinstance(bins, list) and len(bins) != dims:
-        raise ValueError(
-            f"{where}: bins has {len(bins)} entries but {env_id} observations have {dims} "
-            "dimensions"
-        )
-    bounds = kwargs.get("bounds")
-    if isinstance(bounds, list) and len(bounds) != dims:
-        raise ValueError(
-            f"{where}: bounds has {len(bounds)} pairs but {env_id} observations have {dims} "
-            "dimensions"
+            f"{where}: {agent} on {env_id} would need a table of {discretizer.n_states} states x "
+            f"{int(action_space.n)} actions (limit {MAX_TABLE_CELLS} cells); use fewer bins"
         )
