@@ -88,7 +88,7 @@ def check_agent_kwargs(agent: str, kwargs: Mapping[str, Any], where: str) -> dic
     epsilon = out.get("epsilon", _agent_default("epsilon"))
     epsilon_min = out.get("epsilon_min", _agent_default("epsilon_min"))
     if epsilon_min > epsilon:
-        given = "" if "epsilon_min" in out else " (its default)"
+        given = "" if "epsilon_min" in out else ", its default"
         raise ValueError(
             f"{where}: epsilon_min ({epsilon_min}{given}) must not exceed epsilon ({epsilon}); "
             "pass a smaller epsilon_min as well"
