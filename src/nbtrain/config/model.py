@@ -75,7 +75,7 @@ class TelemetryConfig(BaseModel):
         if value in ("all", "none") and isinstance(value, str):
             return value
         number = _plain_int(value)
-        if isinstance(number, int) and number >= 1:
+        if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
             return number
         raise ValueError(
             f"steps must be 'all', 'none' or an integer n >= 1 (every n-th step); got {value!r}"
