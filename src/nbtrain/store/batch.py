@@ -5,6 +5,10 @@ barriers): step chunks, episodes and other ops go in in queue order, runs of chu
 rows through one ``executemany`` each. A run that fails (a constraint) is redone row by row
 so that only the bad rows are lost.
 
+Events are turned into rows by :meth:`BatchWriter.prepare` in the submitting thread, so
+the queue holds compact chunk rows rather than millions of short-lived Python objects
+(those made the cyclic GC's full collections cost more than encoding them).
+
 Steps re-sent for a worker (a step at or before the last one stored through this writer)
 are dropped and counted before they are chunked: the chunk key only covers a chunk's first
 step, so SQL alone would not see an overlap. ``discard_unfinished_steps`` resets this.
@@ -15,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +35,7 @@ from nbtrain.log_codes import (
 from nbtrain.logs import log
 from nbtrain.store import schema
 from nbtrain.store.encode import INSERT_CHUNK, INSERT_EPISODE, chunk_rows, episode_row
-from nbtrain.wire.events import Episode, Steps
+from nbtrain.wire.events import Episode, Event, Steps
 
 if TYPE_CHECKING:
     from nbtrain.store.writer import Op
@@ -45,7 +50,7 @@ def is_busy(exc: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
 
 
-class _Rows:
+class Rows:
     """A run of rows inserted with one statement: step chunks or episodes."""
 
     def __init__(self, sql: str, rows: list[tuple[Any, ...]], label: str) -> None:
@@ -67,10 +72,12 @@ class BatchWriter:
         self.rows_written = 0
         self.commits = 0
         self.failed_writes = 0
+        self._count_lock = threading.Lock()  # failures are counted by two threads
         self.busy_retries = 0
         self._conn: sqlite3.Connection | None = None
         # (run_id, worker_id) -> (ep_index, step_index) of the last step chunked.
         self._last: dict[tuple[str, str], tuple[int, int]] = {}
+        self._wids: dict[str, str] = {}  # worker id as sent -> normalized
 
     def open(self) -> None:
         self._conn = schema.connect(self.path)
@@ -92,48 +99,67 @@ class BatchWriter:
 
     # -- a batch ----------------------------------------------------------------------------
     def write(self, ops: list[Op]) -> None:
-        items: list[_Rows | Op] = []
+        """Write ``ops`` in as few statements as possible: between two calls, all chunk rows
+        go in with one ``executemany`` and all episode rows with another (one transaction,
+        so their order within it is invisible to readers)."""
+        items: list[Rows | Op] = []
+        chunks: list[tuple[Any, ...]] = []
+        episodes: list[tuple[Any, ...]] = []
         for op in ops:
-            if op.events:
-                self._convert(op, items)
-            if op.call is not None:
-                if op.outside_txn:
-                    self._commit(items)
-                    items = []
-                    self._run_outside(op)
-                    continue
-                items.append(op)
-                if op.barrier:
-                    self._commit(items)
-                    items = []
+            if op.chunks:
+                chunks.extend(op.chunks)
+            if op.episodes:
+                episodes.extend(op.episodes)
+            if op.call is None:
+                continue
+            _add_rows(items, chunks, episodes)
+            chunks, episodes = [], []
+            if op.outside_txn:
+                self._commit(items)
+                items = []
+                self._run_outside(op)
+                continue
+            items.append(op)
+            if op.barrier:
+                self._commit(items)
+                items = []
+        _add_rows(items, chunks, episodes)
         self._commit(items)
         for op in ops:
             if op.done is not None:
                 op.done.set()
 
-    def _convert(self, op: Op, items: list[_Rows | Op]) -> None:
-        for event in op.events:
-            if isinstance(event, Steps):
-                sql, label = INSERT_CHUNK, "steps"
-            elif isinstance(event, Episode):
-                sql, label = INSERT_EPISODE, "episodes"
-            else:
+    def prepare(
+        self, events: Sequence[Event]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+        """Chunk rows, episode rows and the number of steps for ``Steps`` and ``Episode``
+        events (others are ignored); a malformed event is counted and logged here. Callers
+        serialize calls (the re-sent check keeps state)."""
+        chunks: list[tuple[Any, ...]] = []
+        episodes: list[tuple[Any, ...]] = []
+        wids = self._wids
+        for event in events:
+            is_steps = isinstance(event, Steps)
+            if not is_steps and not isinstance(event, Episode):
                 continue
             try:
-                wid = normalize_worker_id(event.worker_id)
-                if isinstance(event, Steps):
-                    rows = self._chunks(event, wid)
+                wid = wids.get(event.worker_id)
+                if wid is None:
+                    wid = normalize_worker_id(event.worker_id)
+                    if len(wids) > 10_000:
+                        wids.clear()
+                    wids[event.worker_id] = wid
+                if is_steps:
+                    chunks.extend(self._chunks(event, wid))  # type: ignore[arg-type]
                 else:
-                    rows = [episode_row(event, wid)]
+                    episodes.append(episode_row(event, wid))  # type: ignore[arg-type]
             except Exception as exc:
                 n = len(event.step_index) if isinstance(event, Steps) else 1
                 self._failed(n, f"{type(event).__name__} event", exc, event.run_id, None)
-                continue
-            last = items[-1] if items else None
-            if isinstance(last, _Rows) and last.sql is sql:
-                last.rows.extend(rows)
-            elif rows:
-                items.append(_Rows(sql, rows, label))
+        steps = 0
+        for row in chunks:
+            steps += row[4]
+        return chunks, episodes, steps
 
     def _chunks(self, event: Steps, wid: str) -> list[tuple[Any, ...]]:
         ep, steps = event.ep_index, event.step_index
@@ -151,18 +177,18 @@ class BatchWriter:
             self._last[key] = (ep[-1], steps[-1])
         return rows
 
-    def _commit(self, items: list[_Rows | Op]) -> None:
+    def _commit(self, items: list[Rows | Op]) -> None:
         if items:
             self._transaction(items)
 
-    def _transaction(self, items: list[_Rows | Op]) -> None:
+    def _transaction(self, items: list[Rows | Op]) -> None:
         conn = self.conn
         self._begin()
         written = 0
         outcomes: list[tuple[Op, Any, BaseException | None]] = []
         try:
             for item in items:
-                if isinstance(item, _Rows):
+                if isinstance(item, Rows):
                     written += self._insert_rows(item)
                     continue
                 conn.execute("SAVEPOINT op")
@@ -181,10 +207,10 @@ class BatchWriter:
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            rows = sum(i.total() if isinstance(i, _Rows) else i.rows for i in items)
+            rows = sum(i.total() if isinstance(i, Rows) else i.rows for i in items)
             self._failed(rows, "transaction", exc, None, None)
             for item in items:
-                if not isinstance(item, _Rows) and item.future is not None:
+                if not isinstance(item, Rows) and item.future is not None:
                     item.future.set_exception(exc)
             return
         self.commits += 1
@@ -196,7 +222,7 @@ class BatchWriter:
                 else:
                     op.future.set_exception(error)
 
-    def _insert_rows(self, item: _Rows) -> int:
+    def _insert_rows(self, item: Rows) -> int:
         conn = self.conn
         conn.execute("SAVEPOINT rows")
         try:
@@ -276,7 +302,8 @@ class BatchWriter:
     def _failed(
         self, rows: int, what: str, exc: BaseException, run_id: Any, worker_id: Any
     ) -> None:
-        self.failed_writes += rows
+        with self._count_lock:
+            self.failed_writes += rows
         log(
             logging.WARNING,
             LOG_SERVICE_SQLITE_WRITE_FAILED,
@@ -288,6 +315,15 @@ class BatchWriter:
             run_id=run_id if isinstance(run_id, str) else None,
             worker_id=worker_id if isinstance(worker_id, str) else None,
         )
+
+
+def _add_rows(
+    items: list[Rows | Op], chunks: list[tuple[Any, ...]], episodes: list[tuple[Any, ...]]
+) -> None:
+    if chunks:
+        items.append(Rows(INSERT_CHUNK, chunks, "steps"))
+    if episodes:
+        items.append(Rows(INSERT_EPISODE, episodes, "episodes"))
 
 
 def _after(ep: list[int], steps: list[int], last: tuple[int, int]) -> int:

@@ -47,10 +47,11 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     ep = event.ep_index
     steps = event.step_index
     n = len(steps)
-    columns = (ep, event.action, event.reward, event.terminated, event.truncated,
+    columns = (steps, ep, event.action, event.reward, event.terminated, event.truncated,
                event.obs, event.extras, event.ts)  # fmt: skip
-    if any(len(col) != n for col in columns):
-        raise BadSteps(f"Steps columns have different lengths {sorted({n, *map(len, columns)})}")
+    lengths = set(map(len, columns))
+    if len(lengths) != 1:
+        raise BadSteps(f"Steps columns have different lengths {sorted(lengths)}")
     if sorted(ep) != ep:
         raise BadSteps("Steps ep_index is not non-decreasing")
     extras: list[Any] = event.extras
