@@ -14,12 +14,11 @@ import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, NamedTuple, Self
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationInfo,
@@ -27,111 +26,34 @@ from pydantic import (
     model_validator,
 )
 
-from nbtrain.config.agentkw import check_agent_fits_env, check_agent_kwargs, plain_json
+from nbtrain.config.agentkw import check_agent_fits_env, check_agent_kwargs
 from nbtrain.config.agentref import agent_display_name, resolve_agent
 from nbtrain.config.envcheck import check_env, check_env_id
+from nbtrain.config.parts import (
+    FROZEN,
+    PositiveInt,
+    Seed,
+    TelemetryConfig,
+    WorkerItem,
+    WorkerSpec,
+    json_dict,
+    plain_float,
+    plain_int,
+)
 from nbtrain.ids import assign_worker_ids, normalize_worker_id
 from nbtrain.seeding import worker_seed
-from nbtrain.worker.spec import AgentRef, TelemetrySpec, WorkerConfig
+from nbtrain.worker.spec import AgentRef, WorkerConfig
 
 __all__ = ["TelemetryConfig", "TrainConfig", "WorkerSpec"]
 
-_SEED_MAX = 2**63 - 1
 
-
-def _plain_int(value: object) -> object:
-    """numpy integers become ints; bools and strings stay, so strict mode rejects them."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        return int(value)
-    return value
-
-
-def _plain_float(value: object) -> object:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r}")
-    if isinstance(value, numbers.Real):
-        return float(value)
-    return value
-
-
-PositiveInt = Annotated[int, BeforeValidator(_plain_int), Field(strict=True, ge=1)]
-Seed = Annotated[int, BeforeValidator(_plain_int), Field(strict=True, ge=0, le=_SEED_MAX)]
-
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
-
-
-class TelemetryConfig(BaseModel):
-    """What each worker records: every step, every n-th, or none; optional rendered frames."""
-
-    model_config = _FROZEN
-
-    steps: Literal["all", "none"] | int = "all"
-    frames: Literal["none", "ansi", "rgb_array"] = "none"
-    frame_every: PositiveInt = 1
-
-    @field_validator("steps", mode="before")
-    @classmethod
-    def _steps(cls, value: object) -> object:
-        if value in ("all", "none") and isinstance(value, str):
-            return value
-        number = _plain_int(value)
-        if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
-            return number
-        raise ValueError(
-            f"steps must be 'all', 'none' or an integer n >= 1 (every n-th step); got {value!r}"
-        )
-
-    def to_spec(self) -> TelemetrySpec:
-        return TelemetrySpec(steps=self.steps, frames=self.frames, frame_every=self.frame_every)
-
-
-class WorkerSpec(BaseModel):
-    """One worker of a run; ``worker_id=None`` gets the next free auto id."""
-
-    model_config = _FROZEN
-
-    worker_id: int | str | None = None
-    seed: Seed | None = None
-    agent_kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("worker_id", mode="before")
-    @classmethod
-    def _worker_id(cls, value: object) -> object:
-        if value is None:
-            return None
-        normalize_worker_id(value)  # raises InvalidWorkerIdError naming value and rule
-        return _plain_int(value)
-
-    @field_validator("agent_kwargs", mode="before")
-    @classmethod
-    def _kwargs(cls, value: object) -> object:
-        return _json_dict(value, "agent_kwargs")
-
-
-WorkerItem = int | str | WorkerSpec | None
-
-
-def _json_dict(value: object, where: str) -> object:
-    if not isinstance(value, Mapping):
-        return value  # pydantic reports the type error
-    return plain_json(value, where)
-
-
-class _Worker:
+class _Worker(NamedTuple):
     """A resolved worker: normalized id, seed and merged kwargs."""
 
-    __slots__ = ("agent_kwargs", "raw", "seed", "spec", "worker_id")
-
-    def __init__(
-        self, raw: object, spec: WorkerSpec | None, worker_id: str, seed: int, kw: dict[str, Any]
-    ) -> None:
-        self.raw, self.spec, self.worker_id, self.seed, self.agent_kwargs = (
-            raw,
-            spec,
-            worker_id,
-            seed,
-            kw,
-        )
+    spec: WorkerSpec | None
+    worker_id: str
+    seed: int
+    agent_kwargs: dict[str, Any]
 
 
 def default_name(env_id: object, agent: object) -> str:
@@ -141,7 +63,7 @@ def default_name(env_id: object, agent: object) -> str:
 class TrainConfig(BaseModel):
     """A validated run config. Equal configs (same canonical payload) have the same digest."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     name: str = ""
     env_id: str
@@ -152,9 +74,9 @@ class TrainConfig(BaseModel):
     max_steps_per_episode: PositiveInt = 1000
     seed: Seed = 0
     workers: PositiveInt | list[WorkerItem] = 1
-    step_delay: Annotated[
-        float, BeforeValidator(_plain_float), Field(ge=0, allow_inf_nan=False)
-    ] = 0.0
+    step_delay: Annotated[float, BeforeValidator(plain_float), Field(ge=0, allow_inf_nan=False)] = (
+        0.0
+    )
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     mode: Literal["train", "eval"] = "train"
     policy_path: Path | None = None
@@ -186,7 +108,7 @@ class TrainConfig(BaseModel):
     @field_validator("env_kwargs", mode="before")
     @classmethod
     def _env_kwargs_plain(cls, value: object) -> object:
-        return _json_dict(value, "env_kwargs")
+        return json_dict(value, "env_kwargs")
 
     @field_validator("env_kwargs")
     @classmethod
@@ -215,7 +137,7 @@ class TrainConfig(BaseModel):
     @field_validator("agent_kwargs", mode="before")
     @classmethod
     def _agent_kwargs(cls, value: object) -> object:
-        return _json_dict(value, "agent_kwargs")
+        return json_dict(value, "agent_kwargs")
 
     @field_validator("agent_kwargs")
     @classmethod
@@ -255,7 +177,7 @@ class TrainConfig(BaseModel):
                     "WorkerSpec(...)"
                 )
             normalize_worker_id(item)
-            items.append(_plain_int(item))
+            items.append(plain_int(item))
         return items
 
     @field_validator("workers")
@@ -310,7 +232,7 @@ class TrainConfig(BaseModel):
             seed = spec.seed if spec is not None and spec.seed is not None else None
             if seed is None:
                 seed = worker_seed(self.seed, worker_id)
-            workers.append(_Worker(item, spec, worker_id, seed, merged))
+            workers.append(_Worker(spec, worker_id, seed, merged))
         self._agent_ref = ref
         self._run_kwargs = run_kwargs
         self._workers = tuple(workers)
