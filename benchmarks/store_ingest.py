@@ -5,11 +5,14 @@ dict) and end with everything committed. The baseline does what straightforward 
 a plain DESIGN-shaped ``steps`` table (one row per step, PK (run_id, worker_id, ep_index,
 step_index)), zip the columns into row tuples, JSON-encode extras, ``executemany`` in one
 transaction. The writer stores one chunk row per (event, episode); it is measured with long
-episodes (one chunk per event) and with short ones (``--short`` steps per episode, like
-FrozenLake, so about 1000/short chunks per event). Also printed: CPU of the writer thread
-(and of the whole process, which includes queueing the events) per stored step.
+episodes (one chunk per event), with short ones (``--short`` steps per episode, so about
+1000/short chunks per event), and with one event per ``--episode``-step episode followed by
+its ``Episode`` event (what a FrozenLake worker sends: it flushes its batch at every episode
+end). Also printed, per stored step: CPU of the writer thread (the SQLite inserts) and of
+the whole process (which includes encoding the events into chunks, done in the submitting
+thread, and queueing them).
 
-    python benchmarks/store_ingest.py [--rows 1000000] [--batch 1000] [--short 10]
+    python benchmarks/store_ingest.py [--rows 1000000] [--batch 1000] [--short 10] [--episode 30]
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ from pathlib import Path
 
 import msgspec
 
-from nbtrain.ids import new_run_id
+from nbtrain.ids import format_episode_id, new_run_id
 from nbtrain.store import acquire_writer, schema
-from nbtrain.wire.events import Steps
+from nbtrain.wire.events import Episode, Event, Steps
 
 PLAIN_STEPS_DDL = """CREATE TABLE steps (
     run_id TEXT NOT NULL, worker_id TEXT NOT NULL, ep_index INTEGER NOT NULL,
@@ -60,6 +63,19 @@ def make_events(run_id: str, rows: int, batch: int, episode: int | None = None) 
             )
         )
     return events
+
+
+def with_episodes(events: list[Steps]) -> list[list[Event]]:
+    """Each one-episode ``Steps`` event submitted with the ``Episode`` event that ends it."""
+    out: list[list[Event]] = []
+    for e in events:
+        ep = e.ep_index[0]
+        done = Episode(run_id=e.run_id, worker_id=e.worker_id, ep_index=ep,
+                       episode_id=format_episode_id(e.run_id, ep, e.worker_id),
+                       total_reward=sum(e.reward), length=len(e), terminated=True,
+                       truncated=False, seed=ep, started_at=e.ts[0], ended_at=e.ts[-1])  # fmt: skip
+        out.append([e, done])
+    return out
 
 
 def create_plain(path: Path) -> sqlite3.Connection:
@@ -102,7 +118,7 @@ def bare(path: Path, events: list[Steps]) -> tuple[float, float]:
     return elapsed, cpu
 
 
-def writer(path: Path, events: list[Steps]) -> tuple[float, float, float]:
+def writer(path: Path, events: list[list[Event]]) -> tuple[float, float, float]:
     """Wall seconds, writer-thread CPU seconds, process CPU seconds."""
     w = acquire_writer(path)
     try:
@@ -110,8 +126,8 @@ def writer(path: Path, events: list[Steps]) -> tuple[float, float, float]:
         thread0 = time.clock_gettime(clock)
         cpu = time.process_time()
         start = time.perf_counter()
-        for e in events:
-            w.add_events([e])
+        for group in events:
+            w.add_events(group)
         w.flush()
         elapsed = time.perf_counter() - start
         thread_cpu = time.clock_gettime(clock) - thread0
@@ -127,26 +143,36 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--short", type=int, default=10, help="steps per short episode")
+    parser.add_argument("--episode", type=int, default=30, help="steps per one-episode event")
     args = parser.parse_args()
     run_id = new_run_id()
     events = make_events(run_id, args.rows, args.batch)
     short = make_events(run_id, args.rows, args.batch, args.short)
     rows = len(events) * args.batch
+    per_episode = with_episodes(make_events(run_id, rows, args.episode, args.episode))
     with tempfile.TemporaryDirectory() as tmp:
         t_bare, c_bare = bare(Path(tmp, "bare.sqlite"), events)
         results = {
-            "long": writer(Path(tmp, "long.sqlite"), events),
-            "short": writer(Path(tmp, "short.sqlite"), short),
+            "long": writer(Path(tmp, "long.sqlite"), [[e] for e in events]),
+            "short": writer(Path(tmp, "short.sqlite"), [[e] for e in short]),
+            "episode": writer(Path(tmp, "episode.sqlite"), per_episode),
         }
-        for name in ("bare.sqlite", "long.sqlite", "short.sqlite"):
-            count = sqlite3.connect(Path(tmp, name)).execute("SELECT COUNT(*) FROM steps")
-            assert count.fetchone()[0] == rows, name
+        stored = rows - rows % args.episode
+        for name, n in (("bare", rows), ("long", rows), ("short", rows), ("episode", stored)):
+            count = sqlite3.connect(Path(tmp, f"{name}.sqlite")).execute(
+                "SELECT COUNT(*) FROM steps"
+            )
+            assert count.fetchone()[0] == n, name
     print(f"rows: {rows:,} in events of {args.batch}")
     print(
         f"bare executemany (row per step):  {rows / t_bare:>10,.0f} rows/s ({t_bare:.2f} s, "
         f"{c_bare / rows * 1e6:.2f} us CPU/step)"
     )
-    labels = {"long": "1 episode/event", "short": f"{args.short}-step episodes"}
+    labels = {
+        "long": "1 episode/event",
+        "short": f"{args.short}-step episodes",
+        "episode": f"{args.episode}-step events",
+    }
     for key, (wall, thread_cpu, cpu) in results.items():
         print(
             f"store writer, {labels[key]:<17} {rows / wall:>10,.0f} rows/s ({wall:.2f} s) "
