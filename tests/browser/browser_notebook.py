@@ -12,10 +12,12 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
-from playwright.sync_api import Locator, Page
+
+if TYPE_CHECKING:  # imported by the tests only once browser_env found playwright
+    from playwright.sync_api import Locator, Page
 
 FIRST_RENDER_MS = 60_000  # kernel start + `import nbtrain` + the env catalogue, on 2 busy cores
 ACTION_MS = 30_000
@@ -194,24 +196,30 @@ def chart_size(chart: Locator) -> tuple[float, float]:
     return box["width"], box["height"]
 
 
-def worker_statuses(db: Path) -> dict[str, str]:
-    """The ground truth: ``workers.status`` from the run's SQLite file, read-only."""
+def worker_statuses(db: Path, run_id: str | None = None) -> dict[str, str]:
+    """The ground truth: ``workers.status`` from the SQLite file (opened read-only), for one
+    run or, when the file holds a single run, for that run."""
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        rows = con.execute("SELECT worker_id, status FROM workers").fetchall()
+        rows = con.execute("SELECT run_id, worker_id, status FROM workers").fetchall()
     finally:
         con.close()
-    return {str(w): str(s) for w, s in rows}
+    runs = {r for r, _, _ in rows}
+    if run_id is None and len(runs) > 1:
+        raise AssertionError(f"{db.name} holds runs {sorted(runs)}; say which one")
+    return {str(w): str(s) for r, w, s in rows if run_id in (None, r)}
 
 
-def wait_db_statuses(db: Path, want: dict[str, str], timeout: float = 30) -> dict[str, str]:
-    """Wait until the stored statuses include ``want``; the store commits at least once a
-    second, so this only waits for the writer."""
+def wait_db_statuses(
+    db: Path, want: dict[str, str], run_id: str | None = None, timeout: float = 30
+) -> dict[str, str]:
+    """Wait until the stored statuses include ``want``. The view may show a status before
+    the store commits it (at least once a second), so this waits for the writer."""
     deadline = time.monotonic() + timeout
     got: dict[str, str] = {}
     while time.monotonic() < deadline:
         if db.exists():
-            got = worker_statuses(db)
+            got = worker_statuses(db, run_id)
             if all(got.get(k) == v for k, v in want.items()):
                 return got
         time.sleep(0.2)

@@ -10,9 +10,9 @@ Run them (they are marked ``browser`` and ``slow``)::
 What they need:
 
 * Chromium from the system (``apt-get install chromium``; ``.ci/run`` does it). Playwright's
-  own browser download is not used: the tests launch ``shutil.which("chromium")`` (or
-  ``/usr/bin/chromium``). Without it they are skipped, except when ``CI`` is set: then a
-  missing browser fails the suite.
+  own browser download is not used: the tests launch ``$NBTRAIN_CHROMIUM`` if set, else
+  ``chromium`` on PATH, else ``/usr/bin/chromium``. Without it (or without playwright) they
+  are skipped, except when ``CI`` is set: then the suite fails (browser_env.py).
 * The ``test`` extra: playwright, jupyterlab, notebook, ipykernel (and ipywidgets/anywidget
   from the package's own dependencies).
 
@@ -30,7 +30,6 @@ artifact). The server's log is printed when a test fails.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -38,50 +37,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_env import CHROMIUM_ARGS, require_chromium, require_playwright
 from browser_server import REPO, LabServer
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VIEWPORT = {"width": 1400, "height": 1000}
 
 
-def find_chromium() -> str | None:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
 @pytest.fixture(scope="session")
-def chromium_path() -> str:
-    path = find_chromium()
-    if path is None:
-        reason = "no system Chromium (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; browser tests must run in CI")
-        pytest.skip(reason)
-    return path
-
-
-@pytest.fixture(scope="session")
-def browser(chromium_path: str) -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("playwright is not installed; browser tests must run in CI")
-        pytest.skip("playwright is not installed (pip install -e '.[test]')")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+def browser() -> Iterator[Any]:
+    """The system Chromium, headless, driven by Playwright (one per session)."""
+    executable = require_chromium()
+    sync_api = require_playwright()
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)  # screenshots of this session only
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
@@ -89,8 +59,9 @@ def browser(chromium_path: str) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """One JupyterLab server per test module; nothing of it outlives the module."""
+def lab(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """One JupyterLab server per test module; nothing of it outlives the module. (It needs
+    the browser only so that a missing browser skips before a server starts.)"""
     server = LabServer(tmp_path_factory.mktemp("lab"))
     try:
         server.start()
@@ -123,8 +94,10 @@ def page(
 ) -> Iterator[Any]:
     """A fresh browser context and page; on failure a screenshot and the server's log;
     afterwards every kernel is shut down (their workers exit with them)."""
+    expect = require_playwright().expect
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)  # Playwright's default of 5 s is too short on 2 cores
     pg = context.new_page()
     errors = page_errors
     pg.on("pageerror", lambda err: errors.append(f"{err.name}: {err.message}\n{err.stack}"))
