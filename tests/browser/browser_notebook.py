@@ -25,15 +25,15 @@ ACTION_MS = 30_000
 
 def write_notebook(folder: Path, name: str, cells: list[str]) -> str:
     """Write a notebook of code cells for the python3 kernel (so no kernel picker opens)."""
-    nb = nbformat.v4.new_notebook()
+    nb = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3 (ipykernel)",
         "language": "python",
     }
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in cells]  # type: ignore[no-untyped-call]
     path = folder / name
-    nbformat.write(nb, path)
+    nbformat.write(nb, path)  # type: ignore[no-untyped-call]
     return name
 
 

@@ -30,8 +30,8 @@ NO_UPDATE_CHECK = "jupyterlab.handlers.announcements.NeverCheckForUpdate"
 # User settings the tests rely on: every cell rendered (no windowing, so off-screen widgets
 # exist in the DOM), and no news/update toasts over the notebook.
 USER_SETTINGS: dict[str, dict[str, Any]] = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+    "@jupyterlab/notebook-extension:tracker": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension:notification": {
         "fetchNews": "false",
         "checkForUpdates": False,
     },
@@ -78,8 +78,9 @@ def check_jupyter_paths(env: dict[str, str]) -> None:
 
 
 def write_user_settings(folder: Path) -> None:
-    for rel, content in USER_SETTINGS.items():
-        path = folder / rel
+    for plugin, content in USER_SETTINGS.items():
+        package, name = plugin.split(":")
+        path = folder / package / f"{name}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(content), encoding="utf-8")
 
@@ -144,10 +145,19 @@ class LabServer:
                 )
             try:
                 self.api("GET", "/api/status")
-                return
+                break
             except (OSError, urllib.error.URLError):
                 time.sleep(0.25)
-        raise RuntimeError(f"jupyter lab did not answer in {START_TIMEOUT} s:\n{self.log_tail()}")
+        else:
+            raise RuntimeError(
+                f"jupyter lab did not answer in {START_TIMEOUT} s:\n{self.log_tail()}"
+            )
+        # The settings the tests rely on are the ones the front-end will get.
+        for plugin, content in USER_SETTINGS.items():
+            got = self.api("GET", f"/lab/api/settings/{plugin}")["settings"]
+            wrong = {k: got.get(k) for k, v in content.items() if got.get(k) != v}
+            if wrong:
+                raise RuntimeError(f"JupyterLab did not take the user settings {plugin}: {wrong}")
 
     def api(self, method: str, path: str) -> Any:
         req = urllib.request.Request(self.url + path, method=method)
