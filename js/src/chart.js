@@ -24,6 +24,31 @@ function canvasWorks() {
 }
 
 /**
+ * A canvas cannot resolve CSS `var()` colours, so a theme colour given as `var(--x, #fallback)`
+ * becomes a function uPlot calls at draw time; it reads the computed colour under the chart,
+ * so a theme switch shows at the next redraw. Plain colours pass through unchanged.
+ *
+ * @param {string | undefined} value
+ * @returns {string | undefined | ((u: {root: HTMLElement}) => string)}
+ */
+export function themed(value) {
+  if (!value || !value.includes("var(")) return value;
+  const fallback = /,\s*([^,()]+(?:\([^()]*\))?)\s*\)\s*$/.exec(value)?.[1]?.trim() ?? "#888";
+  /** @type {HTMLElement | null} */
+  let probe = null;
+  return (u) => {
+    if (!probe || probe.parentNode !== u.root) {
+      probe = document.createElement("span");
+      probe.style.display = "none";
+      probe.style.color = value;
+      u.root.append(probe);
+    }
+    const colour = getComputedStyle(probe).color;
+    return colour && !colour.includes("var(") ? colour : fallback;
+  };
+}
+
+/**
  * @typedef {{label: string, stroke?: string, fill?: string, width?: number, points?: boolean, band?: boolean}} SeriesSpec
  */
 
@@ -40,7 +65,7 @@ export function createChart(parent, spec) {
   let plot = null;
   const fallback = h("div", "nbt-chart-fallback");
   if (canvasWorks()) {
-    const axisStroke = "var(--jp-ui-font-color1, #444)";
+    const axisStroke = themed("var(--jp-ui-font-color1, #444)");
     plot = new uPlot(
       {
         title: spec.title,
@@ -55,7 +80,7 @@ export function createChart(parent, spec) {
           { label: spec.xLabel ?? "episode" },
           ...spec.series.map((s) => ({
             label: s.label,
-            stroke: s.stroke,
+            stroke: themed(s.stroke),
             fill: s.fill,
             width: s.width ?? 1.5,
             points: { show: s.points ?? false, size: 3 },

@@ -220,13 +220,6 @@ def test_failing_custom_agent_shows_its_traceback_in_its_tab(
     expect(panel.locator(".nbt-status")).to_have_text(re.compile(r"^failed · .*exit code 1$"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="widget bug: series stroked with CSS var() colours ('mean of 20', the overview's "
-    "'mean') are not drawn in those colours, since a canvas cannot resolve var(); remove this "
-    "mark once js/src/dashboard.js resolves them ('length' is the control that passes)",
-)
 def test_every_chart_series_is_drawn_in_its_legend_colour(
     lab: LabServer, page: Any, shot: Any
 ) -> None:

@@ -129,6 +129,17 @@ def test_ticker_ends_after_the_final_state_went_out(dash: Recording, live: RunLi
         )
     )
     assert dash._ticker is not None
+    # Ended events alone do not end it: the exit codes are still to come.
+    dash._ticker.join(timeout=3 * MIN_INTERVAL)
+    assert dash.ticker_alive
+    live.set_process("000001", status="completed", exit_code=0)
+    live.set_process("000002", status="stopped", exit_code=0)
+    dash.wait_for(
+        lambda m: (
+            m.get("kind") == "delta"
+            and m["workers"].get("000002", {}).get("scalars", {}).get("exit_code") == 0
+        )
+    )
     dash._ticker.join(timeout=3)
     assert not dash.ticker_alive
 

@@ -154,6 +154,12 @@ def test_progress_and_failure_scalars() -> None:
     assert scalars["status"] == "failed"
     assert scalars["error"] == "ValueError: boom"
     assert scalars["traceback"] == "Traceback..."
+    # Regression: the worker's own `failed` event comes before the OS reports its exit
+    # code; the dashboard must keep ticking until that code is known and sent.
+    assert not tracker.all_final()
+    live.set_process("000001", status="failed", exit_code=1)
+    scalars = tracker.delta(now=next(CLOCK)).content["workers"]["000001"]["scalars"]  # type: ignore[union-attr]
+    assert scalars["exit_code"] == 1
     assert tracker.all_final()
 
 

@@ -31,6 +31,7 @@ CURVE_CAP = 20_000
 RECENT_EPISODES = 200
 
 _CURVE_FIELDS = ("ep_index", "total_reward", "length")
+_SETTLED_STATUSES = frozenset({"completed", "failed", "stopped"})
 
 
 @dataclass
@@ -54,6 +55,9 @@ class WorkerLive:
     frame: Frame | None = None
     frame_seq: int = 0
     policy_path: str | None = None
+    # True once the dispatcher has seen the process end (or never ran it in this session):
+    # a worker's own `failed` event arrives before its exit code does.
+    settled: bool = False
     # Curve: parallel lists; `_curve_base` counts points ever appended before a decimation
     # so cursors from before it are recognised as stale.
     _curve: dict[str, list[float]] = field(
@@ -165,6 +169,7 @@ class RunLive:
             worker = self.workers[worker_id]
             if status is not None:
                 worker.status = status
+                worker.settled = status in _SETTLED_STATUSES
             if pid is not None:
                 worker.pid = pid
             if exit_code is not None:

@@ -299,7 +299,9 @@ class LiveTracker:
         return packet
 
     def all_final(self) -> bool:
-        return all(self.live.workers[w].status in FINAL_STATUSES for w in self.live.worker_ids)
+        """Every worker has ended and its exit code is known (so the last delta carries it)."""
+        workers = self.live.workers
+        return all(workers[w].settled for w in self.live.worker_ids)
 
 
 class _Missing:

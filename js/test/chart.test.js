@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { themed } from "../src/chart.js";
+
+describe("themed colours", () => {
+  it("passes plain colours through untouched", () => {
+    expect(themed("#ff7f0e")).toBe("#ff7f0e");
+    expect(themed("rgba(31,119,180,0.15)")).toBe("rgba(31,119,180,0.15)");
+    expect(themed(undefined)).toBeUndefined();
+  });
+
+  it("turns var() into a draw-time function that never hands the canvas a var()", () => {
+    const stroke = themed("var(--nbt-test-colour, #1f77b4)");
+    expect(typeof stroke).toBe("function");
+    const root = document.createElement("div");
+    root.style.setProperty("--nbt-test-colour", "rgb(10, 20, 30)");
+    document.body.append(root);
+    const colour = /** @type {(u: {root: HTMLElement}) => string} */ (stroke)({ root });
+    expect(colour).not.toContain("var(");
+    // Either the DOM resolved the variable, or the declared fallback is used.
+    expect(["rgb(10, 20, 30)", "#1f77b4"]).toContain(colour);
+    // One probe per chart, reused on every redraw.
+    /** @type {any} */ (stroke)({ root });
+    expect(root.querySelectorAll("span").length).toBe(1);
+    root.remove();
+  });
+
+  it("keeps a functional fallback colour whole", () => {
+    const stroke = /** @type {any} */ (themed("var(--nbt-missing, rgb(1, 2, 3))"));
+    const root = document.createElement("div");
+    expect(stroke({ root })).toBe("rgb(1, 2, 3)");
+  });
+});
