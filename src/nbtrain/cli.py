@@ -116,10 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_from_args(args: argparse.Namespace) -> Any:
     from nbtrain.config import TrainConfig
+    from nbtrain.config.model import default_name
 
     fields: dict[str, Any] = {}
     if args.config:
-        fields = TrainConfig.load(args.config).model_dump(exclude_unset=True)
+        base = TrainConfig.load(args.config)
+        fields = base.model_dump(exclude_unset=True)
+        if base.name == default_name(base.env_id, base.agent):
+            fields.pop("name", None)  # a derived name follows --env/--agent overrides
     for name in ("env_id", "agent", "episodes", "max_steps_per_episode", "seed", "workers"):
         value = getattr(args, name)
         if value is not None:
