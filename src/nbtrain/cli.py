@@ -25,7 +25,7 @@ DEMO = {
     "env_id": "FrozenLake-v1",
     "env_kwargs": {"is_slippery": False},
     "agent": "q_learning",
-    "episodes": 300,
+    "episodes": 600,
     "workers": 4,
     "seed": 0,
 }
