@@ -84,6 +84,61 @@ def test_rows_become_one_columnar_batch_before_the_next_event(pipe: tuple[int, i
     assert emitter.rows == []
 
 
+def episode(ep: int) -> ev.Episode:
+    return ev.Episode(
+        run_id=RUN,
+        worker_id="000001",
+        ep_index=ep,
+        episode_id=f"{RUN}-w000001-ep{ep:06d}",
+        total_reward=1.0,
+        length=2,
+        terminated=True,
+        truncated=False,
+        seed=ep,
+        started_at=1.0,
+        ended_at=2.0,
+        extras={},
+    )
+
+
+def test_held_episodes_follow_one_steps_event_per_flush(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    for ep in range(3):
+        for t in range(2):
+            emitter.rows.append((ep, t, 0, 0.0, t == 1, False, t, None, 1.0))
+        emitter.hold(episode(ep))
+    emitter.rows.append((3, 0, 0, 0.0, False, False, 0, None, 1.0))  # episode 3 under way
+    assert read_available(r) == b""
+    emitter.flush()
+    steps, *episodes = decode_all(read_available(r))
+    assert isinstance(steps, ev.Steps)
+    assert steps.ep_index == [0, 0, 1, 1, 2, 2, 3]  # every episode's steps come first
+    assert episodes == [episode(0), episode(1), episode(2)]
+
+
+def test_held_events_are_bounded(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.MAX_HELD = 3
+    emitter.MAX_PENDING = 0
+    for ep in range(2):
+        emitter.hold(episode(ep))
+    assert emitter.sink.pending() == 0  # held as objects, nothing encoded yet
+    emitter.hold(episode(2))
+    assert emitter.sink.pending() > 0  # the third one sent the held ones to the sink
+    emitter.emit(progress(), push=False)
+    assert decode_all(read_available(r)) == [episode(0), episode(1), episode(2), progress()]
+
+
+def test_a_pushed_event_sends_held_ones_before_it(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.hold(episode(0))
+    emitter.emit(progress())
+    assert decode_all(read_available(r)) == [episode(0), progress()]
+
+
 def test_extras_that_are_not_dicts_fail_clearly(pipe: tuple[int, int]) -> None:
     emitter = TelemetryEmitter(FrameSink(pipe[1]), RUN, "000001")
     emitter.rows.append((0, 0, 1, 0.0, False, False, 0, 0.25, 1.0))

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nbtrain.dispatch.gcpause import gc_paused
 from nbtrain.errors import WireError
 from nbtrain.live.hub import RunLive
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED
@@ -172,7 +173,8 @@ class Ingest:
             return
         kind = stream.open_fds[fd]
         if kind == "telemetry":
-            self._telemetry(stream, stream.decoder.feed(data))
+            with gc_paused():
+                self._telemetry(stream, stream.decoder.feed(data))
         else:
             out = stream.stdout if kind == "stdout" else stream.stderr
             out += data

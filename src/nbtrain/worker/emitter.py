@@ -162,19 +162,25 @@ class SummarySink:
 class TelemetryEmitter:
     """Batches step rows into :class:`Steps` frames and frames into writes.
 
-    Order on the wire is the order of calls. Every write goes through one lock, so the
-    heartbeat thread and the training loop never interleave bytes of two frames; the
-    heartbeat also pushes queued frames, so nothing waits long behind a slow step.
+    Small events given to :meth:`hold` (episodes, grid maps) are held until the next
+    flush and sent right after one :class:`Steps` event holding every step recorded since
+    the last flush. So an episode's steps always precede its :class:`Episode` event, and a
+    fast run sends one ``Steps`` event per flush, not one per (often 8-step) episode. Every
+    write goes through one lock, so the heartbeat thread and the training loop never
+    interleave bytes of two frames; the heartbeat also pushes queued bytes.
     """
 
     # Queued bytes beyond this are written at once rather than at the next deadline.
     MAX_PENDING = 1 << 20
+    # Held events beyond this are sent at once (a burst of tiny episodes between flushes).
+    MAX_HELD = 4096
 
     def __init__(self, sink: Sink, run_id: str, worker_id: str) -> None:
         self.sink = sink
         self.run_id = run_id
         self.worker_id = worker_id
         self.rows: list[StepRow] = []
+        self._held: list[msgspec.Struct] = []
         self._lock = threading.Lock()
         self.steps_sent = 0
 
@@ -186,6 +192,14 @@ class TelemetryEmitter:
             self.sink.send(event)
             if push or self.sink.pending() > self.MAX_PENDING:
                 self.sink.push()
+
+    def hold(self, event: msgspec.Struct) -> None:
+        """Send small ``event`` at the next flush, after the steps recorded until then (main
+        thread only). Large events (frames) go through :meth:`emit`: their bytes count."""
+        with self._lock:
+            self._held.append(event)
+            if len(self._held) >= self.MAX_HELD:
+                self._close_batch()
 
     def emit_side(self, event: msgspec.Struct) -> None:
         """Send ``event`` from another thread (heartbeats), with whatever frames are queued;
@@ -203,9 +217,16 @@ class TelemetryEmitter:
         return time.time() + FLUSH_INTERVAL
 
     def _close_batch(self) -> None:
+        """Queue the pending steps as one :class:`Steps` event, then the held events."""
+        if self.rows:
+            self._send_steps()
+        if self._held:
+            held, self._held = self._held, []
+            for event in held:
+                self.sink.send(event)
+
+    def _send_steps(self) -> None:
         rows = self.rows
-        if not rows:
-            return
         batch = rows.copy()
         rows.clear()
         ep, step, action, reward, term, trunc, obs, extras, ts = map(list, zip(*batch, strict=True))

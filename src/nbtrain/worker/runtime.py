@@ -243,7 +243,7 @@ class Worker:
             obs, _ = env.reset(seed=seed)
             started_at = now()
             if layout is not None:
-                emitter.emit(grid_event(run_id, worker_id, ep, layout), push=False)
+                emitter.hold(grid_event(run_id, worker_id, ep, layout))
             total = 0.0
             t = 0
             next_rec = 0 if record else -1  # t never equals -1: nothing recorded
@@ -293,7 +293,7 @@ class Worker:
             end_extras = end_episode() if end_episode is not None else None
             state.epsilon = _epsilon(end_extras) or _epsilon(extras)
             ended_at = now()
-            emitter.emit(
+            emitter.hold(
                 Episode(
                     run_id=run_id,
                     worker_id=worker_id,
@@ -307,8 +307,7 @@ class Worker:
                     started_at=started_at,
                     ended_at=ended_at,
                     extras=end_extras if isinstance(end_extras, dict) else {},
-                ),
-                push=False,
+                )
             )
             state.episodes_done += 1
             state.ep_index = ep + 1

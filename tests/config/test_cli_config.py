@@ -1,0 +1,50 @@
+"""How `nbtrain run` merges a config file with flags (no processes started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from nbtrain import TrainConfig
+from nbtrain.cli import _config_from_args, build_parser
+
+
+def _resolve(*argv: str) -> TrainConfig:
+    config: TrainConfig = _config_from_args(build_parser().parse_args(["run", *argv]))
+    return config
+
+
+def test_a_derived_name_follows_env_and_agent_overrides(tmp_path: Path) -> None:
+    # Regression: the file's derived name "FrozenLake-v1-q_learning" used to stick.
+    path = tmp_path / "run.toml"
+    TrainConfig(env_id="FrozenLake-v1", episodes=5).save(path)
+    config = _resolve("--config", str(path), "--env", "CliffWalking-v1", "--agent", "sarsa")
+    assert config.env_id == "CliffWalking-v1"
+    assert config.name == "CliffWalking-v1-sarsa"
+    assert config.episodes == 5
+
+
+def test_a_chosen_name_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    TrainConfig(env_id="FrozenLake-v1", episodes=5, name="baseline").save(path)
+    config = _resolve("--config", str(path), "--env", "CliffWalking-v1", "--episodes", "9")
+    assert (config.name, config.env_id, config.episodes) == ("baseline", "CliffWalking-v1", 9)
+
+
+def test_flags_merge_into_the_file_s_kwargs(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    TrainConfig(env_id="FrozenLake-v1", episodes=5, agent_kwargs={"alpha": 0.3, "gamma": 0.9}).save(
+        path
+    )
+    config = _resolve("--config", str(path), "--set", "alpha=0.5", "--env-kw", "is_slippery=false")
+    assert config.agent_kwargs == {"alpha": 0.5, "gamma": 0.9}
+    assert config.env_kwargs == {"is_slippery": False}
+
+
+def test_a_bad_file_names_the_problem(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('env_id = "FrozenLake-v1"\nepisodes = 0\n')
+    with pytest.raises(ValidationError, match="episodes"):
+        _resolve("--config", str(path))
