@@ -146,14 +146,63 @@ def test_extras_that_are_not_dicts_fail_clearly(pipe: tuple[int, int]) -> None:
         emitter.flush()
 
 
-def test_side_events_push_queued_frames_but_leave_rows(pipe: tuple[int, int]) -> None:
+def test_side_events_send_steps_and_held_events_first(pipe: tuple[int, int]) -> None:
+    # Regression: an episode that ended just before a long step (a slow env, a stuck agent)
+    # waited for that step to end; the heartbeat now sends it, after its steps.
     r, w = pipe
     emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
     emitter.emit(progress(), push=False)
-    emitter.rows.append((0, 0, 1, 0.0, False, False, 0, None, 1.0))
+    emitter.rows.append((0, 0, 1, 0.0, True, False, 0, None, 1.0))
+    emitter.hold(episode(0))
     emitter.emit_side(progress())
-    assert decode_all(read_available(r)) == [progress(), progress()]
+    first, steps, ep, second = decode_all(read_available(r))
+    assert (first, second) == (progress(), progress())
+    assert isinstance(steps, ev.Steps)
+    assert steps.step_index == [0]
+    assert ep == episode(0)
+    assert emitter.rows == []
+
+
+def test_side_events_leave_bad_rows_for_the_main_thread(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.rows.append((0, 0, 1, 0.0, False, False, 0, 0.25, 1.0))
+    emitter.emit_side(progress())
+    assert decode_all(read_available(r)) == [progress()]
     assert len(emitter.rows) == 1
+    with pytest.raises(TypeError, match="returned float"):
+        emitter.flush()
+
+
+def test_rows_appended_while_a_side_event_takes_them_are_kept(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    total = 20_000
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.is_set():
+            emitter.emit_side(progress())
+            time.sleep(0.0005)
+
+    side = threading.Thread(target=beat)
+    side.start()
+    data = bytearray()  # decoded at the end: a read may end inside a frame
+    try:
+        for t in range(total):
+            emitter.rows.append((0, t, 0, 0.0, False, False, 0, None, 1.0))
+            if t % 500 == 0:
+                data += read_available(r)
+                time.sleep(0.001)  # let the side thread in now and then
+    finally:
+        done.set()
+        side.join()
+    emitter.flush()
+    data += read_available(r)
+    events = decode_all(bytes(data))
+    steps = [i for e in events if isinstance(e, ev.Steps) for i in e.step_index]
+    assert steps == list(range(total))
+    assert sum(isinstance(e, ev.Steps) for e in events) > 1  # the side thread took some
 
 
 def test_large_queues_are_written_at_once(pipe: tuple[int, int]) -> None:

@@ -202,9 +202,16 @@ class TelemetryEmitter:
                 self._close_batch()
 
     def emit_side(self, event: msgspec.Struct) -> None:
-        """Send ``event`` from another thread (heartbeats), with whatever frames are queued;
-        step rows stay with the main thread."""
+        """Send ``event`` from another thread (heartbeats) after the steps and held events so
+        far, so an episode that ended just before a long step is not held back until it ends.
+
+        Taking the rows here is safe while the main thread appends: only the first ``n`` are
+        taken and deleted, and every held event's rows were appended before it was held.
+        Rows the main thread will refuse (bad extras) are left for it to report.
+        """
         with self._lock:
+            with contextlib.suppress(TypeError):
+                self._close_batch()
             self.sink.send(event)
             self.sink.push()
 
@@ -227,14 +234,15 @@ class TelemetryEmitter:
 
     def _send_steps(self) -> None:
         rows = self.rows
-        batch = rows.copy()
-        rows.clear()
+        n = len(rows)
+        batch = rows[:n]
         ep, step, action, reward, term, trunc, obs, extras, ts = map(list, zip(*batch, strict=True))
         wrong = {type(x) for x in extras} - {dict, type(None)}
         if wrong:
             # The kernel would reject the whole batch; say so here, where it can be fixed.
             names = ", ".join(sorted(t.__name__ for t in wrong))
             raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
+        del rows[:n]
         self.steps_sent += len(batch)
         self.sink.send(
             Steps(
