@@ -243,3 +243,13 @@ def test_module_entry_point_help() -> None:
     )
     assert out.returncode == 0
     assert b"--worker-id" in out.stdout
+
+
+def test_training_runs_with_a_relaxed_collector(tmp_path: Path) -> None:
+    from nbtrain.worker.runtime import GC_THRESHOLD
+
+    result = run_worker(make_config(tmp_path, agent="GcProbe", episodes=1), "1")
+    assert result.code == 0, result.stderr.decode()
+    (episode,) = result.of(ev.Episode)
+    assert episode.extras["gc_threshold0"] == GC_THRESHOLD
+    assert episode.extras["gc_frozen"] > 1000  # what imports and setup created is frozen

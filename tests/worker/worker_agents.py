@@ -45,3 +45,12 @@ class Chatty(_Base):
     def act(self, obs: Any, explore: bool = True) -> int:
         print("x" * self.kw.get("chars", 100_000))
         return super().act(obs, explore)
+
+
+class GcProbe(_Base):
+    """Reports the collector settings the training loop runs under."""
+
+    def end_episode(self) -> dict[str, Any]:
+        import gc
+
+        return {"gc_threshold0": gc.get_threshold()[0], "gc_frozen": gc.get_freeze_count()}
