@@ -117,6 +117,21 @@ def test_held_episodes_follow_one_steps_event_per_flush(pipe: tuple[int, int]) -
     assert episodes == [episode(0), episode(1), episode(2)]
 
 
+def test_a_large_batch_goes_out_in_bounded_steps_events(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.MAX_STEPS_PER_EVENT = 4
+    for t in range(10):
+        emitter.rows.append((0, t, 0, 0.0, False, False, t, None, 1.0))
+    emitter.hold(episode(0))
+    emitter.flush()
+    *batches, last = decode_all(read_available(r))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert [i for b in batches for i in b.step_index] == list(range(10))
+    assert last == episode(0)
+    assert emitter.steps_sent == 10
+
+
 def test_held_events_are_bounded(pipe: tuple[int, int]) -> None:
     r, w = pipe
     emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from nbtrain.store.writer import StoreWriter
 
 OUTPUT_TAIL_BYTES = 64 * 1024
-READ_CHUNK = 1 << 20
+# Small reads keep each decode short: the notebook waits for the GIL while one runs.
+READ_CHUNK = 1 << 16
 # A worker whose process exited but whose pipes stay open (an agent's child holds them)
 # is finalized after this grace period.
 EXIT_GRACE_S = 2.0
@@ -159,6 +160,7 @@ class Ingest:
                         os.read(self._wake_r, 4096)
                     continue
                 self._read(key.data, key.fd)
+                time.sleep(0)  # hand the GIL to the notebook between reads
             self._reap()
 
     def _read(self, stream: WorkerStream, fd: int) -> None:

@@ -172,6 +172,9 @@ class TelemetryEmitter:
 
     # Queued bytes beyond this are written at once rather than at the next deadline.
     MAX_PENDING = 1 << 20
+    # Steps per Steps event: the kernel decodes an event in one call that holds its GIL, so
+    # a 100 ms batch goes out in pieces of about 64 KiB to keep the notebook responsive.
+    MAX_STEPS_PER_EVENT = 1024
     # Held events beyond this are sent at once (a burst of tiny episodes between flushes).
     MAX_HELD = 4096
 
@@ -236,26 +239,31 @@ class TelemetryEmitter:
         rows = self.rows
         n = len(rows)
         batch = rows[:n]
-        ep, step, action, reward, term, trunc, obs, extras, ts = map(list, zip(*batch, strict=True))
-        wrong = {type(x) for x in extras} - {dict, type(None)}
+        wrong = {type(row[7]) for row in batch} - {dict, type(None)}
         if wrong:
             # The kernel would reject the whole batch; say so here, where it can be fixed.
             names = ", ".join(sorted(t.__name__ for t in wrong))
             raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
         del rows[:n]
-        self.steps_sent += len(batch)
-        self.sink.send(
-            Steps(
-                run_id=self.run_id,
-                worker_id=self.worker_id,
-                ep_index=ep,
-                step_index=step,
-                action=action,
-                reward=reward,
-                terminated=term,
-                truncated=trunc,
-                obs=obs,
-                extras=extras,
-                ts=ts,
+        self.steps_sent += n
+        size = self.MAX_STEPS_PER_EVENT
+        for first in range(0, n, size):
+            part = batch[first : first + size]
+            ep, step, action, reward, term, trunc, obs, extras, ts = map(
+                list, zip(*part, strict=True)
             )
-        )
+            self.sink.send(
+                Steps(
+                    run_id=self.run_id,
+                    worker_id=self.worker_id,
+                    ep_index=ep,
+                    step_index=step,
+                    action=action,
+                    reward=reward,
+                    terminated=term,
+                    truncated=trunc,
+                    obs=obs,
+                    extras=extras,
+                    ts=ts,
+                )
+            )
