@@ -44,9 +44,13 @@ thread.start()
 run.wait()
 done.set()
 thread.join()
+# Measured before counting: the summary query below is not part of running.
+maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+final = rss_mb()
+quarters = [samples[min(len(samples) - 1, len(samples) * q // 4)] for q in (1, 2, 3, 4)]
 stored = int(run.summary()["steps"].sum())
-print(json.dumps({"steps": stored, "peak_sampled_mb": max(samples), "final_mb": rss_mb(),
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"steps": stored, "peak_sampled_mb": max(samples), "final_mb": final,
+                  "maxrss_mb": maxrss, "quarters_mb": quarters}))
 """
 
 
@@ -72,7 +76,9 @@ def main() -> None:
     for name, r in (("small", small), ("large", large)):
         print(
             f"{name}: {r['steps']:>12,} steps stored; kernel peak RSS {r['maxrss_mb']:.0f} MB, "
-            f"final {r['final_mb']:.0f} MB"
+            f"final {r['final_mb']:.0f} MB; RSS at 1/4, 1/2, 3/4, end of the run: "
+            + ", ".join(f"{q:.0f}" for q in r["quarters_mb"])
+            + " MB"
         )
     ratio = large["maxrss_mb"] / small["maxrss_mb"]
     print(

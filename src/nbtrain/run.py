@@ -22,6 +22,7 @@ from nbtrain.worker.spec import load_worker_config
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nbtrain.config import TrainConfig
     from nbtrain.store import TelemetryStore
 
 
@@ -87,6 +88,23 @@ class Run:
     @property
     def run_status(self) -> str:
         return run_status_of(self.status())
+
+    def config(self, *, agent: Any = None) -> TrainConfig:
+        """The run's :class:`~nbtrain.TrainConfig`, rebuilt from the database (same digest),
+        e.g. to repeat it with ``nbtrain.TrainForm.from_config(run.config())``. A notebook-
+        defined agent is not stored by value: pass it again as ``agent``."""
+        import json
+
+        from nbtrain.config import TrainConfig
+
+        runs = self.store.runs()
+        row = runs[runs["run_id"] == self.run_id]
+        if row.empty:
+            raise UnknownRunError(f"no run {self.run_id!r} in {self.db}")
+        payload = row["config"].iloc[0]
+        if isinstance(payload, str):
+            payload = json.loads(payload)
+        return TrainConfig.from_payload(payload, agent=agent)
 
     def episodes(
         self, worker_id: object | None = None, columns: list[str] | None = None

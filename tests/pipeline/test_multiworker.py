@@ -146,3 +146,21 @@ def test_open_reads_back_a_finished_run(finished_run: nbtrain.Run, db: Path) -> 
     assert opened.status() == finished_run.status()
     with pytest.raises(nbtrain.UnknownRunError):
         nbtrain.Run.open("01JAAAAAAAAAAAAAAAAAAAAAAA", db=db)
+
+
+def test_a_past_run_is_repeated_from_its_stored_config(finished_run: nbtrain.Run, db: Path) -> None:
+    stored = json.loads(
+        sqlite3.connect(db)
+        .execute("SELECT config FROM runs WHERE run_id = ?", (finished_run.run_id,))
+        .fetchone()[0]
+    )
+    config = nbtrain.Run.open(finished_run.run_id, db=db).config()
+    assert config.canonical_payload() == stored
+    again = nbtrain.launch(config, db=db)
+    again.wait(timeout=120)
+    cols = ["worker_id", "ep_index", "total_reward", "length"]
+    first, second = (
+        r.episodes()[cols].sort_values(["worker_id", "ep_index"]).reset_index(drop=True)
+        for r in (finished_run, again)
+    )
+    pd.testing.assert_frame_equal(first, second)

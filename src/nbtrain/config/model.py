@@ -40,6 +40,7 @@ from nbtrain.config.parts import (
     plain_float,
     plain_int,
 )
+from nbtrain.errors import ConfigError
 from nbtrain.ids import assign_worker_ids, normalize_worker_id
 from nbtrain.seeding import worker_seed
 from nbtrain.worker.spec import AgentRef, WorkerConfig
@@ -349,6 +350,28 @@ class TrainConfig(BaseModel):
         except ValueError as exc:
             exc.add_note(f"while loading config file {os.fspath(path)}")
             raise
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any], *, agent: Any = None) -> Self:
+        """Rebuild the config of a past run from its :meth:`canonical_payload` (the JSON in
+        the ``runs.config`` column); the result has the same digest.
+
+        An agent defined in a notebook was shipped by value and is stored only by name and
+        source hash: pass the class or factory again as ``agent``.
+        """
+        data = dict(payload)
+        ref = data.get("agent")
+        if agent is not None:
+            data["agent"] = agent
+        elif isinstance(ref, Mapping):
+            kind, name = ref.get("kind"), str(ref.get("name"))
+            if kind not in ("builtin", "import"):
+                raise ConfigError(
+                    f"the run's agent {name!r} was defined in a notebook and is not stored by "
+                    f"value; pass the class or factory again as agent={name.split('.')[-1]}"
+                )
+            data["agent"] = name
+        return cls.model_validate(data)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a ``.json`` or ``.toml`` file that :meth:`load` reads back to an equal config."""
