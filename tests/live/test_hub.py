@@ -179,3 +179,23 @@ def test_hub_registry() -> None:
     assert hub.get(RUN) is live
     hub.discard(RUN)
     assert hub.get(RUN) is None
+
+
+def test_worker_start_listeners_are_called_and_held_weakly() -> None:
+    live = RunLive(new_run_id(), ["000001"])
+
+    class Listener:
+        calls = 0
+
+        def wake(self) -> None:
+            Listener.calls += 1
+
+    kept, dropped = Listener(), Listener()
+    live.on_worker_start(kept.wake)
+    live.on_worker_start(dropped.wake)
+    del dropped
+    live.set_process("000001", status="failed", exit_code=1)
+    assert Listener.calls == 0  # only a (re)start wakes listeners
+    live.set_process("000001", status="running", pid=1)
+    assert Listener.calls == 1  # the collected listener is gone
+    assert len(live._start_listeners) == 1

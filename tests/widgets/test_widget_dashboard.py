@@ -142,6 +142,15 @@ def test_ticker_ends_after_the_final_state_went_out(dash: Recording, live: RunLi
     )
     dash._ticker.join(timeout=3)
     assert not dash.ticker_alive
+    # Run.restart: the worker starts again and the dashboard resumes its updates.
+    live.set_process("000002", status="running", pid=4242)
+    assert dash.ticker_alive
+    dash.wait_for(
+        lambda m: (
+            m.get("kind") == "delta"
+            and m["workers"].get("000002", {}).get("scalars", {}).get("status") == "running"
+        )
+    )
 
 
 def test_close_stops_the_ticker(dash: Recording, live: RunLive) -> None:

@@ -9,7 +9,9 @@ only the latest position/frame.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +129,14 @@ class RunLive:
         self.version = 0
         self.lock = threading.Lock()
         self._changed = threading.Condition(self.lock)
+        self._start_listeners: list[weakref.WeakMethod[Callable[[], None]]] = []
+
+    def on_worker_start(self, callback: Callable[[], None]) -> None:
+        """Call the bound method ``callback`` whenever a worker (re)starts, e.g. so a
+        dashboard whose updates ended with the run resumes them after ``Run.restart``. Held
+        weakly: a closed, collected dashboard is dropped."""
+        with self.lock:
+            self._start_listeners.append(weakref.WeakMethod(callback))
 
     def _bump(self) -> None:
         self.version += 1
@@ -179,6 +189,11 @@ class RunLive:
             if traceback is not None:
                 worker.traceback = traceback
             self._bump()
+            listeners = [ref() for ref in self._start_listeners] if status == "running" else []
+            self._start_listeners = [ref for ref in self._start_listeners if ref() is not None]
+        for listener in listeners:
+            if listener is not None:
+                listener()
 
     def add_worker(self, worker_id: str, episodes: int) -> None:
         with self.lock:

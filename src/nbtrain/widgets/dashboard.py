@@ -69,6 +69,8 @@ class RunDashboard(RequestWidget):
         self.sent_messages = 0
         self.sent_bytes = 0
         self._handlers.update(hello=self._hello, stop=self._stop, focus=self._focus)
+        if self._live is not None:
+            self._live.on_worker_start(self._ensure_ticker)  # updates resume after a restart
 
     # -- plumbing --------------------------------------------------------------------------
     def _run(self) -> Run:
