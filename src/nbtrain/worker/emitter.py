@@ -163,9 +163,10 @@ class TelemetryEmitter:
     """Batches step rows into :class:`Steps` frames and frames into writes.
 
     Small events given to :meth:`hold` (episodes, grid maps) are held until the next
-    flush and sent right after one :class:`Steps` event holding every step recorded since
+    flush and sent right after the :class:`Steps` events holding every step recorded since
     the last flush. So an episode's steps always precede its :class:`Episode` event, and a
-    fast run sends one ``Steps`` event per flush, not one per (often 8-step) episode. Every
+    fast run sends a few large ``Steps`` events per flush, not one per (often 8-step)
+    episode. Every
     write goes through one lock, so the heartbeat thread and the training loop never
     interleave bytes of two frames; the heartbeat also pushes queued bytes.
     """
@@ -203,6 +204,8 @@ class TelemetryEmitter:
             self._held.append(event)
             if len(self._held) >= self.MAX_HELD:
                 self._close_batch()
+                if self.sink.pending() > self.MAX_PENDING:
+                    self.sink.push()
 
     def emit_side(self, event: msgspec.Struct) -> None:
         """Send ``event`` from another thread (heartbeats) after the steps and held events so
