@@ -64,6 +64,21 @@ def test_frame_encoder_matches_encode_frame_and_reuses_buffer() -> None:
     assert encoder.encode(small) == encode_frame(small)  # shorter after longer: no leftovers
 
 
+def test_an_event_that_cannot_be_encoded_leaves_no_partial_frame() -> None:
+    # Regression: the header space was reserved before encoding, so a failing encode left
+    # garbage that made the kernel report a bad magic number.
+    out = bytearray(encode_frame(progress()))
+    before = bytes(out)
+    bad = ev.Episode(
+        run_id="r", worker_id="a", ep_index=0, episode_id="x", total_reward=0.0, length=1,
+        terminated=True, truncated=False, seed=0, started_at=0.0, ended_at=0.0,
+        extras={"model": object()},
+    )  # fmt: skip
+    with pytest.raises(NotImplementedError):
+        FrameEncoder().append(bad, out)
+    assert bytes(out) == before
+
+
 @given(st.lists(events, max_size=6), st.data())
 @settings(max_examples=150, deadline=None)
 def test_round_trip_in_arbitrary_chunks(items: list[Any], data: st.DataObject) -> None:

@@ -192,6 +192,25 @@ def test_side_events_leave_bad_rows_for_the_main_thread(pipe: tuple[int, int]) -
         emitter.flush()
 
 
+def test_an_unencodable_batch_is_all_or_nothing(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.MAX_STEPS_PER_EVENT = 1
+    emitter.rows.append((0, 0, 0, 0.0, False, False, 0, None, 1.0))
+    emitter.rows.append((0, 1, 0, 0.0, True, False, object(), None, 1.0))  # cannot encode
+    emitter.hold(episode(0))
+    emitter.emit_side(progress())  # heartbeat: leaves the batch to the main thread
+    assert decode_all(read_available(r)) == [progress()]  # no half-sent batch
+    assert len(emitter.rows) == 2
+    with pytest.raises(NotImplementedError):
+        emitter.flush()  # main thread: raises and drops the batch with its episode
+    assert emitter.rows == []
+    assert read_available(r) == b""
+    emitter.emit_final(progress())
+    assert decode_all(read_available(r)) == [progress()]
+    assert emitter.steps_sent == 0
+
+
 def test_rows_appended_while_a_side_event_takes_them_are_kept(pipe: tuple[int, int]) -> None:
     r, w = pipe
     emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")

@@ -253,3 +253,25 @@ def test_training_runs_with_a_relaxed_collector(tmp_path: Path) -> None:
     (episode,) = result.of(ev.Episode)
     assert episode.extras["gc_threshold0"] == GC_THRESHOLD
     assert episode.extras["gc_frozen"] > 1000  # what imports and setup created is frozen
+
+
+@pytest.mark.parametrize(
+    ("agent", "message"),
+    [
+        ("FloatExtras", "agent.learn() returned float; it must return a dict or None"),
+        ("OpaqueExtras", "object"),
+    ],
+)
+def test_extras_that_cannot_be_sent_fail_the_worker_cleanly(
+    tmp_path: Path, agent: str, message: str
+) -> None:
+    # Regression: the bad batch stayed pending, so sending `ended` failed again and the
+    # worker died with an uncaught traceback; an unencodable value also left a half frame.
+    result = run_worker(make_config(tmp_path, agent=agent, episodes=50), "1")
+    assert result.code == 1
+    assert result.errors == []  # no garbage on the wire
+    ended = result.events[-1]
+    assert isinstance(ended, ev.Ended)
+    assert ended.status == "failed"
+    assert message in (ended.error or "")
+    assert not result.of(ev.Episode)  # no episode without its steps

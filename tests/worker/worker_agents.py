@@ -54,3 +54,17 @@ class GcProbe(_Base):
         import gc
 
         return {"gc_threshold0": gc.get_threshold()[0], "gc_frozen": gc.get_freeze_count()}
+
+
+class FloatExtras(_Base):
+    """learn() returns a float instead of a dict (a common slip)."""
+
+    def learn(self, *args: Any) -> Any:
+        return 0.25
+
+
+class OpaqueExtras(_Base):
+    """learn() returns a dict holding a value no wire format can carry."""
+
+    def learn(self, *args: Any) -> dict[str, Any]:
+        return {"model": object()}

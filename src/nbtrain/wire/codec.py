@@ -68,7 +68,11 @@ class FrameEncoder:
     def append(self, msg: msgspec.Struct, out: bytearray) -> None:
         """Encode one frame onto the end of ``out`` (batches many frames into one write)."""
         start = len(out)
-        self._encoder.encode_into(msg, out, start + HEADER_SIZE)
+        try:
+            self._encoder.encode_into(msg, out, start + HEADER_SIZE)
+        except BaseException:
+            del out[start:]  # never leave a half-written frame behind
+            raise
         size = len(out) - start - HEADER_SIZE
         if size > self.max_payload:
             del out[start:]

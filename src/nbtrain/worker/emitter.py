@@ -41,6 +41,8 @@ class Sink(Protocol):
 
     def pending(self) -> int: ...
 
+    def truncate(self, size: int) -> None: ...
+
 
 def write_all(fd: int, data: bytes | bytearray) -> None:
     """Write every byte (a pipe write can be partial when a signal lands mid-way)."""
@@ -77,6 +79,10 @@ class _BufferedSink:
 
     def pending(self) -> int:
         return len(self._out)
+
+    def truncate(self, size: int) -> None:
+        """Drop what was queued after ``pending() == size`` (a batch that failed to encode)."""
+        del self._out[size:]
 
     def push(self) -> None:
         if self._out:
@@ -121,6 +127,9 @@ class SummarySink:
 
     def pending(self) -> int:
         return 0
+
+    def truncate(self, size: int) -> None:
+        pass
 
     def push(self) -> None:
         pass
@@ -190,12 +199,25 @@ class TelemetryEmitter:
 
     def emit(self, event: msgspec.Struct, *, push: bool = True) -> None:
         """Queue ``event`` after the pending steps and write it out, or with ``push=False``
-        leave the write to the next :meth:`flush` (main thread only: it owns :attr:`rows`)."""
+        leave the write to the next :meth:`flush` (main thread only: it owns :attr:`rows`).
+
+        If the pending steps cannot be sent (an agent returned extras that are not a dict,
+        or values that cannot be encoded), they and the held events are dropped and the
+        error raised: the worker fails, and its final ``ended`` event still goes out."""
         with self._lock:
-            self._close_batch()
+            self._close_batch(drop_on_error=True)
             self.sink.send(event)
             if push or self.sink.pending() > self.MAX_PENDING:
                 self.sink.push()
+
+    def emit_final(self, event: msgspec.Struct) -> None:
+        """Send the worker's last event whatever happened to the pending batch: steps that
+        cannot be sent are dropped (the worker is failing already) but ``event`` goes out."""
+        with self._lock:
+            with contextlib.suppress(Exception):
+                self._close_batch(drop_on_error=True)
+            self.sink.send(event)
+            self.sink.push()
 
     def hold(self, event: msgspec.Struct) -> None:
         """Send small ``event`` at the next flush, after the steps recorded until then (main
@@ -203,7 +225,7 @@ class TelemetryEmitter:
         with self._lock:
             self._held.append(event)
             if len(self._held) >= self.MAX_HELD:
-                self._close_batch()
+                self._close_batch(drop_on_error=True)
                 if self.sink.pending() > self.MAX_PENDING:
                     self.sink.push()
 
@@ -216,8 +238,8 @@ class TelemetryEmitter:
         Rows the main thread will refuse (bad extras) are left for it to report.
         """
         with self._lock:
-            with contextlib.suppress(TypeError):
-                self._close_batch()
+            with contextlib.suppress(Exception):  # the main thread reports it at its flush
+                self._close_batch(drop_on_error=False)
             self.sink.send(event)
             self.sink.push()
 
@@ -225,30 +247,42 @@ class TelemetryEmitter:
         """Write pending steps and queued frames (main thread only); returns the next
         flush deadline on the ``time.time()`` clock."""
         with self._lock:
-            self._close_batch()
+            self._close_batch(drop_on_error=True)
             self.sink.push()
         return time.time() + FLUSH_INTERVAL
 
-    def _close_batch(self) -> None:
-        """Queue the pending steps as one :class:`Steps` event, then the held events."""
-        if self.rows:
-            self._send_steps()
-        if self._held:
-            held, self._held = self._held, []
-            for event in held:
+    def _close_batch(self, *, drop_on_error: bool) -> None:
+        """Queue the pending steps as :class:`Steps` events, then the held events: all of
+        them or, if one fails to encode, none (nothing half-sent, nothing sent twice). On
+        failure the batch stays for a later try, or with ``drop_on_error`` is dropped:
+        held episodes whose steps cannot be sent must not be sent either."""
+        n = len(self.rows)
+        if not n and not self._held:
+            return
+        mark = self.sink.pending()
+        try:
+            if n:
+                self._send_steps(n)
+            for event in self._held:
                 self.sink.send(event)
+        except Exception:
+            self.sink.truncate(mark)
+            if drop_on_error:
+                del self.rows[:n]
+                self._held = []
+            raise
+        del self.rows[:n]
+        self.steps_sent += n
+        self._held = []
 
-    def _send_steps(self) -> None:
-        rows = self.rows
-        n = len(rows)
-        batch = rows[:n]
+    def _send_steps(self, n: int) -> None:
+        """Queue the first ``n`` rows (the main thread may append more meanwhile)."""
+        batch = self.rows[:n]
         wrong = {type(row[7]) for row in batch} - {dict, type(None)}
         if wrong:
             # The kernel would reject the whole batch; say so here, where it can be fixed.
             names = ", ".join(sorted(t.__name__ for t in wrong))
             raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
-        del rows[:n]
-        self.steps_sent += n
         size = self.MAX_STEPS_PER_EVENT
         for first in range(0, n, size):
             part = batch[first : first + size]

@@ -123,7 +123,7 @@ class Worker:
             self._close_env()
         heartbeat.stop()
         try:
-            self.emitter.emit(
+            self.emitter.emit_final(
                 Ended(
                     run_id=self.run_id,
                     worker_id=self.worker_id,
