@@ -6,9 +6,9 @@ turn triggers full collections over every object in the kernel. Measured on the 
 end-to-end benchmark this was about 40 % of the kernel's CPU per stored step. The objects
 die by reference counting as soon as the rows are built, so collecting them is pure waste.
 
-The pause is process-wide (CPython has no per-thread switch) but lasts only as long as one
-read (at most ``READ_CHUNK`` bytes), and it never re-enables a GC that someone else had
-turned off.
+The pause is process-wide (CPython has no per-thread switch) but covers only the decoding
+and encoding of one read (at most ``READ_CHUNK`` bytes), never a wait; a GC that was off
+when a pause began is left off.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from nbtrain.wire.events import Ended, Event, Started
 
 if TYPE_CHECKING:
     from nbtrain.dispatch.process import WorkerProcess
-    from nbtrain.store.writer import StoreWriter
+    from nbtrain.store.writer import Op, StoreWriter
 
 OUTPUT_TAIL_BYTES = 64 * 1024
 # Small reads keep each decode short: the notebook waits for the GIL while one runs.
@@ -175,8 +175,12 @@ class Ingest:
             return
         kind = stream.open_fds[fd]
         if kind == "telemetry":
+            # Only decoding and encoding run with the GC paused: submitting can wait for
+            # a writer that is behind, and the pause is process-wide.
             with gc_paused():
-                self._telemetry(stream, stream.decoder.feed(data))
+                events = self._accept(stream, stream.decoder.feed(data))
+                op = self.writer.prepare_events(events)
+            self._deliver(stream, events, op)
         else:
             out = stream.stdout if kind == "stdout" else stream.stderr
             out += data
@@ -184,6 +188,11 @@ class Ingest:
                 del out[: len(out) - OUTPUT_TAIL_BYTES]
 
     def _telemetry(self, stream: WorkerStream, items: list[Event | WireError]) -> None:
+        events = self._accept(stream, items)
+        self._deliver(stream, events, self.writer.prepare_events(events))
+
+    def _accept(self, stream: WorkerStream, items: list[Event | WireError]) -> list[Event]:
+        """The well-formed events of this worker; malformed ones are counted and logged."""
         events: list[Event] = []
         for item in items:
             if isinstance(item, WireError):
@@ -202,15 +211,20 @@ class Ingest:
             if item.run_id != self.run_id or item.worker_id != stream.worker_id:
                 stream.malformed += 1
                 continue
-            if isinstance(item, Started):
-                self.writer.upsert_worker(
-                    self.run_id, stream.worker_id, status="running", pid=item.pid
-                )
-            elif isinstance(item, Ended):
-                stream.ended = item
             events.append(item)
+        return events
+
+    def _deliver(self, stream: WorkerStream, events: list[Event], op: Op | None) -> None:
+        for event in events:
+            if isinstance(event, Started):
+                self.writer.upsert_worker(
+                    self.run_id, stream.worker_id, status="running", pid=event.pid
+                )
+            elif isinstance(event, Ended):
+                stream.ended = event
+        if op is not None:
+            self.writer.submit(op)
         if events:
-            self.writer.add_events(events)
             self.live.apply_many(events)
 
     def _close_fd(self, stream: WorkerStream, fd: int) -> None:

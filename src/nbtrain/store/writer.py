@@ -187,13 +187,24 @@ class StoreWriter:
         The events are encoded into rows here, in the caller's thread (about 0.4 us a step):
         the queue then holds compact rows, not the events' many short-lived objects.
         """
+        op = self.prepare_events(events)
+        if op is not None:
+            self.submit(op)
+
+    def prepare_events(self, events: Sequence[Event]) -> Op | None:
+        """The encoding half of :meth:`add_events` (never blocks); pass the result to
+        :meth:`submit`. Submit prepared ops in the order they were prepared."""
         if not events:
-            return
+            return None
         with self._prepare_lock:
             chunks, episodes, steps = self._batch.prepare(events)
-            if chunks or episodes:
-                op = Op(rows=steps + len(episodes), chunks=chunks, episodes=episodes)
-                self._submit(op)
+        if not (chunks or episodes):
+            return None
+        return Op(rows=steps + len(episodes), chunks=chunks, episodes=episodes)
+
+    def submit(self, op: Op) -> None:
+        """Queue a prepared op; waits while the writer is too far behind (backpressure)."""
+        self._submit(op)
 
     def discard_unfinished_steps(self, run_id: str, worker_id: object) -> int:
         """Delete steps past the worker's last stored episode; return the next episode index."""
