@@ -15,7 +15,7 @@ from nbtrain.dispatch.session import (
     run_status_of,
     worker_config_path,
 )
-from nbtrain.errors import UnknownRunError
+from nbtrain.errors import ConfigError, UnknownRunError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.worker.spec import load_worker_config
 
@@ -104,6 +104,8 @@ class Run:
         payload = row["config"].iloc[0]
         if isinstance(payload, str):
             payload = json.loads(payload)
+        if not isinstance(payload, dict):
+            raise ConfigError(f"run {self.run_id} has no stored config in {self.db}")
         return TrainConfig.from_payload(payload, agent=agent)
 
     def episodes(

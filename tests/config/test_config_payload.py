@@ -61,3 +61,33 @@ def test_a_damaged_payload_names_the_field() -> None:
     stored["episodes"] = 0
     with pytest.raises(ValueError, match="episodes"):
         TrainConfig.from_payload(stored)
+
+
+def test_a_different_agent_is_refused() -> None:
+    # Found in review: any agent was accepted and silently changed the digest.
+    stored = TrainConfig(env_id="FrozenLake-v1", episodes=3).canonical_payload()
+    with pytest.raises(ConfigError, match=r"'sarsa' is not the agent of this run.*'q_learning'"):
+        TrainConfig.from_payload(stored, agent="sarsa")
+    assert TrainConfig.from_payload(stored, agent="q_learning").canonical_payload() == stored
+
+
+def cell_agent(action: int) -> type:
+    """``NotebookAgent`` as a notebook cell defines it, in two versions."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(  # the way a kernel runs a cell: no source file behind it
+        "class NotebookAgent:\n"
+        "    def __init__(self, observation_space, action_space, seed=0): pass\n"
+        f"    def act(self, obs, explore=True): return {action}\n"
+        "    def learn(self, *args): return None\n",
+        namespace,
+    )
+    return namespace["NotebookAgent"]  # type: ignore[no-any-return]
+
+
+def test_an_edited_notebook_agent_is_refused() -> None:
+    agent = cell_agent(0)
+    stored = TrainConfig(env_id="FrozenLake-v1", agent=agent, episodes=3)
+    payload = stored.canonical_payload()
+    with pytest.raises(ConfigError, match="source changed"):
+        TrainConfig.from_payload(payload, agent=cell_agent(1))
+    assert TrainConfig.from_payload(payload, agent=agent).digest == stored.digest

@@ -164,3 +164,10 @@ def test_a_past_run_is_repeated_from_its_stored_config(finished_run: nbtrain.Run
         for r in (finished_run, again)
     )
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_a_run_without_a_stored_config_says_so(finished_run: nbtrain.Run, db: Path) -> None:
+    with sqlite3.connect(db) as conn:  # e.g. a run migrated from an old database
+        conn.execute("UPDATE runs SET config = NULL WHERE run_id = ?", (finished_run.run_id,))
+    with pytest.raises(nbtrain.ConfigError, match="has no stored config"):
+        nbtrain.Run.open(finished_run.run_id, db=db).config()

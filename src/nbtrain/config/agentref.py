@@ -13,9 +13,10 @@ import difflib
 import hashlib
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from nbtrain.errors import ConfigError
 from nbtrain.worker.spec import AgentRef
 
 __all__ = ["BUILTIN_AGENTS", "TABULAR_AGENTS", "agent_display_name", "resolve_agent"]
@@ -126,3 +127,16 @@ def _pickle_ref(agent: Callable[..., Any]) -> AgentRef:
         source_sha256=digest,
         payload=base64.b64encode(data).decode("ascii"),
     )
+
+
+def check_same_agent(stored: Mapping[str, Any], agent: Any) -> None:
+    """``from_payload(agent=…)`` must get the run's own agent, or the digest would differ."""
+    given = resolve_agent(agent)
+    want = (stored.get("kind"), stored.get("name"), stored.get("source_sha256"))
+    have = (given.kind, given.name, given.source_sha256)
+    if have != want:
+        what = "its source changed" if have[:2] == want[:2] else f"the run used {want[1]!r}"
+        raise ConfigError(
+            f"agent {given.name!r} is not the agent of this run ({what}); "
+            f"pass the same class or factory, or build a new TrainConfig"
+        )

@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from nbtrain.config.agentkw import check_agent_fits_env, check_agent_kwargs
-from nbtrain.config.agentref import agent_display_name, resolve_agent
+from nbtrain.config.agentref import agent_display_name, check_same_agent, resolve_agent
 from nbtrain.config.envcheck import check_env, check_env_id
 from nbtrain.config.parts import (
     FROZEN,
@@ -362,6 +362,8 @@ class TrainConfig(BaseModel):
         data = dict(payload)
         ref = data.get("agent")
         if agent is not None:
+            if isinstance(ref, Mapping):
+                check_same_agent(ref, agent)
             data["agent"] = agent
         elif isinstance(ref, Mapping):
             kind, name = ref.get("kind"), str(ref.get("name"))
