@@ -218,3 +218,33 @@ def test_a_run_that_is_neither_live_nor_stored_is_an_error(tmp_path: Path) -> No
 
     with pytest.raises(UnknownRunError, match="no database"):
         RunDashboard("01J0000000000000000000NONE", db=tmp_path / "x.sqlite")
+
+
+def test_a_restart_while_the_ticker_is_ending_makes_it_look_again(
+    dash: Recording, live: RunLive
+) -> None:
+    # Found in review: a restart landing between the ticker's "all ended" decision and its
+    # exit saw a live ticker, did nothing, and the dashboard froze.
+    with dash._ticker_lock:
+        dash._ticker_running = True  # a ticker about to decide that everything ended
+    dash._ensure_ticker()  # Run.restart lands now
+    assert dash._ticker is None  # no second ticker...
+    assert dash._ticker_may_end() is False  # ...but the running one goes round again
+    assert dash._ticker_may_end() is True  # nothing new after that: it may end
+    dash._ensure_ticker()  # the next restart starts a fresh ticker
+    assert dash.ticker_alive
+
+
+def test_a_failing_start_listener_does_not_stop_a_worker_start(
+    live: RunLive, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        def wake(self) -> None:
+            raise RuntimeError("listener broke")
+
+    broken = Broken()
+    live.on_worker_start(broken.wake)
+    live.set_process("000001", status="running", pid=7)
+    assert live.workers["000001"].pid == 7
+    assert "LOG_UI_DASHBOARD_CALLBACK_ERROR" in caplog.text
+    assert "listener broke" in caplog.text

@@ -8,6 +8,7 @@ only the latest position/frame.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections import deque
@@ -17,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
+from nbtrain.logs import log
 from nbtrain.wire.events import (
     Artifact,
     Ended,
@@ -192,8 +195,18 @@ class RunLive:
             listeners = [ref() for ref in self._start_listeners] if status == "running" else []
             self._start_listeners = [ref for ref in self._start_listeners if ref() is not None]
         for listener in listeners:
-            if listener is not None:
+            if listener is None:
+                continue
+            try:
                 listener()
+            except Exception:  # a broken dashboard must not stop a worker from starting
+                log(
+                    logging.ERROR,
+                    LOG_UI_DASHBOARD_CALLBACK_ERROR,
+                    "worker start listener failed",
+                    run_id=self.run_id,
+                    exc_info=True,
+                )
 
     def add_worker(self, worker_id: str, episodes: int) -> None:
         with self.lock:

@@ -55,6 +55,9 @@ class RunDashboard(RequestWidget):
 
         self._closed = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._ticker_lock = threading.Lock()
+        self._ticker_running = False
+        self._look_again = False
         self._key = run_id
         self._db: Path = resolve_db(db)
         self._live: RunLive | None = get_hub().get(run_id)
@@ -86,14 +89,27 @@ class RunDashboard(RequestWidget):
         self._send_message(packet.content, packet.buffers)
 
     def _ensure_ticker(self) -> None:
+        """Start the ticker, or make a running one look again before it ends (a worker may
+        have been restarted just as the ticker decided that everything had ended)."""
         if self._tracker is None or self._closed.is_set():
             return
-        if self._ticker is not None and self._ticker.is_alive():
-            return
-        self._ticker = threading.Thread(
-            target=self._ticker_main, name=f"nbtrain-dashboard-{self.run_id}", daemon=True
-        )
-        self._ticker.start()
+        with self._ticker_lock:
+            self._look_again = True
+            if self._ticker_running:
+                return
+            self._ticker_running = True
+            self._ticker = threading.Thread(
+                target=self._ticker_main, name=f"nbtrain-dashboard-{self.run_id}", daemon=True
+            )
+            self._ticker.start()
+
+    def _ticker_may_end(self) -> bool:
+        with self._ticker_lock:
+            if self._look_again:
+                self._look_again = False
+                return False
+            self._ticker_running = False
+            return True
 
     def _ticker_main(self) -> None:
         live, tracker = self._live, self._tracker
@@ -118,10 +134,13 @@ class RunDashboard(RequestWidget):
                     if packet is not None:
                         self._send_packet(packet)
                         last_send = time.monotonic()
-                if final and packet is None:
+                if final and packet is None and self._ticker_may_end():
                     return
         except Exception as err:
             self.report_error("dashboard update", err, run_id=self.run_id)
+        finally:
+            with self._ticker_lock:
+                self._ticker_running = False
 
     def close(self) -> None:
         closed = getattr(self, "_closed", None)
