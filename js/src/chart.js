@@ -33,7 +33,12 @@ function canvasWorks() {
  */
 export function themed(value) {
   if (!value || !value.includes("var(")) return value;
-  const fallback = /,\s*([^,()]+(?:\([^()]*\))?)\s*\)\s*$/.exec(value)?.[1]?.trim() ?? "#888";
+  let fallback = value;
+  while (fallback.includes("var(")) {
+    // var(--x, FALLBACK): take FALLBACK, itself possibly a var() with its own fallback.
+    const inner = /^\s*var\(\s*--[\w-]+\s*,\s*(.*)\)\s*$/.exec(fallback)?.[1];
+    fallback = inner === undefined ? "#888" : inner.trim();
+  }
   /** @type {HTMLElement | null} */
   let probe = null;
   return (u) => {

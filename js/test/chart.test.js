@@ -30,3 +30,13 @@ describe("themed colours", () => {
     expect(stroke({ root })).toBe("rgb(1, 2, 3)");
   });
 });
+
+describe("themed fallbacks", () => {
+  it("unwraps nested var() fallbacks down to a colour", () => {
+    const root = document.createElement("div");
+    const stroke = /** @type {any} */ (themed("var(--nbt-a, var(--nbt-b, #123456))"));
+    expect(stroke({ root })).toBe("#123456");
+    const none = /** @type {any} */ (themed("var(--nbt-a)"));
+    expect(none({ root })).toBe("#888");
+  });
+});
