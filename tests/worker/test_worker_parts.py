@@ -211,6 +211,19 @@ def test_an_unencodable_batch_is_all_or_nothing(pipe: tuple[int, int]) -> None:
     assert emitter.steps_sent == 0
 
 
+def test_bad_extras_in_a_later_part_drop_the_whole_batch(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.MAX_STEPS_PER_EVENT = 1
+    emitter.rows.append((0, 0, 0, 0.0, False, False, 0, {"e": 1}, 1.0))  # a good first part
+    emitter.rows.append((0, 1, 0, 0.0, True, False, 0, 0.5, 1.0))
+    with pytest.raises(TypeError, match="returned float"):
+        emitter.flush()
+    assert read_available(r) == b""  # the good part was taken back too
+    assert emitter.rows == []
+    assert emitter.steps_sent == 0
+
+
 def test_rows_appended_while_a_side_event_takes_them_are_kept(pipe: tuple[int, int]) -> None:
     r, w = pipe
     emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")

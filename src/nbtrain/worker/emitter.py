@@ -278,17 +278,18 @@ class TelemetryEmitter:
     def _send_steps(self, n: int) -> None:
         """Queue the first ``n`` rows (the main thread may append more meanwhile)."""
         batch = self.rows[:n]
-        wrong = {type(row[7]) for row in batch} - {dict, type(None)}
-        if wrong:
-            # The kernel would reject the whole batch; say so here, where it can be fixed.
-            names = ", ".join(sorted(t.__name__ for t in wrong))
-            raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
         size = self.MAX_STEPS_PER_EVENT
         for first in range(0, n, size):
             part = batch[first : first + size]
             ep, step, action, reward, term, trunc, obs, extras, ts = map(
                 list, zip(*part, strict=True)
             )
+            wrong = set(map(type, extras)) - {dict, type(None)}
+            if wrong:
+                # The kernel would reject the batch; say so here, where it can be fixed
+                # (the caller drops what this call queued before).
+                names = ", ".join(sorted(t.__name__ for t in wrong))
+                raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
             self.sink.send(
                 Steps(
                     run_id=self.run_id,
