@@ -175,21 +175,22 @@ class Ingest:
             return
         kind = stream.open_fds[fd]
         if kind == "telemetry":
-            # Only decoding and encoding run with the GC paused: submitting can wait for
-            # a writer that is behind, and the pause is process-wide.
-            with gc_paused():
-                events = self._accept(stream, stream.decoder.feed(data))
-                op = self.writer.prepare_events(events)
-            self._deliver(stream, events, op)
+            self._telemetry(stream, lambda: stream.decoder.feed(data))
         else:
             out = stream.stdout if kind == "stdout" else stream.stderr
             out += data
             if len(out) > OUTPUT_TAIL_BYTES:
                 del out[: len(out) - OUTPUT_TAIL_BYTES]
 
-    def _telemetry(self, stream: WorkerStream, items: list[Event | WireError]) -> None:
-        events = self._accept(stream, items)
-        self._deliver(stream, events, self.writer.prepare_events(events))
+    def _telemetry(
+        self, stream: WorkerStream, decode: Callable[[], list[Event | WireError]]
+    ) -> None:
+        # Only decoding and encoding run with the GC paused: submitting can wait for a
+        # writer that is behind, and the pause is process-wide.
+        with gc_paused():
+            events = self._accept(stream, decode())
+            op = self.writer.prepare_events(events)
+        self._deliver(stream, events, op)
 
     def _accept(self, stream: WorkerStream, items: list[Event | WireError]) -> list[Event]:
         """The well-formed events of this worker; malformed ones are counted and logged."""
@@ -235,7 +236,7 @@ class Ingest:
         if kind == "telemetry":
             with contextlib.suppress(OSError):
                 os.close(fd)
-            self._telemetry(stream, list(stream.decoder.close()))
+            self._telemetry(stream, lambda: list(stream.decoder.close()))
         else:
             with contextlib.suppress(OSError):
                 getattr(stream.proc.popen, kind).close()
