@@ -28,7 +28,7 @@ from nbtrain.wire.codec import FrameDecoder
 from nbtrain.wire.events import Ended, Event, Started
 
 if TYPE_CHECKING:
-    from nbtrain.dispatch.process import WorkerProcess
+    from nbtrain.dispatch.backend import FdKind, WorkerHandle
     from nbtrain.store.writer import Op, StoreWriter
 
 OUTPUT_TAIL_BYTES = 64 * 1024
@@ -43,12 +43,12 @@ EXIT_GRACE_S = 2.0
 class WorkerStream:
     """Ingest-side state of one worker process."""
 
-    proc: WorkerProcess
+    proc: WorkerHandle
     decoder: FrameDecoder = field(default_factory=FrameDecoder)
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     # fd -> "telemetry" | "stdout" | "stderr", for the fds still open
-    open_fds: dict[int, str] = field(default_factory=dict)
+    open_fds: dict[int, FdKind] = field(default_factory=dict)
     ended: Ended | None = None
     malformed: int = 0
     exit_code: int | None = None
@@ -84,6 +84,9 @@ def final_status(stream: WorkerStream, exit_code: int) -> Outcome:
         return Outcome("failed", exit_code, ended.error, ended.traceback or stderr_tail)
     if ended is not None and ended.status == "stopped" and exit_code == 0:
         return Outcome("stopped", exit_code, None, None)
+    reason = stream.proc.failure_reason()
+    if reason is not None:
+        return Outcome("failed", exit_code, reason, stderr_tail)
     if exit_code < 0:
         try:
             name = signal.Signals(-exit_code).name
@@ -121,15 +124,9 @@ class Ingest:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._thread: threading.Thread | None = None
 
-    def add(self, proc: WorkerProcess) -> WorkerStream:
+    def add(self, proc: WorkerHandle) -> WorkerStream:
         stream = WorkerStream(proc)
-        assert proc.popen.stdout is not None
-        assert proc.popen.stderr is not None
-        fds = {
-            proc.telemetry_fd: "telemetry",
-            proc.popen.stdout.fileno(): "stdout",
-            proc.popen.stderr.fileno(): "stderr",
-        }
+        fds = proc.fds()
         with self._lock:
             for fd, kind in fds.items():
                 os.set_blocking(fd, False)
@@ -233,13 +230,10 @@ class Ingest:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(fd)
             kind = stream.open_fds.pop(fd)
+        with contextlib.suppress(OSError):
+            stream.proc.close_fd(fd)
         if kind == "telemetry":
-            with contextlib.suppress(OSError):
-                os.close(fd)
             self._telemetry(stream, lambda: list(stream.decoder.close()))
-        else:
-            with contextlib.suppress(OSError):
-                getattr(stream.proc.popen, kind).close()
 
     def _reap(self) -> None:
         with self._lock:
