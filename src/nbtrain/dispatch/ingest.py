@@ -215,9 +215,10 @@ class Ingest:
     def _deliver(self, stream: WorkerStream, events: list[Event], op: Op | None) -> None:
         for event in events:
             if isinstance(event, Started):
-                self.writer.upsert_worker(
-                    self.run_id, stream.worker_id, status="running", pid=event.pid
-                )
+                # The session committed ``running`` already; this adds what the worker says.
+                resumed = getattr(event, "resumed_from", None)
+                extra = {"resumed_from": resumed} if resumed else {}
+                self.writer.upsert_worker(self.run_id, stream.worker_id, pid=event.pid, **extra)
             elif isinstance(event, Ended):
                 stream.ended = event
         if op is not None:
