@@ -51,6 +51,15 @@ def test_columns_are_design_columns_first(db: Path) -> None:
     assert [r[1] for r in conn.execute("PRAGMA table_info(workers)")][8:] == [
         "traceback",
         "output",
+        "pid_start",
+        "resumed_from",
+        "backend",
+    ]
+    assert [r[1] for r in conn.execute("PRAGMA table_info(runs)")][6:] == [
+        "owner_pid",
+        "owner_start",
+        "owner_host",
+        "lease_at",
     ]
 
 
