@@ -37,8 +37,8 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.procinfo import own_identity
-from nbtrain.store import check_writable
 from nbtrain.store.encode import to_json
+from nbtrain.store.migrations import ensure_writable
 from nbtrain.store.writer import acquire_writer
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def launch(
     cfg = coerce_config(config)
     db_path = resolve_db(db)
     chosen = resolve_backend(backend)
-    check_writable(db_path)
+    ensure_writable(db_path)
     run_id = new_run_id()
     run_dir = run_dir_for(db_path, run_id)
     worker_configs = cfg.worker_configs(run_id=run_id, run_dir=str(run_dir))

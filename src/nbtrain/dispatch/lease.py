@@ -38,7 +38,9 @@ class LeaseKeeper:
         with self._lock:
             self._sessions.add(session)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="nbtrain-lease", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="nbtrain-lease", daemon=True
+                )
                 self._thread.start()
 
     def _loop(self) -> None:

@@ -124,9 +124,7 @@ class RunSession:
         return self._writer
 
     def owns_live_workers(self) -> bool:
-        return bool(self._unwritten) or any(
-            s not in FINAL_STATUSES for s in self.statuses.values()
-        )
+        return bool(self._unwritten) or any(s not in FINAL_STATUSES for s in self.statuses.values())
 
     def is_stopping(self, worker_id: str) -> bool:
         return worker_id in self._stopping
@@ -198,14 +196,35 @@ class RunSession:
             self.streams[wid].finalized.wait(10.0)
         with self._lock:
             pending = [w for w, s in self.statuses.items() if s == "pending"]
+            fields = {"status": "failed", "error": reason, "ended_at": time.time()}
             for wid in pending:
                 self.statuses[wid] = "failed"
                 self.errors[wid] = reason
-                self._unwritten[wid] = {"status": "failed", "error": reason, "ended_at": time.time()}
+                self._unwritten[wid] = dict(fields)
                 self.live.set_process(wid, status="failed", error=reason)
-            self._unwritten_run = "failed"
-        self.retry_unwritten()
+        self._flush_unwritten()
         self._finish_if_done()
+
+    def _flush_unwritten(self) -> None:
+        """Commit held rows through the writer if it works, else leave them to the retries."""
+        writer = self._writer
+        with self._lock:
+            rows = dict(self._unwritten)
+        if writer is None or writer.failure is not None or not rows:
+            return
+        run_id = self.run_id
+
+        def commit(conn: sqlite3.Connection) -> None:
+            for wid, fields in rows.items():
+                update_worker(conn, run_id, wid, **fields)
+
+        try:
+            writer.call(commit, label=f"run {run_id} held rows")
+        except (StoreError, TimeoutError):
+            return
+        with self._lock:
+            for wid in rows:
+                self._unwritten.pop(wid, None)
 
     # -- ending --------------------------------------------------------------------------
     def _on_exit(self, stream: WorkerStream, outcome: Outcome) -> None:
@@ -293,12 +312,13 @@ class RunSession:
             # The ingest thread may be calling us; it exits by itself once no worker is left.
             threading.Thread(target=_close_when_idle, args=(ingest,), daemon=True).start()
         if writer is not None:
-            writer.remove_failure_listener(self._on_store_failure)
             writer.release()
 
     # -- storage failure -----------------------------------------------------------------
     def _on_store_failure(self, exc: BaseException) -> None:
         """Called once, from the writer thread: stop every worker (never block that thread)."""
+        if not self.owns_live_workers():
+            return
         if self.store_failure is None:
             self.store_failure = exc
         log(logging.ERROR, LOG_SERVICE_RUN_STORE_FAILED,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from nbtrain.store.liveness import patch, settle
 from nbtrain.store.migrations import migrate, needs_migration
 from nbtrain.store.queries import Reader
 from nbtrain.store.schema import SCHEMA_VERSION
@@ -43,10 +44,11 @@ class TelemetryStore:
         return f"TelemetryStore({str(self.path)!r})"
 
     def runs(self) -> pd.DataFrame:
-        return self._reader.runs()
+        return patch(self._reader.runs(), settle(self.path), by_worker=False)
 
     def workers(self, run_id: str) -> pd.DataFrame:
-        return self._reader.workers(run_id)
+        fixes = settle(self.path, run_id)
+        return patch(self._reader.workers(run_id), fixes, by_worker=True)
 
     def episodes(
         self,
@@ -68,7 +70,8 @@ class TelemetryStore:
         return self._reader.steps(run_id, worker_id, ep_index, columns)
 
     def run_summary(self, run_id: str) -> pd.DataFrame:
-        return _run_summary(self._reader, run_id)
+        fixes = settle(self.path, run_id)
+        return patch(_run_summary(self._reader, run_id), fixes, by_worker=True)
 
     def aggregate(self, run_id: str, metric: str = "total_reward") -> pd.DataFrame:
         return _aggregate(self._reader, run_id, metric)

@@ -20,9 +20,13 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nbtrain.procinfo import process_alive, this_host
 from nbtrain.store import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEASE_TIMEOUT_S = 4.0
 # A correction never waits long for the write lock: readers must not block.
@@ -145,9 +149,7 @@ def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> 
                 "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index > ?",
                 (fix.run_id, wid, -1 if last is None else int(last)),
             )
-        conn.execute(
-            "UPDATE runs SET status = ? WHERE run_id = ?", (fix.run_status, fix.run_id)
-        )
+        conn.execute("UPDATE runs SET status = ? WHERE run_id = ?", (fix.run_status, fix.run_id))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -203,3 +205,26 @@ def settle(path: Path, run_id: str | None = None) -> list[RunFix]:
     finally:
         wconn.close()
     return fixes
+
+
+def patch(frame: pd.DataFrame, fixes: list[RunFix], *, by_worker: bool) -> pd.DataFrame:
+    """Apply the corrections that could not be written to a frame read from the file.
+
+    ``by_worker``: the frame has one row per worker of one run (``workers``, a summary);
+    otherwise one row per run (``runs``)."""
+    pending = [fix for fix in fixes if not fix.written]
+    if not pending or frame.empty or "status" not in frame:
+        return frame
+    frame = frame.copy()
+    for fix in pending:
+        if not by_worker:
+            frame.loc[frame["run_id"] == fix.run_id, "status"] = fix.run_status
+            continue
+        if "run_id" in frame and not (frame["run_id"] == fix.run_id).any():
+            continue
+        for wid, error in fix.workers.items():
+            rows = frame["worker_id"].astype(str) == wid
+            frame.loc[rows, "status"] = "failed"
+            if "error" in frame:
+                frame.loc[rows, "error"] = error
+    return frame

@@ -23,6 +23,7 @@ WORKER_FIELDS = frozenset(
         "pid_start",
         "resumed_from",
         "backend",
+        "stop_requested",
     }
 )
 WORKER_STATUSES = frozenset({"pending", "running", "completed", "failed", "stopped"})

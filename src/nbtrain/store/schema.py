@@ -44,6 +44,7 @@ RUN_COLUMNS = (
     "owner_start",
     "owner_host",
     "lease_at",
+    "agent_pickle",
 )
 WORKER_COLUMNS = (
     "run_id",
@@ -59,6 +60,7 @@ WORKER_COLUMNS = (
     "pid_start",
     "resumed_from",
     "backend",
+    "stop_requested",
 )
 EPISODE_COLUMNS = (
     "run_id",
@@ -117,7 +119,8 @@ TABLES_DDL = (
     owner_pid INTEGER,
     owner_start TEXT,
     owner_host TEXT,
-    lease_at REAL
+    lease_at REAL,
+    agent_pickle TEXT
 )""",
     """CREATE TABLE workers (
     run_id TEXT NOT NULL,
@@ -133,6 +136,7 @@ TABLES_DDL = (
     pid_start TEXT,
     resumed_from TEXT,
     backend TEXT,
+    stop_requested REAL,
     PRIMARY KEY (run_id, worker_id)
 )""",
     """CREATE TABLE episodes (
@@ -172,9 +176,11 @@ V3_COLUMNS = (
     ("runs", "owner_start TEXT"),
     ("runs", "owner_host TEXT"),
     ("runs", "lease_at REAL"),
+    ("runs", "agent_pickle TEXT"),
     ("workers", "pid_start TEXT"),
     ("workers", "resumed_from TEXT"),
     ("workers", "backend TEXT"),
+    ("workers", "stop_requested REAL"),
 )
 
 
