@@ -54,6 +54,7 @@ def test_columns_are_design_columns_first(db: Path) -> None:
         "pid_start",
         "resumed_from",
         "backend",
+        "stop_requested",
     ]
     assert [r[1] for r in conn.execute("PRAGMA table_info(runs)")][6:] == [
         "owner_pid",
