@@ -117,7 +117,7 @@ def store_error(exc: BaseException, path: Path, *, writing: bool) -> StoreError:
     if code in (NOTADB, CORRUPT):
         return CorruptStoreError(f"{path} is damaged or not an SQLite database ({detail}); "
                                  f"{_RESTORE}")  # fmt: skip
-    if code == READONLY:
+    if code == READONLY or (writing and code == CANTOPEN and _read_only_place(path)):
         return ReadOnlyStoreError(
             f"{path} cannot be written ({detail}): the file, its folder or its mount is "
             "read-only; TelemetryStore can still read it, or copy it to a writable folder"
@@ -138,6 +138,16 @@ def store_error(exc: BaseException, path: Path, *, writing: bool) -> StoreError:
                                 "file's permissions")  # fmt: skip
     what = "writing" if writing else "reading"
     return StoreError(f"{what} {path} failed: {detail}")
+
+
+def _read_only_place(path: Path) -> bool:
+    """The file exists but it, its folder or its file system cannot be written."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return True
+        return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    except OSError:
+        return False
 
 
 def connect_reader(path: Path) -> tuple[sqlite3.Connection, bool]:
