@@ -114,6 +114,9 @@ def store_error(exc: BaseException, path: Path, *, writing: bool) -> StoreError:
         return exc
     code = primary_code(exc)
     detail = str(exc) or type(exc).__name__
+    name = getattr(exc, "sqlite_errorname", None)
+    if name and code in STORAGE_CODES:
+        detail = f"{detail}, {name}"
     if code in (NOTADB, CORRUPT):
         return CorruptStoreError(f"{path} is damaged or not an SQLite database ({detail}); "
                                  f"{_RESTORE}")  # fmt: skip
@@ -131,8 +134,8 @@ def store_error(exc: BaseException, path: Path, *, writing: bool) -> StoreError:
             "may read and write both"
         )
     if writing and (code in STORAGE_CODES or isinstance(exc, OSError)):
-        return StoreWriteError(f"cannot write {path} ({detail}); check the disk, then restart "
-                               "the run")  # fmt: skip
+        return StoreWriteError(f"cannot write {path} ({detail}): the disk failed, is full, or "
+                               "the file is over a size limit; fix that, then restart the run")  # fmt: skip
     if code in STORAGE_CODES or isinstance(exc, OSError):
         return StoreAccessError(f"{path} cannot be read ({detail}); check the disk and the "
                                 "file's permissions")  # fmt: skip
