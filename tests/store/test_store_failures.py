@@ -70,7 +70,8 @@ class Watch:
     def check(self, writer: StoreWriter) -> StoreWriteError:
         failure = writer.failure
         assert isinstance(failure, StoreWriteError)
-        assert str(writer.path) in str(failure) and "\n" not in str(failure)
+        assert str(writer.path) in str(failure)
+        assert "\n" not in str(failure)
         assert self.calls == [(failure, writer._thread.name)]  # once, from the writer thread
         writer._thread.join(5)
         assert not writer._thread.is_alive()
@@ -85,8 +86,9 @@ def every_call_raises_at_once(writer: StoreWriter, run: str) -> None:
         lambda: writer.call(lambda c: None),
         lambda: writer.call(lambda c: None, wait=False),
         lambda: writer.upsert_worker(run, 1, status="failed"),
-        lambda: writer.create_run(run_id=new_run_id(), name="", created_at=0.0, digest="",
-                                  config={}),  # fmt: skip
+        lambda: writer.create_run(
+            run_id=new_run_id(), name="", created_at=0.0, digest="", config={}
+        ),
         lambda: writer.discard_unfinished_steps(run, 1),
     ]
     for call in calls:
@@ -209,7 +211,8 @@ def test_file_size_limit_in_a_child_process(tmp_path: Path) -> None:
     assert out["calls"] == [out["thread"]]
     assert [x and x[0] for x in out["later"]] == ["StoreWriteError"] * 3
     assert all(x[1] < 5 for x in out["later"])
-    assert not out["alive"] and out["uncaught"] == []
+    assert not out["alive"]
+    assert out["uncaught"] == []
     stored = whole_episodes(db)
     assert 0 < stored < 2 * out["sent"]
 
@@ -356,7 +359,8 @@ def test_bad_rows_are_not_storage_failures(tmp_path: Path) -> None:
             w.create_run(run_id=run, name="", created_at=0.0, digest="", config={})
         w.add_events(full_episode(run, "000001", 1))
         w.flush(timeout=30)
-        assert w.failure is None and w.failed_writes > 0
+        assert w.failure is None
+        assert w.failed_writes > 0
     finally:
         w.release()
     assert whole_episodes(db) == 2

@@ -99,11 +99,11 @@ def test_damaged_pages_fail_reads_clearly(good: tuple[Path, str]) -> None:
     page = 65536
     data[2 * page : len(data)] = os.urandom(len(data) - 2 * page)  # keep the schema page
     path.write_bytes(bytes(data))
-    with pytest.raises(CorruptStoreError, match="damaged") as info:
-        store = TelemetryStore(path)
-        store.episodes(run)
-        store.steps(run)
-    one_line(info.value, path)
+    store = TelemetryStore(path)  # the header and the schema are intact
+    for read in (store.episodes, store.steps):
+        with pytest.raises(CorruptStoreError, match="damaged") as info:
+            read(run)
+        one_line(info.value, path)
 
 
 def test_a_folder(tmp_path: Path) -> None:
@@ -225,16 +225,18 @@ def test_read_only_file_is_read_but_not_written(shared_dir: Path) -> None:
     path = store_for_other_user(shared_dir, 0o444, 0o777)
     before = path.read_bytes()
     out = as_other_user(path)
-    assert out["episodes"] == 30 and out["steps"] == 30 * 200, out
+    assert (out["episodes"], out["steps"]) == (30, 30 * 200), out
     name, text = out["write_error"]  # type: ignore[misc]
-    assert name == "ReadOnlyStoreError" and str(path) in text and "read-only" in text
+    assert name == "ReadOnlyStoreError"
+    assert str(path) in text
+    assert "read-only" in text
     assert path.read_bytes() == before
 
 
 def test_read_only_folder_is_read_without_a_shm_file(shared_dir: Path) -> None:
     path = store_for_other_user(shared_dir, 0o444, 0o555)
     out = as_other_user(path)
-    assert out["episodes"] == 30 and out["steps"] == 30 * 200, out
+    assert (out["episodes"], out["steps"]) == (30, 30 * 200), out
     assert out["write_error"][0] == "ReadOnlyStoreError", out  # type: ignore[index]
     assert listing(path.parent) == ["db.sqlite"]
 
@@ -243,7 +245,9 @@ def test_unreadable_file(shared_dir: Path) -> None:
     path = store_for_other_user(shared_dir, 0o000, 0o777)
     out = as_other_user(path)
     name, text = out["read_error"]  # type: ignore[misc]
-    assert name == "StoreAccessError" and str(path) in text and "\n" not in text
+    assert name == "StoreAccessError"
+    assert str(path) in text
+    assert "\n" not in text
     assert out["write_error"][0] == "StoreAccessError", out  # type: ignore[index]
 
 

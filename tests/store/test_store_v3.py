@@ -183,7 +183,8 @@ def test_runs_has_readable_columns_from_the_config(db: Path) -> None:
     assert rows.loc[b, ["env_id", "agent", "n_workers"]].tolist() == ["Taxi-v3", "my.mod:Agent", 2]
     assert runs["n_workers"].dtype == "int64"
     record = TelemetryStore(db).run(a)
-    assert record["env_id"] == "FrozenLake-v1" and record["n_workers"] == 3
+    assert record["env_id"] == "FrozenLake-v1"
+    assert record["n_workers"] == 3
     assert record["config"] == cfg.canonical_payload()
     assert str(record["created_at"].tz) == "UTC"
 

@@ -134,8 +134,10 @@ def store_error(exc: BaseException, path: Path, *, writing: bool) -> StoreError:
             "may read and write both"
         )
     if writing and (code in STORAGE_CODES or isinstance(exc, OSError)):
-        return StoreWriteError(f"cannot write {path} ({detail}): the disk failed, is full, or "
-                               "the file is over a size limit; fix that, then restart the run")  # fmt: skip
+        return StoreWriteError(
+            f"cannot write {path} ({detail}): the disk failed, is full, or the file is over "
+            "a size limit; fix that, then restart the run"
+        )
     if code in STORAGE_CODES or isinstance(exc, OSError):
         return StoreAccessError(f"{path} cannot be read ({detail}); check the disk and the "
                                 "file's permissions")  # fmt: skip

@@ -192,9 +192,7 @@ class Reader:
         else:
             near = difflib.get_close_matches(str(run_id), ids, n=3, cutoff=0.6)
             hint = f"did you mean {', '.join(near)}?" if near else f"it has {len(ids)} run(s)"
-        raise UnknownRunError(
-            f"no run {run_id!r} in {self.path}; {hint} (nbtrain runs lists them)"
-        )
+        raise UnknownRunError(f"no run {run_id!r} in {self.path}; {hint} (nbtrain runs lists them)")
 
     def known_workers(self, run_id: str | None) -> set[str]:
         where, params = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
@@ -222,16 +220,17 @@ class Reader:
         n_workers`` read from each run's config."""
         names = list(RUN_KINDS)
         sql = (
-            f"SELECT {', '.join(names)}, {_WORKER_COUNT} FROM runs AS r "
-            "ORDER BY created_at, run_id"
+            f"SELECT {', '.join(names)}, {_WORKER_COUNT} FROM runs AS r ORDER BY created_at, run_id"
         )
         rows = self.rows(sql)
-        cols = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(names) + 1)]
-        data = dict(zip(names, cols[:-1], strict=True))
-        df = frame(RUN_KINDS, data)
+        cols: list[Values] = (
+            list(zip(*rows, strict=True)) if rows else [() for _ in range(len(names) + 1)]
+        )
+        df = frame(RUN_KINDS, dict(zip(names, cols[:-1], strict=True)))
         derived = [describe_config(c, n) for c, n in zip(df["config"], cols[-1], strict=True)]
         derived_cols = list(zip(*derived, strict=True)) if derived else [() for _ in RUN_DERIVED]
-        for name, values, kind in zip(RUN_DERIVED, derived_cols, ("str",) * 3 + ("int",)):
+        for name, values, kind in zip(RUN_DERIVED, derived_cols, ("str", "str", "str", "int"),
+                                      strict=True):  # fmt: skip
             df[name] = convert(kind, values)
         return df
 
