@@ -11,7 +11,7 @@
     ├── StoreError                               the SQLite store refused an operation
     │   ├── SchemaVersionError                   the file is from a newer nbtrain
     │   ├── CorruptStoreError                    not an SQLite file, damaged or truncated
-    │   ├── StoreAccessError                     cannot be opened: a folder, no such folder, no permission
+    │   ├── StoreAccessError                     cannot be opened: a folder, no folder, no access
     │   ├── ReadOnlyStoreError                   readable but cannot be written (or upgraded)
     │   └── StoreWriteError                      a write failed during a run; the writer stopped
     ├── RunError                                 a run or worker operation that cannot be done

@@ -320,10 +320,12 @@ class BatchWriter:
     def _fatal(self, exc: BaseException) -> StoreWriteError:
         if isinstance(exc, StoreWriteError):
             return exc
-        error = files.store_error(exc, self.path, writing=True)
-        if isinstance(error, StoreWriteError):
-            return error
-        return StoreWriteError(f"{error}; nothing more is written to {self.path}")
+        if isinstance(exc, sqlite3.Error | OSError):
+            error = files.store_error(exc, self.path, writing=True)
+            if isinstance(error, StoreWriteError):
+                return error
+            return StoreWriteError(f"{error}; nothing more is written")
+        return StoreWriteError(f"the store writer for {self.path} stopped: {exc!r}")
 
     def _begin(self) -> None:
         attempt = 0

@@ -114,10 +114,13 @@ def store_error(exc: BaseException, path: Path, *, writing: bool) -> StoreError:
         return exc
     code = primary_code(exc)
     detail = str(exc) or type(exc).__name__
+    name = getattr(exc, "sqlite_errorname", None)
+    if name and code in STORAGE_CODES:
+        detail = f"{detail}, {name}"
     if code in (NOTADB, CORRUPT):
         return CorruptStoreError(f"{path} is damaged or not an SQLite database ({detail}); "
                                  f"{_RESTORE}")  # fmt: skip
-    if code == READONLY:
+    if code == READONLY or (writing and code == CANTOPEN and _read_only_place(path)):
         return ReadOnlyStoreError(
             f"{path} cannot be written ({detail}): the file, its folder or its mount is "
             "read-only; TelemetryStore can still read it, or copy it to a writable folder"
@@ -131,13 +134,25 @@ def store_error(exc: BaseException, path: Path, *, writing: bool) -> StoreError:
             "may read and write both"
         )
     if writing and (code in STORAGE_CODES or isinstance(exc, OSError)):
-        return StoreWriteError(f"cannot write {path} ({detail}); check the disk, then restart "
-                               "the run")  # fmt: skip
+        return StoreWriteError(
+            f"cannot write {path} ({detail}): the disk failed, is full, or the file is over "
+            "a size limit; fix that, then restart the run"
+        )
     if code in STORAGE_CODES or isinstance(exc, OSError):
         return StoreAccessError(f"{path} cannot be read ({detail}); check the disk and the "
                                 "file's permissions")  # fmt: skip
     what = "writing" if writing else "reading"
     return StoreError(f"{what} {path} failed: {detail}")
+
+
+def _read_only_place(path: Path) -> bool:
+    """The file exists but it, its folder or its file system cannot be written."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return True
+        return not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    except OSError:
+        return False
 
 
 def connect_reader(path: Path) -> tuple[sqlite3.Connection, bool]:

@@ -159,15 +159,17 @@ def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> 
     return True
 
 
-def settle(path: Path, run_id: str | None = None) -> list[RunFix]:
+def settle(path: Path, run_id: str | None = None, *, write: bool = True) -> list[RunFix]:
     """Find the runs of dead owners in ``path`` and correct them where the file allows.
 
     Returns the corrections; ``written`` says whether each is in the file. Never raises for
     a file that cannot be written, and waits at most :data:`CORRECTION_BUSY_MS` for a lock.
     """
+    from nbtrain.store.files import connect_reader
+
     try:
-        conn = schema.connect(path, readonly=True)
-    except sqlite3.Error:
+        conn, _ = connect_reader(path)
+    except Exception:  # a file that cannot be read is the reader's error to report
         return []
     try:
         if "owner_pid" not in schema.table_columns(conn, "runs"):
@@ -186,7 +188,7 @@ def settle(path: Path, run_id: str | None = None) -> list[RunFix]:
         return []
     finally:
         conn.close()
-    if not fixes or not os.access(path, os.W_OK):
+    if not fixes or not write or not os.access(path, os.W_OK):
         return fixes
     try:
         wconn = sqlite3.connect(

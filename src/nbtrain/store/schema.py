@@ -204,9 +204,7 @@ def uri_for(path: Path, *, readonly: bool, immutable: bool = False) -> str:
     return f"file:{quote(str(path))}?mode={mode}" + ("&immutable=1" if immutable else "")
 
 
-def connect(
-    path: Path, *, readonly: bool = False, immutable: bool = False
-) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with the busy timeout set.
 
     Only connection-level pragmas are set here; ``journal_mode=WAL`` is a write to the file
