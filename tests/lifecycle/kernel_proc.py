@@ -9,6 +9,7 @@ kernel dead.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 
@@ -28,6 +29,10 @@ def main() -> None:
     if nofile:
         # Few file descriptors left: some worker cannot get its pipes.
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    fsize = int(os.environ.get("KERNEL_FSIZE", "0"))
+    if fsize:
+        # Files this process writes cannot grow past ``fsize`` bytes: a full disk, for it.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     try:
         run = nbtrain.launch(config, db=db)
     except Exception as exc:
@@ -35,7 +40,7 @@ def main() -> None:
         return
     print("RUN", run.run_id, flush=True)
     try:
-        statuses = run.wait()
+        statuses = run.wait(timeout=float(os.environ.get("KERNEL_WAIT", "600")))
     except Exception as exc:
         print("WAIT-ERROR", type(exc).__name__, " ".join(str(exc).split()), flush=True)
         return

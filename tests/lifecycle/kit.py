@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -14,12 +15,25 @@ KERNEL = str(Path(__file__).with_name("kernel_proc.py"))
 class Kernel:
     """A child process standing in for the notebook kernel that owns a run."""
 
-    def __init__(self, db: Path, episodes: int, workers: int, delay: float, nofile: int = 0):
+    def __init__(
+        self,
+        db: Path,
+        episodes: int,
+        workers: int,
+        delay: float,
+        nofile: int = 0,
+        env: dict[str, str] | None = None,
+    ) -> None:
         args = [sys.executable, KERNEL, str(db), str(episodes), str(workers), str(delay)]
         if nofile:
             args.append(str(nofile))
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=db.parent
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=db.parent,
+            env={**os.environ, **(env or {})},
         )
         assert self.proc.stdout is not None
         self.first = self.proc.stdout.readline().split(maxsplit=2)
@@ -73,7 +87,10 @@ def episodes_have_all_steps(db: Path) -> list[tuple[object, ...]]:
 
 
 def worker_pids(db: Path, run_id: str) -> list[int]:
-    return [int(r[0]) for r in rows(db, "SELECT pid FROM workers WHERE run_id = ? AND pid IS NOT NULL", (run_id,))]
+    return [
+        int(r[0])
+        for r in rows(db, "SELECT pid FROM workers WHERE run_id = ? AND pid IS NOT NULL", (run_id,))
+    ]
 
 
 def alive(pid: int) -> bool:
@@ -82,4 +99,3 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-

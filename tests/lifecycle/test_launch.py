@@ -63,7 +63,8 @@ def test_status_running_means_the_row_says_running(db: Path) -> None:
             assert len(run.summary()) == 2
             # A configured worker that has stored nothing yet: an empty frame, not an error.
             frame = run.steps(worker_id=2, ep_index=10_000)
-            assert frame.empty and list(frame.columns)[:3] == ["run_id", "worker_id", "ep_index"]
+            assert frame.empty
+            assert list(frame.columns)[:3] == ["run_id", "worker_id", "ep_index"]
         finally:
             run.stop()
 

@@ -65,7 +65,9 @@ def test_dead_kernel_is_reported_failed_by_every_reader(db: Path, kernels: list[
         [sys.executable, "-m", "nbtrain.cli", "runs", "--db", str(db)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert cli.returncode == 0 and "failed" in cli.stdout and "running" not in cli.stdout
+    assert cli.returncode == 0
+    assert "failed" in cli.stdout
+    assert "running" not in cli.stdout
 
 
 def test_correction_never_blocks_when_the_file_cannot_be_written(

@@ -46,7 +46,8 @@ def test_stop_one_worker_from_another_process(db: Path, kernels: list[Kernel]) -
     kernel = _running_kernel(db, kernels)
     run = nbtrain.Run.open(kernel.run_id, db=db)
     statuses = run.stop("w2")
-    assert statuses["000002"] == "stopped" and statuses["000001"] == "running"
+    assert statuses["000002"] == "stopped"
+    assert statuses["000001"] == "running"
     with pytest.raises(RunError, match="owned by a live kernel"):
         run.restart(2)  # the owner lives: restart it there
     run.stop()
@@ -78,5 +79,6 @@ def test_cli_stop(db: Path, kernels: list[Kernel]) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2
-    assert len(bad.stderr.strip().splitlines()) == 1 and "not a run id" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "not a run id" in bad.stderr
     nbtrain.Run.open(kernel.run_id, db=db).stop()

@@ -37,10 +37,8 @@ def worker_config_path(run_dir: Path, run_id: str, worker_id: str) -> Path:
 def make_run_dir(run_dir: Path) -> None:
     """Create the run folder ``0700`` (its parent ``nbtrain-runs`` too, if new)."""
     run_dir.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         run_dir.mkdir(mode=DIR_MODE)
-    except FileExistsError:
-        pass
     os.chmod(run_dir, DIR_MODE)  # mkdir's mode is masked by the umask
 
 

@@ -38,7 +38,7 @@ from nbtrain.log_codes import (
     LOG_WORKER_STOP_REQUESTED,
 )
 from nbtrain.logs import log
-from nbtrain.store.liveness import run_status_of
+from nbtrain.store.liveness import RunFix, add_memory_source, run_status_of
 from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.worker.spec import WorkerConfig
 
@@ -232,8 +232,8 @@ class RunSession:
         wid = stream.worker_id
         failure = self.store_failure
         if failure is not None and outcome.status != "completed":
-            outcome = Outcome("failed", outcome.exit_code,
-                              f"the database could not be written: {failure}", outcome.traceback)  # fmt: skip
+            error = f"the database could not be written: {failure}"
+            outcome = Outcome("failed", outcome.exit_code, error, outcome.traceback)
         fields: dict[str, Any] = {
             "status": outcome.status,
             "exit_code": outcome.exit_code,
@@ -458,6 +458,28 @@ def live_session(run_id: str, db_path: Path) -> RunSession | None:
         if session.run_id == run_id and session.db_path == db_path:
             return session
     return None
+
+
+def _held_statuses(path: Path, run_id: str | None) -> list[RunFix]:
+    """What this process's sessions know but could not write (a failed database)."""
+    fixes = []
+    for session in list(_SESSIONS):
+        if session.db_path != path or (run_id is not None and session.run_id != run_id):
+            continue
+        with session._lock:
+            held = {w: dict(f) for w, f in session._unwritten.items()}
+            run_status = session._unwritten_run
+        for status in {str(f.get("status")) for f in held.values()}:
+            errors = {
+                w: str(f.get("error") or "") for w, f in held.items() if f.get("status") == status
+            }
+            fixes.append(RunFix(session.run_id, run_status or "running", errors, status=status))
+        if run_status is not None and not held:
+            fixes.append(RunFix(session.run_id, run_status, {}))
+    return fixes
+
+
+add_memory_source(_held_statuses)
 
 
 @atexit.register

@@ -18,6 +18,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ class RunFix:
     run_status: str
     workers: dict[str, str] = field(default_factory=dict)  # worker id -> error line
     written: bool = False
+    status: str = "failed"  # what the workers in ``workers`` really are
 
 
 def owner_text(pid: object, host: object) -> str:
@@ -159,7 +161,25 @@ def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> 
     return True
 
 
+# Statuses an owner in this process knows but could not write yet (a failed database):
+# ``source(path, run_id) -> fixes``, registered by the dispatcher (the store never imports it).
+_MEMORY_SOURCES: list[Callable[[Path, str | None], list[RunFix]]] = []
+
+
+def add_memory_source(source: Callable[[Path, str | None], list[RunFix]]) -> None:
+    _MEMORY_SOURCES.append(source)
+
+
 def settle(path: Path, run_id: str | None = None, *, write: bool = True) -> list[RunFix]:
+    """The corrections of dead owners' runs (see :func:`settle_file`), and the statuses that
+    an owner in this process holds but could not write."""
+    fixes = settle_file(path, run_id, write=write)
+    for source in _MEMORY_SOURCES:
+        fixes.extend(source(path, run_id))
+    return fixes
+
+
+def settle_file(path: Path, run_id: str | None = None, *, write: bool = True) -> list[RunFix]:
     """Find the runs of dead owners in ``path`` and correct them where the file allows.
 
     Returns the corrections; ``written`` says whether each is in the file. Never raises for
@@ -226,7 +246,7 @@ def patch(frame: pd.DataFrame, fixes: list[RunFix], *, by_worker: bool) -> pd.Da
             continue
         for wid, error in fix.workers.items():
             rows = frame["worker_id"].astype(str) == wid
-            frame.loc[rows, "status"] = "failed"
+            frame.loc[rows, "status"] = fix.status
             if "error" in frame:
                 frame.loc[rows, "error"] = error
     return frame
