@@ -53,6 +53,27 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.Error) and primary_code(exc) in STORAGE_CODES
 
 
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED (the busy timeout already expired)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (5, 6)
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
+
+
+class BusyInTransaction(Exception):
+    """SQLITE_BUSY after ``BEGIN IMMEDIATE`` succeeded: roll back and redo the batch."""
+
+
+def raise_unless_bad_row(exc: BaseException) -> None:
+    """Bad rows and failing calls are skipped; busy and storage errors are not theirs."""
+    if is_busy(exc):
+        raise BusyInTransaction(str(exc)) from exc
+    if is_storage_error(exc):
+        raise exc
+
+
 def check_file(path: Path) -> None:
     """Refuse, before SQLite touches it, a path that cannot hold an nbtrain database.
 

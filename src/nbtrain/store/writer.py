@@ -44,8 +44,10 @@ from nbtrain.store.ops import (
     RUN_STATUSES,
     WORKER_FIELDS,
     WORKER_STATUSES,
+    FailureListener,
     Op,
     check_status,
+    notify,
     seconds,
     worker_upsert,
 )
@@ -61,7 +63,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-FailureListener = Callable[[StoreWriteError], object]
 
 
 class StoreWriter:
@@ -125,7 +126,7 @@ class StoreWriter:
             if failure is None:
                 self._listeners.append(listener)
                 return
-        _notify(listener, failure)
+        notify(listener, failure)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -369,7 +370,7 @@ class StoreWriter:
             if op.done is not None:
                 op.done.set()
         for listener in listeners:
-            _notify(listener, failure)
+            notify(listener, failure)
 
     def _close(self, timeout: float = 30.0) -> None:
         try:
@@ -386,14 +387,6 @@ class StoreWriter:
             self._urgent += 1
             self._cond.notify_all()
         self._thread.join(timeout)
-
-
-def _notify(listener: FailureListener, failure: StoreWriteError) -> None:
-    try:
-        listener(failure)
-    except Exception:
-        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "a store failure listener raised",
-            exc_info=True)  # fmt: skip
 
 
 _writers: dict[Path, StoreWriter] = {}
