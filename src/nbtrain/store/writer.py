@@ -119,8 +119,9 @@ class StoreWriter:
         return self._failure
 
     def add_failure_listener(self, listener: FailureListener) -> None:
-        """Call ``listener(error)`` once when the writer fails: from the writer thread, or at
-        once here if it already has. It must return quickly; what it raises is logged."""
+        """Call ``listener(error)`` once when the writer fails: from the writer thread (before
+        waiting calls raise), or at once here if it already has. It must return quickly (calls
+        waiting for a result wait for it); what it raises is logged."""
         with self._cond:
             failure = self._failure
             if failure is None:
@@ -348,7 +349,7 @@ class StoreWriter:
             self._batch.close()
 
     def _fail(self, exc: BaseException, taken: list[Op]) -> None:
-        """Stop for good: fail every waiting call, then tell the listeners (once)."""
+        """Stop for good: refuse new calls, tell the listeners (once), fail waiting calls."""
         if isinstance(exc, StoreWriteError):
             failure = exc
         else:
@@ -364,13 +365,13 @@ class StoreWriter:
             self._urgent = 0
             listeners, self._listeners = self._listeners, []
             self._cond.notify_all()
+        for listener in listeners:  # before waking waiters: once a call raises, they know
+            notify(listener, failure)
         for op in ops:
             if op.future is not None and not op.future.done():
                 op.future.set_exception(failure)
             if op.done is not None:
                 op.done.set()
-        for listener in listeners:
-            notify(listener, failure)
 
     def _close(self, timeout: float = 30.0) -> None:
         try:
