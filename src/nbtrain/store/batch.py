@@ -276,7 +276,7 @@ class BatchWriter:
                 conn.execute(item.sql, row)
                 ok += item.weight(row)
             except Exception as exc:
-                files.raise_unless_bad_row(exc)
+                self._check_bad_row(exc)
                 bad += item.weight(row)
                 first = first or (row, exc)
         if first is not None:
@@ -285,14 +285,18 @@ class BatchWriter:
             failures.append((bad, what, error, bad_row[0], bad_row[1]))
         return ok
 
-    def _undo(self, savepoint: str, exc: BaseException) -> None:
-        """Undo a savepoint after ``exc`` when it is a bad row or a failing call; re-raise
-        otherwise. ``ROLLBACK TO`` is only tried when SQLite kept the transaction."""
+    def _check_bad_row(self, exc: BaseException) -> None:
+        """Return when ``exc`` is a bad row or a failing call and the transaction is still
+        there (else the next statement would commit on its own); raise otherwise."""
         files.raise_unless_bad_row(exc)
         if not self.conn.in_transaction:
             raise StoreWriteError(
                 f"cannot write {self.path}: SQLite rolled the transaction back ({exc})"
             ) from exc
+
+    def _undo(self, savepoint: str, exc: BaseException) -> None:
+        """Undo a savepoint after a bad row or a failing call (see :meth:`_check_bad_row`)."""
+        self._check_bad_row(exc)
         self.conn.execute(f"ROLLBACK TO {savepoint}")
         self.conn.execute(f"RELEASE {savepoint}")
 
