@@ -9,7 +9,8 @@ into :class:`~nbtrain.errors.StoreError` subclasses naming the path and what to 
 
 A database in a read-only folder or on a read-only mount cannot be read the usual way: WAL
 mode needs its ``-shm`` file. Readers then fall back to ``immutable=1`` (SQLite reads the
-file without any lock, which is safe because nothing can be writing a file nobody may write).
+file without any lock). That happens only when no ``-shm`` exists and none can be made, so
+no writer is live: a live writer has one, and ``mode=ro`` readers then use it read-only.
 """
 
 from __future__ import annotations
