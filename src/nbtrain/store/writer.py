@@ -355,9 +355,7 @@ class StoreWriter:
         else:
             failure = StoreWriteError(f"the store writer for {self.path} stopped: {exc!r}")
             failure.__cause__ = exc
-        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "%s", failure,
-            exc_info=not isinstance(exc, StoreWriteError))  # fmt: skip
-        with self._cond:
+        with self._cond:  # first, so that nothing below can leave calls queued
             self._failure = failure
             ops = [*taken, *self._queue]
             self._queue.clear()
@@ -365,6 +363,9 @@ class StoreWriter:
             self._urgent = 0
             listeners, self._listeners = self._listeners, []
             self._cond.notify_all()
+        # Called in the except block: exc_info shows the traceback of a bug.
+        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "%s", failure,
+            exc_info=failure is not exc)  # fmt: skip
         for listener in listeners:  # before waking waiters: once a call raises, they know
             notify(listener, failure)
         for op in ops:
