@@ -47,10 +47,14 @@ def primary_code(exc: BaseException) -> int | None:
     return None if code is None else int(code) & 0xFF
 
 
+# OS errors that mean the disk failed (a TimeoutError, also an OSError, does not).
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EROFS, errno.EDQUOT})
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """True when ``exc`` means the file or the disk failed (so no later write can be trusted)."""
     if isinstance(exc, OSError):
-        return True
+        return exc.errno in STORAGE_ERRNOS
     return isinstance(exc, sqlite3.Error) and primary_code(exc) in STORAGE_CODES
 
 
