@@ -72,9 +72,9 @@ class Watch:
         assert isinstance(failure, StoreWriteError)
         assert str(writer.path) in str(failure)
         assert "\n" not in str(failure)
-        assert self.calls == [(failure, writer._thread.name)]  # once, from the writer thread
-        writer._thread.join(5)
+        writer._thread.join(5)  # it ends after telling the listeners
         assert not writer._thread.is_alive()
+        assert self.calls == [(failure, writer._thread.name)]  # once, from the writer thread
         assert self.uncaught == []
         return failure
 

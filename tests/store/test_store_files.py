@@ -279,3 +279,17 @@ def test_read_only_mount(read_only_mount: Path, good: tuple[Path, str]) -> None:
         ensure_writable(path)
     one_line(info.value, path)
     assert listing(read_only_mount) == ["db.sqlite"]
+
+
+def test_read_only_older_file_says_it_needs_an_upgrade(shared_dir: Path) -> None:
+    path = store_for_other_user(shared_dir, 0o644, 0o777)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("ALTER TABLE workers DROP COLUMN backend")  # as schema 2 had it
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+    path.chmod(0o444)
+    out = as_other_user(path)
+    name, text = out["read_error"]  # type: ignore[misc]
+    assert name == "ReadOnlyStoreError"
+    assert "upgraded to store schema version" in text
+    assert str(path) in text

@@ -150,6 +150,11 @@ def test_a_failing_call_undoes_only_itself(db: Path) -> None:
         w.add_events(full_episode(run, "000001", 0))
         with pytest.raises(ValueError, match="changed my mind"):
             w.call(half_done)
+        def timed_out(conn: sqlite3.Connection) -> None:
+            raise TimeoutError("an OSError, but not the disk's")
+
+        with pytest.raises(TimeoutError):
+            w.call(timed_out)
         before = w.failed_writes
         w.call(half_done, wait=False)  # no caller to tell: logged and counted
         w.flush()

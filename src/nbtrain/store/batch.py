@@ -50,19 +50,6 @@ if TYPE_CHECKING:
     from nbtrain.store.writer import Op
 
 
-def is_busy(exc: BaseException) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED (the busy timeout already expired)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in (5, 6)
-    text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
-
-
-class _BusyInTransaction(Exception):
-    """SQLITE_BUSY after ``BEGIN IMMEDIATE`` succeeded: roll back and redo the batch."""
-
-
 class Rows:
     """A run of rows inserted with one statement: step chunks or episodes."""
 
@@ -233,7 +220,7 @@ class BatchWriter:
                 break
             except BaseException as exc:
                 self._rollback()
-                if not (isinstance(exc, _BusyInTransaction) or is_busy(exc)):
+                if not (isinstance(exc, files.BusyInTransaction) or files.is_busy(exc)):
                     raise self._fatal(exc) from exc
                 self._busy(attempt, exc.__cause__ or exc)
                 attempt += 1
@@ -289,7 +276,7 @@ class BatchWriter:
                 conn.execute(item.sql, row)
                 ok += item.weight(row)
             except Exception as exc:
-                _raise_if_not_a_bad_row(exc)
+                self._check_bad_row(exc)
                 bad += item.weight(row)
                 first = first or (row, exc)
         if first is not None:
@@ -298,14 +285,18 @@ class BatchWriter:
             failures.append((bad, what, error, bad_row[0], bad_row[1]))
         return ok
 
-    def _undo(self, savepoint: str, exc: BaseException) -> None:
-        """Undo a savepoint after ``exc`` when it is a bad row or a failing call; re-raise
-        otherwise. ``ROLLBACK TO`` is only tried when SQLite kept the transaction."""
-        _raise_if_not_a_bad_row(exc)
+    def _check_bad_row(self, exc: BaseException) -> None:
+        """Return when ``exc`` is a bad row or a failing call and the transaction is still
+        there (else the next statement would commit on its own); raise otherwise."""
+        files.raise_unless_bad_row(exc)
         if not self.conn.in_transaction:
             raise StoreWriteError(
                 f"cannot write {self.path}: SQLite rolled the transaction back ({exc})"
             ) from exc
+
+    def _undo(self, savepoint: str, exc: BaseException) -> None:
+        """Undo a savepoint after a bad row or a failing call (see :meth:`_check_bad_row`)."""
+        self._check_bad_row(exc)
         self.conn.execute(f"ROLLBACK TO {savepoint}")
         self.conn.execute(f"RELEASE {savepoint}")
 
@@ -334,7 +325,7 @@ class BatchWriter:
                 self.conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
+                if not files.is_busy(exc):
                     raise
                 self._busy(attempt, exc)
                 attempt += 1
@@ -395,14 +386,6 @@ class BatchWriter:
             run_id=run_id if isinstance(run_id, str) else None,
             worker_id=worker_id if isinstance(worker_id, str) else None,
         )
-
-
-def _raise_if_not_a_bad_row(exc: BaseException) -> None:
-    """Bad rows and failing calls are skipped; busy and storage errors are not theirs."""
-    if is_busy(exc):
-        raise _BusyInTransaction(str(exc)) from exc
-    if files.is_storage_error(exc):
-        raise exc
 
 
 def _add_rows(

@@ -9,7 +9,8 @@ into :class:`~nbtrain.errors.StoreError` subclasses naming the path and what to 
 
 A database in a read-only folder or on a read-only mount cannot be read the usual way: WAL
 mode needs its ``-shm`` file. Readers then fall back to ``immutable=1`` (SQLite reads the
-file without any lock, which is safe because nothing can be writing a file nobody may write).
+file without any lock). That happens only when no ``-shm`` exists and none can be made, so
+no writer is live: a live writer has one, and ``mode=ro`` readers then use it read-only.
 """
 
 from __future__ import annotations
@@ -46,11 +47,36 @@ def primary_code(exc: BaseException) -> int | None:
     return None if code is None else int(code) & 0xFF
 
 
+# OS errors that mean the disk failed (a TimeoutError, also an OSError, does not).
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EIO, errno.EROFS, errno.EDQUOT})
+
+
 def is_storage_error(exc: BaseException) -> bool:
     """True when ``exc`` means the file or the disk failed (so no later write can be trusted)."""
     if isinstance(exc, OSError):
-        return True
+        return exc.errno in STORAGE_ERRNOS
     return isinstance(exc, sqlite3.Error) and primary_code(exc) in STORAGE_CODES
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED (the busy timeout already expired)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in (5, 6)
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
+
+
+class BusyInTransaction(Exception):
+    """SQLITE_BUSY after ``BEGIN IMMEDIATE`` succeeded: roll back and redo the batch."""
+
+
+def raise_unless_bad_row(exc: BaseException) -> None:
+    """Bad rows and failing calls are skipped; busy and storage errors are not theirs."""
+    if is_busy(exc):
+        raise BusyInTransaction(str(exc)) from exc
+    if is_storage_error(exc):
+        raise exc
 
 
 def check_file(path: Path) -> None:

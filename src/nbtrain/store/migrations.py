@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from nbtrain.errors import SchemaVersionError, StoreError
+from nbtrain.errors import ReadOnlyStoreError, SchemaVersionError, StoreError
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED
 from nbtrain.logs import log
 from nbtrain.store import files, schema
@@ -86,7 +86,16 @@ def migrate(path: str | Path) -> tuple[int | None, int]:
         try:
             return _migrate(path)
         except sqlite3.Error as exc:
-            raise files.store_error(exc, path, writing=True) from exc
+            error = files.store_error(exc, path, writing=True)
+            if isinstance(error, ReadOnlyStoreError) and _stored_version(path) != (
+                schema.SCHEMA_VERSION
+            ):
+                error = ReadOnlyStoreError(
+                    f"{path} must be created or upgraded to store schema version "
+                    f"{schema.SCHEMA_VERSION} but cannot be written ({exc}); copy it to a "
+                    "writable folder and open the copy"
+                )
+            raise error from exc
 
 
 def ensure_writable(path: str | Path) -> Path:
@@ -116,6 +125,20 @@ def ensure_writable(path: str | Path) -> Path:
         if conn is not None:
             conn.close()
     return resolved
+
+
+def _stored_version(path: Path) -> int | None:
+    """The version of ``path`` read without writing, None when it cannot be read."""
+    try:
+        conn, _ = files.connect_reader(path)
+    except StoreError:
+        return None
+    try:
+        return read_version(conn)
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
 
 
 def _read(conn: sqlite3.Connection, path: Path) -> int | None:

@@ -1,7 +1,9 @@
-"""The unit of work queued to the writer thread, and the checks made before queueing."""
+"""The unit of work queued to the writer thread, the checks made before queueing, and the
+writer's failure listeners."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -9,6 +11,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from nbtrain.errors import StoreWriteError
+from nbtrain.log_codes import LOG_SERVICE_SQLITE_WRITE_FAILED
+from nbtrain.logs import log
 
 WORKER_FIELDS = frozenset(
     {
@@ -28,6 +34,7 @@ WORKER_FIELDS = frozenset(
 )
 WORKER_STATUSES = frozenset({"pending", "running", "completed", "failed", "stopped"})
 RUN_STATUSES = WORKER_STATUSES
+FailureListener = Callable[[StoreWriteError], object]
 
 
 @dataclass
@@ -81,3 +88,11 @@ def worker_upsert(fields: dict[str, Any]) -> str:
         f"INSERT INTO workers({cols}) VALUES ({marks}) "
         f"ON CONFLICT(run_id, worker_id) DO UPDATE SET {update}"
     )
+
+
+def notify(listener: FailureListener, failure: StoreWriteError) -> None:
+    try:
+        listener(failure)
+    except Exception:
+        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "a store failure listener raised",
+            exc_info=True)  # fmt: skip

@@ -126,17 +126,19 @@ class Reader:
     def __init__(self, path: Path, conn: sqlite3.Connection | None = None) -> None:
         self.path = path
         self._conn = conn
-        self._immutable: bool | None = None  # learned at the first connection
+        self._plain = False  # a plain read-only connection worked (so skip the probe)
 
     def connect(self) -> sqlite3.Connection:
-        """A new read-only connection (``immutable`` where the folder is read-only)."""
-        if self._immutable is None:
-            conn, self._immutable = files.connect_reader(self.path)
-            return conn
-        try:
-            return schema.connect(self.path, readonly=True, immutable=self._immutable)
-        except sqlite3.Error as exc:
-            raise files.store_error(exc, self.path, writing=False) from exc
+        """A new read-only connection; ``immutable`` while the file's folder or mount is
+        read-only and no ``-shm`` exists (probed again each time, in case a writer starts)."""
+        if self._plain:
+            try:
+                return schema.connect(self.path, readonly=True)
+            except sqlite3.Error as exc:
+                raise files.store_error(exc, self.path, writing=False) from exc
+        conn, immutable = files.connect_reader(self.path)
+        self._plain = not immutable
+        return conn
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:

@@ -44,8 +44,10 @@ from nbtrain.store.ops import (
     RUN_STATUSES,
     WORKER_FIELDS,
     WORKER_STATUSES,
+    FailureListener,
     Op,
     check_status,
+    notify,
     seconds,
     worker_upsert,
 )
@@ -61,7 +63,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-FailureListener = Callable[[StoreWriteError], object]
 
 
 class StoreWriter:
@@ -118,14 +119,15 @@ class StoreWriter:
         return self._failure
 
     def add_failure_listener(self, listener: FailureListener) -> None:
-        """Call ``listener(error)`` once when the writer fails: from the writer thread, or at
-        once here if it already has. It must return quickly; what it raises is logged."""
+        """Call ``listener(error)`` once when the writer fails: from the writer thread (before
+        waiting calls raise), or at once here if it already has. It must return quickly (calls
+        waiting for a result wait for it); what it raises is logged."""
         with self._cond:
             failure = self._failure
             if failure is None:
                 self._listeners.append(listener)
                 return
-        _notify(listener, failure)
+        notify(listener, failure)
 
     def stats(self) -> dict[str, int]:
         return {
@@ -347,15 +349,13 @@ class StoreWriter:
             self._batch.close()
 
     def _fail(self, exc: BaseException, taken: list[Op]) -> None:
-        """Stop for good: fail every waiting call, then tell the listeners (once)."""
+        """Stop for good: refuse new calls, tell the listeners (once), fail waiting calls."""
         if isinstance(exc, StoreWriteError):
             failure = exc
         else:
             failure = StoreWriteError(f"the store writer for {self.path} stopped: {exc!r}")
             failure.__cause__ = exc
-        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "%s", failure,
-            exc_info=not isinstance(exc, StoreWriteError))  # fmt: skip
-        with self._cond:
+        with self._cond:  # first, so that nothing below can leave calls queued
             self._failure = failure
             ops = [*taken, *self._queue]
             self._queue.clear()
@@ -363,13 +363,16 @@ class StoreWriter:
             self._urgent = 0
             listeners, self._listeners = self._listeners, []
             self._cond.notify_all()
+        # Called in the except block: exc_info shows the traceback of a bug.
+        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "%s", failure,
+            exc_info=failure is not exc)  # fmt: skip
+        for listener in listeners:  # before waking waiters: once a call raises, they know
+            notify(listener, failure)
         for op in ops:
             if op.future is not None and not op.future.done():
                 op.future.set_exception(failure)
             if op.done is not None:
                 op.done.set()
-        for listener in listeners:
-            _notify(listener, failure)
 
     def _close(self, timeout: float = 30.0) -> None:
         try:
@@ -386,14 +389,6 @@ class StoreWriter:
             self._urgent += 1
             self._cond.notify_all()
         self._thread.join(timeout)
-
-
-def _notify(listener: FailureListener, failure: StoreWriteError) -> None:
-    try:
-        listener(failure)
-    except Exception:
-        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "a store failure listener raised",
-            exc_info=True)  # fmt: skip
 
 
 _writers: dict[Path, StoreWriter] = {}
