@@ -43,8 +43,12 @@ def agent_params(name: str) -> dict[str, AgentParam]:
 
     target = BUILTIN_AGENTS.get(name)
     if target is None:
-        raise ValueError(f"unknown built-in agent {name!r}; built-in agents: {list(BUILTIN_AGENTS)}")
-    return class_params(resolve_import_path(target, label=name))
+        raise ValueError(
+            f"unknown built-in agent {name!r}; built-in agents: {list(BUILTIN_AGENTS)}"
+        )
+    cls = resolve_import_path(target, label=name)
+    assert isinstance(cls, type)  # every built-in agent is a class
+    return class_params(cls)
 
 
 def _cell(value: Any) -> str:
@@ -65,5 +69,7 @@ def params_table(cls: type) -> str:
 def document_params(cls: T) -> T:
     """Class decorator: append the hyperparameter table (from the signature) to the docstring."""
     doc = inspect.cleandoc(cls.__doc__ or "")
-    cls.__doc__ = f"{doc}\n\nHyperparameters (defaults from the signature):\n\n{params_table(cls)}\n"
+    cls.__doc__ = (
+        f"{doc}\n\nHyperparameters (defaults from the signature):\n\n{params_table(cls)}\n"
+    )
     return cls

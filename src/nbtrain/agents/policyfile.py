@@ -44,11 +44,7 @@ def read_policy(path: str | os.PathLike[str], fmt: str | None = None) -> dict[st
     """The JSON of a policy file, checked for an nbtrain format (``fmt`` if given) and version."""
     name = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyFileError(
-            f"cannot read policy file {name!r}: {exc.strerror or exc}"
-        ) from exc
+        text = Path(path).read_text(encoding="utf-8")  # OSError (e.g. missing) propagates
     except UnicodeDecodeError as exc:
         raise PolicyFileError(f"policy file {name!r} is not text: {exc}") from exc
     try:
@@ -58,9 +54,10 @@ def read_policy(path: str | os.PathLike[str], fmt: str | None = None) -> dict[st
     known = (TABULAR_FORMAT, TILE_FORMAT) if fmt is None else (fmt,)
     if not isinstance(data, dict) or data.get("format") not in known:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        kinds = " or ".join(k.removeprefix("nbtrain.") for k in known)
         raise PolicyFileError(
-            f"policy file {name!r} is not an nbtrain {' or '.join(known)} policy "
-            f"(its format is {found!r})"
+            f"policy file {name!r} is not an nbtrain {kinds} policy (expected format "
+            f"{' or '.join(map(repr, known))}, found {found!r})"
         )
     if data.get("version") != VERSION:
         raise PolicyFileError(

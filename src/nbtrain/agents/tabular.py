@@ -5,7 +5,7 @@ The hyperparameters and their defaults are the keyword-only parameters of
 the form and config validation read the same signature through ``nbtrain.agents.params``).
 
 The default ε schedule suits a newcomer's first grid world: ε starts at 1.0 and decays by
-×0.99 after each episode to a floor of 0.05, so early episodes explore and later ones
+a factor 0.99 after each episode to a floor of 0.05, so early episodes explore and later ones
 exploit. The textbook's constant ε (Sutton & Barto's ε = 0.1 on the cliff) is
 ``epsilon=0.1, epsilon_decay=1.0``.
 

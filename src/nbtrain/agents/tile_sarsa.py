@@ -1,13 +1,13 @@
 """Linear semi-gradient SARSA with tile coding (Sutton & Barto, 2nd ed., §10.1).
 
 ``q(s, a) = Σ_t w[i_t(s), a]`` over the one active tile ``i_t(s)`` of each tiling; after
-each step ``w[i_t(S), A] += α·δ`` for every tiling ``t``, with
-``δ = R + γ·q(S', A') − q(S, A)`` (``δ = R − q(S, A)`` at a terminal ``S'``) and ``A'`` the
+each step ``w[i_t(S), A] += alpha·δ`` for every tiling ``t``, with
+``δ = R + gamma·q(S', A') - q(S, A)`` (``δ = R - q(S, A)`` at a terminal ``S'``) and ``A'`` the
 ε-greedy action the agent then plays in ``S'``. ``alpha`` is the step size of one weight, as
 in the book: with 8 tilings, ``alpha=0.5/8`` moves ``q`` half way to the target.
 
-The defaults are the book's Mountain Car experiment (Figure 10.2): 8 tilings of 8×8 tiles,
-α = 0.5/8, γ = 1 and ε = 0 — the weights start at 0 while every reward is −1, so untried
+The defaults are the book's Mountain Car experiment (Figure 10.2): 8 tilings of 8 x 8 tiles,
+alpha = 0.5/8, gamma = 1 and ε = 0 — the weights start at 0 while every reward is -1, so untried
 actions look better than tried ones and the agent explores without ε ("optimism in the
 face of uncertainty"). For tasks with positive rewards, set ``epsilon`` (e.g.
 ``epsilon=0.1``); the ε schedule is the tabular agents' (``epsilon_decay=1.0``: constant).
@@ -257,4 +257,3 @@ class TileSarsaAgent:
         self._cached_obs = _NO_OBS
         self._pending_action = None
         return data
-

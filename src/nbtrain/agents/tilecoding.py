@@ -46,7 +46,9 @@ class TileCoder:
         self.hash_size = int(hash_size)
         dims = len(self.tiles)
         self._low = np.array([lo for lo, _ in self.bounds])
-        self._scale = np.array([n / (hi - lo) for n, (lo, hi) in zip(self.tiles, self.bounds)])
+        self._scale = np.array(
+            [n / (hi - lo) for n, (lo, hi) in zip(self.tiles, self.bounds, strict=True)]
+        )
         self._top = np.array(self.tiles, dtype=np.float64)
         # offsets[t, d] in tile widths: t·(2d+1)/tilings, wrapped into [0, 1)
         t = np.arange(self.tilings)[:, None]
@@ -93,8 +95,10 @@ class TileCoder:
 
 
 def _count(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
-        low <= int(value) <= high
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not (low <= int(value) <= high)
     ):
         raise ValueError(f"{name}={value!r} must be an integer in [{low}, {high}]")
     return int(value)

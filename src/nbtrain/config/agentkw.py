@@ -17,8 +17,7 @@ from typing import Any
 
 from nbtrain.config.agentref import TABULAR_AGENTS
 
-__all__ = [
-    "TABULAR_AGENT_KWARGS",
+__all__ = [  # and TABULAR_AGENT_KWARGS, computed on first use (module __getattr__)
     "check_agent_fits_env",
     "check_agent_kwargs",
     "check_factory_call",

@@ -49,7 +49,7 @@ def agent_of_policy(path: object) -> str | None:
         return None
     try:
         return policy_agent(path)[0]
-    except PolicyFileError:
+    except (PolicyFileError, OSError):
         return None
 
 
@@ -65,6 +65,10 @@ def _policy_structure(agent: str, path: Path, kwargs: dict[str, Any], where: str
         saved_by, structure = policy_agent(path)
     except PolicyFileError as exc:
         raise ValueError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise ValueError(
+            f"{where}: cannot read policy file {str(path)!r}: {exc.strerror or exc}"
+        ) from None
     if _family(saved_by) != _family(agent):
         raise ValueError(
             f"{where}: policy_path {str(path)!r} was saved by {saved_by!r}, which {agent!r} "
