@@ -127,7 +127,7 @@ def test_infinite_bounds_and_non_box_spaces_are_refused() -> None:
         TileSarsaAgent(spaces.Discrete(4), spaces.Discrete(2))
     with pytest.raises(TypeError, match="needs a Discrete action space"):
         TileSarsaAgent(BOX2, spaces.Box(-1, 1, shape=(1,)))
-    with pytest.raises(ValueError, match="epsilon_min=0.2 must not exceed epsilon=0.1"):
+    with pytest.raises(ValueError, match=r"epsilon_min=0\.2 must not exceed epsilon=0\.1"):
         TileSarsaAgent(BOX2, spaces.Discrete(2), epsilon=0.1, epsilon_min=0.2)
 
 
@@ -147,7 +147,7 @@ def test_one_update_by_hand() -> None:
     assert extras == {"epsilon": 0.0, "td_error": 0.0}
     assert agent.act(s2) == 1  # A' is the action played next
     extras = agent.learn(s2, 1, 2.0, s, True, False)
-    # terminal: target = 2, q(s2, 1) = 4, δ = -2; each active weight moves by α·δ = -0.5
+    # terminal: target = 2, q(s2, 1) = 4, δ = -2; each active weight moves by alpha*δ = -0.5
     assert extras["td_error"] == -2.0
     assert agent.w[rows_s2, 1].tolist() == [0.5, 2.5]
     assert agent.q_values(s2)[1] == 3.0
