@@ -28,7 +28,15 @@ from typing import Any
 from nbtrain.agents.atomic import FILE_MODE, replace_atomically, temp_path
 from nbtrain.worker.spec import WorkerConfig
 
-__all__ = ["Saver", "checkpoint_label", "resume_point", "save_atomically", "saver", "start_agent"]
+__all__ = [
+    "Saver",
+    "checkpoint_label",
+    "remove_stale_temps",
+    "resume_point",
+    "save_atomically",
+    "saver",
+    "start_agent",
+]
 
 Saver = Callable[[str, int], None]
 
@@ -69,6 +77,14 @@ def save_atomically(save: Saver, target: Path, episode: int) -> None:
     replace_atomically(tmp, target)
 
 
+def remove_stale_temps(target: Path) -> None:
+    """Temp files a killed predecessor left mid-save (SIGKILL cannot be cleaned up after)."""
+    with contextlib.suppress(OSError):
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
 def resume_point(cfg: WorkerConfig, checkpoint: Path) -> Path | None:
     """The checkpoint a restarted training worker resumes from, if there is one."""
     if cfg.mode == "train" and cfg.start_episode > 0 and checkpoint.is_file():
@@ -93,6 +109,8 @@ def checkpoint_label(path: Path) -> str:
 def start_agent(agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Path) -> None:
     """Load what the agent starts from (see the module docstring); raises when eval mode has
     nothing to play or a policy is given to an agent that cannot load one."""
+    if cfg.mode == "train":
+        remove_stale_temps(own)
     load = getattr(agent, "load", None)
     resume = resume_point(cfg, own)
     if resume is not None and load is not None:
