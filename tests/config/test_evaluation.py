@@ -208,3 +208,35 @@ def test_each_worker_plays_its_own_policy_end_to_end(db: Path, policies: dict[st
     assert sitter["length"].tolist() == [100, 100, 100]  # FrozenLake's registered limit
     assert sitter["truncated"].all()
     assert not any((db.parent / "nbtrain-runs" / run.run_id).glob("policy-*.json"))
+
+
+def test_equivalent_structure_kwargs_are_accepted(tmp_path: Path) -> None:
+    env = gym.make("MountainCar-v0")
+    path = tmp_path / "car.json"
+    TileSarsaAgent(env.observation_space, env.action_space, seed=0, tiles=4).save(path)
+    same = TrainConfig(
+        env_id="MountainCar-v0",
+        agent="tile_sarsa",
+        agent_kwargs={"tiles": 4, "tilings": 8},  # the int form of the file's [4, 4]
+        episodes=1,
+        mode="eval",
+        policy_path=path,
+    )
+    assert same.worker_configs()[0].agent_kwargs["tiles"] == 4
+    with pytest.raises(ValidationError, match=r"tiles=8 disagrees with the policy file"):
+        TrainConfig(
+            env_id="MountainCar-v0",
+            agent="tile_sarsa",
+            agent_kwargs={"tiles": 8},
+            episodes=1,
+            mode="eval",
+            policy_path=path,
+        )
+    policy = cartpole_policy(tmp_path / "cartpole.json")
+    TrainConfig(
+        env_id="CartPole-v1",
+        episodes=1,
+        mode="eval",
+        policy_path=policy,
+        agent_kwargs={"bins": [1, 1, 6, 6], "bounds": [None, [-3, 3], None, [-3, 3]]},
+    )

@@ -57,8 +57,30 @@ def _family(agent: str) -> str:
     return "tile" if agent == "tile_sarsa" else "tabular"
 
 
-def _policy_structure(agent: str, path: Path, kwargs: dict[str, Any], where: str) -> dict[str, Any]:
-    """``kwargs`` completed with the structure stored in the policy file (they must agree)."""
+def _encoding(agent: str, kwargs: dict[str, Any], observation_space: Any) -> object:
+    """How the agent made with ``kwargs`` would encode observations (what its policy file
+    records), or None if the kwargs do not make one (reported by the env-fit check)."""
+    from nbtrain.agents.discretize import make_discretizer
+    from nbtrain.agents.tilecoding import make_tile_coder
+    from nbtrain.config.agentkw import builtin_params
+
+    try:
+        if agent == "tile_sarsa":
+            full = {**builtin_params(agent), **kwargs}
+            keys = ("tilings", "tiles", "bounds", "hash_size")
+            return make_tile_coder(
+                observation_space, max_rows=2**62, **{k: full[k] for k in keys}
+            ).config
+        return make_discretizer(observation_space, kwargs.get("bins"), kwargs.get("bounds")).config
+    except (TypeError, ValueError):
+        return None
+
+
+def _policy_structure(
+    agent: str, path: Path, kwargs: dict[str, Any], observation_space: Any, where: str
+) -> dict[str, Any]:
+    """``kwargs`` completed with the structure stored in the policy file; structural kwargs
+    that are given must encode observations exactly as the file does."""
     from nbtrain.agents.policyfile import PolicyFileError, policy_agent
 
     try:
@@ -74,14 +96,18 @@ def _policy_structure(agent: str, path: Path, kwargs: dict[str, Any], where: str
             f"{where}: policy_path {str(path)!r} was saved by {saved_by!r}, which {agent!r} "
             f"cannot load; use agent={saved_by!r}"
         )
-    for key, value in structure.items():
-        if key in kwargs and kwargs[key] != value:
+    given = {k: kwargs[k] for k in structure if k in kwargs}
+    if given:
+        saved = _encoding(agent, structure, observation_space)
+        wanted = _encoding(agent, {**structure, **given}, observation_space)
+        if wanted != saved:
+            shown = ", ".join(f"{k}={v!r}" for k, v in given.items())
+            stored = ", ".join(f"{k}={structure[k]!r}" for k in given)
             raise ValueError(
-                f"{where}: {key}={kwargs[key]!r} disagrees with the policy file "
-                f"{str(path)!r}, which was saved with {key}={value!r}; leave {key} out "
-                "(the policy file supplies it)"
+                f"{where}: {shown} disagrees with the policy file {str(path)!r}, which was "
+                f"saved with {stored}; leave them out (the policy file supplies them)"
             )
-    return {**kwargs, **structure}
+    return {**kwargs, **{k: v for k, v in structure.items() if k not in given}}
 
 
 def resolve_workers(
@@ -114,7 +140,7 @@ def resolve_workers(
             )
         merged = check_agent_kwargs(builtin, merged, where)
         if policy is not None and builtin in CHECKED_AGENTS:
-            merged = _policy_structure(builtin, policy, merged, where)
+            merged = _policy_structure(builtin, policy, merged, env.observation_space, where)
         check_agent_fits_env(
             builtin, merged, env.env_id, env.observation_space, env.action_space, where
         )
