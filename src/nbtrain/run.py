@@ -271,7 +271,7 @@ class Run:
             if wid not in self.status():
                 raise self._unknown_worker(wid)
         run_dir = self.db.parent / "nbtrain-runs" / self.run_id
-        policies: dict[str, Path] = {}
+        policies: dict[object, Path] = {}
         for wid in wids:
             found = sorted(run_dir.glob(f"policy-{wid}.*"))
             if not found:
