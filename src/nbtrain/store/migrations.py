@@ -106,7 +106,13 @@ def ensure_writable(path: str | Path) -> Path:
     It writes a row inside a transaction and rolls it back, so nothing changes in the file.
     """
     resolved = Path(path).expanduser().resolve()
-    migrate(resolved)
+    with files.no_side_files_if_refused(resolved):
+        migrate(resolved)
+        _probe_write(resolved)
+    return resolved
+
+
+def _probe_write(resolved: Path) -> None:
     conn: sqlite3.Connection | None = None
     try:
         conn = schema.connect(resolved)
@@ -124,7 +130,6 @@ def ensure_writable(path: str | Path) -> Path:
     finally:
         if conn is not None:
             conn.close()
-    return resolved
 
 
 def _stored_version(path: Path) -> int | None:
