@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,23 @@ def ensure_writable(path: str | Path) -> Path:
     return resolved
 
 
+PROBE_BUSY_LIMIT_S = 60.0
+
+
 def _probe_write(resolved: Path) -> None:
+    """Write inside a transaction and roll it back; waits while other writers hold the lock
+    (as the writer does), up to ``PROBE_BUSY_LIMIT_S``."""
     conn: sqlite3.Connection | None = None
+    deadline = time.monotonic() + PROBE_BUSY_LIMIT_S
     try:
         conn = schema.connect(resolved)
-        conn.execute("BEGIN IMMEDIATE")
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if not files.is_busy(exc) or time.monotonic() > deadline:
+                    raise
         try:
             conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
