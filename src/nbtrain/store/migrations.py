@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,29 @@ def ensure_writable(path: str | Path) -> Path:
     It writes a row inside a transaction and rolls it back, so nothing changes in the file.
     """
     resolved = Path(path).expanduser().resolve()
-    migrate(resolved)
+    with files.no_side_files_if_refused(resolved):
+        migrate(resolved)
+        _probe_write(resolved)
+    return resolved
+
+
+PROBE_BUSY_LIMIT_S = 60.0
+
+
+def _probe_write(resolved: Path) -> None:
+    """Write inside a transaction and roll it back; waits while other writers hold the lock
+    (as the writer does), up to ``PROBE_BUSY_LIMIT_S``."""
     conn: sqlite3.Connection | None = None
+    deadline = time.monotonic() + PROBE_BUSY_LIMIT_S
     try:
         conn = schema.connect(resolved)
-        conn.execute("BEGIN IMMEDIATE")
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if not files.is_busy(exc) or time.monotonic() > deadline:
+                    raise
         try:
             conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
@@ -124,7 +143,6 @@ def ensure_writable(path: str | Path) -> Path:
     finally:
         if conn is not None:
             conn.close()
-    return resolved
 
 
 def _stored_version(path: Path) -> int | None:
