@@ -240,3 +240,13 @@ def test_equivalent_structure_kwargs_are_accepted(tmp_path: Path) -> None:
         policy_path=policy,
         agent_kwargs={"bins": [1, 1, 6, 6], "bounds": [None, [-3, 3], None, [-3, 3]]},
     )
+
+
+def test_eval_configs_rebuild_from_their_payload(policies: dict[str, Path]) -> None:
+    """What restart() and Run.config() do: the stored payload gives the same config back."""
+    train = TrainConfig(**LAKE, episodes=5, workers=["walker", "sitter"], checkpoint_every=None)
+    for config in (train, evaluation_config(train, policies, episodes=2)):
+        again = TrainConfig.from_payload(config.canonical_payload())
+        assert again.digest == config.digest
+        assert again.worker_policies() == config.worker_policies()
+        assert again.worker_configs() == config.worker_configs()

@@ -26,6 +26,7 @@ EXPECTED = [
     "03_exploring_episodes.ipynb",
     "04_custom_agent.ipynb",
     "05_cliff_walking.ipynb",
+    "07_mountain_car_tile_coding.ipynb",
 ]
 MAX_IGNORED = 2
 # nbval's comment markers and cell tags (nbval/plugin.py: comment_markers, metadata_tags)

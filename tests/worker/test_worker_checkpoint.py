@@ -134,10 +134,13 @@ def test_restart_without_a_checkpoint_starts_fresh_and_says_so(tmp_path: Path) -
 def test_stale_temp_files_of_a_killed_save_are_removed(tmp_path: Path) -> None:
     stale = tmp_path / f".{POLICY}.4242.0.tmp"
     stale.write_text("half a checkpoi")
+    inner = tmp_path / f"..{POLICY}.4242.0.tmp.4242.0.tmp"  # the agent's own temp inside it
+    inner.write_text("half")
     other = tmp_path / ".policy-000002.json.4242.0.tmp"  # another worker's: not ours
     other.write_text("x")
     assert run_worker(make_config(tmp_path, episodes=2)).code == 0
     assert not stale.exists()
+    assert not inner.exists()
     assert other.exists()
 
 
@@ -232,3 +235,22 @@ def test_checkpoint_file_mode_ignores_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / POLICY).stat().st_mode) == 0o600
+
+
+def test_checkpoint_label_reads_only_the_head_of_builtin_files(tmp_path: Path) -> None:
+    from nbtrain.agents import TileSarsaAgent
+    from nbtrain.worker.checkpoint import checkpoint_label
+
+    lake = gym.make("FrozenLake-v1")
+    QLearningAgent(lake.observation_space, lake.action_space).save(tmp_path / "a", episode=320)
+    QLearningAgent(lake.observation_space, lake.action_space).save(tmp_path / "b")
+    car = gym.make("MountainCar-v0")
+    TileSarsaAgent(car.observation_space, car.action_space).save(tmp_path / "c", episode=7)
+    (tmp_path / "d").write_text('{"episode": 5, "weights": []}')  # a custom agent's JSON
+    (tmp_path / "e").write_bytes(b"\x00\x01not json")
+    big = tmp_path / "f"  # a large file whose head is a built-in header: not parsed whole
+    big.write_bytes(
+        b'{"format":"nbtrain.tabular","version":1,"algorithm":"sarsa","episode":9,' + b" " * 2**21
+    )
+    labels = [checkpoint_label(tmp_path / n) for n in ("a", "b", "c", "d", "e", "f", "none")]
+    assert labels == ["a@ep320", "b", "c@ep7", "d@ep5", "e", "f@ep9", "none"]

@@ -109,10 +109,11 @@ def check_agent_kwargs(agent: str, kwargs: Mapping[str, Any], where: str) -> dic
     epsilon = out.get("epsilon", defaults["epsilon"])
     epsilon_min = out.get("epsilon_min", defaults["epsilon_min"])
     if epsilon_min > epsilon:
-        given = "" if "epsilon_min" in out else ", its default"
+        floor = "" if "epsilon_min" in out else ", its default"
+        start = "" if "epsilon" in out else ", its default"
         raise ValueError(
-            f"{where}: epsilon_min ({epsilon_min}{given}) must not exceed epsilon ({epsilon}); "
-            "pass a smaller epsilon_min as well"
+            f"{where}: epsilon_min ({epsilon_min}{floor}) must not exceed epsilon "
+            f"({epsilon}{start}); pass a smaller epsilon_min or a larger epsilon as well"
         )
     if not math.isfinite(out.get("initial_q", 0.0)):
         raise ValueError(f"{where}: initial_q must be a finite number")

@@ -136,7 +136,14 @@ def save_data(config: TrainConfig, path: str | os.PathLike[str]) -> None:
     else:
         import tomli_w
 
-        data = {key: value for key, value in data.items() if value is not None}
+        # a None that is the field's default can be left out; any other None (such as
+        # checkpoint_every=None, whose default is 100) has no TOML form
+        fields = type(config).model_fields
+        data = {
+            key: value
+            for key, value in data.items()
+            if value is not None or fields[key].default is not None
+        }
         where = _find_none(data, "")
         if where is not None:
             raise ConfigError(

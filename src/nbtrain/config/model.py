@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,7 +33,7 @@ from nbtrain.config.agentref import (
     resolve_agent,
 )
 from nbtrain.config.envcheck import check_env, check_env_id
-from nbtrain.config.limits import MAX_WORKERS, resolve_step_limit
+from nbtrain.config.limits import resolve_step_limit
 from nbtrain.config.parts import (
     FROZEN,
     Count,
@@ -44,12 +43,17 @@ from nbtrain.config.parts import (
     WorkerSpec,
     json_dict,
     plain_float,
-    plain_int,
     policy_file,
 )
-from nbtrain.config.workers import ResolvedWorker, agent_of_policy, raw_id, resolve_workers
+from nbtrain.config.workers import (
+    ResolvedWorker,
+    agent_of_policy,
+    raw_id,
+    resolve_workers,
+    workers_shape,
+)
 from nbtrain.errors import ConfigError
-from nbtrain.ids import assign_worker_ids, normalize_worker_id
+from nbtrain.ids import assign_worker_ids
 from nbtrain.worker.spec import AgentRef, WorkerConfig
 
 __all__ = ["TelemetryConfig", "TrainConfig", "WorkerSpec"]
@@ -164,42 +168,7 @@ class TrainConfig(BaseModel):
     @field_validator("workers", mode="before")
     @classmethod
     def _workers_shape(cls, value: object) -> object:
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            if not 1 <= int(value) <= MAX_WORKERS:
-                raise ValueError(
-                    f"workers must be between 1 and {MAX_WORKERS} (nbtrain's cap on workers "
-                    f"in one run); got {value!r}"
-                )
-            return int(value)
-        tolist = getattr(value, "tolist", None)  # numpy arrays
-        if callable(tolist):
-            value = tolist()
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise ValueError(
-                f"workers must be a number of workers >= 1 or a list of worker ids / "
-                f"WorkerSpec / None; got {value!r}"
-            )
-        if not value:
-            raise ValueError("workers must not be an empty list; a run needs at least one worker")
-        if len(value) > MAX_WORKERS:
-            raise ValueError(
-                f"workers lists {len(value)} workers; nbtrain's cap is {MAX_WORKERS} per run"
-            )
-        items: list[object] = []
-        for index, item in enumerate(value):
-            if item is None or isinstance(item, WorkerSpec | Mapping):
-                items.append(item)
-                continue
-            if isinstance(item, bool) or not isinstance(item, numbers.Integral | str):
-                raise ValueError(
-                    f"workers[{index}] is {item!r}; use a worker id (int or str), None or "
-                    "WorkerSpec(...)"
-                )
-            normalize_worker_id(item)
-            items.append(plain_int(item))
-        return items
+        return workers_shape(value)
 
     @field_validator("workers")
     @classmethod

@@ -9,7 +9,8 @@ and bounds, or the tile coding), so evaluating it needs nothing but its path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,11 +21,12 @@ from nbtrain.config.agentkw import (
     check_factory_call,
 )
 from nbtrain.config.envcheck import EnvInfo
-from nbtrain.config.parts import WorkerItem, WorkerSpec
-from nbtrain.ids import assign_worker_ids
+from nbtrain.config.limits import MAX_WORKERS
+from nbtrain.config.parts import WorkerItem, WorkerSpec, plain_int
+from nbtrain.ids import assign_worker_ids, normalize_worker_id
 from nbtrain.seeding import worker_seed
 
-__all__ = ["ResolvedWorker", "agent_of_policy", "raw_id", "resolve_workers"]
+__all__ = ["ResolvedWorker", "agent_of_policy", "raw_id", "resolve_workers", "workers_shape"]
 
 
 class ResolvedWorker(NamedTuple):
@@ -108,6 +110,47 @@ def _policy_structure(
                 f"saved with {stored}; leave them out (the policy file supplies them)"
             )
     return {**kwargs, **{k: v for k, v in structure.items() if k not in given}}
+
+
+def workers_shape(value: object) -> object:
+    """The ``workers`` field before validation: a count in ``[1, MAX_WORKERS]`` or a list
+    of at most ``MAX_WORKERS`` items, each a worker id (checked), None, a spec or a mapping."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if not 1 <= int(value) <= MAX_WORKERS:
+            raise ValueError(
+                f"workers must be between 1 and {MAX_WORKERS} (nbtrain's cap on workers "
+                f"in one run); got {value!r}"
+            )
+        return int(value)
+    tolist = getattr(value, "tolist", None)  # numpy arrays
+    if callable(tolist):
+        value = tolist()
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, list):
+        raise ValueError(
+            f"workers must be a number of workers >= 1 or a list of worker ids / "
+            f"WorkerSpec / None; got {value!r}"
+        )
+    if not value:
+        raise ValueError("workers must not be an empty list; a run needs at least one worker")
+    if len(value) > MAX_WORKERS:
+        raise ValueError(
+            f"workers lists {len(value)} workers; nbtrain's cap is {MAX_WORKERS} per run"
+        )
+    items: list[object] = []
+    for index, item in enumerate(value):
+        if item is None or isinstance(item, WorkerSpec | Mapping):
+            items.append(item)
+            continue
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral | str):
+            raise ValueError(
+                f"workers[{index}] is {item!r}; use a worker id (int or str), None or "
+                "WorkerSpec(...)"
+            )
+        normalize_worker_id(item)
+        items.append(plain_int(item))
+    return items
 
 
 def resolve_workers(

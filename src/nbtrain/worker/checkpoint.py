@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,22 +41,30 @@ __all__ = [
 
 Saver = Callable[[str, int], None]
 
+_HEAD = 512
+_SMALL = 1 << 20
+# what the built-in agents' save() writes first (nbtrain.agents.policyfile)
+_BUILTIN_HEAD = re.compile(
+    rb'\{"format":"nbtrain\.[a-z_]+","version":\d+,"algorithm":"[a-z_]+","episode":(\d+|null)'
+)
+
 
 def saver(agent: Any) -> Saver | None:
     """``save(path, episode)`` for ``agent``: passes ``episode=`` when its ``save`` takes it."""
     save = getattr(agent, "save", None)
     if not callable(save):
         return None
+    if _takes_episode(save):
+        return lambda path, episode: save(path, episode=episode)
+    return lambda path, episode: save(path)
+
+
+def _takes_episode(save: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(save).parameters.values()
     except (TypeError, ValueError):
-        params = ()  # type: ignore[assignment]
-    takes_episode = any(
-        p.name == "episode" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params
-    )
-    if takes_episode:
-        return lambda path, episode: save(path, episode=episode)
-    return lambda path, episode: save(path)
+        return False
+    return any(p.name == "episode" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 def save_atomically(save: Saver, target: Path, episode: int) -> None:
@@ -80,7 +89,9 @@ def save_atomically(save: Saver, target: Path, episode: int) -> None:
 def remove_stale_temps(target: Path) -> None:
     """Temp files a killed predecessor left mid-save (SIGKILL cannot be cleaned up after)."""
     with contextlib.suppress(OSError):
-        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+        # ".policy-000001.json.PID.N.tmp" and the agent's own temp inside it (one more dot);
+        # worker ids contain no "-", so no other worker's file has this name in it
+        for stale in target.parent.glob(f".*{target.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 stale.unlink()
 
@@ -94,13 +105,28 @@ def resume_point(cfg: WorkerConfig, checkpoint: Path) -> Path | None:
 
 def checkpoint_label(path: Path) -> str:
     """``"policy-000001.json@ep320"``: the file and the episode count it was taken after
-    (only the file name when the agent's format does not record it)."""
+    (only the file name when the agent's format does not record it).
+
+    Read before the agent is made, to report it in ``Started``: a built-in agent's file
+    names the episode in its first bytes, so a large table is not parsed twice.
+    """
     try:
         with path.open("rb") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
+            head = fh.read(_HEAD)
+            rest = fh.read(_SMALL)
+    except OSError:
         return path.name
-    episode = data.get("episode") if isinstance(data, dict) else None
+    match = _BUILTIN_HEAD.match(head)
+    if match is not None:
+        episode: object = int(match.group(1)) if match.group(1) != b"null" else None
+    elif len(rest) < _SMALL:  # a small file in another format: it may be JSON with "episode"
+        try:
+            data = json.loads(head + rest)
+        except ValueError:
+            return path.name
+        episode = data.get("episode") if isinstance(data, dict) else None
+    else:
+        return path.name
     if isinstance(episode, int) and not isinstance(episode, bool):
         return f"{path.name}@ep{episode}"
     return path.name

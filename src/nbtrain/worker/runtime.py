@@ -307,6 +307,10 @@ class Worker:
             state.episodes_done += 1
             state.ep_index = ep + 1
             if every_ckpt and (ep + 1) % every_ckpt == 0 and ep + 1 < cfg.episodes:
+                # episodes first, then the checkpoint: it is never ahead of the telemetry
+                # the kernel has, so a restart after the last stored episode never replays
+                # episodes the checkpointed agent has already learned from
+                deadline = emitter.flush()
                 self._save_policy(ep + 1)
             if ended_at >= deadline or delay:
                 deadline = emitter.flush()
