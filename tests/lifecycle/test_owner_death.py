@@ -25,7 +25,9 @@ def _kill_kernel_mid_run(db: Path, kernels: list[Kernel]) -> tuple[Kernel, str, 
     kernel = Kernel(db, episodes=100_000, workers=2, delay=0.002)
     kernels.append(kernel)
     run_id = kernel.run_id
-    wait_for(lambda: rows(db, "SELECT COUNT(*) FROM episodes")[0][0] >= 4, 30, "episodes")
+    per_worker = "SELECT COUNT(*) FROM episodes GROUP BY worker_id"
+    wait_for(lambda: [n for (n,) in rows(db, per_worker) if n >= 2].__len__() == 2, 30,
+             "two episodes from each worker")  # fmt: skip
     pid = kernel.proc.pid
     kernel.proc.send_signal(signal.SIGKILL)
     kernel.proc.wait(5)
