@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def add_backend(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--backend",
+            choices=["local", "ray"],
+            default="local",
+            help="where workers run: local subprocesses (default) or Ray actors",
+        )
+        p.add_argument("--ray-address", help="a Ray cluster (default: RAY_ADDRESS or a local one)")
+
     def add_db(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", default="nbtrain.sqlite", help="SQLite file (default: %(default)s)")
 
@@ -106,12 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--steps", help="record steps: all, none or every N-th")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_backend(run)
     add_db(run)
 
     demo = sub.add_parser("demo", help="a 4-worker FrozenLake run on the embedded SQLite default")
     demo.add_argument("--episodes", type=int, default=DEMO["episodes"])
     demo.add_argument("--workers", type=int, default=DEMO["workers"])
     demo.add_argument("--no-progress", action="store_true")
+    add_backend(demo)
     add_db(demo)
 
     runs = sub.add_parser("runs", help="list the runs in a database")
@@ -243,11 +254,21 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         if args.command == "demo"
         else _config_from_args(args)
     )
-    run = nbtrain.launch(config, db=args.db)
+    run = nbtrain.launch(config, db=args.db, backend=_backend(args))
     console.print(f"run [bold]{run.run_id}[/] → {run.db}")
     statuses = _follow(run, console, not args.no_progress)
     _print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")
     return 1 if "failed" in statuses.values() else 0
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    if args.ray_address and args.backend != "ray":
+        raise UsageError("--ray-address goes with --backend ray")
+    if args.backend != "ray":
+        return "local"
+    from nbtrain.dispatch.ray_backend import RayBackend
+
+    return RayBackend(address=args.ray_address) if args.ray_address else "ray"
 
 
 def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
