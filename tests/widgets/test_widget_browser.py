@@ -214,8 +214,12 @@ def test_the_poll_thread_shows_new_and_removed_runs(db: Path, browsers: list[Run
 
     wait_for(lambda: browser.table.total == 2, "the new run to show")
     assert {r["run_id"] for r in browser.table.rows} == {first, second}
-    nbtrain.TelemetryStore(db).delete_run(first)
+    browser.select(first)
+    assert browser.dashboard is not None
+    nbtrain.TelemetryStore(db).delete_run(first)  # elsewhere, not through the browser
     wait_for(lambda: browser.table.total == 1, "the deleted run to go")
+    wait_for(lambda: browser.selected == [], "the deleted run to leave the selection")
+    assert browser.dashboard is None
     browser.close()
     assert not browser._poller.is_alive()
 

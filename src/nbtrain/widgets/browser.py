@@ -134,6 +134,9 @@ class RunBrowser(ipywidgets.VBox):  # type: ignore[misc]
                 with t.hold_sync():
                     t.rows = rows
                     t.total = total
+            kept = [r for r in t.selected if r in self._index.run_ids]
+            if kept != list(t.selected):  # deleted or archived elsewhere: deselect
+                t.selected = kept
 
     def close(self) -> None:
         closed = getattr(self, "_closed", None)

@@ -60,6 +60,7 @@ class RunIndex:
         self._conn: sqlite3.Connection | None = None
         self._agg: dict[str, Aggregate] = {}
         self._live: set[str] = set()
+        self.run_ids: set[str] = set()  # every run at the last refresh
         self.aggregate_queries = 0  # counted so tests can see the cache work
 
     def close(self) -> None:
@@ -138,6 +139,7 @@ class RunIndex:
                 if not any(s in LIVE_STATUSES for _, s in workers[run_id]):
                     live.discard(run_id)
             sigs = {str(r[0]): tuple(s for _, s in workers.get(r[0], [])) for r in runs}
+            self.run_ids = set(sigs)
             self._agg = {r: v for r, v in self._agg.items() if r in sigs}
             self._aggregates(sigs)
             self._live = live
