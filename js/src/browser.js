@@ -1,7 +1,7 @@
 // RunBrowser view: a sortable, paged table of runs (one page arrives as the `rows` trait),
 // selection (one run: the kernel puts its dashboard below; several: their learning curves
 // are overlaid here), and Archive / Delete behind a confirm step showing the per-worker
-// summary. Messages: docs/widgets.md ("RunBrowser").
+// summary. Traits and requests: docs/retention.md ("RunBrowser").
 
 import { colour, createChart, formatNumber } from "./chart.js";
 import { createClient, errorArea, h } from "./protocol.js";
