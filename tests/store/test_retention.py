@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _runs_kit import TABLES, add_run, counts, expected, make_db, sql
@@ -264,3 +265,55 @@ def test_delete_frees_pages_and_vacuum_gives_them_back(db: Path) -> None:
     assert size_vacuumed < size_full / 4
     assert result["after"] == size_vacuumed < result["before"]
     print(f"file {size_full} B full, {free} free pages after delete, {size_vacuumed} B vacuumed")
+
+
+# -- the edges: a worker started meanwhile, a linked folder, a folder that cannot go ----------
+def test_a_worker_started_between_the_check_and_the_transaction_is_refused(db: Path) -> None:
+    from nbtrain.store import retention, schema
+
+    run_id = add_run(db, workers=2, episodes=1)
+    store = TelemetryStore(db)
+    con = schema.connect(db)
+    try:
+        before = retention.refuse_live(store, run_id, con)  # all completed: allowed
+        # Now a restart commits (another process, in real life): worker 000002 runs.
+        writer = sqlite3.connect(db)
+        with writer:
+            writer.execute(
+                "UPDATE workers SET status = 'running', pid = 4242 WHERE worker_id = '000002'"
+            )
+        writer.close()
+        with pytest.raises(RunError, match=r"worker 000002 .* was started meanwhile"):
+            retention._delete_rows(con, db, run_id, before)
+    finally:
+        con.close()
+    assert counts(db, run_id) == expected(2, 1)
+    assert folder(db, run_id).is_dir()
+
+
+def test_a_symlinked_run_folder_is_unlinked_never_followed(db: Path, tmp_path: Path) -> None:
+    run_id = add_run(db, workers=1, episodes=1)
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    shutil.rmtree(folder(db, run_id))
+    folder(db, run_id).symlink_to(outside)
+    TelemetryStore(db).delete_run(run_id)
+    assert not folder(db, run_id).is_symlink()
+    assert (outside / "keep.txt").read_text() == "mine"
+
+
+def test_a_folder_that_cannot_be_removed_after_the_commit_is_logged(
+    tmp_path: Path, ro_remount: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from nbtrain.store import runfolder
+
+    stuck = tmp_path / "stuck"
+    stuck.mkdir()
+    (stuck / "inner").mkdir()
+    (stuck / "inner" / "f").write_text("x")
+    ro_remount(stuck)
+    caplog.set_level("WARNING", logger="nbtrain")
+    runfolder.remove(stuck / "inner", "RUN")  # never raises: the rows are already gone
+    assert (stuck / "inner" / "f").exists()
+    assert any("could not remove" in r.getMessage() for r in caplog.records)
