@@ -280,3 +280,38 @@ def test_bad_arguments(db: Path) -> None:
         RunBrowser(db=db, poll_interval=0)
     with pytest.raises(IsADirectoryError):
         RunBrowser(db=db.parent)
+
+
+@pytest.mark.slow
+def test_a_live_run_is_refreshed_while_it_goes_and_when_it_ends(
+    tmp_path: Path, browsers: list[RunBrowser]
+) -> None:
+    db = tmp_path / "live.sqlite"
+    run = nbtrain.launch(
+        {"env_id": "FrozenLake-v1", "episodes": 150, "step_delay": 0.003, "workers": 2}, db=db
+    )
+    try:
+        browser = open_browser(browsers, db, poll_interval=0.1)
+
+        def row() -> dict[str, Any]:
+            rows = browser.table.rows
+            return rows[0] if rows else {}
+
+        def wait_for(predicate: Any, what: str, timeout: float = 60) -> Any:
+            deadline = time.monotonic() + timeout
+            while not (value := predicate()):
+                assert time.monotonic() < deadline, f"{what}; last row {row()}"
+                time.sleep(0.05)
+            return value
+
+        seen = wait_for(lambda: row().get("live") and row()["episodes"] > 0 and row()["episodes"],
+                        "episodes of the live run")  # fmt: skip
+        assert row()["status"] == "running"
+        wait_for(lambda: row()["episodes"] > seen, "the episode count to rise")
+        run.wait(timeout=120)
+        wait_for(lambda: row()["status"] == "completed", "the run to show completed")
+        wait_for(lambda: row()["episodes"] == 300, "the final count")
+        assert row()["workers"] == [["000001", "completed"], ["000002", "completed"]]
+        assert row()["live"] is False
+    finally:
+        run.stop()

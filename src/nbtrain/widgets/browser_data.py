@@ -2,8 +2,9 @@
 
 Per refresh: one query over ``runs`` (without the config column) and one over ``workers``;
 the per-run aggregates (episodes, environment steps, approximate bytes) come from ``GROUP BY``
-queries and are cached for runs whose workers have all ended (their rows no longer change),
-recomputed at most every ``LIVE_AGGREGATE_S`` for runs that go on. Only one page of rows
+queries and are cached for runs whose workers have all ended (their rows no longer change);
+for runs that go on, counts are read again every ``LIVE_COUNTS_S`` and bytes (which read
+all the run's step text) every ``LIVE_AGGREGATE_S``. Only one page of rows
 leaves the kernel. Whether anything changed is ``PRAGMA data_version`` on a kept read-only
 connection: it moves when any other connection commits, and costs no I/O.
 """
@@ -28,6 +29,7 @@ from nbtrain.store.compare import compare_band
 from nbtrain.store.retention import CHUNK_ROW_BYTES, EPISODE_ROW_BYTES, LIVE_STATUSES
 
 SORT_KEYS = ("name", "created", "status", "workers", "episodes", "steps", "size")
+LIVE_COUNTS_S = 1.0
 LIVE_AGGREGATE_S = 5.0
 MAX_IN = 500  # run ids per IN (...) list
 MAX_POINTS = 400  # per overlaid curve
@@ -39,10 +41,16 @@ Row = dict[str, Any]
 class Aggregate:
     episodes: int
     steps: int
-    size: int
-    computed: float  # monotonic time of the query
-    sig: tuple[str, ...]  # the workers' statuses it was computed under
+    ep_bytes: int
+    chunk_bytes: int
+    counted: float  # monotonic time the episode counts were read
+    sized: float  # monotonic time the chunk bytes were read
+    sig: tuple[str, ...]  # the workers' statuses they were read under
     since: float  # when the statuses became ``sig`` (-inf: already so when first seen)
+
+    @property
+    def size(self) -> int:
+        return self.ep_bytes + self.chunk_bytes
 
 
 def _chunks(items: list[str], size: int = MAX_IN) -> Iterable[list[str]]:
@@ -79,42 +87,66 @@ class RunIndex:
             return int(self._read("PRAGMA data_version")[0][0])
 
     # -- rows ------------------------------------------------------------------------------
-    def _stale(self, run_id: str, sig: tuple[str, ...], now: float) -> bool:
+    def _stale(self, run_id: str, sig: tuple[str, ...], now: float) -> tuple[bool, bool]:
+        """Whether the run's (episode counts, chunk bytes) must be read again."""
         entry = self._agg.get(run_id)
         if entry is None or entry.sig != sig:
-            return True
-        settled = not (set(sig) & LIVE_STATUSES) and now - entry.since > LIVE_AGGREGATE_S
-        return not settled and now - entry.computed > LIVE_AGGREGATE_S
+            return True, True
+        if not (set(sig) & LIVE_STATUSES) and now - entry.since > LIVE_AGGREGATE_S:
+            return False, False  # ended a while ago: its rows no longer change
+        return now - entry.counted > LIVE_COUNTS_S, now - entry.sized > LIVE_AGGREGATE_S
 
     def _aggregates(self, sigs: dict[str, tuple[str, ...]]) -> None:
         """Refresh the cached aggregates of runs that are new, changed status, or go on
-        (and of runs that ended less than ``LIVE_AGGREGATE_S`` ago: their last rows land)."""
+        (and of runs that ended less than ``LIVE_AGGREGATE_S`` ago: their last rows land).
+        Episode counts of a live run are cheap (its episode rows) and read every second;
+        its chunk bytes (all its step text) at most every ``LIVE_AGGREGATE_S``."""
         now = time.monotonic()
-        stale = [r for r, sig in sigs.items() if self._stale(r, sig, now)]
-        if not stale:
+        stale = {r: self._stale(r, sig, now) for r, sig in sigs.items()}
+        counts = [r for r, (c, _) in stale.items() if c]
+        sizes = [r for r, (_, b) in stale.items() if b]
+        if not counts and not sizes:
             return
-        found: dict[str, list[int]] = {r: [0, 0, 0] for r in stale}
-        for part in _chunks(stale):
-            marks = ", ".join("?" * len(part))
-            self.aggregate_queries += 2
+        found_counts: dict[str, tuple[int, int, int]] = dict.fromkeys(counts, (0, 0, 0))
+        found_sizes: dict[str, int] = dict.fromkeys(sizes, 0)
+        for part in _chunks(counts):
+            self.aggregate_queries += 1
             for run_id, n, steps, size in self._read(
                 f"SELECT run_id, COUNT(*), COALESCE(SUM(length), 0), SUM(length(episode_id) + "
                 f"COALESCE(length(extras), 0) + {EPISODE_ROW_BYTES}) FROM episodes "
-                f"WHERE run_id IN ({marks}) GROUP BY run_id",
+                f"WHERE run_id IN ({', '.join('?' * len(part))}) GROUP BY run_id",
                 part,
             ):
-                found[run_id][0:3] = [int(n), int(steps), int(size or 0)]
+                found_counts[run_id] = (int(n), int(steps), int(size or 0))
+        for part in _chunks(sizes):
+            self.aggregate_queries += 1
             for run_id, size in self._read(
                 f"SELECT run_id, SUM(length(rows) + {CHUNK_ROW_BYTES}) FROM step_chunks "
-                f"WHERE run_id IN ({marks}) GROUP BY run_id",
+                f"WHERE run_id IN ({', '.join('?' * len(part))}) GROUP BY run_id",
                 part,
             ):
-                found[run_id][2] += int(size or 0)
-        for run_id, (n, steps, size) in found.items():
+                found_sizes[run_id] = int(size or 0)
+        for run_id in set(counts) | set(sizes):
             old = self._agg.get(run_id)
-            first = old is None and not (set(sigs[run_id]) & LIVE_STATUSES)
-            since = -math.inf if first else (old.since if old and old.sig == sigs[run_id] else now)
-            self._agg[run_id] = Aggregate(n, steps, size, now, sigs[run_id], since)
+            sig = sigs[run_id]
+            if old is None and not (set(sig) & LIVE_STATUSES):
+                since = -math.inf  # already ended when first seen
+            else:
+                since = old.since if old is not None and old.sig == sig else now
+            n, steps, ep_bytes = found_counts.get(
+                run_id, (old.episodes, old.steps, old.ep_bytes) if old else (0, 0, 0)
+            )
+            chunk_bytes = found_sizes.get(run_id, old.chunk_bytes if old else 0)
+            self._agg[run_id] = Aggregate(
+                episodes=n,
+                steps=steps,
+                ep_bytes=ep_bytes,
+                chunk_bytes=chunk_bytes,
+                counted=now if run_id in found_counts else (old.counted if old else now),
+                sized=now if run_id in found_sizes else (old.sized if old else now),
+                sig=sig,
+                since=since,
+            )
 
     def all_rows(self) -> list[Row]:
         """Every run as a table row (statuses as the store reports them for live runs)."""
