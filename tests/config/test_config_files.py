@@ -18,6 +18,18 @@ from nbtrain.errors import ConfigError
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
 
+def save_policy(path: Path, env_id: str = "FrozenLake-v1") -> Path:
+    """A real policy file (an untrained q_learning table) for ``env_id``."""
+    import gymnasium as gym
+
+    from nbtrain.agents import QLearningAgent
+
+    env = gym.make(env_id)
+    QLearningAgent(env.observation_space, env.action_space, seed=0).save(path)
+    env.close()
+    return path
+
+
 @pytest.fixture
 def fx(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.syspath_prepend(str(HELPERS))
@@ -30,7 +42,7 @@ def fx(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 def configs(tmp_path: Path) -> list[TrainConfig]:
     policy = tmp_path / "policy.json"
-    policy.write_text("{}")
+    save_policy(policy)
     return [
         TrainConfig(env_id="FrozenLake-v1", episodes=2),
         TrainConfig(

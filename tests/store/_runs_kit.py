@@ -44,7 +44,8 @@ def add_run(
     try:
         with con:
             con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs(run_id, name, created_at, digest, config, status) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, name, created_at or T0, "d" * 64, "{}", status),
             )
             for w in range(1, workers + 1):
@@ -57,7 +58,10 @@ def add_run(
                 for ep in range(episodes):
                     total = float(ep if reward is None else reward(wid, ep))
                     con.execute(
-                        "INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?, '{}')",
+                        "INSERT INTO episodes(run_id, worker_id, ep_index, episode_id, "
+                        "total_reward, length, terminated, truncated, seed, started_at, "
+                        "ended_at, extras) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 1, 0, ?, ?, ?, '{}')",
                         (run_id, wid, ep, _episode_id(run_id, ep, wid), total, steps,
                          ep, T0 + ep, T0 + ep + 0.5),
                     )  # fmt: skip
@@ -67,7 +71,8 @@ def add_run(
                         for i in range(steps)
                     ]  # fmt: skip
                     con.execute(
-                        "INSERT INTO step_chunks VALUES (?, ?, ?, 0, ?, ?)",
+                        "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, "
+                        "n_steps, rows) VALUES (?, ?, ?, 0, ?, ?)",
                         (run_id, wid, ep, steps, json.dumps(rows)),
                     )
     finally:

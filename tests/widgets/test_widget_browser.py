@@ -244,7 +244,8 @@ def test_a_thousand_runs_send_one_page(db: Path, browsers: list[RunBrowser]) -> 
         for i in range(1000):
             run_id = nbtrain.new_run_id()
             con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, 'd', '{}', 'completed')",
+                "INSERT INTO runs(run_id, name, created_at, digest, config, status) "
+                "VALUES (?, ?, ?, 'd', '{}', 'completed')",
                 (run_id, f"run{i:04d}", 1_700_000_000.0 + i),
             )
             for w in ("000001", "000002"):
@@ -278,7 +279,7 @@ def test_bad_arguments(db: Path) -> None:
         RunBrowser(db=db, pagesize=3)
     with pytest.raises(ValueError, match="poll_interval must be > 0"):
         RunBrowser(db=db, poll_interval=0)
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(nbtrain.StoreError, match="is a folder"):
         RunBrowser(db=db.parent)
 
 

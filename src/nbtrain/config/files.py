@@ -77,7 +77,10 @@ def text_payload(config: TrainConfig) -> dict[str, Any]:
     workers: Any
     if isinstance(config.workers, int):
         workers = config.workers
-    elif all(spec is None or (spec.seed is None and not spec.agent_kwargs) for _, spec in items):
+    elif all(
+        spec is None or (spec.seed is None and not spec.agent_kwargs and not spec.policy_path)
+        for _, spec in items
+    ):
         workers = [worker_id for worker_id, _ in items]
     else:
         workers = []
@@ -87,6 +90,8 @@ def text_payload(config: TrainConfig) -> dict[str, Any]:
                 entry["seed"] = spec.seed
             if spec is not None and spec.agent_kwargs:
                 entry["agent_kwargs"] = spec.agent_kwargs
+            if spec is not None and spec.policy_path is not None:
+                entry["policy_path"] = str(spec.policy_path)
             workers.append(entry)
     return {
         "name": config.name,
@@ -102,6 +107,7 @@ def text_payload(config: TrainConfig) -> dict[str, Any]:
         "telemetry": config.telemetry.model_dump(),
         "mode": config.mode,
         "policy_path": None if config.policy_path is None else str(config.policy_path),
+        "checkpoint_every": config.checkpoint_every,
     }
 
 

@@ -14,9 +14,20 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from nbtrain.dispatch.backend import (
+    Backend,
+    FdKind,
+    WorkerHandle,
+    process_start_token,
+    this_host,
+)
 from nbtrain.wire.codec import encode_frame
 from nbtrain.wire.events import Stop
+
+if TYPE_CHECKING:
+    from nbtrain.worker.spec import WorkerConfig
 
 TELEMETRY_FD_ENV = "NBTRAIN_TELEMETRY_FD"
 CONTROL_FD_ENV = "NBTRAIN_CONTROL_FD"
@@ -34,7 +45,18 @@ def worker_command(config_path: Path, worker_id: str) -> list[str]:
     ]
 
 
-class WorkerProcess:
+class LocalBackend(Backend):
+    """Workers as subprocesses of this kernel, talking over private pipes."""
+
+    name = "local"
+
+    def start(
+        self, *, run_id: str, worker_id: str, config_path: Path, config: WorkerConfig, cwd: str
+    ) -> WorkerProcess:
+        return WorkerProcess(worker_id, config_path, cwd=cwd)
+
+
+class WorkerProcess(WorkerHandle):
     """Spawned at construction; the kernel keeps the read end of telemetry/stdout/stderr and
     the write end of control."""
 
@@ -68,10 +90,26 @@ class WorkerProcess:
         self._control_fd: int | None = control_w
         self.started_at = time.time()
         self.stop_requested = False
+        self.pid: int = self.popen.pid
+        self.pid_start = process_start_token(self.pid)
+        self.host = this_host()
 
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
+    def fds(self) -> dict[int, FdKind]:
+        assert self.popen.stdout is not None
+        assert self.popen.stderr is not None
+        return {
+            self.telemetry_fd: "telemetry",
+            self.popen.stdout.fileno(): "stdout",
+            self.popen.stderr.fileno(): "stderr",
+        }
+
+    def close_fd(self, fd: int) -> None:
+        for stream in (self.popen.stdout, self.popen.stderr):
+            if stream is not None and not stream.closed and stream.fileno() == fd:
+                stream.close()
+                return
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
     def poll(self) -> int | None:
         return self.popen.poll()

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from nbtrain.dispatch.session import FINAL_STATUSES, run_status_of
 from nbtrain.store import TelemetryStore, schema
 from nbtrain.store.compare import compare_band
+from nbtrain.store.liveness import run_status_of
 from nbtrain.store.retention import CHUNK_ROW_BYTES, EPISODE_ROW_BYTES, LIVE_STATUSES
 
 SORT_KEYS = ("name", "created", "status", "workers", "episodes", "steps", "size")
@@ -186,7 +186,7 @@ class RunIndex:
                     "name": name or "",
                     "created": _iso(created),
                     "created_at": float(created or 0.0),
-                    "status": run_status_of(dict(ws)) if ws else (status or ""),
+                    "status": run_status_of([s for _, s in ws]) if ws else (status or ""),
                     "live": run_id in live,
                     "workers": ws,
                     "episodes": n,
@@ -267,4 +267,4 @@ def overlay(store: TelemetryStore, names: dict[str, str], run_ids: list[str]) ->
     return {"metric": "total_reward", "runs": out}
 
 
-__all__ = ["FINAL_STATUSES", "MAX_POINTS", "SORT_KEYS", "RunIndex", "overlay"]
+__all__ = ["MAX_POINTS", "SORT_KEYS", "RunIndex", "overlay"]
