@@ -128,12 +128,14 @@ function render({ model, el }) {
     const th = h("th", "nbt-sortable", col.label);
     th.dataset.key = col.key;
     th.addEventListener("click", () => {
-      if (model.get("sort") === col.key) save("descending", !model.get("descending"));
+      // One save for the three traits: the kernel reads the new page once per message.
+      if (model.get("sort") === col.key) model.set("descending", !model.get("descending"));
       else {
         model.set("descending", col.key !== "name");
-        save("sort", col.key);
+        model.set("sort", col.key);
       }
-      save("page", 0);
+      model.set("page", 0);
+      model.save_changes();
     });
     headRow.append(th);
   }

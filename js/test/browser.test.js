@@ -74,6 +74,7 @@ describe("RunBrowser view", () => {
     const { el, cleanup } = mount(model);
     const size = el.querySelector("th[data-key='size']");
     size.click();
+    expect(model.saves).toBe(1);
     expect(model.get("sort")).toBe("size");
     expect(model.get("descending")).toBe(true);
     expect(model.get("page")).toBe(0);
