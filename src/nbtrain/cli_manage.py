@@ -81,8 +81,11 @@ def _ask(question: str) -> bool:
 
 
 def cmd_rm(args: argparse.Namespace, console: Console) -> int:
+    from nbtrain.store.retention import check_not_live
+
     store = _store(args.db)
     summary = worker_summary(store, args.run_id)  # an unknown run stops here (exit 2)
+    check_not_live(store, args.run_id)  # refused before asking, not after
     if not args.yes:
         _print_frame(console, summary, f"run {args.run_id} in {args.db}")
         episodes, steps = int(summary["episodes"].sum()), int(summary["steps"].sum())

@@ -120,3 +120,28 @@ def test_du_lists_runs_and_workers_largest_first(
     assert per_worker.count(small) == 1
     assert "KiB" in out
     assert "free" in out
+
+
+def test_rm_of_a_live_run_is_refused_before_asking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbtrain
+
+    db = tmp_path / "live.sqlite"
+    run = nbtrain.launch(
+        {"env_id": "FrozenLake-v1", "episodes": 5000, "step_delay": 0.01, "workers": 1}, db=db
+    )
+    try:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+        assert main(["rm", run.run_id, "--db", str(db)]) == 2
+        captured = capsys.readouterr()
+        assert "[y/N]" not in captured.out
+        assert captured.err.count("\n") == 1
+        assert f"run {run.run_id} has live workers: 000001" in captured.err
+        assert (
+            main(["archive", run.run_id, "--to", str(tmp_path / "a.sqlite"), "--db", str(db)]) == 2
+        )
+        assert "has live workers" in capsys.readouterr().err
+    finally:
+        run.stop()
+    assert counts(db, run.run_id)["runs"] == 1

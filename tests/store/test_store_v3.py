@@ -150,6 +150,7 @@ def test_a_failing_call_undoes_only_itself(db: Path) -> None:
         w.add_events(full_episode(run, "000001", 0))
         with pytest.raises(ValueError, match="changed my mind"):
             w.call(half_done)
+
         def timed_out(conn: sqlite3.Connection) -> None:
             raise TimeoutError("an OSError, but not the disk's")
 

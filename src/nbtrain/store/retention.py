@@ -120,15 +120,13 @@ def _worker_rows(conn: sqlite3.Connection, run_id: str) -> WorkerRows:
     return {str(r[0]): tuple(r[1:]) for r in rows}
 
 
-def refuse_live(store: TelemetryStore, run_id: str, conn: sqlite3.Connection) -> WorkerRows:
-    """Raise ``RunError`` if the store reports a pending/running worker; return the raw worker
-    rows as they were just before, for :func:`_recheck` inside the write transaction."""
+def check_not_live(store: TelemetryStore, run_id: str) -> None:
+    """Raise ``RunError`` if the store reports a pending/running worker of the run, or this
+    process's own session does (statuses in memory lead the committed rows)."""
     if not isinstance(run_id, str):
         raise TypeError(f"run_id must be a str, not {type(run_id).__name__}")
-    before = _worker_rows(conn, run_id)
     workers = store.workers(run_id)  # UnknownRunError; reports dead owners' workers as failed
     statuses = dict(zip(workers["worker_id"], workers["status"], strict=True))
-    # A run launched by this process: its statuses in memory lead the committed rows.
     from nbtrain.dispatch.session import live_session
 
     session = live_session(run_id, store.path)
@@ -140,6 +138,15 @@ def refuse_live(store: TelemetryStore, run_id: str, conn: sqlite3.Connection) ->
             f"run {run_id} has live workers: {', '.join(live)}; stop it first "
             f"(Run.open(run_id, db=...).stop() or `nbtrain stop {run_id}`)"
         )
+
+
+def refuse_live(store: TelemetryStore, run_id: str, conn: sqlite3.Connection) -> WorkerRows:
+    """:func:`check_not_live`, returning the raw worker rows as they were just before it,
+    for :func:`_recheck` inside the write transaction."""
+    if not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a str, not {type(run_id).__name__}")
+    before = _worker_rows(conn, run_id)
+    check_not_live(store, run_id)
     return before
 
 
