@@ -95,8 +95,13 @@ def _episode_id(run_id: str, ep: int, wid: str) -> str:
 
 
 def counts(db: Path, run_id: str, tables: tuple[str, ...] = TABLES) -> dict[str, int]:
-    """Rows of ``run_id`` per table, read with plain sqlite3 (read-only)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    """Rows of ``run_id`` per table, read with plain sqlite3 (read-only; on a read-only
+    mount, where no ``-shm`` file can be made, as an immutable file)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        con.execute("SELECT 1 FROM sqlite_master").fetchall()
+    except sqlite3.OperationalError:
+        con = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
     try:
         return {
             t: con.execute(f'SELECT COUNT(*) FROM "{t}" WHERE run_id = ?', (run_id,)).fetchone()[0]

@@ -317,3 +317,28 @@ def test_a_folder_that_cannot_be_removed_after_the_commit_is_logged(
     runfolder.remove(stuck / "inner", "RUN")  # never raises: the rows are already gone
     assert (stuck / "inner" / "f").exists()
     assert any("could not remove" in r.getMessage() for r in caplog.records)
+
+
+def test_a_read_only_database_refuses_delete_archive_and_vacuum_but_reports_usage(
+    tmp_path: Path, ro_remount: Any
+) -> None:
+    place = tmp_path / "ro"
+    place.mkdir()
+    db = make_db(place / "frozen.sqlite")
+    run_id = add_run(db, workers=2, episodes=2)
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    ro_remount(place)
+    store = TelemetryStore(db)
+    assert len(store.disk_usage()) == 2
+    with pytest.raises(StoreError, match="the run is unchanged"):
+        store.delete_run(run_id)
+    (tmp_path / "cold").mkdir()
+    with pytest.raises(StoreError, match="the run is unchanged"):
+        store.archive_run(run_id, to=tmp_path / "cold" / "a.sqlite")
+    with pytest.raises(StoreError, match="cannot vacuum"):
+        store.vacuum()
+    assert counts(db, run_id) == expected(2, 2)
+    assert not (tmp_path / "cold" / "a.sqlite").exists()  # refused before any archive write
+    assert not (tmp_path / "cold" / "nbtrain-runs" / run_id).exists()

@@ -157,6 +157,16 @@ def _recheck(conn: sqlite3.Connection, run_id: str, before: WorkerRows) -> None:
 
 
 # -- delete ------------------------------------------------------------------------------------
+def _open_for_writing(path: Path, what: str) -> sqlite3.Connection:
+    """A write connection, or ``StoreError`` naming the file (read-only, gone, locked away)."""
+    try:
+        return schema.connect(path)
+    except sqlite3.Error as err:
+        raise StoreError(
+            f"cannot {what}: {path} cannot be written ({err}); the run is unchanged"
+        ) from err
+
+
 def _delete_rows(
     conn: sqlite3.Connection,
     db_path: Path,
@@ -198,7 +208,7 @@ def _delete_rows(
 
 def delete_run(store: TelemetryStore, run_id: str) -> dict[str, int]:
     """Delete every row of ``run_id`` and its run folder; returns ``{table: rows deleted}``."""
-    conn = schema.connect(store.path)
+    conn = _open_for_writing(store.path, f"delete run {run_id}")
     try:
         before = refuse_live(store, run_id, conn)
         try:
@@ -316,7 +326,7 @@ def _undo_archive(dest: Path, run_id: str, folder: Path | None) -> None:
 def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str, int]:
     """Move a run (rows and folder) into the database ``to``; returns ``{table: rows}``."""
     dest = archive_path(to, store.path)
-    conn = schema.connect(store.path)
+    conn = _open_for_writing(store.path, f"archive run {run_id}")
     try:
         before = refuse_live(store, run_id, conn)
         src_folder = runfolder.run_folder(store.path, run_id)
@@ -387,7 +397,10 @@ def vacuum(store: TelemetryStore) -> dict[str, int]:
     """Rebuild the file without its free pages and truncate the write-ahead log; returns
     ``{"before": bytes, "after": bytes}`` of the file and its log."""
     before = file_bytes(store.path)
-    conn = schema.connect(store.path)
+    try:
+        conn = schema.connect(store.path)
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot vacuum {store.path}: {err}") from err
     try:
         conn.execute("VACUUM")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
