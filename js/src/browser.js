@@ -127,6 +127,13 @@ function render({ model, el }) {
   for (const col of COLUMNS) {
     const th = h("th", "nbt-sortable", col.label);
     th.dataset.key = col.key;
+    th.tabIndex = 0; // sortable from the keyboard too
+    th.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        th.click();
+      }
+    });
     th.addEventListener("click", () => {
       // One save for the three traits: the kernel reads the new page once per message.
       if (model.get("sort") === col.key) model.set("descending", !model.get("descending"));

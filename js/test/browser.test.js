@@ -81,7 +81,7 @@ describe("RunBrowser view", () => {
     expect(el.querySelector("th[data-key='size']").getAttribute("aria-sort")).toBe("descending");
     el.querySelector("th[data-key='size']").click();
     expect(model.get("descending")).toBe(false);
-    el.querySelector("th[data-key='name']").click();
+    el.querySelector("th[data-key='name']").dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
     expect(model.get("sort")).toBe("name");
     expect(model.get("descending")).toBe(false);
     cleanup();
