@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from nbtrain.launching import launch
     from nbtrain.run import Run
     from nbtrain.store import TelemetryStore
-    from nbtrain.widgets import EpisodeViewer, RunDashboard, TrainForm
+    from nbtrain.widgets import EpisodeViewer, RunBrowser, RunDashboard, TrainForm
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,7 @@ __all__ = [
     "InvalidWorkerIdError",
     "NbtrainError",
     "Run",
+    "RunBrowser",
     "RunDashboard",
     "RunError",
     "StoreError",
@@ -65,6 +66,7 @@ _LAZY = {
     "TrainForm": "nbtrain.widgets",
     "RunDashboard": "nbtrain.widgets",
     "EpisodeViewer": "nbtrain.widgets",
+    "RunBrowser": "nbtrain.widgets",
 }
 
 

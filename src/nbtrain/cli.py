@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrain.cli_manage import COMMANDS as MANAGE_COMMANDS
+from nbtrain.cli_manage import add_parsers as add_manage_parsers
 from nbtrain.errors import NbtrainError
 from nbtrain.ids import check_run_id
 
@@ -147,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="upgrade a database to the current schema")
     migrate.add_argument("db")
+    add_manage_parsers(sub, add_db)  # rm, archive, du
     return parser
 
 
@@ -345,6 +348,7 @@ COMMANDS = {
     "migrate": _cmd_migrate,
     "stop": _cmd_stop,
 }
+COMMANDS.update(MANAGE_COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

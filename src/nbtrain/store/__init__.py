@@ -119,3 +119,36 @@ class TelemetryStore(_Frames):
         the block ends; keep it short, it holds back WAL checkpoints)."""
         with self._reader.snapshot() as reader:
             yield StoreSnapshot(reader)
+
+    # -- retention and comparison (nbtrain.store.retention, nbtrain.store.compare) ----------
+    def delete_run(self, run_id: str) -> dict[str, int]:
+        """Delete every row of the run in every table, and its run folder, in one
+        transaction; returns ``{table: rows deleted}``. A run with live workers: RunError."""
+        from nbtrain.store.retention import delete_run
+
+        return delete_run(self, run_id)
+
+    def archive_run(self, run_id: str, to: str | Path) -> dict[str, int]:
+        """Move the run into the nbtrain database ``to`` (created if needed; its folder goes
+        beside it): copy, verify the counts, then delete here. Returns ``{table: rows}``."""
+        from nbtrain.store.retention import archive_run
+
+        return archive_run(self, run_id, to)
+
+    def disk_usage(self) -> pd.DataFrame:
+        """Per run and worker: episodes, stored steps, approximate bytes; largest first."""
+        from nbtrain.store.retention import disk_usage
+
+        return disk_usage(self)
+
+    def vacuum(self) -> dict[str, int]:
+        """Give the free pages left by deletes back to the file system."""
+        from nbtrain.store.retention import vacuum
+
+        return vacuum(self)
+
+    def compare(self, run_ids: str | Sequence[str], metric: str = "total_reward") -> pd.DataFrame:
+        """By ``ep_index``: one column per run, the mean of ``metric`` over its workers."""
+        from nbtrain.store.compare import compare
+
+        return compare(self._reader, run_ids, metric)
