@@ -23,8 +23,7 @@ from nbtrain.ids import format_episode_id, new_run_id, normalize_worker_id, pars
 
 if TYPE_CHECKING:
     from nbtrain.config import TelemetryConfig, TrainConfig, WorkerSpec
-    from nbtrain.launching import launch
-    from nbtrain.run import Run
+    from nbtrain.run import Run, launch
     from nbtrain.store import TelemetryStore
     from nbtrain.widgets import EpisodeViewer, RunBrowser, RunDashboard, TrainForm
 
@@ -60,7 +59,7 @@ _LAZY = {
     "TrainConfig": "nbtrain.config",
     "WorkerSpec": "nbtrain.config",
     "TelemetryConfig": "nbtrain.config",
-    "launch": "nbtrain.launching",
+    "launch": "nbtrain.run",
     "Run": "nbtrain.run",
     "TelemetryStore": "nbtrain.store",
     "TrainForm": "nbtrain.widgets",

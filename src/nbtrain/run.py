@@ -1,4 +1,4 @@
-"""``nbtrain.Run``: one run, whether this kernel owns it or another process does.
+"""``nbtrain.launch`` and ``nbtrain.Run``: a run, owned by this kernel or by another process.
 
 The database is the run's truth. In the kernel that owns the run, :class:`Run` reads the
 statuses its session has already committed; anywhere else (another notebook, the CLI, a new
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from nbtrain.dispatch.control import (
     take_over,
 )
 from nbtrain.dispatch.session import FINAL_STATUSES, RunSession, live_session
+from nbtrain.dispatch.start import coerce_config, start_run
 from nbtrain.errors import ConfigError, RunError, StoreError, UnknownRunError, UnknownWorkerError
 from nbtrain.ids import check_run_id, normalize_worker_id
 from nbtrain.store.liveness import run_status_of
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nbtrain.config import TrainConfig
+    from nbtrain.dispatch.backend import Backend
     from nbtrain.store import TelemetryStore
 
 # How often a Run that does not own its run polls the database in wait()/stop().
@@ -42,6 +45,41 @@ def _process_ui_events() -> None:
     except ImportError:
         return
     process_ui_events()
+
+
+def launch(
+    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str],
+    db: str | os.PathLike[str] = DEFAULT_DB,
+    *,
+    backend: str | Backend | None = None,
+) -> Run:
+    """Start a run in the background and return its :class:`~nbtrain.Run` at once.
+
+    Parameters
+    ----------
+    config:
+        A :class:`~nbtrain.TrainConfig`, a dict of its fields, or the path of a saved one.
+    db:
+        The SQLite file (created if missing; its folder must exist).
+    backend:
+        ``"local"`` (default: subprocesses over pipes), ``"ray"``, or a backend instance
+        such as ``nbtrain.RayBackend(address=...)``.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        The config is invalid (nothing is created).
+    StoreError
+        The database cannot be used (nothing is created).
+    RunError
+        A worker could not be started; the run is recorded ``failed`` and its id named.
+
+    Example
+    -------
+    >>> run = nbtrain.launch(nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=100))
+    >>> run.wait()  # doctest: +SKIP
+    """
+    return Run._from_session(start_run(coerce_config(config), db, backend))
 
 
 class Run:
@@ -264,7 +302,6 @@ class Run:
         """A new eval run: each worker's saved policy played greedily by a worker of the same
         id, for ``episodes`` episodes. Returns the new run at once."""
         from nbtrain.config import evaluation_config
-        from nbtrain.launching import launch
 
         wids = self.worker_ids if worker_id is None else [normalize_worker_id(worker_id)]
         for wid in wids:
@@ -294,4 +331,4 @@ class Run:
         )
 
 
-__all__ = ["FINAL_STATUSES", "Run"]
+__all__ = ["FINAL_STATUSES", "Run", "launch"]
