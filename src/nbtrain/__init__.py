@@ -11,18 +11,26 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrain.errors import (
     ConfigError,
+    CorruptStoreError,
     InvalidWorkerIdError,
     NbtrainError,
+    ReadOnlyStoreError,
     RunError,
+    SchemaVersionError,
+    StoreAccessError,
     StoreError,
+    StoreWriteError,
     UnknownRunError,
     UnknownWorkerError,
     WireError,
+    WorkerFailedError,
 )
 from nbtrain.ids import format_episode_id, new_run_id, normalize_worker_id, parse_episode_id
 
 if TYPE_CHECKING:
     from nbtrain.config import TelemetryConfig, TrainConfig, WorkerSpec
+    from nbtrain.dispatch.process import LocalBackend
+    from nbtrain.dispatch.ray_backend import RayBackend
     from nbtrain.run import Run, launch
     from nbtrain.store import TelemetryStore
     from nbtrain.widgets import EpisodeViewer, RunBrowser, RunDashboard, TrainForm
@@ -31,14 +39,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "CorruptStoreError",
     "EpisodeViewer",
     "InvalidWorkerIdError",
+    "LocalBackend",
     "NbtrainError",
+    "RayBackend",
+    "ReadOnlyStoreError",
     "Run",
     "RunBrowser",
     "RunDashboard",
     "RunError",
+    "SchemaVersionError",
+    "StoreAccessError",
     "StoreError",
+    "StoreWriteError",
     "TelemetryConfig",
     "TelemetryStore",
     "TrainConfig",
@@ -46,6 +61,7 @@ __all__ = [
     "UnknownRunError",
     "UnknownWorkerError",
     "WireError",
+    "WorkerFailedError",
     "WorkerSpec",
     "__version__",
     "format_episode_id",
@@ -66,6 +82,8 @@ _LAZY = {
     "RunDashboard": "nbtrain.widgets",
     "EpisodeViewer": "nbtrain.widgets",
     "RunBrowser": "nbtrain.widgets",
+    "LocalBackend": "nbtrain.dispatch.process",
+    "RayBackend": "nbtrain.dispatch.ray_backend",
 }
 
 

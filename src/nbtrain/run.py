@@ -24,7 +24,14 @@ from nbtrain.dispatch.control import (
 )
 from nbtrain.dispatch.session import FINAL_STATUSES, RunSession, live_session
 from nbtrain.dispatch.start import coerce_config, start_run
-from nbtrain.errors import ConfigError, RunError, StoreError, UnknownRunError, UnknownWorkerError
+from nbtrain.errors import (
+    ConfigError,
+    RunError,
+    StoreError,
+    UnknownRunError,
+    UnknownWorkerError,
+    WorkerFailedError,
+)
 from nbtrain.ids import check_run_id, normalize_worker_id
 from nbtrain.store.liveness import run_status_of
 
@@ -205,8 +212,11 @@ class Run:
         return RunDashboard(self.run_id, db=self.db)
 
     # -- control ---------------------------------------------------------------------------
-    def wait(self, timeout: float | None = None) -> dict[str, str]:
-        """Block until every worker has exited and its telemetry is committed.
+    def wait(
+        self, timeout: float | None = None, *, raise_on_failure: bool = False
+    ) -> dict[str, str]:
+        """Block until every worker has exited and its telemetry is committed; return the
+        statuses. ``raise_on_failure=True`` then calls :meth:`raise_for_failures`.
 
         Raises
         ------
@@ -216,6 +226,8 @@ class Run:
             The database could not be written; the workers were stopped and failed.
         KeyboardInterrupt
             After stopping the workers (they end ``stopped``).
+        WorkerFailedError
+            With ``raise_on_failure=True``, when any worker failed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         session = self._session
@@ -241,6 +253,8 @@ class Run:
                 f"run {self.run_id}: the database {self.db} could not be written ({failure}); "
                 f"its workers were stopped: {self.status()}"
             ) from failure
+        if raise_on_failure:
+            self.raise_for_failures()
         return self.status()
 
     def _finished(self, session: RunSession | None) -> bool:
@@ -320,15 +334,38 @@ class Run:
         config = evaluation_config(self.config(), policies, episodes)
         return launch(config, db=self.db)
 
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~nbtrain.errors.WorkerFailedError` if any worker failed, carrying
+        each failed worker's error line and traceback; do nothing otherwise.
+
+        Example
+        -------
+        >>> run.wait()  # doctest: +SKIP
+        >>> run.raise_for_failures()  # doctest: +SKIP
+        """
+        frame = self.store.workers(self.run_id)
+        failed = frame[frame["status"] == "failed"]
+        if failed.empty:
+            return
+        errors = {
+            str(w): _text(e) for w, e in zip(failed["worker_id"], failed["error"], strict=True)
+        }
+        tracebacks = {
+            str(w): _text(t) for w, t in zip(failed["worker_id"], failed["traceback"], strict=True)
+        }
+        raise WorkerFailedError(self.run_id, errors, tracebacks)
+
     def _unknown_worker(self, wid: str) -> Exception:
-        return UnknownWorkerError(
-            f"run {self.run_id} has no worker {wid!r}; its workers are {self.worker_ids}"
-        )
+        return UnknownWorkerError(self.run_id, wid, self.worker_ids)
 
     def __repr__(self) -> str:
         return (
             f"Run(run_id={self.run_id!r}, workers={self.worker_ids!r}, status={self.run_status!r})"
         )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 __all__ = ["FINAL_STATUSES", "Run", "launch"]

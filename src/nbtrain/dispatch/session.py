@@ -369,10 +369,7 @@ class RunSession:
     # -- control -------------------------------------------------------------------------
     def check_worker(self, worker_id: str) -> None:
         if worker_id not in self.statuses:
-            raise UnknownWorkerError(
-                f"run {self.run_id} has no worker {worker_id!r}; its workers are "
-                f"{sorted(self.statuses)}"
-            )
+            raise UnknownWorkerError(self.run_id, worker_id, self.statuses)
 
     def stop(self, worker_id: str | None, timeout: float) -> None:
         """Ask, terminate, kill within ``timeout``; return once reaped and committed.
