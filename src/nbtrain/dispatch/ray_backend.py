@@ -316,10 +316,15 @@ class RayWorkerHandle(WorkerHandle):
     def failure_reason(self) -> str | None:
         return self._reason if self._done.is_set() else None
 
+    def _call(self, method: str, *args: object) -> None:
+        """Fire and forget, never after Ray shut down (a call would start a new instance)."""
+        if self._ray.is_initialized():
+            with contextlib.suppress(Exception):
+                getattr(self._actor, method).remote(*args)
+
     def request_stop(self) -> None:
         self.stop_requested = True
-        with contextlib.suppress(Exception):
-            self._actor.stop.remote()
+        self._call("stop")
 
     def stop(self, timeout: float) -> int:
         """Ask; then SIGTERM through the actor; then ``ray.kill`` the actor (its worker sees
@@ -330,8 +335,7 @@ class RayWorkerHandle(WorkerHandle):
             if self._done.wait(max(deadline - time.monotonic(), 0.0) * share):
                 return self._wait()
             if step is not None:
-                with contextlib.suppress(Exception):
-                    self._actor.signal.remote(step)
+                self._call("signal", step)
         self._kill()
         return self._wait()
 
@@ -341,8 +345,9 @@ class RayWorkerHandle(WorkerHandle):
         return ACTOR_DIED_EXIT_CODE if code is None else code
 
     def _kill(self) -> None:
-        with contextlib.suppress(Exception):
-            self._ray.kill(self._actor, no_restart=True)
+        if self._ray.is_initialized():
+            with contextlib.suppress(Exception):
+                self._ray.kill(self._actor, no_restart=True)
 
     def close_control(self) -> None:
         """The worker has ended: release its actor (and the CPUs it reserved) now."""
