@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,7 +25,9 @@ import msgspec
 
 from nbtrain.dispatch.backend import Backend, FdKind, WorkerHandle
 from nbtrain.dispatch.ray_actor import BATCH_BYTES, BATCH_SECONDS
-from nbtrain.errors import RunError
+from nbtrain.dispatch.ray_reaper import OWNER_ENV, owner_marker
+from nbtrain.errors import RunError, UnknownWorkerError
+from nbtrain.ids import normalize_worker_id
 from nbtrain.worker.cli import WORKER_ID_ENV
 
 if TYPE_CHECKING:
@@ -62,6 +66,28 @@ def actor_name(run_id: str, worker_id: str) -> str:
 
 def run_namespace(run_id: str) -> str:
     return f"nbtrain-{run_id}"
+
+
+def stop_worker(
+    run_id: str, worker_id: str, *, namespace: str | None = None, address: str | None = None
+) -> None:
+    """Ask a running Ray worker to stop, by its actor's name, from any driver on its cluster
+    (it ends ``stopped`` as if its kernel had asked). ``UnknownWorkerError`` if no such
+    actor runs."""
+    ray = import_ray()
+    if not ray.is_initialized():
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "auto",
+                 logging_level="WARNING")  # fmt: skip
+    name = actor_name(run_id, normalize_worker_id(worker_id))
+    space = namespace or run_namespace(run_id)
+    try:
+        actor = ray.get_actor(name, namespace=space)
+    except ValueError:
+        raise UnknownWorkerError(
+            f"no Ray actor {name!r} in namespace {space!r}: worker {worker_id!r} of run "
+            f"{run_id} is not running on this cluster"
+        ) from None
+    ray.get(actor.stop.remote(), timeout=60)
 
 
 class RayBackend(Backend):
@@ -130,14 +156,25 @@ class RayBackend(Backend):
                 ray.init(address=address, logging_level="WARNING")
                 return
             Path(self.temp_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
-            ray.init(
-                address="local",
-                num_cpus=self.local_num_cpus,
-                include_dashboard=False,
-                _temp_dir=self.temp_dir,
-                logging_level="WARNING",
-            )
+            # Every process of the instance inherits the owner marker (see .ray_reaper).
+            marker = owner_marker(os.getpid())
+            before = os.environ.get(OWNER_ENV)
+            os.environ[OWNER_ENV] = marker
+            try:
+                ray.init(
+                    address="local",
+                    num_cpus=self.local_num_cpus,
+                    include_dashboard=False,
+                    _temp_dir=self.temp_dir,
+                    logging_level="WARNING",
+                )
+            finally:
+                if before is None:
+                    os.environ.pop(OWNER_ENV, None)
+                else:
+                    os.environ[OWNER_ENV] = before
             self.started_ray = True
+            _start_reaper(marker, self.temp_dir)
 
     def _actor(self) -> Any:
         if self._actor_class is None:
@@ -202,6 +239,36 @@ class RayBackend(Backend):
         if self.started_ray and self._ray.is_initialized():
             self._ray.shutdown()
         self.started_ray = False
+        _stop_reaper()
+
+
+#: The watcher of this kernel's own local Ray instance (see :mod:`.ray_reaper`); its stdin
+#: pipe closes when the kernel ends, however it ends.
+_REAPER: subprocess.Popen[bytes] | None = None
+
+
+def _start_reaper(marker: str, temp_dir: str) -> None:
+    global _REAPER
+    if _REAPER is not None and _REAPER.poll() is None:
+        return
+    command = [sys.executable, "-m", "nbtrain.dispatch.ray_reaper", marker]
+    with open(Path(temp_dir) / "nbtrain-reaper.log", "ab") as log_file:
+        _REAPER = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,  # Jupyter's interrupt of the kernel's group spares it
+        )
+
+
+def _stop_reaper() -> None:
+    global _REAPER
+    reaper, _REAPER = _REAPER, None
+    if reaper is not None and reaper.stdin is not None:
+        reaper.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            reaper.wait(timeout=10)
 
 
 class RayWorkerHandle(WorkerHandle):
