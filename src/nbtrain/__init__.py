@@ -23,10 +23,10 @@ from nbtrain.ids import format_episode_id, new_run_id, normalize_worker_id, pars
 
 if TYPE_CHECKING:
     from nbtrain.config import TelemetryConfig, TrainConfig, WorkerSpec
-    from nbtrain.dispatch.launcher import launch
+    from nbtrain.launching import launch
     from nbtrain.run import Run
     from nbtrain.store import TelemetryStore
-    from nbtrain.widgets import EpisodeViewer, RunDashboard, TrainForm
+    from nbtrain.widgets import EpisodeViewer, RunBrowser, RunDashboard, TrainForm
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,7 @@ __all__ = [
     "InvalidWorkerIdError",
     "NbtrainError",
     "Run",
+    "RunBrowser",
     "RunDashboard",
     "RunError",
     "StoreError",
@@ -59,12 +60,13 @@ _LAZY = {
     "TrainConfig": "nbtrain.config",
     "WorkerSpec": "nbtrain.config",
     "TelemetryConfig": "nbtrain.config",
-    "launch": "nbtrain.dispatch.launcher",
+    "launch": "nbtrain.launching",
     "Run": "nbtrain.run",
     "TelemetryStore": "nbtrain.store",
     "TrainForm": "nbtrain.widgets",
     "RunDashboard": "nbtrain.widgets",
     "EpisodeViewer": "nbtrain.widgets",
+    "RunBrowser": "nbtrain.widgets",
 }
 
 

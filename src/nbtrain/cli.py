@@ -1,4 +1,4 @@
-"""``nbtrain`` on the command line: run, demo, runs, summary, export, migrate.
+"""``nbtrain`` on the command line: run, demo, runs, summary, export, migrate, stop.
 
 Exit codes: 0 success, 1 a run ended with a failed worker, 2 bad input (the message names
 it), 130 interrupted (the workers are stopped first).
@@ -13,7 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrain.cli_manage import COMMANDS as MANAGE_COMMANDS
+from nbtrain.cli_manage import add_parsers as add_manage_parsers
 from nbtrain.errors import NbtrainError
+from nbtrain.ids import check_run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +36,23 @@ DEMO = {
 
 class UsageError(Exception):
     """Bad input on the command line: exit code 2 with one clear line."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line: a pydantic error lists each problem as ``field: message``."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            parts = [
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or 'config'}: {e.get('msg', '')}"
+                for e in errors()
+            ]
+        except Exception:
+            parts = []
+        if parts:
+            return "; ".join(parts)
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
 
 
 def _parse_value(text: str) -> Any:
@@ -65,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def add_backend(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--backend",
+            choices=["local", "ray"],
+            default="local",
+            help="where workers run: local subprocesses (default) or Ray actors",
+        )
+        p.add_argument("--ray-address", help="a Ray cluster (default: RAY_ADDRESS or a local one)")
+
     def add_db(p: argparse.ArgumentParser) -> None:
         p.add_argument("--db", default="nbtrain.sqlite", help="SQLite file (default: %(default)s)")
 
@@ -88,12 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--steps", help="record steps: all, none or every N-th")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_backend(run)
     add_db(run)
 
     demo = sub.add_parser("demo", help="a 4-worker FrozenLake run on the embedded SQLite default")
     demo.add_argument("--episodes", type=int, default=DEMO["episodes"])
     demo.add_argument("--workers", type=int, default=DEMO["workers"])
     demo.add_argument("--no-progress", action="store_true")
+    add_backend(demo)
     add_db(demo)
 
     runs = sub.add_parser("runs", help="list the runs in a database")
@@ -107,10 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_id")
     export.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     export.add_argument("--out", default=".", help="folder for the files (default: .)")
+    export.add_argument("--force", action="store_true", help="overwrite existing files")
     add_db(export)
+
+    stop = sub.add_parser("stop", help="stop a run's workers (also one another process owns)")
+    stop.add_argument("run_id")
+    stop.add_argument("--worker", help="only this worker id")
+    stop.add_argument("--timeout", type=float, default=10.0, help="seconds (default: 10)")
+    add_db(stop)
 
     migrate = sub.add_parser("migrate", help="upgrade a database to the current schema")
     migrate.add_argument("db")
+    add_manage_parsers(sub, add_db)  # rm, archive, du
     return parser
 
 
@@ -218,11 +257,21 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         if args.command == "demo"
         else _config_from_args(args)
     )
-    run = nbtrain.launch(config, db=args.db)
+    run = nbtrain.launch(config, db=args.db, backend=_backend(args))
     console.print(f"run [bold]{run.run_id}[/] → {run.db}")
     statuses = _follow(run, console, not args.no_progress)
     _print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")
     return 1 if "failed" in statuses.values() else 0
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    if args.ray_address and args.backend != "ray":
+        raise UsageError("--ray-address goes with --backend ray")
+    if args.backend != "ray":
+        return "local"
+    from nbtrain.dispatch.ray_backend import RayBackend
+
+    return RayBackend(address=args.ray_address) if args.ray_address else "ray"
 
 
 def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
@@ -235,24 +284,41 @@ def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
+    run_id = check_run_id(args.run_id)
     store = _open_store(args.db)
-    _print_frame(console, store.run_summary(args.run_id), f"run {args.run_id}")
+    _print_frame(console, store.run_summary(run_id), f"run {run_id}")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace, console: Console) -> int:
+    run_id = check_run_id(args.run_id)  # a ULID: the file names below cannot leave --out
     store = _open_store(args.db)
     out = Path(args.out)
+    paths = {table: out / f"{run_id}-{table}.{args.format}" for table in ("episodes", "steps")}
+    existing = [str(p) for p in paths.values() if p.exists() or p.is_symlink()]
+    if existing and not args.force:
+        raise UsageError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
+    frames = {table: getattr(store, table)(run_id) for table in paths}
     out.mkdir(parents=True, exist_ok=True)
-    for table in ("episodes", "steps"):
-        frame = getattr(store, table)(args.run_id)
-        path = out / f"{args.run_id}-{table}.{args.format}"
+    for table, path in paths.items():
+        if path.is_symlink():
+            path.unlink()  # --force replaces the link itself, never what it points to
+        frame = frames[table]
         if args.format == "parquet":
             frame.to_parquet(path, index=False)
         else:
             frame.to_csv(path, index=False)
         console.print(f"{table}: {len(frame)} rows → {path}")
     return 0
+
+
+def _cmd_stop(args: argparse.Namespace, console: Console) -> int:
+    from nbtrain.run import Run
+
+    run = Run.open(check_run_id(args.run_id), db=args.db)
+    statuses = run.stop(args.worker, timeout=args.timeout)
+    _print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")
+    return 1 if "failed" in statuses.values() else 0
 
 
 def _cmd_migrate(args: argparse.Namespace, console: Console) -> int:
@@ -280,7 +346,9 @@ COMMANDS = {
     "summary": _cmd_summary,
     "export": _cmd_export,
     "migrate": _cmd_migrate,
+    "stop": _cmd_stop,
 }
+COMMANDS.update(MANAGE_COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,8 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False, width=width)
     try:
         return COMMANDS[args.command](args, console)
-    except (UsageError, ValidationError, NbtrainError, FileNotFoundError, IsADirectoryError) as exc:
-        print(f"nbtrain {args.command}: error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"nbtrain {args.command}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except (UsageError, NbtrainError, FileNotFoundError, IsADirectoryError) as exc:
+        print(f"nbtrain {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nbtrain: interrupted; workers stopped", file=sys.stderr)

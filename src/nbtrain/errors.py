@@ -9,7 +9,11 @@
     │   ├── BadMagicError, UnsupportedVersionError, FrameTooLargeError,
     │   └── TruncatedFrameError, MalformedPayloadError
     ├── StoreError                               the SQLite store refused an operation
-    │   └── SchemaVersionError                   the file is from a newer nbtrain
+    │   ├── SchemaVersionError                   the file is from a newer nbtrain
+    │   ├── CorruptStoreError                    not an SQLite file, damaged or truncated
+    │   ├── StoreAccessError                     cannot be opened: a folder, no folder, no access
+    │   ├── ReadOnlyStoreError                   readable but cannot be written (or upgraded)
+    │   └── StoreWriteError                      a write failed during a run; the writer stopped
     ├── RunError                                 a run or worker operation that cannot be done
     │   └── UnknownRunError, UnknownWorkerError (also LookupError)
     └── WorkerFailedError                        raised by ``Run.wait(raise_on_failure=True)``
@@ -68,6 +72,23 @@ class StoreError(NbtrainError):
 
 class SchemaVersionError(StoreError):
     """The database was written by a newer nbtrain than this one."""
+
+
+class CorruptStoreError(StoreError):
+    """The file is not an SQLite database, or it is damaged or truncated."""
+
+
+class StoreAccessError(StoreError):
+    """The database cannot be opened at all: a folder, a missing folder, no permission."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """The database can be read but not written (read-only file, folder or mount)."""
+
+
+class StoreWriteError(StoreError):
+    """Writing failed during a run (disk full, I/O error, the file removed); the writer has
+    stopped so that nothing inconsistent is committed after the failure."""
 
 
 class RunError(NbtrainError):

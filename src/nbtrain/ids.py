@@ -53,6 +53,19 @@ def is_run_id(text: object) -> bool:
     return isinstance(text, str) and _RUN_ID_RE.fullmatch(text) is not None
 
 
+def check_run_id(text: object) -> str:
+    """``text`` if it is a run id; else ``UnknownRunError`` (a ``LookupError``) saying so.
+
+    Run ids name folders and files, so nothing else is ever accepted where one is expected.
+    """
+    if not is_run_id(text):
+        from nbtrain.errors import UnknownRunError
+
+        raise UnknownRunError(f"{text!r} is not a run id (a 26-character ULID such as "
+                              f"{new_run_id()!r})")  # fmt: skip
+    return str(text)
+
+
 def _pad(number: int) -> str:
     text = f"{number:0{WORKER_ID_WIDTH}d}"
     if len(text) > 32:

@@ -1,4 +1,11 @@
-"""``nbtrain.Run``: one run, live in this kernel or read back from the database."""
+"""``nbtrain.Run``: one run, whether this kernel owns it or another process does.
+
+The database is the run's truth. In the kernel that owns the run, :class:`Run` reads the
+statuses its session has already committed; anywhere else (another notebook, the CLI, a new
+kernel after a restart) it reads the rows, corrected for a dead owner
+(:mod:`nbtrain.store.liveness`), and controls the run through them: a stop request is a row
+the owner acts on; a restart is allowed once the owner is gone, and makes the caller the owner.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +14,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.dispatch.launcher import DEFAULT_DB, resolve_db, run_dir_for
-from nbtrain.dispatch.session import (
-    FINAL_STATUSES,
-    RunSession,
-    live_session,
-    run_status_of,
-    worker_config_path,
+from nbtrain.dispatch.control import (
+    DEFAULT_DB,
+    open_db,
+    request_stop,
+    stored_worker_config,
+    take_over,
 )
-from nbtrain.errors import ConfigError, UnknownRunError
-from nbtrain.ids import normalize_worker_id
-from nbtrain.worker.spec import load_worker_config
+from nbtrain.dispatch.session import FINAL_STATUSES, RunSession, live_session
+from nbtrain.errors import ConfigError, RunError, StoreError, UnknownRunError, UnknownWorkerError
+from nbtrain.ids import check_run_id, normalize_worker_id
+from nbtrain.store.liveness import run_status_of
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from nbtrain.config import TrainConfig
     from nbtrain.store import TelemetryStore
+
+# How often a Run that does not own its run polls the database in wait()/stop().
+POLL_S = 0.1
 
 
 def _process_ui_events() -> None:
@@ -35,7 +45,15 @@ def _process_ui_events() -> None:
 
 
 class Run:
-    """Handle on a run. Made by :func:`nbtrain.launch` or :meth:`Run.open`."""
+    """Handle on a run. Made by :func:`nbtrain.launch` or :meth:`Run.open`.
+
+    Attributes
+    ----------
+    run_id:
+        The run's ULID.
+    db:
+        The absolute path of its SQLite file.
+    """
 
     def __init__(self, run_id: str, db: Path, session: RunSession | None) -> None:
         self.run_id = run_id
@@ -49,8 +67,17 @@ class Run:
 
     @classmethod
     def open(cls, run_id: str, db: str | os.PathLike[str] = DEFAULT_DB) -> Run:
-        """A past or running run, also after a kernel restart."""
-        db_path = resolve_db(db)
+        """A past or running run, also after a kernel restart or from another process.
+
+        Raises
+        ------
+        UnknownRunError
+            No such run in ``db`` (the nearest ids are listed), or no file at ``db``.
+        StoreError
+            ``db`` is not a readable nbtrain database.
+        """
+        check_run_id(run_id)
+        db_path = open_db(db)
         session = live_session(run_id, db_path)
         run = cls(run_id, db_path, session)
         if session is None:
@@ -60,6 +87,7 @@ class Run:
     # -- reading ---------------------------------------------------------------------------
     @property
     def store(self) -> TelemetryStore:
+        """The :class:`~nbtrain.TelemetryStore` of the run's database."""
         if self._store is None:
             from nbtrain.store import TelemetryStore
 
@@ -70,29 +98,28 @@ class Run:
 
     @property
     def worker_ids(self) -> list[str]:
+        """The run's worker ids, e.g. ``["000001", "gpu_a"]``."""
         if self._session is not None:
             return list(self._session.statuses)
         return [str(w) for w in self.store.workers(self.run_id)["worker_id"]]
 
     def status(self) -> dict[str, str]:
+        """``{worker_id: status}``; every status shown is already committed to the database."""
         if self._session is not None:
             return dict(self._session.statuses)
         frame = self.store.workers(self.run_id)
-        result: dict[str, str] = {}
-        for wid, status, pid in zip(frame["worker_id"], frame["status"], frame["pid"], strict=True):
-            if status in {"running", "pending"} and not _worker_alive(pid):
-                status = "failed"  # its kernel died; the worker exited with it
-            result[str(wid)] = str(status)
-        return result
+        return {str(w): str(s) for w, s in zip(frame["worker_id"], frame["status"], strict=True)}
 
     @property
     def run_status(self) -> str:
-        return run_status_of(self.status())
+        """``running``, else ``failed`` if any worker failed, else ``stopped``, else
+        ``completed``."""
+        return run_status_of(list(self.status().values()))
 
     def config(self, *, agent: Any = None) -> TrainConfig:
         """The run's :class:`~nbtrain.TrainConfig`, rebuilt from the database (same digest),
         e.g. to repeat it with ``nbtrain.TrainForm.from_config(run.config())``. A notebook-
-        defined agent is not stored by value: pass it again as ``agent``."""
+        defined agent is not stored as text: pass it again as ``agent``."""
         import json
 
         from nbtrain.config import TrainConfig
@@ -111,6 +138,7 @@ class Run:
     def episodes(
         self, worker_id: object | None = None, columns: list[str] | None = None
     ) -> pd.DataFrame:
+        """One row per finished episode (of one worker id or a list of them)."""
         return self.store.episodes(self.run_id, worker_id=worker_id, columns=columns)
 
     def steps(
@@ -119,17 +147,21 @@ class Run:
         ep_index: int | None = None,
         columns: list[str] | None = None,
     ) -> pd.DataFrame:
+        """One row per recorded step (of some workers and some episode indexes)."""
         return self.store.steps(
             self.run_id, worker_id=worker_id, ep_index=ep_index, columns=columns
         )
 
     def summary(self) -> pd.DataFrame:
+        """Exactly one row per worker: status, exit code, episodes, steps, returns, time."""
         return self.store.run_summary(self.run_id)
 
     def aggregate(self, metric: str = "total_reward") -> pd.DataFrame:
+        """Per episode index across workers: mean, sd, IQM, min, max, n_workers."""
         return self.store.aggregate(self.run_id, metric=metric)
 
     def dashboard(self) -> Any:
+        """A live widget with one tab per worker."""
         from nbtrain.widgets import RunDashboard
 
         return RunDashboard(self.run_id, db=self.db)
@@ -138,62 +170,120 @@ class Run:
     def wait(self, timeout: float | None = None) -> dict[str, str]:
         """Block until every worker has exited and its telemetry is committed.
 
-        On timeout raise ``TimeoutError`` (the workers go on); on KeyboardInterrupt stop the
-        workers, then re-raise. Widget messages (Stop buttons) are processed while waiting.
+        Raises
+        ------
+        TimeoutError
+            Still running after ``timeout`` seconds (the workers go on).
+        StoreError
+            The database could not be written; the workers were stopped and failed.
+        KeyboardInterrupt
+            After stopping the workers (they end ``stopped``).
         """
-        session = self._session
-        if session is None:
-            return self.status()
         deadline = None if timeout is None else time.monotonic() + timeout
+        session = self._session
         try:
-            while not session.all_done.wait(0.05):
-                _process_ui_events()
+            while not self._finished(session):
+                if session is not None:
+                    session.all_done.wait(0.05)
+                    _process_ui_events()
+                else:
+                    time.sleep(POLL_S)
                 if deadline is not None and time.monotonic() >= deadline:
+                    if self._finished(session):
+                        break
                     raise TimeoutError(
                         f"run {self.run_id} still running after {timeout} s: {self.status()}"
                     )
         except KeyboardInterrupt:
             self.stop()
             raise
+        if session is not None and session.store_failure is not None:
+            failure = session.store_failure
+            raise StoreError(
+                f"run {self.run_id}: the database {self.db} could not be written ({failure}); "
+                f"its workers were stopped: {self.status()}"
+            ) from failure
         return self.status()
+
+    def _finished(self, session: RunSession | None) -> bool:
+        if session is not None:
+            return session.all_done.is_set()
+        return all(s in FINAL_STATUSES for s in self.status().values())
 
     def stop(self, worker_id: object | None = None, timeout: float = 10) -> dict[str, str]:
-        """Stop one worker or all; returns once they are reaped and their telemetry committed."""
-        session = self._session
+        """Stop one worker or all; returns once they are reaped and their telemetry committed.
+
+        From a process that does not own the run, the request goes through the database to
+        the owning kernel, and this returns once the database says the workers ended.
+        """
         wid = None if worker_id is None else normalize_worker_id(worker_id)
-        if session is None:
-            if wid is not None and wid not in self.status():
-                raise self._unknown_worker(wid)
+        session = self._session
+        if session is not None:
+            session.stop(wid, timeout)
             return self.status()
-        session.stop(wid, timeout)
-        return self.status()
+        statuses = self.status()
+        if wid is not None and wid not in statuses:
+            raise self._unknown_worker(wid)
+        targets = [w for w, s in statuses.items() if s not in FINAL_STATUSES]
+        if wid is not None:
+            targets = [wid] if wid in targets else []
+        if not targets:
+            return statuses
+        request_stop(self.db, self.run_id, targets)
+        deadline = time.monotonic() + timeout + 5.0
+        while time.monotonic() < deadline:
+            statuses = self.status()
+            if all(statuses[w] in FINAL_STATUSES for w in targets):
+                return statuses
+            time.sleep(POLL_S)
+        raise TimeoutError(
+            f"run {self.run_id}: workers {targets} did not stop within {timeout} s "
+            f"(the kernel that owns the run did not act on the request): {statuses}"
+        )
 
     def restart(self, worker_id: object) -> None:
-        """Relaunch a stopped or failed worker; its episodes continue where they stopped."""
+        """Relaunch a stopped or failed worker; its episodes continue where they stopped and
+        it resumes learning from its last checkpoint.
+
+        From another process this is allowed only once the owning kernel is gone (this
+        process then owns the run); otherwise ``RunError`` names the owner.
+        """
         wid = normalize_worker_id(worker_id)
-        session = self._session or self._revive_session()
+        session = self._session
+        if session is None:
+            session = self._session = take_over(self.db, self.run_id)
         session.check_worker(wid)
+        config = stored_worker_config(self.db, self.run_id, wid, session.run_dir)
         writer = session.writer()
         writer.flush()
         next_episode = writer.discard_unfinished_steps(self.run_id, wid)
-        session.prepare_restart(wid, next_episode)
-        writer.set_run_status(self.run_id, "running")
+        session.prepare_restart(wid, config, next_episode)
         session.start(wid)
 
-    def _revive_session(self) -> RunSession:
-        """A session for a run recorded earlier (e.g. before a kernel restart)."""
-        statuses = self.status()
-        run_dir = run_dir_for(self.db, self.run_id)
-        configs = {
-            wid: load_worker_config(worker_config_path(run_dir, self.run_id, wid))
-            for wid in statuses
-        }
-        self._session = RunSession(self.run_id, self.db, run_dir, configs, statuses)
-        return self._session
+    def evaluate(self, episodes: int = 100, worker_id: object | None = None) -> Run:
+        """A new eval run: each worker's saved policy played greedily by a worker of the same
+        id, for ``episodes`` episodes. Returns the new run at once."""
+        from nbtrain.config import evaluation_config
+        from nbtrain.launching import launch
+
+        wids = self.worker_ids if worker_id is None else [normalize_worker_id(worker_id)]
+        for wid in wids:
+            if wid not in self.status():
+                raise self._unknown_worker(wid)
+        run_dir = self.db.parent / "nbtrain-runs" / self.run_id
+        policies: dict[object, Path] = {}
+        for wid in wids:
+            found = sorted(run_dir.glob(f"policy-{wid}.*"))
+            if not found:
+                raise RunError(
+                    f"worker {wid!r} of run {self.run_id} has no saved policy in {run_dir} "
+                    "(its agent has no save(), or it never ended an episode)"
+                )
+            policies[wid] = found[0]
+        config = evaluation_config(self.config(), policies, episodes)
+        return launch(config, db=self.db)
 
     def _unknown_worker(self, wid: str) -> Exception:
-        from nbtrain.errors import UnknownWorkerError
-
         return UnknownWorkerError(
             f"run {self.run_id} has no worker {wid!r}; its workers are {self.worker_ids}"
         )
@@ -202,21 +292,6 @@ class Run:
         return (
             f"Run(run_id={self.run_id!r}, workers={self.worker_ids!r}, status={self.run_status!r})"
         )
-
-
-def _worker_alive(pid: object) -> bool:
-    """Is ``pid`` a live nbtrain worker? (pids are reused, so check the command line.)"""
-    if not isinstance(pid, int | float) or pid != pid or int(pid) <= 0:
-        return False
-    try:
-        cmdline = Path(f"/proc/{int(pid)}/cmdline").read_bytes()
-    except OSError:
-        try:
-            os.kill(int(pid), 0)
-        except OSError:
-            return False
-        return True
-    return b"nbtrain.worker" in cmdline
 
 
 __all__ = ["FINAL_STATUSES", "Run"]

@@ -121,7 +121,13 @@ def test_builtin(name, cls):
 
 
 def test_builtin_names_are_exactly_the_documented_ones():
-    assert list(BUILTIN_AGENTS) == ["q_learning", "sarsa", "expected_sarsa", "random"]
+    assert list(BUILTIN_AGENTS) == [
+        "q_learning",
+        "sarsa",
+        "expected_sarsa",
+        "tile_sarsa",
+        "random",
+    ]
 
 
 def test_builtin_kwargs_are_passed():
@@ -320,9 +326,11 @@ def test_worker_side_imports_stay_light(tmp_path):
         from nbtrain.agents import BUILTIN_AGENTS, make_agent
         from nbtrain.worker.spec import AgentRef
         env = gym.make("FrozenLake-v1")
+        box = gym.make("MountainCar-v0")
         for name in BUILTIN_AGENTS:
-            make_agent(AgentRef(kind="builtin", name=name), env.observation_space,
-                       env.action_space, 0, {})
+            e = box if name == "tile_sarsa" else env
+            make_agent(AgentRef(kind="builtin", name=name), e.observation_space,
+                       e.action_space, 0, {})
         heavy = ("pandas", "pydantic", "pyarrow", "ipywidgets", "anywidget", "cloudpickle")
         print(sorted(m for m in sys.modules if m.split(".")[0] in heavy))
         """

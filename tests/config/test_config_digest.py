@@ -31,6 +31,18 @@ BASE: dict[str, Any] = {
 }
 
 
+def save_policy(path: Path, env_id: str = "FrozenLake-v1") -> Path:
+    """A real policy file (an untrained q_learning table) for ``env_id``."""
+    import gymnasium as gym
+
+    from nbtrain.agents import QLearningAgent
+
+    env = gym.make(env_id)
+    QLearningAgent(env.observation_space, env.action_space, seed=0).save(path)
+    env.close()
+    return path
+
+
 def keys_sorted_everywhere(value: object) -> bool:
     if isinstance(value, dict):
         return list(value) == sorted(value) and all(
@@ -47,6 +59,7 @@ def test_canonical_payload_shape() -> None:
     assert set(payload) == {
         "agent",
         "agent_kwargs",
+        "checkpoint_every",
         "env_id",
         "env_kwargs",
         "episodes",
@@ -61,13 +74,19 @@ def test_canonical_payload_shape() -> None:
     }
     assert keys_sorted_everywhere(payload)
     assert payload["workers"] == [
-        {"agent_kwargs": {"alpha": 0.5, "gamma": 0.9}, "seed": w.seed, "worker_id": w.worker_id}
+        {
+            "agent_kwargs": {"alpha": 0.5, "gamma": 0.9},
+            "policy_path": None,
+            "seed": w.seed,
+            "worker_id": w.worker_id,
+        }
         for w in config.worker_configs()
     ]
     assert [w["worker_id"] for w in payload["workers"]] == ["000007", "gpu_a", "000001"]
     assert payload["telemetry"] == {"frame_every": 4, "frames": "ansi", "steps": 2}
     assert payload["agent"] == {"kind": "builtin", "name": "q_learning", "source_sha256": None}
-    assert payload["max_steps_per_episode"] == 1000
+    assert payload["max_steps_per_episode"] == 100  # FrozenLake-v1 is registered with 100
+    assert payload["checkpoint_every"] == 100
     assert payload["step_delay"] == 0.0
     assert json.loads(json.dumps(payload)) == payload
 
@@ -183,7 +202,7 @@ VARIANTS: list[dict[str, Any]] = [
 
 def test_digest_changes_with_every_field(tmp_path: Path) -> None:
     policy = tmp_path / "policy.json"
-    policy.write_text("{}")
+    save_policy(policy)
     variants = [*VARIANTS, {"policy_path": policy}, {"mode": "eval", "policy_path": policy}]
     digests = {TrainConfig(**BASE).digest}
     for update in variants:
@@ -196,11 +215,12 @@ def test_explicit_default_values_do_not_change_the_digest() -> None:
         **BASE,
         name="FrozenLake-v1-q_learning",
         agent="q_learning",
-        max_steps_per_episode=1000,
+        max_steps_per_episode=100,  # FrozenLake-v1's registered limit, the default
         seed=0,
         step_delay=0,
         mode="train",
         policy_path=None,
+        checkpoint_every=100,
     )
     assert explicit.digest == TrainConfig(**BASE).digest
 

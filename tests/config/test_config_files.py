@@ -18,6 +18,18 @@ from nbtrain.errors import ConfigError
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
 
+def save_policy(path: Path, env_id: str = "FrozenLake-v1") -> Path:
+    """A real policy file (an untrained q_learning table) for ``env_id``."""
+    import gymnasium as gym
+
+    from nbtrain.agents import QLearningAgent
+
+    env = gym.make(env_id)
+    QLearningAgent(env.observation_space, env.action_space, seed=0).save(path)
+    env.close()
+    return path
+
+
 @pytest.fixture
 def fx(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.syspath_prepend(str(HELPERS))
@@ -30,7 +42,7 @@ def fx(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 def configs(tmp_path: Path) -> list[TrainConfig]:
     policy = tmp_path / "policy.json"
-    policy.write_text("{}")
+    save_policy(policy)
     return [
         TrainConfig(env_id="FrozenLake-v1", episodes=2),
         TrainConfig(
@@ -210,3 +222,33 @@ def test_bad_field_in_file_is_a_validation_error_naming_the_file(tmp_path: Path)
     assert "Taxi-v4" in text
     assert "colour" in text
     assert f"while loading config file {path}" in info.value.__notes__
+
+
+def test_checkpoint_every_round_trips_and_none_needs_json(tmp_path: Path) -> None:
+    config = TrainConfig(env_id="FrozenLake-v1", episodes=2, checkpoint_every=7)
+    for suffix in (".json", ".toml"):
+        config.save(tmp_path / f"c{suffix}")
+        assert TrainConfig.load(tmp_path / f"c{suffix}").checkpoint_every == 7
+    never = TrainConfig(env_id="FrozenLake-v1", episodes=2, checkpoint_every=None)
+    never.save(tmp_path / "n.json")
+    assert TrainConfig.load(tmp_path / "n.json").digest == never.digest
+    with pytest.raises(ConfigError, match="checkpoint_every is None and TOML has no null"):
+        never.save(tmp_path / "n.toml")
+
+
+def test_worker_policy_paths_round_trip(tmp_path: Path) -> None:
+    policy = save_policy(tmp_path / "policy.json")
+    config = TrainConfig(
+        env_id="FrozenLake-v1",
+        episodes=2,
+        mode="eval",
+        workers=[
+            WorkerSpec(worker_id=3, policy_path=policy),
+            WorkerSpec(worker_id=4, policy_path=policy),
+        ],
+    )
+    for suffix in (".json", ".toml"):
+        config.save(tmp_path / f"c{suffix}")
+        again = TrainConfig.load(tmp_path / f"c{suffix}")
+        assert again.digest == config.digest
+        assert again.worker_policies() == {"000003": policy, "000004": policy}

@@ -19,6 +19,18 @@ from nbtrain.worker.spec import (
 )
 
 
+def save_policy(path: Path, env_id: str = "FrozenLake-v1") -> Path:
+    """A real policy file (an untrained q_learning table) for ``env_id``."""
+    import gymnasium as gym
+
+    from nbtrain.agents import QLearningAgent
+
+    env = gym.make(env_id)
+    QLearningAgent(env.observation_space, env.action_space, seed=0).save(path)
+    env.close()
+    return path
+
+
 def make(**fields: Any) -> TrainConfig:
     fields.setdefault("episodes", 1)
     fields.setdefault("env_id", "FrozenLake-v1")
@@ -37,7 +49,9 @@ def test_defaults() -> None:
     assert config.env_kwargs == {}
     assert config.agent == "q_learning"
     assert config.agent_kwargs == {}
-    assert config.max_steps_per_episode == 1000
+    assert config.max_steps_per_episode is None  # the env's registered limit
+    assert config.step_limit == 100
+    assert config.checkpoint_every == 100
     assert config.seed == 0
     assert config.workers == 1
     assert config.worker_ids == ["000001"]
@@ -71,9 +85,11 @@ def test_episodes_required() -> None:
         TrainConfig(env_id="FrozenLake-v1")  # type: ignore[call-arg]
 
 
-@pytest.mark.parametrize("field", ["episodes", "max_steps_per_episode"])
+@pytest.mark.parametrize("field", ["episodes", "max_steps_per_episode", "checkpoint_every"])
 @pytest.mark.parametrize("value", [0, -3, True, "5", 1.5, None])
 def test_positive_int_fields_reject(field: str, value: object) -> None:
+    if value is None and field != "episodes":
+        return  # None is allowed there: the registered limit / only at the end
     assert field in error_text(**{field: value})
 
 
@@ -139,7 +155,9 @@ def test_telemetry_from_dict() -> None:
 
 
 def test_eval_needs_policy_path() -> None:
-    assert "mode='eval' needs policy_path" in error_text(mode="eval")
+    assert "mode='eval' needs a policy for worker 000001: set policy_path" in error_text(
+        mode="eval"
+    )
 
 
 def test_mode_rejects_other_values() -> None:
@@ -153,7 +171,7 @@ def test_policy_path_must_exist(tmp_path: Path) -> None:
 
 
 def test_policy_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "policy.json").write_text("{}")
+    save_policy(tmp_path / "policy.json")
     monkeypatch.chdir(tmp_path)
     config = make(mode="eval", policy_path="policy.json")
     assert config.policy_path == tmp_path / "policy.json"

@@ -26,6 +26,8 @@ EXPECTED = [
     "03_exploring_episodes.ipynb",
     "04_custom_agent.ipynb",
     "05_cliff_walking.ipynb",
+    "06_managing_runs.ipynb",
+    "07_mountain_car_tile_coding.ipynb",
 ]
 MAX_IGNORED = 2
 # nbval's comment markers and cell tags (nbval/plugin.py: comment_markers, metadata_tags)
@@ -155,7 +157,7 @@ def _load(name: str) -> dict[str, Any]:
     return data
 
 
-def test_the_five_tutorials_are_there() -> None:
+def test_the_tutorials_are_there() -> None:
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
 
 

@@ -51,6 +51,17 @@ def test_columns_are_design_columns_first(db: Path) -> None:
     assert [r[1] for r in conn.execute("PRAGMA table_info(workers)")][8:] == [
         "traceback",
         "output",
+        "pid_start",
+        "resumed_from",
+        "backend",
+        "stop_requested",
+    ]
+    assert [r[1] for r in conn.execute("PRAGMA table_info(runs)")][6:] == [
+        "owner_pid",
+        "owner_start",
+        "owner_host",
+        "lease_at",
+        "agent_pickle",
     ]
 
 
@@ -151,7 +162,10 @@ def test_opening_an_up_to_date_file_does_not_write(db: Path) -> None:
 
     writer = acquire_writer(db)
     run = new_run_id()
-    writer.create_run(run_id=run, name="n", created_at=1.0, digest="d", config={})
+    # A finished run: a row saying "running" with no live owner would be corrected (written).
+    writer.create_run(
+        run_id=run, name="n", created_at=1.0, digest="d", config={}, status="completed"
+    )
     writer.upsert_worker(run, 1, status="completed")
     writer.add_events(full_episode(run, "000001", 0))
     writer.release()  # checkpoints: the WAL is empty now

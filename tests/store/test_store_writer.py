@@ -381,3 +381,29 @@ def test_reading_while_writing_from_another_thread(writer: StoreWriter, db: Path
     assert not errors
     assert seen == sorted(seen)
     assert len(store.steps(run, 1)) == 60 * 100
+
+
+def test_pre_launch_check_waits_for_another_writer(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nbtrain.store import ensure_writable
+
+    ensure_writable(db)
+    monkeypatch.setattr(schema, "BUSY_TIMEOUT_MS", 50)
+    blocker = Blocker(db)
+    errors: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            ensure_writable(db)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=check)
+    thread.start()
+    thread.join(0.5)
+    assert thread.is_alive()  # waiting for the lock, not failing
+    blocker.release()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert errors == []

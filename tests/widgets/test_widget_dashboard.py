@@ -217,7 +217,7 @@ def test_a_run_that_is_neither_live_nor_stored_is_an_error(tmp_path: Path) -> No
     from nbtrain.errors import UnknownRunError
 
     with pytest.raises(UnknownRunError, match="no database"):
-        RunDashboard("01J0000000000000000000NONE", db=tmp_path / "x.sqlite")
+        RunDashboard("01J00000000000000000000000", db=tmp_path / "x.sqlite")
 
 
 def test_a_restart_while_the_ticker_is_ending_makes_it_look_again(

@@ -68,3 +68,27 @@ class OpaqueExtras(_Base):
 
     def learn(self, *args: Any) -> dict[str, Any]:
         return {"model": object()}
+
+
+class BadSave(_Base):
+    """save() writes part of a file and then fails, as a full disk would."""
+
+    def save(self, path: str) -> None:
+        with open(path, "w") as fh:
+            fh.write("{partial")
+        raise OSError(28, "No space left on device (simulated in save)")
+
+
+class NoEpisodeSave(_Base):
+    """A custom agent with save/load but no episode keyword and no restore."""
+
+    def save(self, path: str) -> None:
+        with open(path, "w") as fh:
+            fh.write(str(self.steps))
+
+    def load(self, path: str) -> None:
+        with open(path) as fh:
+            self.steps = int(fh.read())
+
+    def learn(self, *args: Any) -> dict[str, Any]:
+        return {"steps": self.steps}

@@ -120,8 +120,10 @@ def start_worker(
     env: dict[str, str] | None = None,
     telemetry: bool = True,
     control: bool = True,
+    preexec: Any = None,
 ) -> WorkerHandle:
-    """Start a worker the way the dispatcher does (own session, pipes in pass_fds)."""
+    """Start a worker the way the dispatcher does (own session, pipes in pass_fds);
+    ``preexec`` runs in the child before exec (e.g. to set a resource limit)."""
     environment = env if env is not None else worker_env()
     fds: list[int] = []
     telemetry_r = control_w = None
@@ -144,6 +146,7 @@ def start_worker(
         pass_fds=fds,
         env=environment,
         start_new_session=True,
+        preexec_fn=preexec,
     )
     for fd in fds:
         os.close(fd)

@@ -1,4 +1,4 @@
-"""Agents: the protocol a worker drives, the built-in tabular and random agents, and
+"""Agents: the protocol a worker drives, the built-in tabular, tile-coding and random agents, and
 ``make_agent`` which turns a config's ``AgentRef`` into one.
 
 Imported by the worker subprocess, so only numpy, gymnasium and the stdlib are used; the
@@ -16,6 +16,7 @@ from nbtrain.agents.factory import (
     resolve_factory,
     resolve_import_path,
 )
+from nbtrain.agents.params import agent_params
 from nbtrain.agents.protocol import Agent, AgentFactory, missing_methods
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
         SarsaAgent,
         TabularAgent,
     )
+    from nbtrain.agents.tile_sarsa import TileSarsaAgent
 
 _LAZY = {
     "TabularAgent": "nbtrain.agents.tabular",
@@ -33,6 +35,7 @@ _LAZY = {
     "SarsaAgent": "nbtrain.agents.tabular",
     "ExpectedSarsaAgent": "nbtrain.agents.tabular",
     "RandomAgent": "nbtrain.agents.random_agent",
+    "TileSarsaAgent": "nbtrain.agents.tile_sarsa",
 }
 
 __all__ = [
@@ -44,7 +47,9 @@ __all__ = [
     "RandomAgent",
     "SarsaAgent",
     "TabularAgent",
+    "TileSarsaAgent",
     "agent_label",
+    "agent_params",
     "make_agent",
     "missing_methods",
     "resolve_factory",

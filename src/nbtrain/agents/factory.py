@@ -28,6 +28,7 @@ BUILTIN_AGENTS: Mapping[str, str] = {
     "q_learning": "nbtrain.agents.tabular:QLearningAgent",
     "sarsa": "nbtrain.agents.tabular:SarsaAgent",
     "expected_sarsa": "nbtrain.agents.tabular:ExpectedSarsaAgent",
+    "tile_sarsa": "nbtrain.agents.tile_sarsa:TileSarsaAgent",
     "random": "nbtrain.agents.random_agent:RandomAgent",
 }
 

@@ -27,7 +27,16 @@ A class is a factory, so ten lines are enough to plug in::
             return {"bias": self.bias}
 
 ``learn`` may return ``None`` or a dict of JSON-able extras (recorded with the step);
-``end_episode() -> dict | None``, ``save(path)`` and ``load(path)`` are optional.
+``end_episode() -> dict | None``, ``save(path)``, ``load(path)`` and ``restore(path)`` are
+optional:
+
+- ``save(path)`` writes the agent to ``path`` (the worker gives it a fresh temp file and
+  renames it atomically); if it accepts an ``episode`` keyword, the worker passes how many
+  episodes were finished, to be recorded for a resume.
+- ``load(path)`` takes a saved *policy* as a starting point (``policy_path``) or to play it
+  (eval); the built-in agents load the values only and keep their configured ε schedule.
+- ``restore(path)`` takes the whole learning state (values and ε) to resume after a crash;
+  without it, a restarted worker resumes with ``load``.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 REQUIRED_METHODS = ("act", "learn")
-OPTIONAL_METHODS = ("end_episode", "save", "load")
+OPTIONAL_METHODS = ("end_episode", "save", "load", "restore")
 
 
 @runtime_checkable

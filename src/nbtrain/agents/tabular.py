@@ -1,41 +1,41 @@
 """Tabular Q-learning, SARSA and Expected SARSA with ε-greedy exploration.
 
-Defaults (chosen so FrozenLake-v1 without slipping is solved within a few hundred episodes
-and CliffWalking shows the textbook behaviour with ε fixed):
+The hyperparameters and their defaults are the keyword-only parameters of
+:class:`TabularAgent` (its docstring shows them as a table rendered from the signature, and
+the form and config validation read the same signature through ``nbtrain.agents.params``).
 
-=================  =======  ==========================================================
-``alpha``          0.1      step size, 0 < alpha ≤ 1
-``gamma``          0.99     discount, 0 ≤ gamma ≤ 1
-``epsilon``        1.0      initial exploration rate, 0 ≤ ε ≤ 1
-``epsilon_min``    0.05     floor of ε; must not exceed ``epsilon``
-``epsilon_decay``  0.99     after each episode ε ← max(ε_min, ε·decay); 1.0 keeps ε fixed
-``initial_q``      0.0      every Q-value's start (optimistic values push exploration)
-``bins``           None     Box observations only: cells per dimension (int or list)
-``bounds``         None     Box only: ``[[low, high] | None, ...]`` per dimension
-=================  =======  ==========================================================
+The default ε schedule suits a newcomer's first grid world: ε starts at 1.0 and decays by
+a factor 0.99 after each episode to a floor of 0.05, so early episodes explore and later ones
+exploit. The textbook's constant ε (Sutton & Barto's ε = 0.1 on the cliff) is
+``epsilon=0.1, epsilon_decay=1.0``.
 
 Speed matters (a step should cost microseconds): the table is a list of Python float lists,
 randomness comes from a seeded ``random.Random`` (ε-greedy and uniform tie-breaking), and
 the state of the observation last passed to ``learn`` is reused by the next ``act``.
 
 Terminal transitions (``terminated``) do not bootstrap; time-limit truncations do.
+
+Persistence: ``save`` writes the table, ε, the observation discretization (bins and bounds)
+and the episode count atomically as JSON; ``load`` takes only the table (the configured ε
+schedule stays: a policy file never overrides the config); ``restore`` takes the whole
+learning state, ε included, to resume after a crash.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 import os
 import random
-from pathlib import Path
 from typing import Any, ClassVar
 
 from gymnasium import spaces
 
 from nbtrain.agents.discretize import MAX_TABLE_CELLS, make_discretizer
+from nbtrain.agents.params import document_params
+from nbtrain.agents.policyfile import TABULAR_FORMAT, read_policy, write_policy
 
-POLICY_FORMAT = "nbtrain.tabular"
+POLICY_FORMAT = TABULAR_FORMAT  # kept for importers
 POLICY_VERSION = 1
 TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
 
@@ -53,10 +53,27 @@ def _number(name: str, value: object, low: float, high: float, *, open_low: bool
     return x
 
 
+@document_params
 class TabularAgent:
-    """Shared table, exploration, ε schedule and persistence; subclasses define ``learn``."""
+    """Shared table, exploration, ε schedule and persistence; subclasses define ``learn``.
+
+    ε schedule: after each episode ε ← max(ε_min, ε·decay); ``epsilon_decay=1.0`` keeps ε
+    constant, the textbook's behaviour (e.g. ``epsilon=0.1, epsilon_decay=1.0``).
+    """
 
     algorithm: ClassVar[str] = ""
+    PARAM_HELP: ClassVar[dict[str, str]] = {
+        "alpha": "step size, 0 < alpha <= 1",
+        "gamma": "discount, 0 <= gamma <= 1",
+        "epsilon": "ε of the first episode (ε-greedy exploration), 0 <= epsilon <= 1",
+        "epsilon_min": "floor of ε; must not exceed epsilon",
+        "epsilon_decay": (
+            "after each episode ε ← max(ε_min, ε·decay); 1.0 keeps ε constant (the textbook's)"
+        ),
+        "initial_q": "every Q-value's start (optimistic values push exploration)",
+        "bins": "Box observations only: cells per dimension (int or one per dimension)",
+        "bounds": "Box only: [[low, high] or None, ...] per dimension (None: the space's)",
+    }
 
     def __init__(
         self,
@@ -176,45 +193,47 @@ class TabularAgent:
             "epsilon_decay": self.epsilon_decay,
         }
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the policy as JSON (atomically: a reader never sees half a file)."""
-        data = {
-            "format": POLICY_FORMAT,
-            "version": POLICY_VERSION,
-            "algorithm": self.algorithm,
-            "n_states": self.n_states,
-            "n_actions": self.n_actions,
-            "action_start": self.action_start,
-            "observation": self.discretizer.config,
-            "epsilon": self.epsilon,
-            "hyperparameters": self.hyperparameters(),
-            "q": self.q,
-        }
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-        os.replace(tmp, target)
+    def save(self, path: str | os.PathLike[str], *, episode: int | None = None) -> None:
+        """Write the policy and its learning state as JSON, atomically and ``0600``.
+
+        ``episode``: how many episodes the worker had finished (recorded for a resume).
+        """
+        write_policy(
+            path,
+            {
+                "format": TABULAR_FORMAT,
+                "version": POLICY_VERSION,
+                "algorithm": self.algorithm,
+                "episode": episode,
+                "n_states": self.n_states,
+                "n_actions": self.n_actions,
+                "action_start": self.action_start,
+                "observation": self.discretizer.config,
+                "epsilon": self.epsilon,
+                "hyperparameters": self.hyperparameters(),
+                "q": self.q,
+            },
+        )
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        """Load a table saved by any tabular agent (a Q-table is a Q-table) and its ε.
+        """Load the Q-table saved by any tabular agent (a Q-table is a Q-table).
 
-        The table's shape and observation discretization must match this agent's; the
-        hyperparameters (alpha, gamma, ε schedule) stay the ones this agent was made with.
+        Only the table: ε and the other hyperparameters stay the ones this agent was made
+        with, so a training run's configured schedule applies from its first episode. The
+        table's shape and observation discretization must match this agent's.
         """
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"policy file {str(path)!r} is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != POLICY_FORMAT:
-            raise ValueError(
-                f"policy file {str(path)!r} is not an nbtrain tabular policy "
-                f"(expected format {POLICY_FORMAT!r})"
-            )
-        if data.get("version") != POLICY_VERSION:
-            raise ValueError(
-                f"policy file {str(path)!r} has version {data.get('version')!r}; "
-                f"this nbtrain reads version {POLICY_VERSION}"
-            )
+        self._read(path)
+
+    def restore(self, path: str | os.PathLike[str]) -> int | None:
+        """Load the table *and* ε (the whole learning state), to resume after a crash;
+        returns the episode count recorded by :meth:`save` (None if none was)."""
+        data = self._read(path)
+        self.epsilon = _number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
+        episode = data.get("episode")
+        return episode if isinstance(episode, int) and not isinstance(episode, bool) else None
+
+    def _read(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        data = read_policy(path, TABULAR_FORMAT)
         if data.get("algorithm") not in TABULAR_ALGORITHMS:
             raise ValueError(
                 f"policy file {str(path)!r} holds algorithm {data.get('algorithm')!r}; "
@@ -244,8 +263,8 @@ class TabularAgent:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"policy file {str(path)!r} has non-numeric Q-values") from exc
         self.q = q
-        self.epsilon = _number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
         self._forget()
+        return data
 
 
 def _shape(table: object) -> tuple[int, ...] | str:
@@ -332,9 +351,7 @@ class SarsaAgent(TabularAgent):
 
     algorithm = "sarsa"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pending_action: int | None = None
+    _pending_action: int | None = None  # A' chosen by the last learn (per instance once set)
 
     def act(self, obs: Any, explore: bool = True) -> int:
         pending = self._pending_action

@@ -19,10 +19,16 @@ from typing import Any
 from nbtrain.errors import ConfigError
 from nbtrain.worker.spec import AgentRef
 
-__all__ = ["BUILTIN_AGENTS", "TABULAR_AGENTS", "agent_display_name", "resolve_agent"]
+__all__ = [
+    "BUILTIN_AGENTS",
+    "TABULAR_AGENTS",
+    "agent_display_name",
+    "agent_factory",
+    "resolve_agent",
+]
 
 TABULAR_AGENTS = ("q_learning", "sarsa", "expected_sarsa")
-BUILTIN_AGENTS = (*TABULAR_AGENTS, "random")
+BUILTIN_AGENTS = (*TABULAR_AGENTS, "tile_sarsa", "random")
 
 
 def agent_display_name(agent: object) -> str:
@@ -87,6 +93,16 @@ def _lookup_import_path(path: str) -> object:
             f"agent import path {path!r} names a {type(target).__name__}, not a class or callable"
         )
     return target
+
+
+def agent_factory(ref: AgentRef, agent: object) -> Callable[..., Any] | None:
+    """The factory object behind an import-path or notebook agent (None for built-ins)."""
+    if ref.kind == "import":
+        found = _lookup_import_path(ref.name)
+        return found if callable(found) else None
+    if ref.kind == "pickle" and callable(agent):
+        return agent
+    return None
 
 
 def _import_path_of(agent: object) -> str | None:

@@ -77,7 +77,10 @@ def text_payload(config: TrainConfig) -> dict[str, Any]:
     workers: Any
     if isinstance(config.workers, int):
         workers = config.workers
-    elif all(spec is None or (spec.seed is None and not spec.agent_kwargs) for _, spec in items):
+    elif all(
+        spec is None or (spec.seed is None and not spec.agent_kwargs and not spec.policy_path)
+        for _, spec in items
+    ):
         workers = [worker_id for worker_id, _ in items]
     else:
         workers = []
@@ -87,6 +90,8 @@ def text_payload(config: TrainConfig) -> dict[str, Any]:
                 entry["seed"] = spec.seed
             if spec is not None and spec.agent_kwargs:
                 entry["agent_kwargs"] = spec.agent_kwargs
+            if spec is not None and spec.policy_path is not None:
+                entry["policy_path"] = str(spec.policy_path)
             workers.append(entry)
     return {
         "name": config.name,
@@ -102,6 +107,7 @@ def text_payload(config: TrainConfig) -> dict[str, Any]:
         "telemetry": config.telemetry.model_dump(),
         "mode": config.mode,
         "policy_path": None if config.policy_path is None else str(config.policy_path),
+        "checkpoint_every": config.checkpoint_every,
     }
 
 
@@ -130,7 +136,14 @@ def save_data(config: TrainConfig, path: str | os.PathLike[str]) -> None:
     else:
         import tomli_w
 
-        data = {key: value for key, value in data.items() if value is not None}
+        # a None that is the field's default can be left out; any other None (such as
+        # checkpoint_every=None, whose default is 100) has no TOML form
+        fields = type(config).model_fields
+        data = {
+            key: value
+            for key, value in data.items()
+            if value is not None or fields[key].default is not None
+        }
         where = _find_none(data, "")
         if where is not None:
             raise ConfigError(

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -26,35 +25,38 @@ from pydantic import (
     model_validator,
 )
 
-from nbtrain.config.agentkw import check_agent_fits_env, check_agent_kwargs
-from nbtrain.config.agentref import agent_display_name, check_same_agent, resolve_agent
+from nbtrain.config.agentkw import check_agent_kwargs
+from nbtrain.config.agentref import (
+    agent_display_name,
+    agent_factory,
+    check_same_agent,
+    resolve_agent,
+)
 from nbtrain.config.envcheck import check_env, check_env_id
+from nbtrain.config.limits import resolve_step_limit
 from nbtrain.config.parts import (
     FROZEN,
-    PositiveInt,
+    Count,
     Seed,
     TelemetryConfig,
     WorkerItem,
     WorkerSpec,
     json_dict,
     plain_float,
-    plain_int,
+    policy_file,
+)
+from nbtrain.config.workers import (
+    ResolvedWorker,
+    agent_of_policy,
+    raw_id,
+    resolve_workers,
+    workers_shape,
 )
 from nbtrain.errors import ConfigError
-from nbtrain.ids import assign_worker_ids, normalize_worker_id
-from nbtrain.seeding import worker_seed
+from nbtrain.ids import assign_worker_ids
 from nbtrain.worker.spec import AgentRef, WorkerConfig
 
 __all__ = ["TelemetryConfig", "TrainConfig", "WorkerSpec"]
-
-
-class _Worker(NamedTuple):
-    """A resolved worker: normalized id, seed and merged kwargs."""
-
-    spec: WorkerSpec | None
-    worker_id: str
-    seed: int
-    agent_kwargs: dict[str, Any]
 
 
 def default_name(env_id: object, agent: object) -> str:
@@ -62,7 +64,14 @@ def default_name(env_id: object, agent: object) -> str:
 
 
 class TrainConfig(BaseModel):
-    """A validated run config. Equal configs (same canonical payload) have the same digest."""
+    """A validated run config. Equal configs (same canonical payload) have the same digest.
+
+    Caps: ``episodes``, ``max_steps_per_episode`` and ``checkpoint_every`` are at most
+    ``MAX_COUNT`` (10**9: past that nothing finishes, and values must fit SQLite's int64);
+    ``workers`` at most ``MAX_WORKERS`` (1024: each worker is a process with its pipes and
+    a live tab on one machine, so more is a typo, and it keeps file descriptors under a
+    common ``ulimit -n`` of 4096).
+    """
 
     model_config = FROZEN
 
@@ -71,26 +80,33 @@ class TrainConfig(BaseModel):
     env_kwargs: dict[str, Any] = Field(default_factory=dict)
     agent: str | Callable[..., Any] = "q_learning"
     agent_kwargs: dict[str, Any] = Field(default_factory=dict)
-    episodes: PositiveInt
-    max_steps_per_episode: PositiveInt = 1000
+    episodes: Count
+    # None: the env's registered limit (1000 if it has none); see limits.resolve_step_limit
+    max_steps_per_episode: Count | None = None
     seed: Seed = 0
-    workers: PositiveInt | list[WorkerItem] = 1
+    workers: Count | list[WorkerItem] = 1
     step_delay: Annotated[float, BeforeValidator(plain_float), Field(ge=0, allow_inf_nan=False)] = (
         0.0
     )
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     mode: Literal["train", "eval"] = "train"
     policy_path: Path | None = None
+    checkpoint_every: Count | None = 100
 
     _agent_ref: AgentRef = PrivateAttr()
     _run_kwargs: dict[str, Any] = PrivateAttr()
-    _workers: tuple[_Worker, ...] = PrivateAttr()
+    _workers: tuple[ResolvedWorker, ...] = PrivateAttr()
+    _step_limit: int = PrivateAttr()
     _canonical_json: str = PrivateAttr()
     _digest: str = PrivateAttr()
 
     @model_validator(mode="before")
     @classmethod
     def _default_name(cls, data: object) -> object:
+        if isinstance(data, Mapping) and data.get("mode") == "eval" and "agent" not in data:
+            saved_by = agent_of_policy(_first_policy(data))
+            if saved_by is not None:  # evaluating needs only the policy: it names its agent
+                data = {**data, "agent": saved_by}
         if isinstance(data, Mapping) and "env_id" in data:
             name = data.get("name")
             if name is None or (isinstance(name, str) and not name.strip()):
@@ -125,7 +141,8 @@ class TrainConfig(BaseModel):
         if isinstance(value, str) or callable(value):
             return value
         raise ValueError(
-            "agent must be 'q_learning', 'sarsa', 'expected_sarsa', 'random', an import path "
+            "agent must be 'q_learning', 'sarsa', 'expected_sarsa', 'tile_sarsa', 'random', an "
+            "import path "
             f"'pkg.mod:factory', or a class/callable; got {value!r}"
         )
 
@@ -151,59 +168,22 @@ class TrainConfig(BaseModel):
     @field_validator("workers", mode="before")
     @classmethod
     def _workers_shape(cls, value: object) -> object:
-        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-            if int(value) < 1:
-                raise ValueError(f"workers must be >= 1; got {value!r}")
-            return int(value)
-        tolist = getattr(value, "tolist", None)  # numpy arrays
-        if callable(tolist):
-            value = tolist()
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise ValueError(
-                f"workers must be a number of workers >= 1 or a list of worker ids / "
-                f"WorkerSpec / None; got {value!r}"
-            )
-        if not value:
-            raise ValueError("workers must not be an empty list; a run needs at least one worker")
-        items: list[object] = []
-        for index, item in enumerate(value):
-            if item is None or isinstance(item, WorkerSpec | Mapping):
-                items.append(item)
-                continue
-            if isinstance(item, bool) or not isinstance(item, numbers.Integral | str):
-                raise ValueError(
-                    f"workers[{index}] is {item!r}; use a worker id (int or str), None or "
-                    "WorkerSpec(...)"
-                )
-            normalize_worker_id(item)
-            items.append(plain_int(item))
-        return items
+        return workers_shape(value)
 
     @field_validator("workers")
     @classmethod
     def _workers_unique(cls, value: int | list[WorkerItem]) -> int | list[WorkerItem]:
         if isinstance(value, list):
-            assign_worker_ids(_raw_id(item) for item in value)
+            assign_worker_ids(raw_id(item) for item in value)
         return value
 
     @field_validator("policy_path")
     @classmethod
     def _policy_path(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        path = Path(os.path.abspath(value.expanduser()))
-        if not path.exists():
-            raise ValueError(f"policy_path {str(path)!r} does not exist")
-        return path
+        return policy_file(value)
 
     @model_validator(mode="after")
     def _resolve(self) -> Self:
-        if self.mode == "eval" and self.policy_path is None:
-            raise ValueError(
-                "mode='eval' needs policy_path (a policy saved by a training run) to play from"
-            )
         info = check_env(self.env_id, self.env_kwargs)
         frames = self.telemetry.frames
         if frames != "none" and frames not in info.render_modes:
@@ -217,26 +197,20 @@ class TrainConfig(BaseModel):
         raw_items: list[WorkerItem] = (
             [None] * self.workers if isinstance(self.workers, int) else list(self.workers)
         )
-        ids = assign_worker_ids(_raw_id(item) for item in raw_items)
-        workers: list[_Worker] = []
-        for item, worker_id in zip(raw_items, ids, strict=True):
-            spec = item if isinstance(item, WorkerSpec) else None
-            where = "agent_kwargs"
-            merged = dict(run_kwargs)
-            if spec is not None and spec.agent_kwargs:
-                merged.update(spec.agent_kwargs)
-                where = f"agent_kwargs of worker {worker_id}"
-            merged = check_agent_kwargs(builtin, merged, where)
-            check_agent_fits_env(
-                builtin, merged, self.env_id, info.observation_space, info.action_space, where
-            )
-            seed = spec.seed if spec is not None and spec.seed is not None else None
-            if seed is None:
-                seed = worker_seed(self.seed, worker_id)
-            workers.append(_Worker(spec, worker_id, seed, merged))
+        self._workers = resolve_workers(
+            raw_items,
+            run_seed=self.seed,
+            builtin=builtin,
+            run_kwargs=run_kwargs,
+            env=info,
+            factory=agent_factory(ref, self.agent),
+            label=ref.name,
+            policy_path=self.policy_path,
+            needs_policy=self.mode == "eval",
+        )
+        self._step_limit = resolve_step_limit(self.max_steps_per_episode, check_env_id(self.env_id))
         self._agent_ref = ref
         self._run_kwargs = run_kwargs
-        self._workers = tuple(workers)
         self._canonical_json = json.dumps(
             self._payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
@@ -252,16 +226,22 @@ class TrainConfig(BaseModel):
             "agent": {"kind": ref.kind, "name": ref.name, "source_sha256": ref.source_sha256},
             "agent_kwargs": self._run_kwargs,
             "episodes": self.episodes,
-            "max_steps_per_episode": self.max_steps_per_episode,
+            "max_steps_per_episode": self._step_limit,
             "seed": self.seed,
             "workers": [
-                {"worker_id": w.worker_id, "seed": w.seed, "agent_kwargs": w.agent_kwargs}
+                {
+                    "worker_id": w.worker_id,
+                    "seed": w.seed,
+                    "agent_kwargs": w.agent_kwargs,
+                    "policy_path": None if w.policy_path is None else str(w.policy_path),
+                }
                 for w in self._workers
             ],
             "step_delay": float(self.step_delay),
             "telemetry": self.telemetry.model_dump(),
             "mode": self.mode,
             "policy_path": None if self.policy_path is None else str(self.policy_path),
+            "checkpoint_every": self.checkpoint_every,
         }
 
     # -- derived views -------------------------------------------------------------------
@@ -289,9 +269,18 @@ class TrainConfig(BaseModel):
     def worker_ids(self) -> list[str]:
         return [w.worker_id for w in self._workers]
 
+    @property
+    def step_limit(self) -> int:
+        """The resolved ``max_steps_per_episode``: explicit, else the env's registered limit,
+        else ``DEFAULT_STEP_LIMIT`` (1000)."""
+        return self._step_limit
+
+    def worker_policies(self) -> dict[str, Path | None]:
+        """Each worker's policy file: its own ``WorkerSpec.policy_path``, else the run's."""
+        return {w.worker_id: w.policy_path for w in self._workers}
+
     def worker_configs(self, run_id: str = "", run_dir: str | None = None) -> list[WorkerConfig]:
         """One fully resolved :class:`WorkerConfig` per worker, in ``workers`` order."""
-        policy = None if self.policy_path is None else str(self.policy_path)
         directory = None if run_dir is None else os.path.abspath(run_dir)
         return [
             WorkerConfig(
@@ -304,13 +293,14 @@ class TrainConfig(BaseModel):
                 agent=self._agent_ref,
                 agent_kwargs=json.loads(json.dumps(w.agent_kwargs)),
                 episodes=self.episodes,
-                max_steps_per_episode=self.max_steps_per_episode,
+                max_steps_per_episode=self._step_limit,
                 seed=w.seed,
                 step_delay=float(self.step_delay),
                 telemetry=self.telemetry.to_spec(),
                 mode=self.mode,
-                policy_path=policy,
+                policy_path=None if w.policy_path is None else str(w.policy_path),
                 run_dir=directory,
+                checkpoint_every=self.checkpoint_every,
             )
             for w in self._workers
         ]
@@ -382,5 +372,15 @@ class TrainConfig(BaseModel):
         save_data(self, path)
 
 
-def _raw_id(item: object) -> object:
-    return item.worker_id if isinstance(item, WorkerSpec) else item
+def _first_policy(data: Mapping[str, Any]) -> object:
+    """The run's policy_path, else the first worker spec's (for the eval agent default)."""
+    if data.get("policy_path") is not None:
+        return data["policy_path"]
+    workers = data.get("workers")
+    for item in workers if isinstance(workers, list) else ():
+        path = item.get("policy_path") if isinstance(item, Mapping) else None
+        if isinstance(item, WorkerSpec):
+            path = item.policy_path
+        if path is not None:
+            return path
+    return None

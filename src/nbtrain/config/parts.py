@@ -7,17 +7,28 @@ welcome, since notebooks produce them everywhere.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from nbtrain.config.agentkw import plain_json
+from nbtrain.config.limits import MAX_COUNT
 from nbtrain.ids import normalize_worker_id
 from nbtrain.worker.spec import TelemetrySpec
 
 __all__ = [
     "FROZEN",
+    "Count",
     "PositiveInt",
     "Seed",
     "TelemetryConfig",
@@ -26,6 +37,7 @@ __all__ = [
     "json_dict",
     "plain_float",
     "plain_int",
+    "policy_file",
 ]
 
 _SEED_MAX = 2**63 - 1
@@ -46,7 +58,20 @@ def plain_float(value: object) -> object:
     return value
 
 
+def _capped(value: object, info: ValidationInfo) -> object:
+    """numpy ints become ints, and counts past :data:`MAX_COUNT` get an error naming the cap."""
+    value = plain_int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_COUNT:
+        raise ValueError(
+            f"{info.field_name}={value} is more than {MAX_COUNT:,} (10**9), nbtrain's cap on "
+            "counts; nothing that large can finish"
+        )
+    return value
+
+
 PositiveInt = Annotated[int, BeforeValidator(plain_int), Field(strict=True, ge=1)]
+# An int >= 1 and <= MAX_COUNT (episodes, steps per episode, checkpoint interval).
+Count = Annotated[int, BeforeValidator(_capped), Field(strict=True, ge=1)]
 Seed = Annotated[int, BeforeValidator(plain_int), Field(strict=True, ge=0, le=_SEED_MAX)]
 
 FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -85,6 +110,9 @@ class WorkerSpec(BaseModel):
     worker_id: int | str | None = None
     seed: Seed | None = None
     agent_kwargs: dict[str, Any] = Field(default_factory=dict)
+    # this worker's own policy (overrides the run's ``policy_path``), e.g. for an eval run
+    # in which every worker plays the policy of the training worker with its id
+    policy_path: Path | None = None
 
     @field_validator("worker_id", mode="before")
     @classmethod
@@ -99,6 +127,11 @@ class WorkerSpec(BaseModel):
     def _kwargs(cls, value: object) -> object:
         return json_dict(value, "agent_kwargs")
 
+    @field_validator("policy_path")
+    @classmethod
+    def _policy_path(cls, value: Path | None) -> Path | None:
+        return policy_file(value)
+
 
 WorkerItem = int | str | WorkerSpec | None
 
@@ -107,3 +140,15 @@ def json_dict(value: object, where: str) -> object:
     if not isinstance(value, Mapping):
         return value  # pydantic reports the type error
     return plain_json(value, where)
+
+
+def policy_file(value: Path | None) -> Path | None:
+    """An absolute path to an existing file, or None."""
+    if value is None:
+        return None
+    path = Path(os.path.abspath(value.expanduser()))
+    if not path.exists():
+        raise ValueError(f"policy_path {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ValueError(f"policy_path {str(path)!r} is a folder; give the policy file")
+    return path

@@ -10,11 +10,11 @@ them: a subprocess's pipes, or a local pipe that a Ray pump thread fills with ba
 
 from __future__ import annotations
 
-import os
-import socket
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
+
+from nbtrain.procinfo import process_alive, process_start_token, this_host
 
 if TYPE_CHECKING:
     from nbtrain.worker.spec import WorkerConfig
@@ -84,47 +84,6 @@ class Backend(ABC):
         """Release what the backend holds once no run uses it."""
 
 
-def process_start_token(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` in clock ticks since boot, or None if unknown.
-
-    Together with the pid it names one process for the life of the machine."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    # fields[0] is the state (field 3); starttime is field 22.
-    return fields[19] if len(fields) > 19 else None
-
-
-def process_alive(pid: int | None, start_token: str | None) -> bool:
-    """Is the process that had ``pid`` and ``start_token`` still there (and not a zombie)?"""
-    if pid is None or pid <= 0:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields and fields[0] in ("Z", "X"):
-        return False
-    if start_token is None:
-        return True
-    return len(fields) > 19 and fields[19] == start_token
-
-
-def this_host() -> str:
-    return socket.gethostname()
-
-
 def resolve_backend(backend: str | Backend | None) -> Backend:
     """``"local"`` (default), ``"ray"`` or a :class:`Backend` instance."""
     if backend is None or backend == "local":
@@ -134,9 +93,21 @@ def resolve_backend(backend: str | Backend | None) -> Backend:
     if backend == "ray":
         from nbtrain.dispatch.ray_backend import RayBackend
 
-        return RayBackend()
+        ray_backend: Backend = RayBackend()
+        return ray_backend
     if isinstance(backend, Backend):
         return backend
     raise ValueError(
         f"backend must be 'local', 'ray' or a nbtrain Backend instance, not {backend!r}"
     )
+
+
+__all__ = [
+    "Backend",
+    "FdKind",
+    "WorkerHandle",
+    "process_alive",
+    "process_start_token",
+    "resolve_backend",
+    "this_host",
+]

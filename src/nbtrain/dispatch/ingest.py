@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from nbtrain.dispatch.gcpause import gc_paused
-from nbtrain.errors import WireError
+from nbtrain.errors import StoreError, WireError
 from nbtrain.live.hub import RunLive
-from nbtrain.log_codes import LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED
+from nbtrain.log_codes import (
+    LOG_SERVICE_RUN_INGEST_FAILED,
+    LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED,
+)
 from nbtrain.logs import log
 from nbtrain.wire.codec import FrameDecoder
 from nbtrain.wire.events import Ended, Event, Started
@@ -54,6 +57,9 @@ class WorkerStream:
     exit_code: int | None = None
     exited_at: float | None = None
     finalized: threading.Event = field(default_factory=threading.Event)
+    # Rows that could not be stored (the writer had failed), and a kernel-side error.
+    dropped: int = 0
+    internal_error: str | None = None
 
     @property
     def worker_id(self) -> str:
@@ -75,6 +81,8 @@ def final_status(stream: WorkerStream, exit_code: int) -> Outcome:
     completed; one that vanished without an ``Ended`` event (crash, SIGKILL, OOM) failed.
     """
     ended = stream.ended
+    if stream.internal_error is not None:
+        return Outcome("failed", exit_code, stream.internal_error, None)
     stderr_tail = bytes(stream.stderr[-8192:]).decode("utf-8", "replace").strip() or None
     if ended is not None and ended.status == "completed" and exit_code == 0:
         return Outcome("completed", exit_code, None, None)
@@ -156,9 +164,27 @@ class Ingest:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_r, 4096)
                     continue
-                self._read(key.data, key.fd)
+                try:
+                    self._read(key.data, key.fd)
+                except Exception as exc:  # never let one worker's trouble end the thread
+                    self._broken(key.data, exc)
                 time.sleep(0)  # hand the GIL to the notebook between reads
-            self._reap()
+            try:
+                self._reap()
+            except Exception as exc:
+                log(logging.ERROR, LOG_SERVICE_RUN_INGEST_FAILED, "reaping failed: %r", exc,
+                    run_id=self.run_id, exc_info=True)  # fmt: skip
+                time.sleep(0.1)
+
+    def _broken(self, stream: WorkerStream, exc: BaseException) -> None:
+        """A bug or an unexpected error while handling a worker's output: record it as the
+        worker's error and ask it to stop; the thread goes on draining and reaping."""
+        if stream.internal_error is None:
+            stream.internal_error = f"the kernel could not handle the worker's telemetry: {exc!r}"
+            log(logging.ERROR, LOG_SERVICE_RUN_INGEST_FAILED, "%s", stream.internal_error,
+                run_id=self.run_id, worker_id=stream.worker_id, exc_info=True)  # fmt: skip
+            with contextlib.suppress(Exception):
+                stream.proc.request_stop()
 
     def _read(self, stream: WorkerStream, fd: int) -> None:
         try:
@@ -215,13 +241,22 @@ class Ingest:
     def _deliver(self, stream: WorkerStream, events: list[Event], op: Op | None) -> None:
         for event in events:
             if isinstance(event, Started):
-                self.writer.upsert_worker(
-                    self.run_id, stream.worker_id, status="running", pid=event.pid
-                )
+                # The session committed ``running`` already; this adds what the worker says.
+                resumed = getattr(event, "resumed_from", None)
+                extra = {"resumed_from": resumed} if resumed else {}
+                with contextlib.suppress(StoreError):
+                    self.writer.upsert_worker(self.run_id, stream.worker_id, pid=event.pid, **extra)
             elif isinstance(event, Ended):
                 stream.ended = event
-        if op is not None:
-            self.writer.submit(op)
+        if op is not None and self.writer.failure is None:
+            try:
+                self.writer.submit(op)
+            except StoreError:
+                # The writer has failed for good and told the session, which stops the run;
+                # what the workers still send cannot be stored and is dropped here.
+                stream.dropped += op.rows
+        elif op is not None:
+            stream.dropped += op.rows
         if events:
             self.live.apply_many(events)
 
@@ -259,6 +294,9 @@ class Ingest:
             self._streams.remove(stream)
         try:
             self._on_exit(stream, outcome)
+        except Exception:
+            log(logging.ERROR, LOG_SERVICE_RUN_INGEST_FAILED, "recording the worker's end failed",
+                run_id=self.run_id, worker_id=stream.worker_id, exc_info=True)  # fmt: skip
         finally:
             stream.finalized.set()
 

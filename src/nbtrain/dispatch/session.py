@@ -1,53 +1,73 @@
-"""The live side of a run in this kernel: its worker processes, ingest thread and statuses.
+"""The live side of a run in the kernel that owns it: its workers, ingest thread and statuses.
 
-A session exists while the run has (or may again have, after ``restart``) processes here.
-It holds the process-wide store writer for its database until every worker is reaped and
-the run's telemetry is committed.
+Every status change is committed to the database *before* this kernel reports it, so that
+any other process reading the file sees the same truth (the database is the run's truth,
+this object only its owner's view). The session holds the process-wide store writer for its
+database while any worker may run. If the database cannot be written, the run does not go on
+blind: its workers are stopped and end ``failed`` with the cause, and the rows that could not
+be committed are retried until the file takes them.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 import weakref
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
+from nbtrain.dispatch.backend import Backend, WorkerHandle
 from nbtrain.dispatch.ingest import Ingest, Outcome, WorkerStream
-from nbtrain.dispatch.process import WorkerProcess
-from nbtrain.errors import RunError, UnknownWorkerError
+from nbtrain.dispatch.lease import keep_lease
+from nbtrain.dispatch.runfiles import worker_config_path, write_worker_config
+from nbtrain.errors import RunError, StoreError, UnknownWorkerError
 from nbtrain.live.hub import RunLive, get_hub
 from nbtrain.log_codes import (
     LOG_SERVICE_RUN_FINISHED,
+    LOG_SERVICE_RUN_STORE_FAILED,
     LOG_WORKER_EXITED,
     LOG_WORKER_FAILED,
     LOG_WORKER_STARTED,
     LOG_WORKER_STOP_REQUESTED,
 )
 from nbtrain.logs import log
+from nbtrain.store.liveness import RunFix, add_memory_source, run_status_of
 from nbtrain.store.writer import StoreWriter, acquire_writer
-from nbtrain.worker.spec import WorkerConfig, dump_worker_config, load_worker_config
+from nbtrain.worker.spec import WorkerConfig
 
 FINAL_STATUSES = frozenset({"completed", "failed", "stopped"})
+# After a storage failure the workers get this long to stop before they are killed.
+STORE_FAILURE_STOP_S = 3.0
 
 
-def run_status_of(statuses: dict[str, str]) -> str:
-    """``running`` while any worker runs, else failed > stopped > completed."""
-    values = set(statuses.values())
-    if values & {"running", "pending"}:
-        return "running"
-    for status in ("failed", "stopped"):
-        if status in values:
-            return status
-    return "completed"
+def discard_unfinished(conn: sqlite3.Connection, run_id: str, worker_id: str) -> int:
+    """Delete the steps of episodes the worker never finished; return its next episode index."""
+    last = conn.execute(
+        "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
+        (run_id, worker_id),
+    ).fetchone()[0]
+    next_index = 0 if last is None else int(last) + 1
+    conn.execute(
+        "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
+        (run_id, worker_id, next_index),
+    )
+    return next_index
 
 
-def worker_config_path(run_dir: Path, run_id: str, worker_id: str) -> Path:
-    return run_dir / f"worker-{run_id}-{worker_id}.json"
+def update_worker(conn: sqlite3.Connection, run_id: str, worker_id: str, **fields: Any) -> None:
+    names = list(fields)
+    sets = ", ".join(f"{n} = ?" for n in names)
+    conn.execute(
+        f"UPDATE workers SET {sets} WHERE run_id = ? AND worker_id = ?",
+        (*fields.values(), run_id, worker_id),
+    )
 
 
 class RunSession:
@@ -57,89 +77,191 @@ class RunSession:
         db_path: Path,
         run_dir: Path,
         configs: dict[str, WorkerConfig],
+        backend: Backend,
         statuses: dict[str, str] | None = None,
     ) -> None:
         self.run_id = run_id
         self.db_path = db_path
         self.run_dir = run_dir
         self.configs = dict(configs)
+        self.backend = backend
         first = next(iter(configs.values()))
         self.live = get_hub().register(
             RunLive(run_id, list(configs), env_id=first.env_id, episodes=first.episodes)
         )
         self._lock = threading.RLock()
         self.statuses = statuses or dict.fromkeys(configs, "pending")
-        self.procs: dict[str, WorkerProcess] = {}
+        self.errors: dict[str, str | None] = {}
+        self.procs: dict[str, WorkerHandle] = {}
         self.streams: dict[str, WorkerStream] = {}
         self.all_done = threading.Event()
+        self.store_failure: BaseException | None = None
+        self._unwritten: dict[str, dict[str, Any]] = {}
+        self._unwritten_run: str | None = None
+        self._stopping: set[str] = set()
         self._writer: StoreWriter | None = None
         self._ingest: Ingest | None = None
         for wid, status in self.statuses.items():
             self.live.set_process(wid, status=status)
+        if all(s in FINAL_STATUSES for s in self.statuses.values()):
+            self.all_done.set()
         _SESSIONS.add(self)
 
-    # -- processes -------------------------------------------------------------------------
+    # -- parts ---------------------------------------------------------------------------
     def _ensure_running_parts(self) -> tuple[StoreWriter, Ingest]:
         if self._writer is None:
-            self._writer = acquire_writer(self.db_path)
+            writer = acquire_writer(self.db_path)
+            if writer.failure is not None:
+                writer.release()
+                raise writer.failure
+            writer.add_failure_listener(self._on_store_failure)
+            self._writer = writer
         if self._ingest is None:
             self._ingest = Ingest(self.run_id, self._writer, self.live, self._on_exit)
         return self._writer, self._ingest
 
+    def current_writer(self) -> StoreWriter | None:
+        return self._writer
+
+    def owns_live_workers(self) -> bool:
+        return bool(self._unwritten) or any(s not in FINAL_STATUSES for s in self.statuses.values())
+
+    def is_stopping(self, worker_id: str) -> bool:
+        return worker_id in self._stopping
+
+    # -- starting ------------------------------------------------------------------------
     def start(self, worker_id: str) -> None:
+        """Start one worker; its ``running`` row is committed before it counts as running."""
         with self._lock:
             writer, ingest = self._ensure_running_parts()
             self.all_done.clear()
             path = worker_config_path(self.run_dir, self.run_id, worker_id)
-            proc = WorkerProcess(worker_id, path, cwd=os.getcwd())
-            self.procs[worker_id] = proc
-            self.statuses[worker_id] = "running"
-            writer.upsert_worker(
-                self.run_id,
-                worker_id,
-                status="running",
-                pid=proc.pid,
-                exit_code=None,
-                error=None,
-                started_at=proc.started_at,
-                ended_at=None,
+            handle = self.backend.start(
+                run_id=self.run_id,
+                worker_id=worker_id,
+                config_path=path,
+                config=self.configs[worker_id],
+                cwd=os.getcwd(),
             )
-            self.live.set_process(worker_id, status="running", pid=proc.pid)
-            self.streams[worker_id] = ingest.add(proc)
-        log(
-            logging.INFO,
-            LOG_WORKER_STARTED,
-            "worker started, pid %d",
-            proc.pid,
-            run_id=self.run_id,
-            worker_id=worker_id,
-        )
+            fields = {
+                "status": "running",
+                "pid": handle.pid,
+                "pid_start": handle.pid_start,
+                "backend": self.backend.name,
+                "exit_code": None,
+                "error": None,
+                "traceback": None,
+                "output": None,
+                "started_at": handle.started_at,
+                "ended_at": None,
+                "stop_requested": None,
+            }
+            run_id = self.run_id
 
+            def commit(conn: sqlite3.Connection) -> None:
+                update_worker(conn, run_id, worker_id, **fields)
+                conn.execute("UPDATE runs SET status = 'running' WHERE run_id = ?", (run_id,))
+
+            try:
+                writer.call(commit, label=f"worker {worker_id} running")
+            except BaseException:
+                handle.stop(2.0)
+                handle.close_control()
+                for fd in handle.fds():
+                    with contextlib.suppress(OSError):
+                        handle.close_fd(fd)
+                raise
+            self.procs[worker_id] = handle
+            self.statuses[worker_id] = "running"
+            self.errors[worker_id] = None
+            self._stopping.discard(worker_id)
+            self.live.set_process(worker_id, status="running", pid=handle.pid)
+            self.streams[worker_id] = ingest.add(handle)
+        keep_lease(self)
+        log(logging.INFO, LOG_WORKER_STARTED, "worker started, pid %s", handle.pid,
+            run_id=self.run_id, worker_id=worker_id)  # fmt: skip
+
+    def abort_launch(self, reason: str) -> None:
+        """A launch that could not start every worker: stop those that started, and end the
+        run ``failed`` with the reason (committed when the file can be written)."""
+        with self._lock:
+            started = [(w, p) for w, p in self.procs.items() if self.statuses[w] == "running"]
+        for wid, _ in started:
+            self._stopping.add(wid)
+        for _, proc in started:
+            proc.request_stop()
+        for _, proc in started:
+            proc.stop(5.0)
+        for wid, _ in started:
+            self.streams[wid].finalized.wait(10.0)
+        with self._lock:
+            pending = [w for w, s in self.statuses.items() if s == "pending"]
+            fields = {"status": "failed", "error": reason, "ended_at": time.time()}
+            for wid in pending:
+                self.statuses[wid] = "failed"
+                self.errors[wid] = reason
+                self._unwritten[wid] = dict(fields)
+                self.live.set_process(wid, status="failed", error=reason)
+        self._flush_unwritten()
+        self._finish_if_done()
+
+    def _flush_unwritten(self) -> None:
+        """Commit held rows through the writer if it works, else leave them to the retries."""
+        writer = self._writer
+        with self._lock:
+            rows = dict(self._unwritten)
+        if writer is None or writer.failure is not None or not rows:
+            return
+        run_id = self.run_id
+
+        def commit(conn: sqlite3.Connection) -> None:
+            for wid, fields in rows.items():
+                update_worker(conn, run_id, wid, **fields)
+
+        try:
+            writer.call(commit, label=f"run {run_id} held rows")
+        except (StoreError, TimeoutError):
+            return
+        with self._lock:
+            for wid in rows:
+                self._unwritten.pop(wid, None)
+
+    # -- ending --------------------------------------------------------------------------
     def _on_exit(self, stream: WorkerStream, outcome: Outcome) -> None:
         """Called on the ingest thread once a worker is reaped and its pipes are drained."""
         wid = stream.worker_id
+        failure = self.store_failure
+        if failure is not None and outcome.status != "completed":
+            error = f"the database could not be written: {failure}"
+            outcome = Outcome("failed", outcome.exit_code, error, outcome.traceback)
+        fields: dict[str, Any] = {
+            "status": outcome.status,
+            "exit_code": outcome.exit_code,
+            "error": outcome.error,
+            "traceback": outcome.traceback,
+            "output": _tail_text(stream),
+            "ended_at": time.time(),
+        }
+        run_id = self.run_id
+        discard = outcome.status != "completed"
+
+        def commit(conn: sqlite3.Connection) -> None:
+            update_worker(conn, run_id, wid, **fields)
+            if discard:
+                discard_unfinished(conn, run_id, wid)
+
         writer = self._writer
-        assert writer is not None
-        output = _tail_text(stream)
-        writer.upsert_worker(
-            self.run_id,
-            wid,
-            status=outcome.status,
-            exit_code=outcome.exit_code,
-            error=outcome.error,
-            traceback=outcome.traceback,
-            output=output,
-            ended_at=time.time(),
-        )
-        if outcome.status != "completed":
-            writer.discard_unfinished_steps(self.run_id, wid)
-        self.live.set_process(
-            wid,
-            status=outcome.status,
-            exit_code=outcome.exit_code,
-            error=outcome.error,
-            traceback=outcome.traceback,
-        )
+        try:
+            if writer is None:
+                raise StoreError(f"no writer for {self.db_path}")
+            writer.call(commit, label=f"worker {wid} {outcome.status}")
+        except (StoreError, TimeoutError) as exc:
+            with self._lock:
+                self._unwritten[wid] = fields
+            if self.store_failure is None:
+                self.store_failure = exc
+        self.live.set_process(wid, status=outcome.status, exit_code=outcome.exit_code,
+                              error=outcome.error, traceback=outcome.traceback)  # fmt: skip
         log(
             logging.WARNING if outcome.status == "failed" else logging.INFO,
             LOG_WORKER_FAILED if outcome.status == "failed" else LOG_WORKER_EXITED,
@@ -152,12 +274,33 @@ class RunSession:
         )
         with self._lock:
             self.statuses[wid] = outcome.status
+            self.errors[wid] = outcome.error
+            self._stopping.discard(wid)
+        self._finish_if_done()
+
+    def _finish_if_done(self) -> None:
+        with self._lock:
             if any(s not in FINAL_STATUSES for s in self.statuses.values()):
                 return
-            status = run_status_of(self.statuses)
-            writer.set_run_status(self.run_id, status)
-            writer.flush()
-            writer.checkpoint()
+            if self.all_done.is_set():
+                return
+            status = run_status_of(list(self.statuses.values()))
+            writer = self._writer
+            if writer is not None and writer.failure is None:
+                run_id = self.run_id
+                try:
+                    writer.call(
+                        lambda c: c.execute(
+                            "UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id)
+                        ),
+                        label=f"run {run_id} {status}",
+                    )
+                    writer.flush()
+                    writer.checkpoint()
+                except (StoreError, TimeoutError):
+                    self._unwritten_run = status
+            else:
+                self._unwritten_run = status
             self._release()
             self.all_done.set()
         log(logging.INFO, LOG_SERVICE_RUN_FINISHED, "run %s", status, run_id=self.run_id)
@@ -166,12 +309,64 @@ class RunSession:
         ingest, self._ingest = self._ingest, None
         writer, self._writer = self._writer, None
         if ingest is not None:
-            # The ingest thread calls us; it exits by itself once no worker is left.
+            # The ingest thread may be calling us; it exits by itself once no worker is left.
             threading.Thread(target=_close_when_idle, args=(ingest,), daemon=True).start()
         if writer is not None:
             writer.release()
 
-    # -- control ---------------------------------------------------------------------------
+    # -- storage failure -----------------------------------------------------------------
+    def _on_store_failure(self, exc: BaseException) -> None:
+        """Called once, from the writer thread: stop every worker (never block that thread)."""
+        if not self.owns_live_workers():
+            return
+        if self.store_failure is None:
+            self.store_failure = exc
+        log(logging.ERROR, LOG_SERVICE_RUN_STORE_FAILED,
+            "the database cannot be written (%s); stopping the run's workers", exc,
+            run_id=self.run_id)  # fmt: skip
+        threading.Thread(
+            target=self._stop_after_failure, name=f"nbtrain-store-failed-{self.run_id}", daemon=True
+        ).start()
+
+    def _stop_after_failure(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop(None, STORE_FAILURE_STOP_S)
+
+    def retry_unwritten(self) -> bool:
+        """Commit the rows a failed database refused, once it takes writes again."""
+        with self._lock:
+            rows, run_status = dict(self._unwritten), self._unwritten_run
+        if not rows and run_status is None:
+            return True
+        try:
+            conn = sqlite3.connect(self.db_path, timeout=0.1, isolation_level=None)
+        except sqlite3.Error:
+            return False
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for wid, fields in rows.items():
+                update_worker(conn, self.run_id, wid, **fields)
+                if fields.get("status") != "completed":
+                    discard_unfinished(conn, self.run_id, wid)
+            if run_status is not None:
+                conn.execute(
+                    "UPDATE runs SET status = ? WHERE run_id = ?", (run_status, self.run_id)
+                )
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            return False
+        finally:
+            conn.close()
+        with self._lock:
+            for wid in rows:
+                self._unwritten.pop(wid, None)
+            if self._unwritten_run == run_status:
+                self._unwritten_run = None
+        return True
+
+    # -- control -------------------------------------------------------------------------
     def check_worker(self, worker_id: str) -> None:
         if worker_id not in self.statuses:
             raise UnknownWorkerError(
@@ -180,6 +375,8 @@ class RunSession:
             )
 
     def stop(self, worker_id: str | None, timeout: float) -> None:
+        """Ask, terminate, kill within ``timeout``; return once reaped and committed.
+        (After a storage failure the workers end ``failed`` all the same: see _on_exit.)"""
         with self._lock:
             targets = [worker_id] if worker_id is not None else list(self.statuses)
             for wid in targets:
@@ -189,15 +386,11 @@ class RunSession:
                 for wid in targets
                 if wid in self.procs and self.statuses[wid] not in FINAL_STATUSES
             ]
+            self._stopping.update(wid for wid, _, _ in procs)
         deadline = time.monotonic() + timeout
         for wid, proc, _ in procs:
-            log(
-                logging.INFO,
-                LOG_WORKER_STOP_REQUESTED,
-                "stop requested",
-                run_id=self.run_id,
-                worker_id=wid,
-            )
+            log(logging.INFO, LOG_WORKER_STOP_REQUESTED, "stop requested",
+                run_id=self.run_id, worker_id=wid)  # fmt: skip
             proc.request_stop()
         threads = [
             threading.Thread(target=proc.stop, args=(max(deadline - time.monotonic(), 0.0),))
@@ -211,7 +404,9 @@ class RunSession:
             # Reaped above; the ingest thread drains the pipes and commits right after.
             stream.finalized.wait(max(deadline - time.monotonic(), 0.0) + 10.0)
 
-    def prepare_restart(self, worker_id: str, next_episode: int) -> None:
+    def prepare_restart(self, worker_id: str, config: WorkerConfig, next_episode: int) -> None:
+        """Rewrite the worker's file from ``config`` (rebuilt from the database, never read
+        back from the run folder), continuing at episode ``next_episode``."""
         self.check_worker(worker_id)
         status = self.statuses[worker_id]
         if status not in {"stopped", "failed"}:
@@ -219,21 +414,20 @@ class RunSession:
                 f"worker {worker_id!r} of run {self.run_id} is {status}; only a stopped or "
                 "failed worker can be restarted"
             )
-        config = self.configs[worker_id]
         if next_episode >= config.episodes:
             raise RunError(
-                f"worker {worker_id!r} has already recorded all {config.episodes} episodes"
+                f"worker {worker_id!r} of run {self.run_id} has already recorded all "
+                f"{config.episodes} episodes"
             )
-        path = worker_config_path(self.run_dir, self.run_id, worker_id)
-        config = msgspec.structs.replace(load_worker_config(path), start_episode=next_episode)
-        dump_worker_config(config, path)
+        config = msgspec.structs.replace(config, start_episode=next_episode)
+        write_worker_config(config, worker_config_path(self.run_dir, self.run_id, worker_id))
         self.configs[worker_id] = config
 
     def writer(self) -> StoreWriter:
         with self._lock:
             return self._ensure_running_parts()[0]
 
-    def live_procs(self) -> list[WorkerProcess]:
+    def live_procs(self) -> list[WorkerHandle]:
         with self._lock:
             return [p for w, p in self.procs.items() if self.statuses[w] not in FINAL_STATUSES]
 
@@ -264,6 +458,28 @@ def live_session(run_id: str, db_path: Path) -> RunSession | None:
         if session.run_id == run_id and session.db_path == db_path:
             return session
     return None
+
+
+def _held_statuses(path: Path, run_id: str | None) -> list[RunFix]:
+    """What this process's sessions know but could not write (a failed database)."""
+    fixes = []
+    for session in list(_SESSIONS):
+        if session.db_path != path or (run_id is not None and session.run_id != run_id):
+            continue
+        with session._lock:
+            held = {w: dict(f) for w, f in session._unwritten.items()}
+            run_status = session._unwritten_run
+        for status in {str(f.get("status")) for f in held.values()}:
+            errors = {
+                w: str(f.get("error") or "") for w, f in held.items() if f.get("status") == status
+            }
+            fixes.append(RunFix(session.run_id, run_status or "running", errors, status=status))
+        if run_status is not None and not held:
+            fixes.append(RunFix(session.run_id, run_status, {}))
+    return fixes
+
+
+add_memory_source(_held_statuses)
 
 
 @atexit.register

@@ -5,6 +5,13 @@ barriers): step chunks, episodes and other ops go in in queue order, runs of chu
 rows through one ``executemany`` each. A run that fails (a constraint) is redone row by row
 so that only the bad rows are lost.
 
+A storage failure (disk full, I/O error, read-only, the file removed or replaced; see
+:func:`nbtrain.store.files.is_storage_error`) is different: the transaction is rolled back
+(SQLite may already have done so, so no rollback here assumes a transaction or a savepoint
+still exists, and none raises) and :class:`~nbtrain.errors.StoreWriteError` is raised to the
+writer, which then stops for good. Nothing is committed after a failure, so no episode row can
+be committed without all of its steps.
+
 Events are turned into rows by :meth:`BatchWriter.prepare` in the submitting thread, so
 the queue holds compact chunk rows rather than millions of short-lived Python objects
 (those made the cyclic GC's full collections cost more than encoding them).
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -26,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrain.errors import StoreWriteError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.log_codes import (
     LOG_SERVICE_SQLITE_BUSY_RETRY,
@@ -33,21 +42,12 @@ from nbtrain.log_codes import (
     LOG_SERVICE_SQLITE_WRITE_FAILED,
 )
 from nbtrain.logs import log
-from nbtrain.store import schema
+from nbtrain.store import files, schema
 from nbtrain.store.encode import INSERT_CHUNK, INSERT_EPISODE, chunk_rows, episode_row
 from nbtrain.wire.events import Episode, Event, Steps
 
 if TYPE_CHECKING:
     from nbtrain.store.writer import Op
-
-
-def is_busy(exc: BaseException) -> bool:
-    """SQLITE_BUSY / SQLITE_LOCKED (the busy timeout already expired)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return (code & 0xFF) in (5, 6)
-    text = str(exc).lower()
-    return "database is locked" in text or "database is busy" in text or "sqlite_busy" in text
 
 
 class Rows:
@@ -75,12 +75,36 @@ class BatchWriter:
         self._count_lock = threading.Lock()  # failures are counted by two threads
         self.busy_retries = 0
         self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # (st_dev, st_ino) of the file opened
         # (run_id, worker_id) -> (ep_index, step_index) of the last step chunked.
         self._last: dict[tuple[str, str], tuple[int, int]] = {}
         self._wids: dict[str, str] = {}  # worker id as sent -> normalized
 
     def open(self) -> None:
-        self._conn = schema.connect(self.path)
+        try:
+            self._conn = schema.connect(self.path)
+            # Read the schema now, so that the file checked below is the one SQLite opened.
+            self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            st = os.stat(self.path)
+        except (sqlite3.Error, OSError) as exc:
+            raise files.store_error(exc, self.path, writing=True) from exc
+        self._identity = (st.st_dev, st.st_ino)
+
+    def check_file(self) -> None:
+        """Raise :class:`StoreWriteError` when the file opened is no longer at its path:
+        SQLite would go on writing to the removed file, and every commit would be lost."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise StoreWriteError(
+                f"{self.path} was removed while a run was writing to it ({exc.strerror}); "
+                "nothing more is written: restart the run"
+            ) from exc
+        if (st.st_dev, st.st_ino) != self._identity:
+            raise StoreWriteError(
+                f"{self.path} was replaced by another file while a run was writing to it; "
+                "nothing more is written: restart the run"
+            )
 
     def close(self) -> None:
         if self._conn is not None:
@@ -101,7 +125,9 @@ class BatchWriter:
     def write(self, ops: list[Op]) -> None:
         """Write ``ops`` in as few statements as possible: between two calls, all chunk rows
         go in with one ``executemany`` and all episode rows with another (one transaction,
-        so their order within it is invisible to readers)."""
+        so their order within it is invisible to readers). Raises :class:`StoreWriteError`
+        on a storage failure (the caller stops writing for good)."""
+        self.check_file()
         items: list[Rows | Op] = []
         chunks: list[tuple[Any, ...]] = []
         episodes: list[tuple[Any, ...]] = []
@@ -182,72 +208,115 @@ class BatchWriter:
             self._transaction(items)
 
     def _transaction(self, items: list[Rows | Op]) -> None:
-        conn = self.conn
-        self._begin()
-        written = 0
-        outcomes: list[tuple[Op, Any, BaseException | None]] = []
-        try:
-            for item in items:
-                if isinstance(item, Rows):
-                    written += self._insert_rows(item)
-                    continue
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = item.call(conn) if item.call is not None else None
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    self._failed(item.rows, item.label, exc, None, None)
-                    outcomes.append((item, None, exc))
-                else:
-                    conn.execute("RELEASE op")
-                    written += item.rows
-                    outcomes.append((item, result, None))
-            conn.execute("COMMIT")
-        except Exception as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            rows = sum(i.total() if isinstance(i, Rows) else i.rows for i in items)
-            self._failed(rows, "transaction", exc, None, None)
-            for item in items:
-                if not isinstance(item, Rows) and item.future is not None:
-                    item.future.set_exception(exc)
-            return
+        """Commit ``items`` in one transaction; bad rows and failing calls are left out (and
+        reported once committed); a storage failure raises :class:`StoreWriteError`."""
+        attempt = 0
+        while True:
+            failures: list[tuple[int, str, BaseException, Any, Any]] = []
+            try:
+                self._begin()
+                written, outcomes = self._apply(items, failures)
+                self.conn.execute("COMMIT")
+                break
+            except BaseException as exc:
+                self._rollback()
+                if not (isinstance(exc, files.BusyInTransaction) or files.is_busy(exc)):
+                    raise self._fatal(exc) from exc
+                self._busy(attempt, exc.__cause__ or exc)
+                attempt += 1
         self.commits += 1
         self.rows_written += written
+        for failure in failures:
+            self._failed(*failure)
         for op, result, error in outcomes:
-            if op.future is not None:
+            if op.future is not None and not op.future.done():
                 if error is None:
                     op.future.set_result(result)
                 else:
                     op.future.set_exception(error)
 
-    def _insert_rows(self, item: Rows) -> int:
+    def _apply(
+        self, items: list[Rows | Op], failures: list[tuple[int, str, BaseException, Any, Any]]
+    ) -> tuple[int, list[tuple[Op, Any, BaseException | None]]]:
+        conn = self.conn
+        written = 0
+        outcomes: list[tuple[Op, Any, BaseException | None]] = []
+        for item in items:
+            if isinstance(item, Rows):
+                written += self._insert_rows(item, failures)
+                continue
+            conn.execute("SAVEPOINT op")
+            try:
+                result = item.call(conn) if item.call is not None else None
+            except Exception as exc:
+                self._undo("op", exc)
+                failures.append((item.rows, item.label, exc, None, None))
+                outcomes.append((item, None, exc))
+            else:
+                conn.execute("RELEASE op")
+                written += item.rows
+                outcomes.append((item, result, None))
+        return written, outcomes
+
+    def _insert_rows(
+        self, item: Rows, failures: list[tuple[int, str, BaseException, Any, Any]]
+    ) -> int:
         conn = self.conn
         conn.execute("SAVEPOINT rows")
         try:
             conn.executemany(item.sql, item.rows)
-        except sqlite3.Error:
-            conn.execute("ROLLBACK TO rows")
+        except Exception as exc:
+            self._undo("rows", exc)
         else:
             conn.execute("RELEASE rows")
             return item.total()
-        conn.execute("RELEASE rows")
         ok, first, bad = 0, None, 0
         for row in item.rows:
             try:
                 conn.execute(item.sql, row)
                 ok += item.weight(row)
-            except sqlite3.Error as exc:
-                if is_busy(exc):
-                    raise
+            except Exception as exc:
+                self._check_bad_row(exc)
                 bad += item.weight(row)
                 first = first or (row, exc)
         if first is not None:
             bad_row, error = first
             what = f"{item.label} (first bad row {bad_row[:4]})"
-            self._failed(bad, what, error, bad_row[0], bad_row[1])
+            failures.append((bad, what, error, bad_row[0], bad_row[1]))
         return ok
+
+    def _check_bad_row(self, exc: BaseException) -> None:
+        """Return when ``exc`` is a bad row or a failing call and the transaction is still
+        there (else the next statement would commit on its own); raise otherwise."""
+        files.raise_unless_bad_row(exc)
+        if not self.conn.in_transaction:
+            raise StoreWriteError(
+                f"cannot write {self.path}: SQLite rolled the transaction back ({exc})"
+            ) from exc
+
+    def _undo(self, savepoint: str, exc: BaseException) -> None:
+        """Undo a savepoint after a bad row or a failing call (see :meth:`_check_bad_row`)."""
+        self._check_bad_row(exc)
+        self.conn.execute(f"ROLLBACK TO {savepoint}")
+        self.conn.execute(f"RELEASE {savepoint}")
+
+    def _rollback(self) -> None:
+        """Roll back whatever is left of the transaction; never raises (the failure that got
+        us here is what gets reported)."""
+        conn = self._conn
+        with contextlib.suppress(Exception):
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    def _fatal(self, exc: BaseException) -> StoreWriteError:
+        if isinstance(exc, StoreWriteError):
+            return exc
+        if isinstance(exc, sqlite3.Error | OSError):
+            error = files.store_error(exc, self.path, writing=True)
+            if isinstance(error, StoreWriteError):
+                return error
+            return StoreWriteError(f"{error}; nothing more is written")
+        return StoreWriteError(f"the store writer for {self.path} stopped: {exc!r}")
 
     def _begin(self) -> None:
         attempt = 0
@@ -256,7 +325,7 @@ class BatchWriter:
                 self.conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
+                if not files.is_busy(exc):
                     raise
                 self._busy(attempt, exc)
                 attempt += 1
@@ -266,6 +335,8 @@ class BatchWriter:
         try:
             result = call(self.conn) if call is not None else None
         except Exception as exc:
+            if files.is_storage_error(exc):
+                raise self._fatal(exc) from exc
             if op.future is not None:
                 op.future.set_exception(exc)
             return

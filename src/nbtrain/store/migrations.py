@@ -9,8 +9,12 @@ ids as ``{run_id}-w000001-ep000003`` and adds a ``workers`` row per run.
 Version 1 (never released) had a row-per-step ``steps`` table; version 2 stores steps in
 ``step_chunks`` (one JSON array per episode part) behind a ``steps`` view. Upgrading from 0
 or 1 moves step rows into chunks, one per episode (at most ``MIGRATION_CHUNK`` steps each).
+Version 3 adds the owner lease to ``runs`` and ``pid_start`` / ``resumed_from`` / ``backend``
+to ``workers`` (nullable columns, added in place).
 
-Checking the version only reads; a file that is already current is never written.
+Checking the version only reads; a file that is already current is never written. Every
+failure is a :class:`~nbtrain.errors.StoreError` subclass naming the path (see
+:mod:`nbtrain.store.files`).
 """
 
 from __future__ import annotations
@@ -18,16 +22,17 @@ from __future__ import annotations
 import itertools
 import logging
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from nbtrain.errors import SchemaVersionError, StoreError
+from nbtrain.errors import ReadOnlyStoreError, SchemaVersionError, StoreError
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED
 from nbtrain.logs import log
-from nbtrain.store import schema
+from nbtrain.store import files, schema
 from nbtrain.store.encode import INSERT_CHUNK, to_json
 
 LEGACY_WORKER_ID = "000001"
@@ -55,26 +60,113 @@ def check_version(version: int | None, path: Path) -> None:
 
 def needs_migration(path: Path) -> bool:
     """True when ``path`` is missing, empty or older than this nbtrain (read-only check)."""
-    if not path.exists() or path.stat().st_size == 0:
-        return True
-    conn = schema.connect(path, readonly=True)
-    try:
-        version = read_version(conn)
-    finally:
-        conn.close()
-    check_version(version, path)
+    with files.no_side_files_if_refused(path):
+        files.check_file(path)
+        if not path.exists() or path.stat().st_size == 0:
+            return True
+        conn, _ = files.connect_reader(path)
+        try:
+            version = _read(conn, path)
+        finally:
+            conn.close()
+        check_version(version, path)
     return version != schema.SCHEMA_VERSION
 
 
 def migrate(path: str | Path) -> tuple[int | None, int]:
     """Create or upgrade the store at ``path`` in place; return ``(old, new)`` versions.
 
-    ``old`` is None for a new file. Raises :class:`SchemaVersionError` for a newer file.
+    ``old`` is None for a new file. Raises :class:`SchemaVersionError` for a newer file and
+    another :class:`StoreError` subclass for a file that cannot be opened or written.
     Safe against a concurrent migration in another process (the check is repeated under the
     write lock).
     """
     path = Path(path).expanduser().resolve()
-    return _migrate(path)
+    with files.no_side_files_if_refused(path):
+        files.check_file(path)
+        try:
+            return _migrate(path)
+        except sqlite3.Error as exc:
+            error = files.store_error(exc, path, writing=True)
+            if isinstance(error, ReadOnlyStoreError) and _stored_version(path) != (
+                schema.SCHEMA_VERSION
+            ):
+                error = ReadOnlyStoreError(
+                    f"{path} must be created or upgraded to store schema version "
+                    f"{schema.SCHEMA_VERSION} but cannot be written ({exc}); copy it to a "
+                    "writable folder and open the copy"
+                )
+            raise error from exc
+
+
+def ensure_writable(path: str | Path) -> Path:
+    """Create or upgrade the store at ``path`` and prove that it can be written; return the
+    resolved path. The check before a run starts: it raises the :class:`StoreError`
+    subclass for the file (corrupt, folder, read-only, newer schema, ...) naming the path.
+
+    It writes a row inside a transaction and rolls it back, so nothing changes in the file.
+    """
+    resolved = Path(path).expanduser().resolve()
+    with files.no_side_files_if_refused(resolved):
+        migrate(resolved)
+        _probe_write(resolved)
+    return resolved
+
+
+PROBE_BUSY_LIMIT_S = 60.0
+
+
+def _probe_write(resolved: Path) -> None:
+    """Write inside a transaction and roll it back; waits while other writers hold the lock
+    (as the writer does), up to ``PROBE_BUSY_LIMIT_S``."""
+    conn: sqlite3.Connection | None = None
+    deadline = time.monotonic() + PROBE_BUSY_LIMIT_S
+    try:
+        conn = schema.connect(resolved)
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if not files.is_busy(exc) or time.monotonic() > deadline:
+                    raise
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(schema.SCHEMA_VERSION),),
+            )
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise files.store_error(exc, resolved, writing=True) from exc
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _stored_version(path: Path) -> int | None:
+    """The version of ``path`` read without writing, None when it cannot be read."""
+    try:
+        conn, _ = files.connect_reader(path)
+    except StoreError:
+        return None
+    try:
+        return read_version(conn)
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def _read(conn: sqlite3.Connection, path: Path) -> int | None:
+    try:
+        return read_version(conn)
+    except sqlite3.Error as exc:
+        raise files.store_error(exc, path, writing=False) from exc
+
+
+_UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {}
 
 
 def _migrate(path: Path) -> tuple[int | None, int]:
@@ -94,15 +186,12 @@ def _migrate(path: Path) -> tuple[int | None, int]:
             check_version(version, path)
             if version is None:
                 schema.create_tables(conn)
-            elif version == 0:
-                _upgrade_legacy(conn)
-            elif version == 1:
-                _upgrade_v1(conn)
-            elif version != schema.SCHEMA_VERSION:  # pragma: no cover - versions are 0..2
-                raise StoreError(f"no migration from schema version {version}")
+            else:
+                _upgrade(conn, version)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
     finally:
         conn.close()
@@ -116,6 +205,16 @@ def _migrate(path: Path) -> tuple[int | None, int]:
             schema.SCHEMA_VERSION,
         )
     return version, schema.SCHEMA_VERSION
+
+
+def _upgrade(conn: sqlite3.Connection, version: int) -> None:
+    """Apply each step from ``version`` to the current one (version 0 goes straight there)."""
+    while version != schema.SCHEMA_VERSION:
+        step = _UPGRADES.get(version)
+        if step is None:  # pragma: no cover - every version below the current has a step
+            raise StoreError(f"no migration from schema version {version}")
+        step(conn)
+        version = read_version(conn) or 0
 
 
 def _ensure_wal(conn: sqlite3.Connection) -> None:
@@ -206,7 +305,25 @@ def _upgrade_v1(conn: sqlite3.Connection) -> None:
     if "_v1_steps" in schema.existing_tables(conn):
         _chunk_steps(conn, "_v1_steps", schema.table_columns(conn, "_v1_steps"), "worker_id")
         conn.execute('DROP TABLE "_v1_steps"')
-    schema.stamp_version(conn)
+    _stamp(conn, 2)
+
+
+def _upgrade_v2(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: lease and process-identity columns (NULL in existing rows)."""
+    for table, column in schema.V3_COLUMNS:
+        if column.split()[0] not in schema.table_columns(conn, table):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    _stamp(conn, 3)
+
+
+def _stamp(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),)
+    )
+
+
+_UPGRADES.update({0: _upgrade_legacy, 1: _upgrade_v1, 2: _upgrade_v2})
 
 
 _decode_json = msgspec.json.decode

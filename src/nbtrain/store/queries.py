@@ -3,12 +3,19 @@
 Steps are read from ``step_chunks`` directly, never through the ``steps`` view: chunks are
 decoded by :mod:`nbtrain.store.chunks`, several times faster than ``pd.read_sql_query`` of
 a row-per-step table (and ~10x faster than the view).
+
+A :class:`Reader` opens a connection per query (so it never holds a read transaction open
+between calls); a reader bound to one connection inside ``BEGIN ... COMMIT`` is a snapshot:
+all its frames come from the same committed state. SQLite errors become
+:class:`~nbtrain.errors.StoreError` subclasses naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +23,9 @@ import pandas as pd
 
 from nbtrain.errors import UnknownRunError, UnknownWorkerError
 from nbtrain.ids import normalize_worker_id
-from nbtrain.store import schema
+from nbtrain.store import files, schema
 from nbtrain.store.chunks import ChunkColumns
-from nbtrain.store.frames import Values, constant, frame
+from nbtrain.store.frames import Values, constant, convert, frame, parse_json
 
 RUN_KINDS = {
     "run_id": "str",
@@ -28,6 +35,10 @@ RUN_KINDS = {
     "config": "json",
     "status": "str",
 }
+# Readable columns of runs(), derived from the stored config.
+RUN_DERIVED = ("env_id", "agent", "mode", "n_workers")
+# What TelemetryStore.run() adds: the owner's lease, as stored (lease_at in Unix seconds).
+RUN_OWNER = ("owner_pid", "owner_start", "owner_host", "lease_at")
 WORKER_KINDS = {
     "run_id": "str",
     "worker_id": "cat",
@@ -39,6 +50,9 @@ WORKER_KINDS = {
     "ended_at": "time",
     "traceback": "str",
     "output": "str",
+    "pid_start": "str",
+    "resumed_from": "str",
+    "backend": "str",
 }
 EPISODE_KINDS = {
     "run_id": "str",
@@ -107,21 +121,60 @@ def index_list(ep_index: object) -> list[int] | None:
 
 
 class Reader:
-    """Read-only access to one store file."""
+    """Read-only access to one store file (``conn``: a snapshot's open read transaction)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection | None = None) -> None:
         self.path = path
+        self._conn = conn
+        self._plain = False  # a plain read-only connection worked (so skip the probe)
 
     def connect(self) -> sqlite3.Connection:
-        return schema.connect(self.path, readonly=True)
+        """A new read-only connection; ``immutable`` while the file's folder or mount is
+        read-only and no ``-shm`` exists (probed again each time, in case a writer starts)."""
+        if self._plain:
+            try:
+                return schema.connect(self.path, readonly=True)
+            except sqlite3.Error as exc:
+                raise files.store_error(exc, self.path, writing=False) from exc
+        conn, immutable = files.connect_reader(self.path)
+        self._plain = not immutable
+        return conn
 
-    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        if self._conn is not None:
+            yield self._conn
+            return
         conn = self.connect()
         try:
-            bound = params if isinstance(params, dict) else tuple(params)
-            return conn.execute(sql, bound).fetchall()
+            yield conn
         finally:
             conn.close()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Reader]:
+        """A reader whose queries all see one committed state (one read transaction)."""
+        conn = self.connect()
+        try:
+            try:
+                conn.execute("BEGIN")
+                conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # starts it
+            except sqlite3.Error as exc:
+                raise files.store_error(exc, self.path, writing=False) from exc
+            yield Reader(self.path, conn)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            conn.close()
+
+    def rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        bound = params if isinstance(params, dict) else tuple(params)
+        try:
+            with self.connection() as conn:
+                return conn.execute(sql, bound).fetchall()
+        except sqlite3.Error as exc:
+            raise files.store_error(exc, self.path, writing=False) from exc
 
     def columns(self, sql: str, params: Sequence[Any], names: list[str]) -> dict[str, Values]:
         rows = self.rows(sql, params)
@@ -131,7 +184,17 @@ class Reader:
     # -- existence checks -------------------------------------------------------------------
     def check_run(self, run_id: str) -> None:
         if not self.rows("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
-            raise UnknownRunError(f"no run {run_id!r} in {self.path}")
+            self.unknown_run(run_id)
+
+    def unknown_run(self, run_id: str) -> None:
+        """Raise :class:`UnknownRunError` naming the closest run ids in the file."""
+        ids = [str(row[0]) for row in self.rows("SELECT run_id FROM runs")]
+        if not ids:
+            hint = "it has no runs"
+        else:
+            near = difflib.get_close_matches(str(run_id), ids, n=3, cutoff=0.6)
+            hint = f"did you mean {', '.join(near)}?" if near else f"it has {len(ids)} run(s)"
+        raise UnknownRunError(f"no run {run_id!r} in {self.path}; {hint} (nbtrain runs lists them)")
 
     def known_workers(self, run_id: str | None) -> set[str]:
         where, params = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
@@ -155,9 +218,37 @@ class Reader:
 
     # -- frames -----------------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:
+        """One row per run, oldest first: the stored columns, then ``env_id, agent, mode,
+        n_workers`` read from each run's config."""
         names = list(RUN_KINDS)
-        sql = f"SELECT {', '.join(names)} FROM runs ORDER BY created_at, run_id"
-        return frame(RUN_KINDS, self.columns(sql, (), names))
+        sql = (
+            f"SELECT {', '.join(names)}, {_WORKER_COUNT} FROM runs AS r ORDER BY created_at, run_id"
+        )
+        rows = self.rows(sql)
+        cols: list[Values] = (
+            list(zip(*rows, strict=True)) if rows else [() for _ in range(len(names) + 1)]
+        )
+        df = frame(RUN_KINDS, dict(zip(names, cols[:-1], strict=True)))
+        derived = [describe_config(c, n) for c, n in zip(df["config"], cols[-1], strict=True)]
+        derived_cols = list(zip(*derived, strict=True)) if derived else [() for _ in RUN_DERIVED]
+        for name, values, kind in zip(RUN_DERIVED, derived_cols, ("str", "str", "str", "int"),
+                                      strict=True):  # fmt: skip
+            df[name] = convert(kind, values)
+        return df
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run's record: the ``runs()`` columns and the owner's lease, as a dict."""
+        names = [*RUN_KINDS, *RUN_OWNER]
+        sql = f"SELECT {', '.join(names)}, {_WORKER_COUNT} FROM runs AS r WHERE run_id = ?"
+        rows = self.rows(sql, (run_id,))
+        if not rows:
+            self.unknown_run(run_id)
+        record = dict(zip(names, rows[0][:-1], strict=True))
+        record["created_at"] = convert("time", [record["created_at"]])[0]
+        record["config"] = parse_json([record["config"]])[0]
+        derived = describe_config(record["config"], rows[0][-1])
+        record.update(zip(RUN_DERIVED, derived, strict=True))
+        return {name: record[name] for name in [*RUN_KINDS, *RUN_DERIVED, *RUN_OWNER]}
 
     def workers(self, run_id: str) -> pd.DataFrame:
         self.check_run(run_id)
@@ -196,18 +287,18 @@ class Reader:
         self.check_workers(run_id, workers)
         where, params = _where(run_id, workers, indexes)
         chunks = ChunkColumns()
-        conn = self.connect()
         try:
-            # One statement: a consistent snapshot even while a writer commits (WAL).
-            chunks.add(
-                conn.execute(
-                    f"SELECT worker_id, ep_index, rows FROM step_chunks {where} "
-                    "ORDER BY worker_id, ep_index, first_step",
-                    tuple(params),
+            with self.connection() as conn:
+                # One statement: a consistent snapshot even while a writer commits (WAL).
+                chunks.add(
+                    conn.execute(
+                        f"SELECT worker_id, ep_index, rows FROM step_chunks {where} "
+                        "ORDER BY worker_id, ep_index, first_step",
+                        tuple(params),
+                    )
                 )
-            )
-        finally:
-            conn.close()
+        except sqlite3.Error as exc:
+            raise files.store_error(exc, self.path, writing=False) from exc
         chunks.log_failures(run_id)
         n = len(chunks)
         data: dict[str, Any] = {}
@@ -219,6 +310,36 @@ class Reader:
             else:
                 data[name] = chunks.column(name)
         return pd.DataFrame(data, columns=names, index=pd.RangeIndex(n))
+
+
+_WORKER_COUNT = "(SELECT COUNT(*) FROM workers AS w WHERE w.run_id = r.run_id)"
+
+
+def describe_config(config: Any, worker_rows: int) -> tuple[Any, Any, Any, int]:
+    """``(env_id, agent, mode, n_workers)`` from a stored config (None where it does not
+    say; the number of worker rows when it does not list its workers)."""
+    if not isinstance(config, dict):
+        return None, None, None, int(worker_rows)
+    agent = config.get("agent")
+    if isinstance(agent, dict):
+        agent = agent.get("name") or agent.get("kind")
+    workers = config.get("workers")
+    if isinstance(workers, list):
+        n = len(workers)
+    elif isinstance(workers, int) and not isinstance(workers, bool):
+        n = workers
+    else:
+        n = int(worker_rows)
+    return (
+        _text(config.get("env_id")),
+        _text(agent),
+        _text(config.get("mode")),
+        n,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _where(

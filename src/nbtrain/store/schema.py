@@ -25,7 +25,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 5000
 # The WAL is truncated back to this size after checkpoints, so it stays bounded.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -33,7 +33,19 @@ JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 # insert splits pages and inserting costs several times more CPU and I/O.
 PAGE_SIZE = 65536
 
-RUN_COLUMNS = ("run_id", "name", "created_at", "digest", "config", "status")
+RUN_COLUMNS = (
+    "run_id",
+    "name",
+    "created_at",
+    "digest",
+    "config",
+    "status",
+    "owner_pid",
+    "owner_start",
+    "owner_host",
+    "lease_at",
+    "agent_pickle",
+)
 WORKER_COLUMNS = (
     "run_id",
     "worker_id",
@@ -45,6 +57,10 @@ WORKER_COLUMNS = (
     "ended_at",
     "traceback",
     "output",
+    "pid_start",
+    "resumed_from",
+    "backend",
+    "stop_requested",
 )
 EPISODE_COLUMNS = (
     "run_id",
@@ -99,7 +115,12 @@ TABLES_DDL = (
     created_at REAL,
     digest TEXT,
     config TEXT,
-    status TEXT
+    status TEXT,
+    owner_pid INTEGER,
+    owner_start TEXT,
+    owner_host TEXT,
+    lease_at REAL,
+    agent_pickle TEXT
 )""",
     """CREATE TABLE workers (
     run_id TEXT NOT NULL,
@@ -112,6 +133,10 @@ TABLES_DDL = (
     ended_at REAL,
     traceback TEXT,
     output TEXT,
+    pid_start TEXT,
+    resumed_from TEXT,
+    backend TEXT,
+    stop_requested REAL,
     PRIMARY KEY (run_id, worker_id)
 )""",
     """CREATE TABLE episodes (
@@ -145,6 +170,18 @@ TABLES_DDL = (
 )
 
 TABLE_NAMES = ("meta", "runs", "workers", "episodes", "step_chunks", "steps")
+# Added by version 3 (``ALTER TABLE ... ADD COLUMN`` when upgrading from 2).
+V3_COLUMNS = (
+    ("runs", "owner_pid INTEGER"),
+    ("runs", "owner_start TEXT"),
+    ("runs", "owner_host TEXT"),
+    ("runs", "lease_at REAL"),
+    ("runs", "agent_pickle TEXT"),
+    ("workers", "pid_start TEXT"),
+    ("workers", "resumed_from TEXT"),
+    ("workers", "backend TEXT"),
+    ("workers", "stop_requested REAL"),
+)
 
 
 def create_tables(conn: sqlite3.Connection) -> None:
@@ -162,30 +199,49 @@ def stamp_version(conn: sqlite3.Connection) -> None:
     )
 
 
-def uri_for(path: Path, *, readonly: bool) -> str:
-    mode = "ro" if readonly else "rwc"
-    return f"file:{quote(str(path))}?mode={mode}"
+def uri_for(path: Path, *, readonly: bool, immutable: bool = False) -> str:
+    mode = "ro" if readonly or immutable else "rwc"
+    return f"file:{quote(str(path))}?mode={mode}" + ("&immutable=1" if immutable else "")
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with the busy timeout set.
 
     Only connection-level pragmas are set here; ``journal_mode=WAL`` is a write to the file
-    and is done once, when the schema is created or migrated.
+    and is done once, when the schema is created or migrated. ``immutable`` reads a file
+    whose folder or mount is read-only (no ``-shm`` can be made); see docs/store.md.
+
+    Every connection distrusts the file's schema: ``trusted_schema=OFF`` (views and triggers
+    may call only side-effect-free functions) and, where Python exposes it, defensive mode.
     """
     conn = sqlite3.connect(
-        uri_for(path, readonly=readonly),
+        uri_for(path, readonly=readonly, immutable=immutable),
         uri=True,
         timeout=BUSY_TIMEOUT_MS / 1000,
         isolation_level=None,
         check_same_thread=False,
     )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if not readonly:
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-        conn.execute("PRAGMA wal_autocheckpoint = 1000")
+    try:
+        conn.execute("PRAGMA trusted_schema = OFF")
+        if _DEFENSIVE is not None:
+            conn.setconfig(_DEFENSIVE, True)  # type: ignore[attr-defined,unused-ignore]
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not (readonly or immutable):
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            conn.execute("PRAGMA wal_autocheckpoint = 1000")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+# Python >= 3.12 exposes sqlite3_db_config; older ones cannot set defensive mode.
+_DEFENSIVE: int | None = (
+    getattr(sqlite3, "SQLITE_DBCONFIG_DEFENSIVE", None)
+    if hasattr(sqlite3.Connection, "setconfig")
+    else None
+)
 
 
 def existing_tables(conn: sqlite3.Connection) -> set[str]:

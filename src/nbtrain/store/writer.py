@@ -11,62 +11,58 @@ never sees an episode without its steps. ``discard_unfinished_steps`` and ``chec
 barriers: nothing queued after them is moved before them. A write that fails (a constraint, a bad
 value) is retried row by row, logged with ``LOG_SERVICE_SQLITE_WRITE_FAILED`` and counted; it
 never stops the writer or loses the other rows.
+
+A storage failure (disk full, I/O error, the file read-only, removed or replaced) or the death
+of the thread for any reason stops the writer for good (fail-stop): nothing more is committed,
+:attr:`StoreWriter.failure` holds the :class:`~nbtrain.errors.StoreWriteError`, listeners
+added with :meth:`StoreWriter.add_failure_listener` are called once, and every later call
+(queueing, ``flush``, waits for a result or for room in the queue) raises it at once.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
-from nbtrain.errors import StoreError
+from nbtrain.errors import StoreError, StoreWriteError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_CHECKPOINT, LOG_SERVICE_SQLITE_WRITE_FAILED
 from nbtrain.logs import log
 from nbtrain.store.batch import BatchWriter
 from nbtrain.store.encode import to_json
-from nbtrain.store.migrations import migrate
+from nbtrain.store.migrations import ensure_writable
+from nbtrain.store.ops import (
+    RUN_STATUSES,
+    WORKER_FIELDS,
+    WORKER_STATUSES,
+    FailureListener,
+    Op,
+    check_status,
+    notify,
+    seconds,
+    worker_upsert,
+)
 from nbtrain.wire.events import Event
 
-WORKER_FIELDS = frozenset(
-    {"status", "pid", "exit_code", "error", "started_at", "ended_at", "traceback", "output"}
-)
-WORKER_STATUSES = frozenset({"pending", "running", "completed", "failed", "stopped"})
-RUN_STATUSES = WORKER_STATUSES
+__all__ = [
+    "RUN_STATUSES",
+    "WORKER_FIELDS",
+    "WORKER_STATUSES",
+    "Op",
+    "StoreWriter",
+    "acquire_writer",
+]
 
-
-@dataclass
-class Op:
-    """One queued unit of work. ``call`` runs in the write transaction (or outside it when
-    ``outside_txn``); ``chunks`` / ``episodes`` hold telemetry rows; a bare ``done`` marks a
-    flush."""
-
-    rows: int = 0
-    chunks: list[tuple[Any, ...]] | None = None
-    episodes: list[tuple[Any, ...]] | None = None
-    call: Callable[[Any], Any] | None = None
-    label: str = ""
-    future: Future[Any] | None = None
-    barrier: bool = False
-    outside_txn: bool = False
-    done: threading.Event | None = None
-    urgent: bool = False
-    stop: bool = False
-    enqueued: float = field(default_factory=time.monotonic)
-
-
-def _seconds(value: float | datetime | None) -> float | None:
-    if isinstance(value, datetime):
-        return value.timestamp()
-    return None if value is None else float(value)
+T = TypeVar("T")
 
 
 class StoreWriter:
@@ -90,7 +86,8 @@ class StoreWriter:
         self._urgent = 0
         self._refs = 0
         self._closing = False
-        self._dead: BaseException | None = None
+        self._failure: StoreWriteError | None = None
+        self._listeners: list[FailureListener] = []
         self._batch = BatchWriter(path)
         # Serializes turning events into rows (and queueing them) across submitting threads.
         self._prepare_lock = threading.Lock()
@@ -116,6 +113,22 @@ class StoreWriter:
     def busy_retries(self) -> int:
         return self._batch.busy_retries
 
+    @property
+    def failure(self) -> StoreWriteError | None:
+        """Why the writer stopped for good (a storage failure or its thread died), else None."""
+        return self._failure
+
+    def add_failure_listener(self, listener: FailureListener) -> None:
+        """Call ``listener(error)`` once when the writer fails: from the writer thread (before
+        waiting calls raise), or at once here if it already has. It must return quickly (calls
+        waiting for a result wait for it); what it raises is logged."""
+        with self._cond:
+            failure = self._failure
+            if failure is None:
+                self._listeners.append(listener)
+                return
+        notify(listener, failure)
+
     def stats(self) -> dict[str, int]:
         return {
             "rows_written": self.rows_written,
@@ -137,42 +150,63 @@ class StoreWriter:
         status: str = "running",
     ) -> None:
         """Insert the run row; returns once it is committed. A duplicate id is a StoreError."""
-        _check_status(status, RUN_STATUSES, "run")
-        row = (run_id, name, _seconds(created_at), digest, to_json(config), status)
+        check_status(status, RUN_STATUSES, "run")
+        row = (run_id, name, seconds(created_at), digest, to_json(config), status)
 
-        def call(conn: Any) -> None:
+        def call(conn: sqlite3.Connection) -> None:
             try:
-                conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?)", row)
-            except Exception as exc:
+                conn.execute(
+                    "INSERT INTO runs(run_id, name, created_at, digest, config, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.IntegrityError as exc:
                 raise StoreError(f"cannot create run {run_id!r}: {exc}") from exc
 
         self._sync(Op(rows=1, call=call, label=f"create run {run_id}"))
 
     def upsert_worker(self, run_id: str, worker_id: object, **fields: Any) -> None:
-        unknown = set(fields) - WORKER_FIELDS
-        if unknown:
-            raise ValueError(
-                f"unknown worker field(s) {sorted(unknown)}; allowed: {sorted(WORKER_FIELDS)}"
-            )
-        if "status" in fields:
-            _check_status(fields["status"], WORKER_STATUSES, "worker")
-        for key in ("started_at", "ended_at"):
-            if key in fields:
-                fields[key] = _seconds(fields[key])
+        """Insert or update a worker row (queued). Fields: ``status, pid, exit_code, error,
+        started_at, ended_at, traceback, output, pid_start, resumed_from, backend``."""
         wid = normalize_worker_id(worker_id)
-        names = list(fields)
-        cols = ", ".join(["run_id", "worker_id", *names])
-        marks = ", ".join("?" * (len(names) + 2))
-        update = ", ".join(f"{n} = excluded.{n}" for n in names) or "worker_id = worker_id"
-        sql = (
-            f"INSERT INTO workers({cols}) VALUES ({marks}) "
-            f"ON CONFLICT(run_id, worker_id) DO UPDATE SET {update}"
-        )
+        sql = worker_upsert(fields)
         params = (run_id, wid, *fields.values())
         self._submit(Op(rows=1, call=lambda c: c.execute(sql, params), label=f"worker {wid}"))
 
+    @overload
+    def call(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        wait: Literal[True] = ...,
+        label: str = ...,
+    ) -> T: ...
+
+    @overload
+    def call(
+        self, fn: Callable[[sqlite3.Connection], T], *, wait: Literal[False], label: str = ...
+    ) -> None: ...
+
+    def call(
+        self, fn: Callable[[sqlite3.Connection], T], *, wait: bool = True, label: str = "call"
+    ) -> T | None:
+        """Run ``fn(conn)`` in the writer thread, inside a write transaction, in queue order.
+
+        ``fn`` must only run SQL on ``conn`` (no ``BEGIN``/``COMMIT``: it runs in a savepoint,
+        so if it raises, its own changes are undone and the rest of the batch commits).
+        With ``wait`` this returns ``fn``'s result once it is committed, or raises what ``fn``
+        raised; without, it returns at once and a failure is logged and counted like a bad
+        row. A storage failure raises :class:`StoreWriteError` either way.
+        """
+        op = Op(rows=1, call=fn, label=label)
+        if wait:
+            result: T = self._sync(op)
+            return result
+        self._submit(op)
+        return None
+
     def set_run_status(self, run_id: str, status: str) -> None:
-        _check_status(status, RUN_STATUSES, "run")
+        check_status(status, RUN_STATUSES, "run")
 
         def call(conn: Any) -> None:
             cur = conn.execute("UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id))
@@ -236,8 +270,7 @@ class StoreWriter:
         self._submit(Op(done=done, urgent=True))
         if not done.wait(timeout):
             raise TimeoutError(f"store writer for {self.path} did not commit within {timeout} s")
-        if self._dead is not None:
-            raise StoreError(f"store writer for {self.path} died: {self._dead!r}")
+        self._raise_if_failed()
 
     def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it (at run end)."""
@@ -253,11 +286,21 @@ class StoreWriter:
         self._submit(op)
         return op.future.result()
 
+    def _raise_if_failed(self) -> None:
+        failure = self._failure
+        if failure is not None:
+            raise StoreWriteError(*failure.args) from failure.__cause__
+
     def _submit(self, op: Op) -> None:
         with self._cond:
-            while self._pending_rows > self.max_pending_rows and not self._dead:
+            while (
+                self._pending_rows > self.max_pending_rows
+                and self._failure is None
+                and not self._closing
+            ):
                 self._cond.wait(0.5)  # backpressure: the writer is behind
-            if self._dead is not None or self._closing:
+            self._raise_if_failed()
+            if self._closing:
                 raise StoreError(f"store writer for {self.path} is closed")
             idle = not self._queue
             self._queue.append(op)
@@ -291,6 +334,7 @@ class StoreWriter:
             return ops
 
     def _main(self) -> None:
+        ops: list[Op] = []
         try:
             self._batch.open()
             while True:
@@ -298,25 +342,45 @@ class StoreWriter:
                 self._batch.write(ops)
                 if any(op.stop for op in ops):
                     break
-        except BaseException as exc:  # pragma: no cover - a bug; fail loudly, never hang
-            self._dead = exc
-            log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "store writer died", exc_info=True)
-            with self._cond:
-                for op in self._queue:
-                    if op.future is not None:
-                        op.future.set_exception(StoreError(f"store writer died: {exc!r}"))
-                    if op.done is not None:
-                        op.done.set()
-                self._queue.clear()
-                self._cond.notify_all()
+                ops = []
+        except BaseException as exc:  # fail-stop: a storage failure, or a bug
+            self._fail(exc, ops)
         finally:
             self._batch.close()
 
+    def _fail(self, exc: BaseException, taken: list[Op]) -> None:
+        """Stop for good: refuse new calls, tell the listeners (once), fail waiting calls."""
+        if isinstance(exc, StoreWriteError):
+            failure = exc
+        else:
+            failure = StoreWriteError(f"the store writer for {self.path} stopped: {exc!r}")
+            failure.__cause__ = exc
+        with self._cond:  # first, so that nothing below can leave calls queued
+            self._failure = failure
+            ops = [*taken, *self._queue]
+            self._queue.clear()
+            self._pending_rows = 0
+            self._urgent = 0
+            listeners, self._listeners = self._listeners, []
+            self._cond.notify_all()
+        # Called in the except block: exc_info shows the traceback of a bug.
+        log(logging.ERROR, LOG_SERVICE_SQLITE_WRITE_FAILED, "%s", failure,
+            exc_info=failure is not exc)  # fmt: skip
+        for listener in listeners:  # before waking waiters: once a call raises, they know
+            notify(listener, failure)
+        for op in ops:
+            if op.future is not None and not op.future.done():
+                op.future.set_exception(failure)
+            if op.done is not None:
+                op.done.set()
+
     def _close(self, timeout: float = 30.0) -> None:
         try:
-            self.checkpoint()
+            if self._failure is None:
+                self.checkpoint()
         except StoreError:
-            log(logging.WARNING, LOG_SERVICE_SQLITE_CHECKPOINT, "final checkpoint failed")
+            if self._failure is None:
+                log(logging.WARNING, LOG_SERVICE_SQLITE_CHECKPOINT, "final checkpoint failed")
         with self._cond:
             if self._closing:
                 return
@@ -327,22 +391,19 @@ class StoreWriter:
         self._thread.join(timeout)
 
 
-def _check_status(status: object, allowed: frozenset[str], what: str) -> None:
-    if status not in allowed:
-        raise ValueError(f"invalid {what} status {status!r}; allowed: {sorted(allowed)}")
-
-
 _writers: dict[Path, StoreWriter] = {}
 _writers_lock = threading.Lock()
 
 
 def acquire_writer(path: str | Path, **options: Any) -> StoreWriter:
-    """The process-wide writer for ``path`` (created, and the file migrated, on first use)."""
+    """The process-wide writer for ``path``: created on first use (the file created or
+    upgraded, and checked to be writable: :func:`~nbtrain.store.ensure_writable`), or again
+    after the previous one failed."""
     resolved = Path(path).expanduser().resolve()
     with _writers_lock:
         writer = _writers.get(resolved)
-        if writer is None:
-            migrate(resolved)
+        if writer is None or writer.failure is not None:
+            ensure_writable(resolved)
             writer = StoreWriter(resolved, **options)
             _writers[resolved] = writer
         writer._refs += 1
@@ -356,7 +417,8 @@ def _release(writer: StoreWriter) -> None:
         writer._refs -= 1
         if writer._refs:
             return
-        _writers.pop(writer.path, None)
+        if _writers.get(writer.path) is writer:
+            del _writers[writer.path]
     writer._close()
 
 

@@ -50,7 +50,7 @@ class RunDashboard(RequestWidget):
         self, run_id: str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
     ) -> None:
         reject_unknown_kwargs("RunDashboard", kwargs, ())
-        from nbtrain.dispatch.launcher import resolve_db
+        from nbtrain.launching import resolve_db
         from nbtrain.live.hub import get_hub
 
         self._closed = threading.Event()

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbtrain.agents.params import agent_params
+
 HYPER = ("alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay")
-HYPER_DEFAULTS = {
-    "alpha": 0.1,
-    "gamma": 0.99,
-    "epsilon": 1.0,
-    "epsilon_min": 0.05,
-    "epsilon_decay": 0.99,
-}
+# Defaults and help come from the tabular agents' own signature (nbtrain.agents.params),
+# the single source that their docstring and config validation read too.
+_TABULAR = agent_params("q_learning")
+HYPER_DEFAULTS = {k: _TABULAR[k].default for k in HYPER}
+HYPER_HELP = {k: _TABULAR[k].help for k in HYPER}
 AGENTS = ("q_learning", "sarsa", "expected_sarsa", "random")
 
 # (name, label, kind, extra); kinds the view knows: text, int, float, env, select, json,
@@ -41,6 +41,7 @@ SECTIONS: list[dict[str, Any]] = [
                     "kind": "float",
                     "group": "tabular",
                     "placeholder": str(v),
+                    "help": HYPER_HELP[k],
                 }
                 for k, v in HYPER_DEFAULTS.items()
             ),
@@ -55,7 +56,8 @@ SECTIONS: list[dict[str, Any]] = [
                 "name": "max_steps_per_episode",
                 "label": "Max steps",
                 "kind": "int",
-                "placeholder": "1000",
+                "placeholder": "env's limit",
+                "help": "blank: the environment's registered time limit (1000 if it has none)",
             },
             {"name": "seed", "label": "Seed", "kind": "int", "placeholder": "0"},
             {"name": "step_delay", "label": "Step delay (s)", "kind": "float", "placeholder": "0"},

@@ -34,6 +34,9 @@ class Started(_Event, tag="started", frozen=True, kw_only=True):
     episodes: int
     start_episode: int
     wire_version: int = WIRE_VERSION
+    # A training worker restarted after a crash: the checkpoint it resumed learning from,
+    # "policy-000001.json@ep320" (taken after 320 episodes); None when it started fresh.
+    resumed_from: str | None = None
 
 
 class Steps(_Event, tag="steps", frozen=True, kw_only=True):

@@ -87,6 +87,8 @@ def _check_config(config: WorkerConfig, path: Path) -> None:
         value = getattr(config, name)
         if value < low:
             problems.append(f"{name}={value!r} must be >= {low}")
+    if config.checkpoint_every is not None and config.checkpoint_every < 1:
+        problems.append(f"checkpoint_every={config.checkpoint_every!r} must be >= 1 or null")
     if config.step_delay < 0:
         problems.append(f"step_delay={config.step_delay!r} must be >= 0")
     steps = config.telemetry.steps

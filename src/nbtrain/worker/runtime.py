@@ -22,6 +22,13 @@ from nbtrain.ids import format_episode_id
 from nbtrain.logs import log
 from nbtrain.seeding import episode_seed
 from nbtrain.wire.events import Artifact, Ended, EndStatus, Episode, Started
+from nbtrain.worker.checkpoint import (
+    checkpoint_label,
+    resume_point,
+    save_atomically,
+    saver,
+    start_agent,
+)
 from nbtrain.worker.cli import PROG, Launch, UsageError, parse_launch
 from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
 from nbtrain.worker.emitter import (
@@ -87,6 +94,7 @@ class Worker:
         try:
             from nbtrain.agents import agent_label
 
+            resume = resume_point(cfg, self.policy_file)
             self.emitter.emit(
                 Started(
                     run_id=self.run_id,
@@ -99,6 +107,7 @@ class Worker:
                     mode=cfg.mode,
                     episodes=cfg.episodes,
                     start_episode=cfg.start_episode,
+                    resumed_from=None if resume is None else checkpoint_label(resume),
                 )
             )
             self._log(20, log_codes.LOG_WORKER_STARTED, "worker started (pid %d)", os.getpid())
@@ -109,7 +118,7 @@ class Worker:
             if self.state.ep_index < cfg.episodes:
                 status = "stopped"
             if cfg.mode == "train":
-                self._save_policy()
+                self._save_policy(self.state.ep_index)
         except TelemetryClosedError:
             heartbeat.stop()
             return 0  # the kernel is gone: nobody to tell
@@ -160,40 +169,22 @@ class Worker:
         self._load_policy()
 
     def _load_policy(self) -> None:
-        """Start from ``policy_path``, else, on a restart (``start_episode > 0``), from this
-        worker's own saved policy so learning continues; eval mode needs one of the two."""
+        """Start from a checkpoint (restart), ``policy_path`` or, in eval, the own policy."""
         cfg = self.cfg
-        load = getattr(self.agent, "load", None)
+        path = None
         if cfg.policy_path is not None:
             path = Path(cfg.policy_path)
             if not path.is_absolute():
                 path = self.launch.config_path.parent / path
-            if not path.exists():
-                raise FileNotFoundError(f"policy_path {str(path)!r} does not exist")
-            if load is None:
-                raise TypeError(
-                    f"policy_path is set but agent {type(self.agent).__name__} has no load(path)"
-                )
-            load(str(path))
-        elif load is None:
-            return
-        elif (cfg.start_episode > 0 or cfg.mode == "eval") and self.policy_file.exists():
-            load(str(self.policy_file))
-        elif cfg.mode == "eval":
-            raise FileNotFoundError(
-                f"eval mode needs a trained policy: policy_path is not set and "
-                f"{str(self.policy_file)!r} does not exist"
-            )
+        start_agent(self.agent, cfg, path, self.policy_file)
 
-    def _save_policy(self) -> None:
-        save = getattr(self.agent, "save", None)
+    def _save_policy(self, episode: int) -> None:
+        """Checkpoint the agent atomically to ``policy-{worker_id}.json`` (if it can save)."""
+        save = saver(self.agent)
         if save is None:
             return
         path = self.policy_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save(str(tmp))
-        os.replace(tmp, path)
+        save_atomically(save, path, episode)
         self._log(20, log_codes.LOG_WORKER_POLICY_SAVED, "policy saved to %s", path)
         self.emitter.emit(
             Artifact(
@@ -232,6 +223,7 @@ class Worker:
         frame_every = cfg.telemetry.frame_every
         layout = grid_layout(env)
         delay = cfg.step_delay
+        every_ckpt = (cfg.checkpoint_every or 0) if train else 0
         rows = emitter.rows
         append = rows.append
         now = time.time
@@ -314,6 +306,12 @@ class Worker:
             )
             state.episodes_done += 1
             state.ep_index = ep + 1
+            if every_ckpt and (ep + 1) % every_ckpt == 0 and ep + 1 < cfg.episodes:
+                # episodes first, then the checkpoint: it is never ahead of the telemetry
+                # the kernel has, so a restart after the last stored episode never replays
+                # episodes the checkpointed agent has already learned from
+                deadline = emitter.flush()
+                self._save_policy(ep + 1)
             if ended_at >= deadline or delay:
                 deadline = emitter.flush()
         emitter.flush()

@@ -49,6 +49,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     agent: AgentRef
     agent_kwargs: dict[str, Any] = {}
     episodes: int
+    # resolved by the kernel: explicit, else the env's registered limit, else 1000
     max_steps_per_episode: int = 1000
     seed: int
     step_delay: float = 0.0
@@ -57,8 +58,12 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     policy_path: str | None = None
     # Where artifacts (policy-{worker_id}.json…) go; None: the config file's folder.
     run_dir: str | None = None
-    # First episode index: a restarted worker continues its run's episode counter.
+    # First episode index: a restarted worker continues its run's episode counter, and
+    # (training) resumes learning from its checkpoint policy-{worker_id}.json in run_dir.
     start_episode: int = 0
+    # Save the agent to run_dir/policy-{worker_id}.json every this many episodes (and at
+    # the end); None: only at the end.
+    checkpoint_every: int | None = 100
 
 
 def dump_worker_config(config: WorkerConfig, path: str | Path) -> None:

@@ -1,0 +1,77 @@
+"""Write a file so that a reader (or a crash) never sees half of it.
+
+The bytes go to a temp file created ``0600`` in the target's own folder (``os.replace`` is
+atomic only within one file system), are fsynced, and replace the target in one step; the
+folder is fsynced so the rename survives a power cut. Every failure removes the temp file:
+a full disk must not leave ``.policy-….tmp`` litter behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["FILE_MODE", "replace_atomically", "temp_path", "write_atomic"]
+
+FILE_MODE = 0o600  # policies may carry a pickled notebook agent's globals: owner only
+
+
+def temp_path(target: Path) -> Path:
+    """A new, empty ``0600`` file beside ``target`` (exclusively created, unique name)."""
+    for attempt in range(100):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{attempt}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"cannot create a temp file beside {str(target)!r}: 100 names taken")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # some file systems cannot fsync a directory
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def replace_atomically(tmp: Path, target: Path) -> None:
+    """fsync ``tmp``, make it ``0600``, rename it over ``target``; ``tmp`` is gone afterwards
+    whether this succeeds or raises."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically (see the module docstring)."""
+    target = Path(path)
+    tmp = temp_path(target)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    replace_atomically(tmp, target)

@@ -1,0 +1,94 @@
+"""Reading and writing the built-in agents' policy files (JSON), and what a file says about
+the agent that can play it.
+
+A policy is self-contained: besides the learned values it holds how observations are
+encoded (bins and bounds, or the tile coding), so evaluating it needs only its path.
+:func:`policy_agent` tells the kernel which built-in agent and which structural keyword
+arguments rebuild the agent that saved it, without making that agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from nbtrain.agents.atomic import write_atomic
+
+__all__ = [
+    "TABULAR_FORMAT",
+    "TILE_FORMAT",
+    "PolicyFileError",
+    "policy_agent",
+    "read_policy",
+    "write_policy",
+]
+
+TABULAR_FORMAT = "nbtrain.tabular"
+TILE_FORMAT = "nbtrain.tile_sarsa"
+VERSION = 1
+_TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
+
+
+class PolicyFileError(ValueError):
+    """A policy file that cannot be read, or was not written by a built-in agent."""
+
+
+def write_policy(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
+    """``data`` as compact JSON, written atomically with mode 0600."""
+    write_atomic(path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+
+
+def read_policy(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:
+    """The JSON of a policy file, checked for an nbtrain format (``fmt`` if given) and version."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")  # OSError (e.g. missing) propagates
+    except UnicodeDecodeError as exc:
+        raise PolicyFileError(f"policy file {name!r} is not text: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PolicyFileError(f"policy file {name!r} is not valid JSON: {exc}") from exc
+    known = (TABULAR_FORMAT, TILE_FORMAT) if fmt is None else (fmt,)
+    if not isinstance(data, dict) or data.get("format") not in known:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        kinds = " or ".join(k.removeprefix("nbtrain.") for k in known)
+        raise PolicyFileError(
+            f"policy file {name!r} is not an nbtrain {kinds} policy (expected format "
+            f"{' or '.join(map(repr, known))}, found {found!r})"
+        )
+    if data.get("version") != VERSION:
+        raise PolicyFileError(
+            f"policy file {name!r} has version {data.get('version')!r}; "
+            f"this nbtrain reads version {VERSION}"
+        )
+    return data
+
+
+def policy_agent(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
+    """``(built-in agent name, structural kwargs)`` that rebuild the agent that saved ``path``.
+
+    Structural kwargs are those that shape the table or weights (``bins``/``bounds`` for a
+    Box observation; ``tilings``, ``tiles``, ``bounds``, ``hash_size`` for tile coding);
+    learning hyperparameters are not among them, they stay the config's.
+    """
+    data = read_policy(path)
+    if data["format"] == TILE_FORMAT:
+        coding = data.get("tile_coding")
+        if not isinstance(coding, dict):
+            raise PolicyFileError(f"policy file {str(path)!r} has no tile_coding section")
+        keys = ("tilings", "tiles", "bounds", "hash_size")
+        return "tile_sarsa", {k: coding[k] for k in keys if k in coding}
+    algorithm = data.get("algorithm")
+    if algorithm not in _TABULAR_ALGORITHMS:
+        raise PolicyFileError(
+            f"policy file {str(path)!r} holds algorithm {algorithm!r}; "
+            f"allowed: {', '.join(_TABULAR_ALGORITHMS)}"
+        )
+    observation = data.get("observation")
+    kwargs: dict[str, Any] = {}
+    if isinstance(observation, dict) and observation.get("kind") == "box":
+        kwargs = {"bins": observation.get("bins"), "bounds": observation.get("bounds")}
+    return str(algorithm), kwargs

@@ -1,0 +1,147 @@
+"""Controlling a run from a process that does not own it, through the database.
+
+A stop request is a ``workers.stop_requested`` timestamp that the owning kernel's lease thread
+acts on (its pipes are there). A restart needs an owner: once the owner is gone the caller
+takes the run over, rebuilding every worker's config from the run's stored config (checked
+against its digest), never from a run-folder file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbtrain.dispatch.backend import resolve_backend
+from nbtrain.dispatch.runfiles import run_dir_for
+from nbtrain.dispatch.session import RunSession
+from nbtrain.errors import RunError, StoreError, UnknownRunError
+from nbtrain.procinfo import own_identity
+from nbtrain.store import schema
+from nbtrain.store.liveness import owner_alive, owner_text, settle
+from nbtrain.store.writer import acquire_writer
+
+if TYPE_CHECKING:
+    from nbtrain.config import TrainConfig
+    from nbtrain.worker.spec import WorkerConfig
+
+DEFAULT_DB = "nbtrain.sqlite"
+
+
+def open_db(db: str | os.PathLike[str]) -> Path:
+    """The absolute path of an existing database file."""
+    path = Path(db).expanduser()
+    if path.is_dir():
+        raise StoreError(f"db={str(db)!r} is a folder; pass the path of a .sqlite file")
+    if not path.exists():
+        raise UnknownRunError(f"no database at {str(db)!r}")
+    return path.resolve()
+
+
+def _run_row(db: Path, run_id: str) -> tuple[object, ...]:
+    conn = schema.connect(db, readonly=True)
+    try:
+        row = conn.execute(
+            "SELECT config, digest, agent_pickle, owner_pid, owner_start, owner_host, lease_at "
+            "FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+    finally:
+        conn.close()
+    if row is None:
+        raise UnknownRunError(f"no run {run_id!r} in {db}")
+    return tuple(row)
+
+
+def stored_config(db: Path, run_id: str) -> TrainConfig:
+    """The run's TrainConfig from its ``runs`` row; its digest must match the stored one."""
+    from nbtrain.config import TrainConfig
+    from nbtrain.launching import decode_agent
+
+    payload, digest, pickled, *_ = _run_row(db, run_id)
+    if not isinstance(payload, str):
+        raise RunError(f"run {run_id} has no stored config in {db}; it cannot be restarted")
+    config = TrainConfig.from_payload(
+        json.loads(payload), agent=decode_agent(pickled if isinstance(pickled, str) else None)
+    )
+    if config.digest != digest:
+        raise RunError(
+            f"run {run_id}: the stored config does not match its digest "
+            f"({config.digest[:12]} != {str(digest)[:12]}); refusing to restart from it"
+        )
+    return config
+
+
+def stored_worker_config(db: Path, run_id: str, worker_id: str, run_dir: Path) -> WorkerConfig:
+    for wc in stored_config(db, run_id).worker_configs(run_id=run_id, run_dir=str(run_dir)):
+        if wc.worker_id == worker_id:
+            return wc
+    raise RunError(f"worker {worker_id!r} is not in the stored config of run {run_id}")
+
+
+def request_stop(db: Path, run_id: str, worker_ids: list[str]) -> None:
+    """Ask the owning kernel, through the database, to stop these workers."""
+    now = time.time()
+
+    def mark(conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "UPDATE workers SET stop_requested = ? WHERE run_id = ? AND worker_id = ? "
+            "AND status IN ('pending', 'running')",
+            [(now, run_id, wid) for wid in worker_ids],
+        )
+
+    writer = acquire_writer(db)
+    try:
+        writer.call(mark, label=f"stop request {run_id}")
+    finally:
+        writer.release()
+
+
+def take_over(db: Path, run_id: str) -> RunSession:
+    """Become the owner of a run whose owning kernel is gone; ``RunError`` if it is alive."""
+    settle(db, run_id)
+    _, _, _, pid, start, host, lease_at = _run_row(db, run_id)
+    me = own_identity()
+    if (pid, start, host) != me and owner_alive(
+        pid if isinstance(pid, int) else None,
+        start if isinstance(start, str) else None,
+        host if isinstance(host, str) else None,
+        lease_at if isinstance(lease_at, float | int) else None,
+        time.time(),
+    ):
+        raise RunError(
+            f"run {run_id} is owned by a live kernel ({owner_text(pid, host)}); restart its "
+            "workers there, or stop them first with Run.open(...).stop()"
+        )
+    run_dir = run_dir_for(db, run_id)
+    configs = {
+        wc.worker_id: wc
+        for wc in stored_config(db, run_id).worker_configs(run_id=run_id, run_dir=str(run_dir))
+    }
+    conn = schema.connect(db, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT worker_id, status, backend FROM workers WHERE run_id = ?", (run_id,)
+        ).fetchall()
+    finally:
+        conn.close()
+    statuses = {str(w): str(s) for w, s, _ in rows if w in configs}
+    backends = {str(b) for _, _, b in rows if b}
+    backend = resolve_backend("ray" if backends == {"ray"} else "local")
+
+    def claim(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "UPDATE runs SET owner_pid = ?, owner_start = ?, owner_host = ?, lease_at = ? "
+            "WHERE run_id = ?",
+            (*me, time.time(), run_id),
+        )
+
+    writer = acquire_writer(db)
+    try:
+        writer.call(claim, label=f"take over {run_id}")
+    finally:
+        writer.release()
+    return RunSession(run_id, db, run_dir, configs, backend, statuses=statuses)

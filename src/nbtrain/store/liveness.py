@@ -1,0 +1,252 @@
+"""Rows that outlived their kernel: found by any reader, corrected when the file can be written.
+
+A run is owned by the kernel that launched (or last restarted) it; the ``runs`` row names it
+(``owner_pid``, its start-time token ``owner_start``, ``owner_host``) and the owner renews
+``lease_at`` while its workers go. Its workers exit within seconds of its death, so once it is
+gone a ``pending``/``running`` worker row is a lie: readers report it ``failed`` with the reason,
+write that correction (and drop the steps of the episodes it never finished) when they can,
+and never fail or wait when they cannot (a read-only file, another writer holding the lock).
+
+On the owner's machine the owner is checked by pid *and* start time (pids are reused); from
+another machine only the lease tells, so a lease older than :data:`LEASE_TIMEOUT_S` counts as
+a dead owner there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbtrain.procinfo import process_alive, this_host
+from nbtrain.store import schema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LEASE_TIMEOUT_S = 4.0
+# A correction never waits long for the write lock: readers must not block.
+CORRECTION_BUSY_MS = 100
+LIVE_STATUSES = ("pending", "running")
+
+
+@dataclass
+class RunFix:
+    """A dead owner's run as it really is: the corrected statuses, written or not."""
+
+    run_id: str
+    run_status: str
+    workers: dict[str, str] = field(default_factory=dict)  # worker id -> error line
+    written: bool = False
+    status: str = "failed"  # what the workers in ``workers`` really are
+
+
+def owner_text(pid: object, host: object) -> str:
+    return f"pid {pid} on {host}" if host else f"pid {pid}"
+
+
+def kernel_ended_error(pid: object, host: object) -> str:
+    return f"the kernel that ran it ({owner_text(pid, host)}) ended"
+
+
+def owner_alive(
+    pid: int | None, start: str | None, host: str | None, lease_at: float | None, now: float
+) -> bool:
+    """Is the owning kernel of a run still there?"""
+    if pid is None:
+        return False
+    if host is None or host == this_host():
+        return process_alive(int(pid), start)
+    return lease_at is not None and now - float(lease_at) <= LEASE_TIMEOUT_S
+
+
+def _legacy_worker_alive(pid: object, start: object) -> bool:
+    """Rows written before owners were recorded: the worker process itself must be there."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if not process_alive(pid, start if isinstance(start, str) else None):
+        return False
+    if start is None:  # no start token: at least make sure it is an nbtrain worker
+        try:
+            return b"nbtrain.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+    return True
+
+
+def run_status_of(statuses: list[str]) -> str:
+    """``running`` while any worker may run, else failed > stopped > completed."""
+    values = set(statuses)
+    if values & set(LIVE_STATUSES):
+        return "running"
+    for status in ("failed", "stopped"):
+        if status in values:
+            return status
+    return "completed"
+
+
+_CANDIDATES = """
+SELECT r.run_id, r.owner_pid, r.owner_start, r.owner_host, r.lease_at
+FROM runs AS r
+WHERE (r.status IN ('pending', 'running')
+       OR EXISTS (SELECT 1 FROM workers AS w
+                  WHERE w.run_id = r.run_id AND w.status IN ('pending', 'running')))
+"""
+
+
+def find_dead(conn: sqlite3.Connection, run_id: str | None = None) -> list[RunFix]:
+    """The runs whose owner is gone although rows still say they go."""
+    sql, params = _CANDIDATES, ()
+    if run_id is not None:
+        sql, params = sql + " AND r.run_id = ?", (run_id,)  # type: ignore[assignment]
+    now = time.time()
+    fixes = []
+    for rid, pid, start, host, lease_at in conn.execute(sql, params).fetchall():
+        workers = conn.execute(
+            "SELECT worker_id, status, pid, pid_start FROM workers WHERE run_id = ?", (rid,)
+        ).fetchall()
+        if pid is not None:
+            if owner_alive(pid, start, host, lease_at, now):
+                continue
+        elif any(
+            s in LIVE_STATUSES and _legacy_worker_alive(wpid, wstart)
+            for _, s, wpid, wstart in workers
+        ):
+            continue
+        error = kernel_ended_error(pid, host) if pid is not None else "its kernel ended"
+        dead = {str(w): error for w, s, _, _ in workers if s in LIVE_STATUSES}
+        statuses = ["failed" if w in dead else str(s) for w, s, _, _ in workers]
+        fixes.append(RunFix(str(rid), run_status_of(statuses), dead))
+    return fixes
+
+
+def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> bool:
+    """Commit one correction unless the run changed hands meanwhile."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute(
+            "SELECT owner_pid, owner_start, owner_host FROM runs WHERE run_id = ?", (fix.run_id,)
+        ).fetchone()
+        if row is None or tuple(row) != owner:
+            conn.execute("ROLLBACK")
+            return False
+        now = time.time()
+        for wid, error in fix.workers.items():
+            conn.execute(
+                "UPDATE workers SET status = 'failed', error = ?, "
+                "ended_at = COALESCE(ended_at, ?) "
+                "WHERE run_id = ? AND worker_id = ? AND status IN ('pending', 'running')",
+                (error, now, fix.run_id, wid),
+            )
+            last = conn.execute(
+                "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
+                (fix.run_id, wid),
+            ).fetchone()[0]
+            conn.execute(
+                "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index > ?",
+                (fix.run_id, wid, -1 if last is None else int(last)),
+            )
+        conn.execute("UPDATE runs SET status = ? WHERE run_id = ?", (fix.run_status, fix.run_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+# Statuses an owner in this process knows but could not write yet (a failed database):
+# ``source(path, run_id) -> fixes``, registered by the dispatcher (the store never imports it).
+_MEMORY_SOURCES: list[Callable[[Path, str | None], list[RunFix]]] = []
+
+
+def add_memory_source(source: Callable[[Path, str | None], list[RunFix]]) -> None:
+    _MEMORY_SOURCES.append(source)
+
+
+def settle(path: Path, run_id: str | None = None, *, write: bool = True) -> list[RunFix]:
+    """The corrections of dead owners' runs (see :func:`settle_file`), and the statuses that
+    an owner in this process holds but could not write."""
+    fixes = settle_file(path, run_id, write=write)
+    for source in _MEMORY_SOURCES:
+        fixes.extend(source(path, run_id))
+    return fixes
+
+
+def settle_file(path: Path, run_id: str | None = None, *, write: bool = True) -> list[RunFix]:
+    """Find the runs of dead owners in ``path`` and correct them where the file allows.
+
+    Returns the corrections; ``written`` says whether each is in the file. Never raises for
+    a file that cannot be written, and waits at most :data:`CORRECTION_BUSY_MS` for a lock.
+    """
+    from nbtrain.store.files import connect_reader
+
+    try:
+        conn, _ = connect_reader(path)
+    except Exception:  # a file that cannot be read is the reader's error to report
+        return []
+    try:
+        if "owner_pid" not in schema.table_columns(conn, "runs"):
+            return []
+        fixes = find_dead(conn, run_id)
+        owners = {
+            fix.run_id: tuple(
+                conn.execute(
+                    "SELECT owner_pid, owner_start, owner_host FROM runs WHERE run_id = ?",
+                    (fix.run_id,),
+                ).fetchone()
+            )
+            for fix in fixes
+        }
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+    if not fixes or not write or not os.access(path, os.W_OK):
+        return fixes
+    try:
+        wconn = sqlite3.connect(
+            schema.uri_for(path, readonly=False).replace("mode=rwc", "mode=rw"),
+            uri=True,
+            timeout=CORRECTION_BUSY_MS / 1000,
+            isolation_level=None,
+        )
+    except sqlite3.Error:
+        return fixes
+    try:
+        wconn.execute(f"PRAGMA busy_timeout = {CORRECTION_BUSY_MS}")
+        for fix in fixes:
+            with contextlib.suppress(sqlite3.Error):
+                fix.written = _write(wconn, fix, owners[fix.run_id])
+    finally:
+        wconn.close()
+    return fixes
+
+
+def patch(frame: pd.DataFrame, fixes: list[RunFix], *, by_worker: bool) -> pd.DataFrame:
+    """Apply the corrections that could not be written to a frame read from the file.
+
+    ``by_worker``: the frame has one row per worker of one run (``workers``, a summary);
+    otherwise one row per run (``runs``)."""
+    pending = [fix for fix in fixes if not fix.written]
+    if not pending or frame.empty or "status" not in frame:
+        return frame
+    frame = frame.copy()
+    for fix in pending:
+        if not by_worker:
+            frame.loc[frame["run_id"] == fix.run_id, "status"] = fix.run_status
+            continue
+        if "run_id" in frame and not (frame["run_id"] == fix.run_id).any():
+            continue
+        for wid, error in fix.workers.items():
+            rows = frame["worker_id"].astype(str) == wid
+            frame.loc[rows, "status"] = fix.status
+            if "error" in frame:
+                frame.loc[rows, "error"] = error
+    return frame

@@ -1,0 +1,284 @@
+"""``RunBrowser``: the runs of a database as a sortable, paged table; one selected run opens
+its ``RunDashboard`` below, several overlay their learning curves; Archive and Delete go
+through a confirm step that shows the per-worker summary.
+
+It is an ``ipywidgets.VBox`` of the table (an anywidget, ``RunTable``) and a detail box that
+holds the dashboard, so the dashboard is an ordinary child widget. A kernel-side thread polls
+``PRAGMA data_version`` every ``poll_interval`` seconds and pushes a new page only when the
+database changed (or a shown run is live, so that a dead owner's workers turn ``failed``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets
+import traitlets
+
+from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
+from nbtrain.widgets._common import DEFERRED, STATIC, RequestWidget, reject_unknown_kwargs
+from nbtrain.widgets.browser_data import SORT_KEYS, RunIndex, overlay
+
+if TYPE_CHECKING:
+    from nbtrain.widgets.dashboard import RunDashboard
+
+POLL_INTERVAL = 1.0
+
+
+class RunTable(RequestWidget):
+    """The table view of :class:`RunBrowser` (one page of rows travels as synced state)."""
+
+    _esm = STATIC / "browser.js"
+    _css = STATIC / "browser.css"
+    _log_code = LOG_UI_DASHBOARD_CALLBACK_ERROR
+
+    db = traitlets.Unicode("").tag(sync=True)
+    rows = traitlets.List(traitlets.Dict()).tag(sync=True)
+    total = traitlets.Int(0).tag(sync=True)
+    page = traitlets.Int(0).tag(sync=True)
+    page_size = traitlets.Int(25).tag(sync=True)
+    sort = traitlets.Unicode("created").tag(sync=True)
+    descending = traitlets.Bool(True).tag(sync=True)
+    selected = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    overlay = traitlets.Dict().tag(sync=True)
+    archive_to = traitlets.Unicode("").tag(sync=True)
+
+    @traitlets.validate("sort")
+    def _valid_sort(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value not in SORT_KEYS:
+            raise traitlets.TraitError(f"cannot sort by {value!r}; columns: {', '.join(SORT_KEYS)}")
+        return value
+
+    @traitlets.validate("page_size")
+    def _valid_page_size(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if not 1 <= value <= 500:
+            raise traitlets.TraitError(f"page_size must be 1..500, not {value}")
+        return value
+
+
+class RunBrowser(ipywidgets.VBox):  # type: ignore[misc]
+    """``RunBrowser(db="nbtrain.sqlite")``: browse, compare, archive and delete runs."""
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] = "nbtrain.sqlite",
+        *,
+        page_size: int = 25,
+        poll_interval: float = POLL_INTERVAL,
+        archive_to: str | os.PathLike[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        reject_unknown_kwargs("RunBrowser", kwargs, ())
+        from nbtrain.launching import resolve_db
+
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, not {poll_interval!r}")
+        path = resolve_db(db)
+        self._index = RunIndex(path)
+        self._db = path
+        default_archive = path.with_name(f"{path.stem}-archive{path.suffix or '.sqlite'}")
+        self.table = RunTable(
+            db=str(path),
+            page_size=page_size,
+            archive_to=str(archive_to if archive_to is not None else default_archive),
+        )
+        self.detail = ipywidgets.VBox()
+        super().__init__(children=[self.table, self.detail])
+        self.add_class("nbt-run-browser")
+        self._lock = threading.RLock()
+        self._closed = threading.Event()
+        self._dashboard: RunDashboard | None = None
+        self._version = self._index.data_version()
+        self.refresh()
+        self.table.observe(self._on_view, names=["page", "page_size", "sort", "descending"])
+        self.table.observe(self._on_selected, names=["selected"])
+        self.table._handlers.update(
+            summary=self._summary, delete=self._delete, archive=self._archive
+        )
+        self._interval = float(poll_interval)
+        self._poller = threading.Thread(target=self._poll, name="nbtrain-run-browser", daemon=True)
+        self._poller.start()
+
+    # -- public ----------------------------------------------------------------------------
+    @property
+    def db(self) -> Path:
+        return self._db
+
+    @property
+    def selected(self) -> list[str]:
+        return list(self.table.selected)
+
+    def select(self, run_ids: str | list[str]) -> None:
+        """Select runs as a click would: one opens its dashboard, several overlay curves."""
+        self.table.selected = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+
+    @property
+    def dashboard(self) -> RunDashboard | None:
+        return self._dashboard
+
+    def refresh(self) -> None:
+        """Re-read the page (also done by the poll thread whenever the database changes)."""
+        with self._lock:
+            t = self.table
+            total, rows = self._index.page(t.sort, t.descending, t.page, t.page_size)
+            last = max(0, (total - 1) // t.page_size)
+            if t.page > last:  # the last page emptied (runs deleted): show the new last one
+                t.page = last
+                total, rows = self._index.page(t.sort, t.descending, t.page, t.page_size)
+            if rows != t.rows or total != t.total:
+                with t.hold_sync():
+                    t.rows = rows
+                    t.total = total
+            kept = [r for r in t.selected if r in self._index.run_ids]
+            if kept != list(t.selected):  # deleted or archived elsewhere: deselect
+                t.selected = kept
+
+    def close(self) -> None:
+        closed = getattr(self, "_closed", None)
+        if closed is not None:
+            closed.set()
+        poller = getattr(self, "_poller", None)
+        if poller is not None and poller is not threading.current_thread():
+            poller.join(timeout=2)
+        if hasattr(self, "_dashboard"):
+            self._set_dashboard(None)
+        if hasattr(self, "table"):
+            self.table.close()
+            self._index.close()
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"RunBrowser(db={str(self._db)!r}, runs={self.table.total})"
+
+    # -- reactions -------------------------------------------------------------------------
+    def _poll(self) -> None:
+        while not self._closed.wait(self._interval):
+            try:
+                version = self._index.data_version()
+                shown = [r["run_id"] for r in self.table.rows] + list(self.table.selected)
+                if version != self._version or self._index.any_live(shown):
+                    self._version = version
+                    self.refresh()
+                    if len(self.table.selected) > 1 and self._index.any_live(self.table.selected):
+                        self._show_overlay(list(self.table.selected))
+            except Exception as err:  # shown in the widget, then keep polling
+                self.table.report_error("refresh", err)
+                self._closed.wait(5 * self._interval)
+
+    def _on_view(self, _change: Any) -> None:
+        try:
+            self.refresh()
+        except Exception as err:
+            self.table.report_error("refresh", err)
+
+    def _on_selected(self, change: Any) -> None:
+        run_ids = list(change["new"])
+        try:
+            if len(run_ids) == 1:
+                if self._dashboard is None or self._dashboard.run_id != run_ids[0]:
+                    from nbtrain.widgets.dashboard import RunDashboard
+
+                    self._set_dashboard(RunDashboard(run_ids[0], db=self._db))
+                self.table.overlay = {}
+            else:
+                self._set_dashboard(None)
+                if len(run_ids) > 1:
+                    self._show_overlay(run_ids)
+                else:
+                    self.table.overlay = {}
+        except Exception as err:
+            self.table.report_error("select", err)
+
+    def _show_overlay(self, run_ids: list[str]) -> None:
+        names = {r["run_id"]: r["name"] for r in self.table.rows}
+        missing = [r for r in run_ids if r not in names]
+        if missing:
+            frame = self._index.store.runs()
+            names.update(zip(frame["run_id"], frame["name"].fillna(""), strict=True))
+        self.table.overlay = overlay(self._index.store, names, run_ids)
+
+    def _set_dashboard(self, dashboard: RunDashboard | None) -> None:
+        old, self._dashboard = self._dashboard, dashboard
+        if hasattr(self, "detail"):
+            self.detail.children = () if dashboard is None else (dashboard,)
+        if old is not None and old is not dashboard:
+            old.close()
+
+    # -- requests from the view ------------------------------------------------------------
+    def _summary(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        """What the confirm step shows: the per-worker summary and what would go."""
+        from nbtrain.store.runfolder import folder_bytes, run_folder
+
+        run_id = str(params.get("run_id", ""))
+        store = self._index.store
+        columns = ["worker_id", "status", "exit_code", "episodes", "steps", "mean_return"]
+        summary = store.run_summary(run_id)[columns].astype({"worker_id": str})
+        workers = [
+            {k: _plain(v) for k, v in record.items()}
+            for record in summary.to_dict(orient="records")
+        ]
+        live = any(w["status"] in ("pending", "running") for w in workers)
+        return {
+            "run_id": run_id,
+            "workers": workers,
+            "live": live,
+            "folder_bytes": folder_bytes(run_folder(self._db, run_id)),
+        }
+
+    def _delete(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        run_id = str(params.get("run_id", ""))
+        return self._in_thread(
+            params["id"], "delete", run_id, lambda: self._index.store.delete_run(run_id)
+        )
+
+    def _archive(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        run_id = str(params.get("run_id", ""))
+        to = str(params.get("to") or self.table.archive_to)
+        if not to:
+            raise ValueError("archive needs a destination file")
+        target = Path(to).expanduser()
+        if not target.is_absolute():
+            target = self._db.parent / target
+        self.table.archive_to = str(target)
+        return self._in_thread(
+            params["id"],
+            "archive",
+            run_id,
+            lambda: self._index.store.archive_run(run_id, to=target),
+        )
+
+    def _in_thread(self, request_id: str, what: str, run_id: str, work: Any) -> Any:
+        """Deleting or archiving a large run takes a while: off the kernel's main thread."""
+
+        def main() -> None:
+            try:
+                counts = work()
+            except Exception as err:
+                self.table.report_error(what, err, run_id=run_id)
+                self.table.respond(request_id, error=err)
+                return
+            if run_id in self.table.selected:
+                self.table.selected = [r for r in self.table.selected if r != run_id]
+            self.refresh()
+            self.table.respond(request_id, result={"run_id": run_id, "counts": counts})
+
+        threading.Thread(target=main, name=f"nbtrain-{what}-{run_id}", daemon=True).start()
+        return DEFERRED
+
+
+def _plain(value: Any) -> Any:
+    """A summary cell as JSON: NaN becomes None, numpy scalars Python numbers."""
+    if isinstance(value, str) or value is None:
+        return value
+    number = float(value)
+    if number != number:
+        return None
+    return int(number) if number.is_integer() else round(number, 4)
+
+
+__all__ = ["RunBrowser", "RunTable"]

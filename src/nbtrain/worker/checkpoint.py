@@ -1,0 +1,162 @@
+"""Where a worker's agent starts from, and how its checkpoints are written.
+
+Three different things, kept apart on purpose:
+
+- ``policy_path`` in train mode is a *starting policy*: only its values are loaded
+  (``agent.load``); the configured ε schedule applies from the first episode.
+- A *checkpoint* (``policy-{worker_id}.json`` in the run folder, every ``checkpoint_every``
+  episodes and at the end) holds the agent's whole learning state. A training worker
+  restarted after a crash (``start_episode > 0``) resumes from it with ``agent.restore``
+  (values *and* ε), falling back to ``load`` for agents without ``restore``.
+- In eval mode the worker plays ``policy_path`` (or its own saved policy) greedily.
+
+A checkpoint is written atomically: the agent saves into a fresh ``0600`` temp file beside
+the target, which is fsynced and renamed over it; any failure removes the temp file and is
+raised (a run must not go on believing it has a checkpoint it does not have).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nbtrain.agents.atomic import FILE_MODE, replace_atomically, temp_path
+from nbtrain.worker.spec import WorkerConfig
+
+__all__ = [
+    "Saver",
+    "checkpoint_label",
+    "remove_stale_temps",
+    "resume_point",
+    "save_atomically",
+    "saver",
+    "start_agent",
+]
+
+Saver = Callable[[str, int], None]
+
+_HEAD = 512
+_SMALL = 1 << 20
+# what the built-in agents' save() writes first (nbtrain.agents.policyfile)
+_BUILTIN_HEAD = re.compile(
+    rb'\{"format":"nbtrain\.[a-z_]+","version":\d+,"algorithm":"[a-z_]+","episode":(\d+|null)'
+)
+
+
+def saver(agent: Any) -> Saver | None:
+    """``save(path, episode)`` for ``agent``: passes ``episode=`` when its ``save`` takes it."""
+    save = getattr(agent, "save", None)
+    if not callable(save):
+        return None
+    if _takes_episode(save):
+        return lambda path, episode: save(path, episode=episode)
+    return lambda path, episode: save(path)
+
+
+def _takes_episode(save: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(save).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "episode" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def save_atomically(save: Saver, target: Path, episode: int) -> None:
+    """Let the agent write ``target`` via a temp file, so ``target`` is whole or untouched."""
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = temp_path(target)
+    try:
+        save(str(tmp), episode)
+        if not tmp.exists():
+            raise FileNotFoundError(
+                f"the agent's save({str(tmp)!r}) wrote nothing there; save(path) must write "
+                "the file it is given"
+            )
+        os.chmod(tmp, FILE_MODE)  # an agent's own writer may have used the umask
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    replace_atomically(tmp, target)
+
+
+def remove_stale_temps(target: Path) -> None:
+    """Temp files a killed predecessor left mid-save (SIGKILL cannot be cleaned up after)."""
+    with contextlib.suppress(OSError):
+        # ".policy-000001.json.PID.N.tmp" and the agent's own temp inside it (one more dot);
+        # worker ids contain no "-", so no other worker's file has this name in it
+        for stale in target.parent.glob(f".*{target.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
+def resume_point(cfg: WorkerConfig, checkpoint: Path) -> Path | None:
+    """The checkpoint a restarted training worker resumes from, if there is one."""
+    if cfg.mode == "train" and cfg.start_episode > 0 and checkpoint.is_file():
+        return checkpoint
+    return None
+
+
+def checkpoint_label(path: Path) -> str:
+    """``"policy-000001.json@ep320"``: the file and the episode count it was taken after
+    (only the file name when the agent's format does not record it).
+
+    Read before the agent is made, to report it in ``Started``: a built-in agent's file
+    names the episode in its first bytes, so a large table is not parsed twice.
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_HEAD)
+            rest = fh.read(_SMALL)
+    except OSError:
+        return path.name
+    match = _BUILTIN_HEAD.match(head)
+    if match is not None:
+        episode: object = int(match.group(1)) if match.group(1) != b"null" else None
+    elif len(rest) < _SMALL:  # a small file in another format: it may be JSON with "episode"
+        try:
+            data = json.loads(head + rest)
+        except ValueError:
+            return path.name
+        episode = data.get("episode") if isinstance(data, dict) else None
+    else:
+        return path.name
+    if isinstance(episode, int) and not isinstance(episode, bool):
+        return f"{path.name}@ep{episode}"
+    return path.name
+
+
+def start_agent(agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Path) -> None:
+    """Load what the agent starts from (see the module docstring); raises when eval mode has
+    nothing to play or a policy is given to an agent that cannot load one."""
+    if cfg.mode == "train":
+        remove_stale_temps(own)
+    load = getattr(agent, "load", None)
+    resume = resume_point(cfg, own)
+    if resume is not None and load is not None:
+        restore = getattr(agent, "restore", None)
+        (restore if callable(restore) else load)(str(resume))
+        return
+    if policy_path is not None:
+        if not policy_path.exists():
+            raise FileNotFoundError(f"policy_path {str(policy_path)!r} does not exist")
+        if load is None:
+            raise TypeError(
+                f"policy_path is set but agent {type(agent).__name__} has no load(path)"
+            )
+        load(str(policy_path))
+        return
+    if cfg.mode != "eval" or load is None:
+        return
+    if not own.exists():
+        raise FileNotFoundError(
+            f"eval mode needs a trained policy: policy_path is not set and "
+            f"{str(own)!r} does not exist"
+        )
+    load(str(own))

@@ -1,0 +1,58 @@
+"""run.evaluate(): each worker's own saved policy, played greedily by a worker of the same id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import nbtrain
+from nbtrain.agents import QLearningAgent
+from nbtrain.errors import RunError, UnknownWorkerError
+
+# FrozenLake 4x4 without slipping: DOWN, DOWN, RIGHT, DOWN, RIGHT, RIGHT reaches the goal.
+PATH = {0: 1, 4: 1, 8: 2, 9: 1, 13: 2, 14: 2}
+LAKE = {"env_id": "FrozenLake-v1", "env_kwargs": {"is_slippery": False}}
+
+
+def _policy(path: Path, moves: dict[int, int]) -> None:
+    env = gym.make("FrozenLake-v1", is_slippery=False)
+    agent = QLearningAgent(env.observation_space, env.action_space, seed=0)
+    for state, action in moves.items():
+        agent.q[state][action] = 1.0
+    agent.save(path)
+
+
+def test_evaluate_plays_each_workers_own_policy(db: Path) -> None:
+    train = nbtrain.launch(LAKE | {"episodes": 3, "workers": ["walker", "sitter"]}, db=db)
+    train.wait()
+    folder = db.parent / "nbtrain-runs" / train.run_id
+    # Make the two learned policies visibly different: a mix-up must show.
+    _policy(folder / "policy-walker.json", PATH)
+    _policy(folder / "policy-sitter.json", dict.fromkeys(range(16), 0))
+
+    ev = train.evaluate(episodes=5)
+    assert ev.run_id != train.run_id
+    assert ev.wait() == {"walker": "completed", "sitter": "completed"}
+    episodes = ev.episodes()
+    walker = episodes[episodes["worker_id"] == "walker"]
+    sitter = episodes[episodes["worker_id"] == "sitter"]
+    assert walker["total_reward"].tolist() == [1.0] * 5
+    assert walker["length"].tolist() == [6] * 5
+    assert sitter["total_reward"].tolist() == [0.0] * 5
+    assert sitter["truncated"].all()
+    assert ev.config().mode == "eval"
+
+    only = train.evaluate(episodes=2, worker_id="walker")
+    assert only.wait() == {"walker": "completed"}
+
+
+def test_evaluate_errors(db: Path) -> None:
+    train = nbtrain.launch(LAKE | {"episodes": 2, "workers": 1, "checkpoint_every": None}, db=db)
+    train.wait()
+    with pytest.raises(UnknownWorkerError):
+        train.evaluate(worker_id=9)
+    (db.parent / "nbtrain-runs" / train.run_id / "policy-000001.json").unlink()
+    with pytest.raises(RunError, match="no saved policy"):
+        train.evaluate()

@@ -1,0 +1,107 @@
+"""launch() is all or nothing, and every status it reports is already in the database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import nbtrain
+from nbtrain.errors import RunError, SchemaVersionError, StoreError
+from tests.lifecycle.kit import Kernel, alive, rows, wait_for, worker_pids
+
+CONFIG = {"env_id": "FrozenLake-v1", "episodes": 3, "workers": 2}
+
+
+def _nothing_created(folder: Path, db: Path) -> None:
+    assert not (folder / "nbtrain-runs").exists()
+    assert not Path(f"{db}-wal").exists()
+    assert not Path(f"{db}-shm").exists()
+
+
+def test_corrupt_database_refused_before_any_file_or_row(db: Path) -> None:
+    db.write_bytes(os.urandom(8192))
+    with pytest.raises(StoreError, match=str(db)):
+        nbtrain.launch(CONFIG, db=db)
+    _nothing_created(db.parent, db)
+
+
+def test_newer_schema_refused_before_any_file_or_row(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE runs (run_id TEXT)")
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaVersionError, match="99"):
+        nbtrain.launch(CONFIG, db=db)
+    _nothing_created(db.parent, db)
+    assert rows(db, "SELECT COUNT(*) FROM runs") == [(0,)]
+
+
+def test_db_that_is_a_folder_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="folder"):
+        nbtrain.launch(CONFIG, db=tmp_path)
+    assert not (tmp_path.parent / "nbtrain-runs").exists()
+
+
+def test_status_running_means_the_row_says_running(db: Path) -> None:
+    """Right after launch, whatever status() says is what the database says."""
+    for _ in range(5):
+        run = nbtrain.launch(CONFIG | {"episodes": 50, "step_delay": 0.001}, db=db)
+        try:
+            statuses = run.status()
+            stored = dict(rows(db, "SELECT worker_id, status FROM workers WHERE run_id = ?",
+                               (run.run_id,)))  # fmt: skip
+            for wid, status in statuses.items():
+                if status == "running":
+                    assert stored[wid] in ("running", "completed", "stopped", "failed")
+            pids = rows(db, "SELECT worker_id, pid, started_at FROM workers WHERE run_id = ?",
+                        (run.run_id,))  # fmt: skip
+            assert all(pid is not None and started for _, pid, started in pids)
+            assert len(run.summary()) == 2
+            # A configured worker that has stored nothing yet: an empty frame, not an error.
+            frame = run.steps(worker_id=2, ep_index=10_000)
+            assert frame.empty
+            assert list(frame.columns)[:3] == ["run_id", "worker_id", "ep_index"]
+        finally:
+            run.stop()
+
+
+def test_failed_worker_start_stops_the_others_and_ends_the_run_failed(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    # With few file descriptors, the kernel can start a few workers and then not the next.
+    kernel = Kernel(db, episodes=100_000, workers=12, delay=0.001, nofile=40)
+    kernels.append(kernel)
+    assert kernel.first[0] == "ERROR", kernel.first
+    assert kernel.first[1] == "RunError"
+    message = kernel.first[2]
+    (run_id,) = [r[0] for r in rows(db, "SELECT run_id FROM runs")]
+    assert run_id in message
+    assert "Too many open files" in message
+    kernel.rest()
+    assert rows(db, "SELECT status FROM runs") == [("failed",)]
+    statuses = dict(rows(db, "SELECT worker_id, status FROM workers"))
+    assert len(statuses) == 12
+    assert set(statuses.values()) <= {"stopped", "failed"}
+    assert "failed" in statuses.values()
+    errors = [r[0] for r in rows(db, "SELECT error FROM workers WHERE status = 'failed'")]
+    assert all(e and "launch failed" in e for e in errors)
+    for pid in worker_pids(db, run_id):
+        wait_for(lambda pid=pid: not alive(pid), 5, f"worker pid {pid} to exit")
+
+
+def test_truncated_database_refused(db: Path) -> None:
+    db.write_bytes(b"SQLite format 3\x00" + b"\x00" * 50)  # a header and nothing else
+    with pytest.raises(StoreError, match=str(db)):
+        nbtrain.launch(CONFIG, db=db)
+    _nothing_created(db.parent, db)
+
+
+@pytest.mark.parametrize("run_id", ["not-a-run", "../../escaped", "01J" + "0" * 23 + "/.."])
+def test_run_ids_that_are_not_ulids_name_nothing(db: Path, run_id: str) -> None:
+    nbtrain.launch(CONFIG | {"episodes": 1}, db=db).wait()
+    with pytest.raises(RunError, match="not a run id"):
+        nbtrain.Run.open(run_id, db=db)

@@ -1,0 +1,123 @@
+"""A SIGKILLed kernel: its workers exit, and every reader reports the truth within 5 s."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbtrain
+from nbtrain.store.liveness import kernel_ended_error
+from tests.lifecycle.kit import (
+    Kernel,
+    alive,
+    episodes_have_all_steps,
+    rows,
+    wait_for,
+    worker_pids,
+)
+
+
+def _kill_kernel_mid_run(db: Path, kernels: list[Kernel]) -> tuple[Kernel, str, int]:
+    kernel = Kernel(db, episodes=100_000, workers=2, delay=0.002)
+    kernels.append(kernel)
+    run_id = kernel.run_id
+    per_worker = "SELECT COUNT(*) FROM episodes GROUP BY worker_id"
+    wait_for(lambda: [n for (n,) in rows(db, per_worker) if n >= 2].__len__() == 2, 30,
+             "two episodes from each worker")  # fmt: skip
+    pid = kernel.proc.pid
+    kernel.proc.send_signal(signal.SIGKILL)
+    kernel.proc.wait(5)
+    return kernel, run_id, pid
+
+
+def test_dead_kernel_is_reported_failed_by_every_reader(db: Path, kernels: list[Kernel]) -> None:
+    _, run_id, kernel_pid = _kill_kernel_mid_run(db, kernels)
+    killed_at = time.monotonic()
+    pids = worker_pids(db, run_id)
+    assert len(pids) == 2
+    for pid in pids:
+        wait_for(lambda pid=pid: not alive(pid), 2.5, f"worker {pid} to exit with its kernel")
+
+    store = nbtrain.TelemetryStore(db)
+    wait_for(lambda: store.workers(run_id)["status"].eq("failed").all(), 5, "failed")
+    workers = store.workers(run_id)
+    assert time.monotonic() - killed_at <= 5.5
+    assert all(f"pid {kernel_pid}" in e and "ended" in e for e in workers["error"])
+    # The correction is in the file, so plain SQL agrees (this file is writable).
+    assert set(rows(db, "SELECT status FROM workers WHERE run_id = ?", (run_id,))) == {("failed",)}
+    assert rows(db, "SELECT status FROM runs WHERE run_id = ?", (run_id,)) == [("failed",)]
+    summary = nbtrain.Run.open(run_id, db=db).summary()
+    assert set(summary["status"]) == {"failed"}
+    wall = summary["wall_time_s"].tolist()
+    time.sleep(0.3)
+    assert nbtrain.Run.open(run_id, db=db).summary()["wall_time_s"].tolist() == wall
+    # No episode without all its steps, and no steps of unfinished episodes left.
+    assert episodes_have_all_steps(db) == []
+    orphans = rows(
+        db,
+        "SELECT COUNT(*) FROM step_chunks c WHERE NOT EXISTS (SELECT 1 FROM episodes e "
+        "WHERE e.run_id = c.run_id AND e.worker_id = c.worker_id AND e.ep_index = c.ep_index)",
+    )
+    assert orphans == [(0,)]
+    cli = subprocess.run(
+        [sys.executable, "-m", "nbtrain.cli", "runs", "--db", str(db)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 0
+    assert "failed" in cli.stdout
+    assert "running" not in cli.stdout
+
+
+def test_correction_never_blocks_when_the_file_cannot_be_written(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    _, run_id, kernel_pid = _kill_kernel_mid_run(db, kernels)
+    # Another process holds the write lock: the reader must not wait for it, nor fail.
+    holder = sqlite3.connect(db, timeout=0, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        frame = nbtrain.TelemetryStore(db).workers(run_id)
+        assert time.monotonic() - started < 2.0
+        assert set(frame["status"]) == {"failed"}
+        assert frame["error"].iloc[0] == kernel_ended_error(kernel_pid, frame_host(db, run_id))
+        # Not written: plain SQL still shows the stale rows until someone can write.
+        assert ("running",) in rows(db, "SELECT status FROM workers WHERE run_id = ?", (run_id,))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert set(nbtrain.TelemetryStore(db).workers(run_id)["status"]) == {"failed"}
+    assert set(rows(db, "SELECT status FROM workers WHERE run_id = ?", (run_id,))) == {("failed",)}
+
+
+def frame_host(db: Path, run_id: str) -> str:
+    return str(rows(db, "SELECT owner_host FROM runs WHERE run_id = ?", (run_id,))[0][0])
+
+
+def test_restart_after_the_owner_died_continues_the_episodes(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    _, run_id, _ = _kill_kernel_mid_run(db, kernels)
+    run = nbtrain.Run.open(run_id, db=db)
+    wait_for(lambda: set(run.status().values()) == {"failed"}, 5, "failed")
+    before = rows(db, "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
+                  (run_id, "000001"))[0][0]  # fmt: skip
+    run.restart(1)  # the owner is gone: this process becomes the owner
+    owner = rows(db, "SELECT owner_pid FROM runs WHERE run_id = ?", (run_id,))[0][0]
+    import os
+
+    assert owner == os.getpid()
+    assert run.status()["000001"] == "running"
+    wait_for(
+        lambda: rows(db, "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
+                     (run_id, "000001"))[0][0] > before + 2, 30, "new episodes")  # fmt: skip
+    run.stop()
+    indexes = [r[0] for r in rows(db, "SELECT ep_index FROM episodes WHERE run_id = ? AND "
+                                  "worker_id = '000001' ORDER BY ep_index", (run_id,))]  # fmt: skip
+    assert indexes == list(range(len(indexes)))  # continues, no gap, no duplicate
+    assert run.status()["000001"] == "stopped"
+    assert episodes_have_all_steps(db) == []

@@ -1,0 +1,84 @@
+"""A run owned by another live kernel: stop, wait and restart from here, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import nbtrain
+from nbtrain.errors import RunError
+from tests.lifecycle.kit import Kernel, alive, episodes_have_all_steps, rows, wait_for, worker_pids
+
+
+def _running_kernel(db: Path, kernels: list[Kernel], workers: int = 2) -> Kernel:
+    kernel = Kernel(db, episodes=100_000, workers=workers, delay=0.002)
+    kernels.append(kernel)
+    wait_for(lambda: rows(db, "SELECT COUNT(*) FROM episodes")[0][0] >= 2, 30, "episodes")
+    return kernel
+
+
+def test_stop_from_another_process_stops_the_owners_workers(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    kernel = _running_kernel(db, kernels)
+    run = nbtrain.Run.open(kernel.run_id, db=db)
+    assert set(run.status().values()) == {"running"}
+    started = time.monotonic()
+    statuses = run.stop(timeout=10)
+    assert time.monotonic() - started < 15
+    assert statuses == {"000001": "stopped", "000002": "stopped"}
+    assert set(rows(db, "SELECT status FROM workers")) == {("stopped",)}
+    for pid in worker_pids(db, kernel.run_id):
+        assert not alive(pid)
+    # The owning kernel's own wait() saw the same: the run ended stopped.
+    out = kernel.rest()
+    assert json.loads(out.split("DONE", 1)[1]) == statuses
+    assert rows(db, "SELECT status FROM runs") == [("stopped",)]
+    assert episodes_have_all_steps(db) == []
+
+
+def test_stop_one_worker_from_another_process(db: Path, kernels: list[Kernel]) -> None:
+    kernel = _running_kernel(db, kernels)
+    run = nbtrain.Run.open(kernel.run_id, db=db)
+    statuses = run.stop("w2")
+    assert statuses["000002"] == "stopped"
+    assert statuses["000001"] == "running"
+    with pytest.raises(RunError, match="owned by a live kernel"):
+        run.restart(2)  # the owner lives: restart it there
+    run.stop()
+
+
+def test_wait_from_another_process_returns_when_the_rows_are_final(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    kernel = Kernel(db, episodes=40, workers=2, delay=0.001)
+    kernels.append(kernel)
+    run = nbtrain.Run.open(kernel.run_id, db=db)
+    with pytest.raises(TimeoutError):
+        run.wait(timeout=0.05)
+    assert run.wait(timeout=60) == {"000001": "completed", "000002": "completed"}
+    assert rows(db, "SELECT COUNT(*) FROM episodes") == [(80,)]
+
+
+def test_cli_stop(db: Path, kernels: list[Kernel]) -> None:
+    kernel = _running_kernel(db, kernels)
+    cli = subprocess.run(
+        [sys.executable, "-m", "nbtrain.cli", "stop", kernel.run_id, "--worker", "1",
+         "--db", str(db)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert rows(db, "SELECT status FROM workers WHERE worker_id = '000001'") == [("stopped",)]
+    bad = subprocess.run(
+        [sys.executable, "-m", "nbtrain.cli", "stop", "../../x", "--db", str(db)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "not a run id" in bad.stderr
+    nbtrain.Run.open(kernel.run_id, db=db).stop()

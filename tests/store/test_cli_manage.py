@@ -1,0 +1,147 @@
+"""``nbtrain rm | archive | du``: exit codes, the confirm question, and the database after."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from _runs_kit import TABLES, add_run, counts, expected, make_db
+
+from nbtrain.cli import main
+
+UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return make_db(tmp_path / "cli.sqlite")
+
+
+def run_cli(*args: str, stdin: str | None, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbtrain.cli", *args],
+        cwd=cwd,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_rm_asks_with_the_per_worker_summary_and_no_keeps_the_run(db: Path) -> None:
+    run_id = add_run(db, workers=3, episodes=4)
+    result = run_cli("rm", run_id, "--db", str(db), stdin="n\n", cwd=db.parent)
+    assert result.returncode == 1, result.stderr
+    for wid in ("000001", "000002", "000003"):
+        assert wid in result.stdout
+    assert f"Delete run {run_id} (3 workers, 12 episodes, 48 steps)" in result.stdout
+    assert "nothing deleted" in result.stdout
+    assert counts(db, run_id) == expected(3, 4)
+
+    closed = run_cli("rm", run_id, "--db", str(db), stdin=None, cwd=db.parent)
+    assert closed.returncode == 1  # no answer is no
+    assert counts(db, run_id) == expected(3, 4)
+
+    yes = run_cli("rm", run_id, "--db", str(db), stdin="y\n", cwd=db.parent)
+    assert yes.returncode == 0, yes.stderr
+    assert "12 episodes" in yes.stdout
+    assert counts(db, run_id) == dict.fromkeys(TABLES, 0)
+    assert not (db.parent / "nbtrain-runs" / run_id).exists()
+
+
+def test_rm_yes_does_not_ask(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = add_run(db)
+    kept = add_run(db)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["rm", run_id, "--yes", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "[y/N]" not in out
+    assert counts(db, run_id) == dict.fromkeys(TABLES, 0)
+    assert counts(db, kept) == expected(2, 3)
+
+
+@pytest.mark.parametrize("command", ["rm", "archive"])
+def test_unknown_run_or_missing_db_is_exit_2_with_one_line(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    extra = ["--to", str(tmp_path / "a.sqlite")] if command == "archive" else ["--yes"]
+    assert main([command, UNKNOWN, "--db", str(db), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"nbtrain {command}: error: no run '{UNKNOWN}'" in err
+    assert main([command, UNKNOWN, "--db", str(tmp_path / "none.sqlite"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "no database file at" in err
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_archive_moves_the_run_and_refuses_twice(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = add_run(db, workers=2, episodes=2)
+    (tmp_path / "cold").mkdir()
+    archive = tmp_path / "cold" / "archive.sqlite"
+    assert main(["archive", run_id, "--to", str(archive), "--db", str(db)]) == 0
+    assert f"archived run {run_id} to {archive}" in capsys.readouterr().out
+    assert counts(archive, run_id) == expected(2, 2)
+    assert counts(db, run_id) == dict.fromkeys(TABLES, 0)
+    assert (tmp_path / "cold" / "nbtrain-runs" / run_id).is_dir()
+    # Again: the run is no longer in the source.
+    assert main(["archive", run_id, "--to", str(archive), "--db", str(db)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_archive_needs_to(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["archive", UNKNOWN, "--db", str(db)])
+    assert exc.value.code == 2
+    assert "--to" in capsys.readouterr().err
+
+
+def test_du_lists_runs_and_workers_largest_first(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = add_run(db, workers=1, episodes=1, name="small-one")
+    big = add_run(db, workers=2, episodes=5, pad=500, name="big-one")
+    assert main(["du", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert out.index(big) < out.index(small)
+    assert "big-one" in out
+    assert "small-one" in out
+    per_worker = out[out.index("per worker") :]
+    assert per_worker.count(big) == 2
+    assert per_worker.count(small) == 1
+    assert "KiB" in out
+    assert "free" in out
+
+
+def test_rm_of_a_live_run_is_refused_before_asking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbtrain
+
+    db = tmp_path / "live.sqlite"
+    run = nbtrain.launch(
+        {"env_id": "FrozenLake-v1", "episodes": 5000, "step_delay": 0.01, "workers": 1}, db=db
+    )
+    try:
+        monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+        assert main(["rm", run.run_id, "--db", str(db)]) == 2
+        captured = capsys.readouterr()
+        assert "[y/N]" not in captured.out
+        assert captured.err.count("\n") == 1
+        assert f"run {run.run_id} has live workers: 000001" in captured.err
+        assert (
+            main(["archive", run.run_id, "--to", str(tmp_path / "a.sqlite"), "--db", str(db)]) == 2
+        )
+        assert "has live workers" in capsys.readouterr().err
+    finally:
+        run.stop()
+    assert counts(db, run.run_id)["runs"] == 1

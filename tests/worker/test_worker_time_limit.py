@@ -1,0 +1,49 @@
+"""The time limit a worker applies is the one the config resolved: FrozenLake-v1's
+registered 100 by default, an explicit value otherwise (behaviour, not just the number)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from worker_harness import run_worker
+
+from nbtrain.config import TrainConfig
+from nbtrain.ids import new_run_id
+from nbtrain.wire import events as ev
+from nbtrain.worker.spec import dump_worker_config
+
+# FrozenLake-v1 without holes: a random walk reaches the goal only sometimes
+OPEN_LAKE = {"desc": ["SFFF", "FFFF", "FFFF", "FFFG"], "is_slippery": True}
+
+
+def _lengths(tmp_path: Path, **fields: object) -> list[tuple[int, bool, bool]]:
+    config = TrainConfig(
+        env_id="FrozenLake-v1",
+        env_kwargs=OPEN_LAKE,
+        agent="random",
+        episodes=60,
+        telemetry={"steps": "none"},
+        **fields,  # type: ignore[arg-type]
+    )
+    (worker,) = config.worker_configs(run_id=new_run_id(), run_dir=str(tmp_path))
+    path = tmp_path / "worker.json"
+    dump_worker_config(worker, path)
+    result = run_worker(path)
+    assert result.code == 0, result.stderr.decode()
+    return [(e.length, e.terminated, e.truncated) for e in result.of(ev.Episode)]
+
+
+def test_default_is_frozenlakes_registered_100_steps(tmp_path: Path) -> None:
+    episodes = _lengths(tmp_path)
+    assert len(episodes) == 60
+    assert max(n for n, _, _ in episodes) == 100  # never longer than the registered limit
+    truncated = [n for n, _, trunc in episodes if trunc]
+    assert truncated  # some random walks run out of time...
+    assert set(truncated) == {100}  # ...at exactly 100 steps
+    assert any(term and n < 100 for n, term, _ in episodes)  # and some reach the goal
+
+
+def test_an_explicit_limit_replaces_it(tmp_path: Path) -> None:
+    episodes = _lengths(tmp_path, max_steps_per_episode=150)
+    assert {n for n, _, trunc in episodes if trunc} == {150}
+    assert any(100 < n < 150 for n, term, _ in episodes if term)
