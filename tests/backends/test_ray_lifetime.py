@@ -3,6 +3,7 @@ gone after it exits, and a worker can be stopped by name from another driver."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -141,28 +142,31 @@ def test_a_ray_instance_the_kernel_started_ends_with_it(
 ) -> None:
     kernel_env["TEST_RAY_TMP"] = short_tmp
     kernel, _, pid = start_kernel(db.parent, kernel_env)
-    owned = descendants(kernel.pid)
-    assert pid in owned, "the worker runs under the kernel's own Ray instance"
     bystander = int((db.parent / "bystander.pid").read_text())
-    owned.discard(bystander)
-    assert any(Path(short_tmp).iterdir()), "Ray used the temp folder it was given"
-    if how == "exit":
-        assert kernel.stdin is not None
-        kernel.stdin.close()
-        assert kernel.wait(timeout=120) == 0
-    else:
-        kernel.kill()  # the kernel alone, not its process group
-        kernel.wait()
-    deadline = time.monotonic() + 60
-    while {p for p in owned if pid_alive(p)} and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = {p for p in owned if pid_alive(p)}
-    log = Path(short_tmp, "nbtrain-reaper.log")
-    reaper_log = log.read_text() if log.exists() else "no reaper log"
-    assert not left, f"left running after the kernel ended: {describe(left)}; {reaper_log}"
-    if how == "sigkill":
-        assert pid_alive(bystander), "only Ray's processes are ended, not the notebook's others"
-        os.kill(bystander, signal.SIGKILL)
+    try:
+        owned = descendants(kernel.pid) - {bystander}
+        assert pid in owned, "the worker runs under the kernel's own Ray instance"
+        assert any(Path(short_tmp).iterdir()), "Ray used the temp folder it was given"
+        if how == "exit":
+            assert kernel.stdin is not None
+            kernel.stdin.close()
+            assert kernel.wait(timeout=120) == 0
+        else:
+            kernel.kill()  # the kernel alone, not its process group
+            kernel.wait()
+        deadline = time.monotonic() + 60
+        while {p for p in owned if pid_alive(p)} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {p for p in owned if pid_alive(p)}
+        log = Path(short_tmp, "nbtrain-reaper.log")
+        reaper_log = log.read_text() if log.exists() else "no reaper log"
+        assert not left, f"left running after the kernel ended: {describe(left)}; {reaper_log}"
+        if how == "sigkill":
+            assert pid_alive(bystander), "only Ray's processes are ended, not the notebook's"
+    finally:
+        kernel.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(bystander, signal.SIGKILL)
 
 
 def test_stop_a_worker_by_name_from_another_driver(

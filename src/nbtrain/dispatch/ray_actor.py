@@ -27,7 +27,7 @@ from pathlib import Path
 
 import msgspec
 
-from nbtrain.dispatch.backend import process_start_token
+from nbtrain.procinfo import process_start_token
 from nbtrain.wire.codec import encode_frame
 from nbtrain.wire.events import Stop
 from nbtrain.worker.cli import CONTROL_FD_ENV, TELEMETRY_FD_ENV, WORKER_ID_ENV

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ ACTOR_DIED_EXIT_CODE = -signal.SIGKILL
 REASON_CHARS = 2000
 _KINDS: tuple[FdKind, ...] = ("telemetry", "stdout", "stderr")
 TEMP_DIR_ENV = "NBTRAIN_RAY_TMPDIR"
+REAPER_READY_S = 30.0
 
 
 def import_ray() -> Any:
@@ -248,18 +250,26 @@ _REAPER: subprocess.Popen[bytes] | None = None
 
 
 def _start_reaper(marker: str, temp_dir: str) -> None:
+    """Start the watcher and wait (briefly) until it has noted the instance's processes."""
     global _REAPER
     if _REAPER is not None and _REAPER.poll() is None:
         return
     command = [sys.executable, "-m", "nbtrain.dispatch.ray_reaper", marker]
     with open(Path(temp_dir) / "nbtrain-reaper.log", "ab") as log_file:
-        _REAPER = subprocess.Popen(
+        reaper = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
-            stdout=log_file,
+            stdout=subprocess.PIPE,
             stderr=log_file,
             start_new_session=True,  # Jupyter's interrupt of the kernel's group spares it
         )
+    assert reaper.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(reaper.stdout, selectors.EVENT_READ)
+        if selector.select(timeout=REAPER_READY_S):
+            reaper.stdout.readline()
+    reaper.stdout.close()
+    _REAPER = reaper
 
 
 def _stop_reaper() -> None:

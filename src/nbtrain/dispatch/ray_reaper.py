@@ -3,13 +3,16 @@
 Ray fate-shares its head processes (GCS, raylet…) with the driver that started them, but
 not everything under them: after a ``SIGKILL`` of the driver, Ray 2.60's dashboard and
 runtime-env agents and the actors' worker processes were seen running (the agents spinning
-a CPU) for a minute or more. So a kernel that starts a local instance marks it: every
-process of that instance inherits ``NBTRAIN_RAY_OWNER=<kernel pid>:<its start token>`` in
-its environment (set only while ``ray.init`` starts it; nothing else the notebook starts
-carries it). And it starts this small watcher, ``python -m nbtrain.dispatch.ray_reaper
-MARKER``, with a pipe on its stdin. At EOF (the kernel is gone, however it ended) the
-watcher ends every process still carrying the marker; after a normal exit
-``ray.shutdown()`` has already ended them all and it finds none.
+a CPU) for a minute or more. So a kernel that starts a local instance also starts this
+small watcher, ``python -m nbtrain.dispatch.ray_reaper MARKER``, with a pipe on its stdin.
+
+Which processes are the instance's: those started while ``ray.init`` ran inherit
+``NBTRAIN_RAY_OWNER=<kernel pid>:<its start token>`` (set only then; nothing else the
+notebook starts carries it). Ray renames its agents and workers (``ray::…``), which
+overwrites their environment block, so the watcher also notes, every second while the
+kernel lives, everything under the kernel's marked children. At EOF (the kernel is gone,
+however it ended) it ends what it noted that is still alive; after a normal exit
+``ray.shutdown()`` has already ended it all and it finds nothing to do.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
-from nbtrain.dispatch.backend import process_alive, process_start_token
+from nbtrain.procinfo import process_alive, process_start_token
 
 OWNER_ENV = "NBTRAIN_RAY_OWNER"
 #: After EOF, Ray's own fate-sharing gets this long before the reaper steps in.
 GRACE_S = 1.0
+SNAPSHOT_S = 1.0
 TERM_S = 2.0
 
 
@@ -33,22 +38,38 @@ def owner_marker(pid: int) -> str:
     return f"{pid}:{process_start_token(pid)}"
 
 
-def marked(marker: str) -> dict[int, str | None]:
-    """The live processes whose environment carries ``marker``, each with its start token."""
-    needle = f"{OWNER_ENV}={marker}".encode() + b"\0"
-    found: dict[int, str | None] = {}
-    me = os.getpid()
-    for entry in Path("/proc").glob("[0-9]*"):
-        pid = int(entry.name)
-        if pid == me:
-            continue
+def _carries(pid: int, needle: bytes) -> bool:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return needle in b"\0" + environ + b"\0"
+
+
+def _parents() -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            environ = (entry / "environ").read_bytes() + b"\0"
-        except OSError:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        if b"\0" + needle in b"\0" + environ:
-            found[pid] = process_start_token(pid)
-    return found
+        if len(fields) > 1:
+            parents[int(stat.parent.name)] = int(fields[1])
+    return parents
+
+
+def instance_processes(kernel: int, marker: str) -> dict[int, str | None]:
+    """The live processes of the kernel's Ray instance, each with its start token: those
+    whose environment still carries ``marker``, and all under the kernel's marked children."""
+    needle = b"\0" + f"{OWNER_ENV}={marker}".encode() + b"\0"
+    parents = _parents()
+    found = {pid for pid in parents if _carries(pid, needle)}
+    frontier = {pid for pid in found if parents[pid] == kernel}
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    found.discard(os.getpid())
+    return {pid: process_start_token(pid) for pid in found}
 
 
 def reap(processes: dict[int, str | None]) -> list[int]:
@@ -76,18 +97,34 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     marker = args[0]
-    with contextlib.suppress(OSError):
-        while os.read(0, 4096):
-            pass
-    _say(f"kernel {marker.split(':')[0]} ended")
+    kernel = int(marker.split(":")[0]) if marker.split(":")[0].isdigit() else -1
+    gone = threading.Event()
+
+    def watch_stdin() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):
+                pass
+        gone.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    seen = instance_processes(kernel, marker)
+    # The kernel waits for this line: nothing it started before is missed.
+    os.write(1, b"ready\n")
+    os.close(1)
+    while not gone.wait(SNAPSHOT_S):
+        seen.update(instance_processes(kernel, marker))
+        seen = {pid: token for pid, token in seen.items() if process_alive(pid, token)}
+    seen.update(instance_processes(kernel, marker))
+    _say(f"kernel {kernel} ended")
     time.sleep(GRACE_S)
-    reaped = reap(marked(marker))
+    reaped = reap(seen)
     _say(f"ended {reaped}" if reaped else "nothing left to end")
     return 0
 
 
 def _say(message: str) -> None:
-    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} nbtrain ray_reaper: {message}", flush=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    print(f"{stamp} nbtrain ray_reaper: {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
