@@ -7,7 +7,6 @@ Ray's worker processes inherit the environment of the driver that started the in
 
 from __future__ import annotations
 
-import inspect
 import os
 import sqlite3
 import time
@@ -73,35 +72,9 @@ Launch = Callable[..., nbtrain.Run]
 
 
 @pytest.fixture
-def launch(monkeypatch: pytest.MonkeyPatch) -> Launch:
-    """``nbtrain.launch(config, db, backend=...)``.
-
-    Until that keyword lands on this branch, the old session's process class is swapped
-    (for this test) for the chosen backend's ``start``, the seam's own entry point, so the
-    launch and any later restart of the run go through the backend."""
-    if "backend" in inspect.signature(nbtrain.launch).parameters:
-        return nbtrain.launch
-    from nbtrain.dispatch import session
-    from nbtrain.dispatch.backend import resolve_backend
-    from nbtrain.worker.spec import load_worker_config
-
-    def launch_on(config: nbtrain.TrainConfig, db: Path, backend: str) -> nbtrain.Run:
-        chosen = resolve_backend(backend)
-
-        def start(worker_id: str, config_path: Path, *, cwd: str | None = None) -> Any:
-            wc = load_worker_config(config_path)
-            return chosen.start(
-                run_id=wc.run_id,
-                worker_id=worker_id,
-                config_path=config_path,
-                config=wc,
-                cwd=cwd or os.getcwd(),
-            )
-
-        monkeypatch.setattr(session, "WorkerProcess", start)
-        return nbtrain.launch(config, db=db)
-
-    return launch_on
+def launch() -> Launch:
+    """``nbtrain.launch`` (a fixture so the tests read the same on every backend)."""
+    return nbtrain.launch
 
 
 def config(**overrides: object) -> nbtrain.TrainConfig:

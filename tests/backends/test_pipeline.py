@@ -168,3 +168,14 @@ def test_actor_killed_from_outside_fails_with_rays_reason(
     assert len(run.episodes(worker_id=2)) == 40
     last = run.episodes(worker_id=1)["ep_index"].max()
     assert run.steps(worker_id=1)["ep_index"].max() <= last
+
+
+def test_a_worker_no_node_can_host_fails_the_launch(
+    launch: Launch, db: Path, ray_cluster: Any
+) -> None:
+    from nbtrain.dispatch.ray_backend import RayBackend
+
+    with pytest.raises(nbtrain.RunError, match="no Ray node can host") as info:
+        launch(config(workers=1), db=db, backend=RayBackend(num_cpus=64))
+    run_id = str(info.value).split()[1]
+    assert nbtrain.Run.open(run_id, db=db).status() == {"000001": "failed"}

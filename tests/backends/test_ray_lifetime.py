@@ -31,26 +31,14 @@ pytestmark = pytest.mark.slow
 # A notebook kernel stand-in: launches a long run on Ray, prints its id, then waits until
 # stdin closes (a normal exit) or it is killed.
 KERNEL = """
-import inspect, os, subprocess, sys
+import os, subprocess, sys
 import nbtrain
 from nbtrain.dispatch.ray_backend import RayBackend
 
 backend = RayBackend(temp_dir=os.environ.get("TEST_RAY_TMP"), local_num_cpus=1)
 config = dict(env_id="FrozenLake-v1", agent="random", episodes=10**6,
               max_steps_per_episode=100, step_delay=0.001, workers=1)
-if "backend" in inspect.signature(nbtrain.launch).parameters:
-    run = nbtrain.launch(config, db="kernel.sqlite", backend=backend)
-else:  # until launch(backend=) lands on this branch
-    from nbtrain.dispatch import session
-    from nbtrain.worker.spec import load_worker_config
-
-    def start(wid, path, cwd=None):
-        wc = load_worker_config(path)
-        return backend.start(run_id=wc.run_id, worker_id=wid, config_path=path, config=wc,
-                             cwd=cwd or os.getcwd())
-
-    session.WorkerProcess = start
-    run = nbtrain.launch(config, db="kernel.sqlite")
+run = nbtrain.launch(config, db="kernel.sqlite", backend=backend)
 # Something else the notebook started: it is not Ray's to end.
 bystander = subprocess.Popen(["sleep", "600"])
 open("bystander.pid", "w").write(str(bystander.pid))
