@@ -72,10 +72,9 @@ class WorkerActor:
         env[WORKER_ID_ENV] = worker_id
         env[TELEMETRY_FD_ENV] = str(telemetry_w)
         env[CONTROL_FD_ENV] = str(control_r)
-        command = [sys.executable, "-m", "nbtrain.worker", "--config", str(self.config_path)]
         try:
             self.popen = subprocess.Popen(
-                [*command, "--worker-id", worker_id],
+                self.command(worker_id),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -93,6 +92,19 @@ class WorkerActor:
         os.close(control_r)
         self._telemetry_fd = telemetry_r
         self._control_fd: int | None = control_w
+
+    def command(self, worker_id: str) -> list[str]:
+        """The ordinary worker's command line (a load benchmark substitutes a sender)."""
+        config = str(self.config_path)
+        return [
+            sys.executable,
+            "-m",
+            "nbtrain.worker",
+            "--config",
+            config,
+            "--worker-id",
+            worker_id,
+        ]
 
     def info(self) -> dict[str, object]:
         """Where the worker runs: its pid, that pid's start token, this node's hostname."""
