@@ -20,8 +20,8 @@ import traitlets
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.widgets._common import (
     DEFERRED,
-    STATIC,
     RequestWidget,
+    bundle_trait,
     reject_unknown_kwargs,
 )
 from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet
@@ -38,8 +38,8 @@ PER_WORKER_INTERVAL = 0.025  # with many workers, tick slower so bytes/s stay fl
 class RunDashboard(RequestWidget):
     """One tab per worker plus an overview; works for live and finished runs."""
 
-    _esm = STATIC / "dashboard.js"
-    _css = STATIC / "dashboard.css"
+    _esm = bundle_trait("dashboard.js")
+    _css = bundle_trait("dashboard.css")
     _log_code = LOG_UI_DASHBOARD_CALLBACK_ERROR
 
     run_id = traitlets.Unicode("").tag(sync=True)

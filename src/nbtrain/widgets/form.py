@@ -16,7 +16,7 @@ import ipywidgets
 import traitlets
 
 from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
-from nbtrain.widgets._common import STATIC, RequestWidget, reject_unknown_kwargs
+from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
 from nbtrain.widgets.envinfo import env_catalogue
 from nbtrain.widgets.form_fields import (
     CONFIG_KEYS,
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 class FormCore(RequestWidget):
     """The anywidget part of :class:`TrainForm`: fields, per-field errors, Launch."""
 
-    _esm = STATIC / "form.js"
-    _css = STATIC / "form.css"
+    _esm = bundle_trait("form.js")
+    _css = bundle_trait("form.css")
     _log_code = LOG_UI_TRAIN_FORM_ERROR
 
     sections: traitlets.List[Any] = traitlets.List().tag(sync=True)
