@@ -24,6 +24,34 @@ export function matchingEnvs(envs, agent, search) {
     .filter((id) => id.toLowerCase().includes(needle));
 }
 
+/**
+ * The folded form's one line: what would run.
+ * @param {Record<string, any>} v
+ */
+export function summaryLine(v) {
+  const workers = v.workers_mode === "list" ? (v.workers_list ?? []).length : Number(v.workers_count || 1);
+  const parts = [v.env_id || "no environment", v.agent, `${v.episodes || "?"} episodes × ${workers} worker${workers === 1 ? "" : "s"}`];
+  if (v.step_delay) parts.push(`step delay ${v.step_delay} s`);
+  return parts.join(" · ");
+}
+
+/**
+ * Bring the run's dashboard (a sibling widget under the form) into view once it renders.
+ * @param {HTMLElement} el @param {string} runId
+ */
+function revealDashboard(el, runId) {
+  const box = el.closest(".nbtrain-train-form") ?? el.parentElement?.parentElement;
+  if (!box) return;
+  const started = Date.now();
+  const look = () => {
+    const titles = [...box.querySelectorAll(".nbt-dashboard .nbt-title")];
+    const dash = titles.find((t) => (t.textContent ?? "").includes(runId))?.closest(".nbt-dashboard");
+    if (dash) dash.scrollIntoView?.({ block: "nearest", behavior: "smooth" });
+    else if (Date.now() - started < 5000) setTimeout(look, 100);
+  };
+  look();
+}
+
 /** @param {{model: WidgetModel, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const root = h("form", "nbt-root nbt-form");
@@ -110,18 +138,81 @@ function render({ model, el }) {
   const launch = /** @type {HTMLButtonElement} */ (h("button", "nbt-launch", "Launch"));
   launch.type = "button";
   const launchOut = h("span", "nbt-launch-out");
+  const ask = h("div", "nbt-ask");
+  ask.hidden = true;
   actions.append(launch, launchOut);
-  root.append(actions);
-  launch.addEventListener("click", () => {
+  root.append(actions, ask);
+  // After a launch the form folds into one line (with Edit) so the dashboard is in view.
+  const folded = h("div", "nbt-folded");
+  folded.hidden = true;
+  const foldedText = h("span", "nbt-folded-text");
+  const edit = /** @type {HTMLButtonElement} */ (h("button", "nbt-edit", "Edit"));
+  edit.type = "button";
+  const foldedLaunch = /** @type {HTMLButtonElement} */ (h("button", "nbt-launch-again", "Launch again"));
+  foldedLaunch.type = "button";
+  const foldedOut = h("span", "nbt-launch-out");
+  folded.append(foldedText, edit, foldedLaunch, foldedOut);
+  root.prepend(folded);
+  edit.addEventListener("click", () => fold(false));
+  foldedLaunch.addEventListener("click", () => { fold(false); launch.click(); });
+
+  /** @param {boolean} on */
+  function fold(on) {
+    root.classList.toggle("nbt-is-folded", on);
+    folded.hidden = !on;
+    foldedText.textContent = summaryLine(values);
+  }
+
+  function showStatus() {
+    const text = model.get("run_status") ?? "";
+    if (!text) return;
+    for (const out of [launchOut, foldedOut]) {
+      if (launch.dataset.busy === "1") continue;
+      out.textContent = text;
+      out.classList.toggle("nbt-failed", /\bfailed\b/.test(text));
+    }
+  }
+
+  /** @param {"keep" | "stop"} previous */
+  function doLaunch(previous) {
+    ask.hidden = true;
     if (timer) commit();
     launch.disabled = true;
     launch.dataset.busy = "1";
-    launchOut.textContent = "launching…";
-    client.request("launch").then(
-      ({ result }) => { launchOut.textContent = `launched run ${result.run_id} (${result.worker_ids.join(", ")})`; },
-      (err) => { launchOut.textContent = `launch failed: ${err.message}`; },
+    launchOut.textContent = previous === "stop" ? "stopping the running run, then launching…" : "launching…";
+    client.request("launch", { previous }).then(
+      ({ result }) => {
+        launch.dataset.busy = "";
+        launchOut.textContent = foldedOut.textContent = `launched run ${result.run_id} (${result.worker_ids.join(", ")})`;
+        showStatus();
+        fold(true);
+        revealDashboard(el, result.run_id);
+      },
+      (err) => {
+        launch.dataset.busy = "";
+        fold(false);
+        launchOut.textContent = foldedOut.textContent = `launch failed: ${err.message}`;
+      },
     ).finally(() => { launch.dataset.busy = ""; updateValid(); });
+  }
+
+  launch.addEventListener("click", () => {
+    const running = model.get("running_runs") ?? [];
+    if (running.length === 0) { doLaunch("keep"); return; }
+    // a run launched from here still goes: ask, never replace it silently
+    const which = running.map((/** @type {any} */ r) => r.label).join(", ");
+    const stopIt = /** @type {HTMLButtonElement} */ (h("button", "nbt-ask-stop", running.length > 1 ? "Stop them, then launch" : "Stop it, then launch"));
+    const both = /** @type {HTMLButtonElement} */ (h("button", "nbt-ask-both", "Run both"));
+    const cancel = /** @type {HTMLButtonElement} */ (h("button", "nbt-ask-cancel", "Cancel"));
+    for (const b of [stopIt, both, cancel]) b.type = "button";
+    stopIt.addEventListener("click", () => doLaunch("stop"));
+    both.addEventListener("click", () => doLaunch("keep"));
+    cancel.addEventListener("click", () => { ask.hidden = true; });
+    ask.replaceChildren(h("span", "", `Still running: ${which}. `), stopIt, both, cancel);
+    ask.hidden = false;
+    stopIt.focus();
   });
+  model.on("change:run_status", showStatus);
 
   /** @param {HTMLElement} row @param {string} id */
   function envField(row, id) {
@@ -294,6 +385,7 @@ function render({ model, el }) {
     model.off("change:general_errors", updateErrors);
     model.off("change:valid", updateValid);
     model.off("change:values", updateValues);
+    model.off("change:run_status", showStatus);
   };
 }
 

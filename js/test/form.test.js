@@ -111,6 +111,52 @@ describe("form view", () => {
     expect(el.querySelector(".nbt-launch-out").textContent).toContain("launch failed: FileNotFoundError");
   });
 
+  it("after Launch the form folds to one line with Edit, and the line turns into the outcome", async () => {
+    const model = formModel();
+    model.state.valid = true;
+    model.state.values = { ...model.state.values, env_id: "FrozenLake-v1", episodes: "300", workers_count: "2" };
+    model.kernel.launch = (_p, id) => {
+      model.set("run_status", "running 01JRUN (2 workers)…");
+      model.respond(id, { run_id: "01JRUN", worker_ids: ["000001", "000002"] });
+    };
+    const el = mount(model);
+    el.querySelector(".nbt-launch").click();
+    await tick(10);
+    const form = el.querySelector(".nbt-form");
+    expect(form.classList.contains("nbt-is-folded")).toBe(true);
+    expect(el.querySelector(".nbt-folded-text").textContent).toBe("FrozenLake-v1 · q_learning · 300 episodes × 2 workers");
+    model.set("run_status", "3 failed: ValueError: boom");
+    const out = el.querySelector(".nbt-folded .nbt-launch-out");
+    expect(out.textContent).toBe("3 failed: ValueError: boom");
+    expect(out.classList.contains("nbt-failed")).toBe(true);
+    el.querySelector(".nbt-edit").click();
+    expect(form.classList.contains("nbt-is-folded")).toBe(false);
+  });
+
+  it("Launch while a run from this form still goes asks: stop it, or run both", async () => {
+    const model = formModel();
+    model.state.valid = true;
+    model.state.running_runs = [{ run_id: "01JOLD", label: "01JOLD (1 workers)" }];
+    model.kernel.launch = (_p, id) => model.respond(id, { run_id: "01JNEW", worker_ids: ["000001"] });
+    const el = mount(model);
+    el.querySelector(".nbt-launch").click();
+    await tick(10);
+    expect(model.requests("launch")).toHaveLength(0); // nothing replaced silently
+    expect(el.querySelector(".nbt-ask").hidden).toBe(false);
+    expect(el.querySelector(".nbt-ask").textContent).toContain("01JOLD");
+    el.querySelector(".nbt-ask-cancel").click();
+    expect(el.querySelector(".nbt-ask").hidden).toBe(true);
+    el.querySelector(".nbt-launch").click();
+    el.querySelector(".nbt-ask-both").click();
+    await tick(10);
+    expect(model.requests("launch")[0].content.params).toEqual({ previous: "keep" });
+    el.querySelector(".nbt-edit").click();
+    el.querySelector(".nbt-launch").click();
+    el.querySelector(".nbt-ask-stop").click();
+    await tick(10);
+    expect(model.requests("launch")[1].content.params).toEqual({ previous: "stop" });
+  });
+
   it("values set from Python show up in the inputs", () => {
     const model = formModel();
     const el = mount(model);

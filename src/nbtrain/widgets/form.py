@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
@@ -27,6 +28,7 @@ from nbtrain.widgets.form_fields import (
     worker_preview,
 )
 from nbtrain.widgets.form_spec import AGENTS, SECTIONS
+from nbtrain.widgets.outcome import FINAL, outcome_text
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
@@ -51,6 +53,10 @@ class FormCore(RequestWidget):
     workers_preview: traitlets.List[Any] = traitlets.List().tag(sync=True)
     valid = traitlets.Bool(False).tag(sync=True)
     launched_run_id = traitlets.Unicode("").tag(sync=True)
+    # the line next to Launch: "running …", then "completed in 2.1 s" or "3 failed: …"
+    run_status = traitlets.Unicode("").tag(sync=True)
+    # runs launched from this form that still go: [{run_id, label}] (Launch asks about them)
+    running_runs: traitlets.List[Any] = traitlets.List().tag(sync=True)
 
 
 class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
@@ -78,6 +84,8 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         self.db = db
         self.core = core
         self.run: Run | None = None
+        self._runs: dict[str, Run] = {}  # launched here and maybe still going
+        self._closed = threading.Event()
         self._config: TrainConfig | None = None
         self._error: Exception | None = None
         core.observe(self._on_values, names="values")
@@ -161,26 +169,94 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         return self._config
 
     # -- launch ----------------------------------------------------------------------------
-    def launch(self) -> Run:
-        """What the Launch button does: start the run, show its dashboard, return the Run."""
+    def launch(self, previous: str = "keep") -> Run:
+        """What the Launch button does: start the run, show its dashboard, return the Run.
+
+        ``previous`` says what happens to runs launched from this form that still go:
+        ``"keep"`` (default) runs both and keeps their dashboards, so each keeps its Stop;
+        ``"stop"`` stops them first. The button asks the person which one they want.
+        """
         import nbtrain
 
+        if previous not in ("keep", "stop"):
+            raise ValueError(f"previous must be 'keep' or 'stop', got {previous!r}")
         config = self.config
+        still = self._still_running()
+        if previous == "stop":
+            for run in still:
+                run.stop()
+            still = []
         run = nbtrain.launch(config, db=self.db)
         self.run = run
+        self._runs[run.run_id] = run
         dashboard = run.dashboard()
+        keep_ids = {r.run_id for r in still}
         children: tuple[Any, ...] = tuple(getattr(self, "children", ()))
-        old = [c for c in children[1:] if hasattr(c, "close")]
-        self.children = (self.core, dashboard)
-        for child in old:
+        kept = [c for c in children[1:] if getattr(c, "run_id", None) in keep_ids]
+        dropped = [c for c in children[1:] if c not in kept and hasattr(c, "close")]
+        self.children = (self.core, dashboard, *kept)
+        for child in dropped:
             child.close()
-        self.core.launched_run_id = run.run_id
-        self.core.error = ""
+        self._runs = {rid: r for rid, r in self._runs.items() if rid in keep_ids | {run.run_id}}
+        with self.core.hold_sync():
+            self.core.launched_run_id = run.run_id
+            self.core.run_status = f"running {run.run_id} ({len(run.worker_ids)} workers)…"
+            self.core.error = ""
+            self._publish_running()
+        threading.Thread(
+            target=self._watch, args=(run,), name=f"nbtrain-form-{run.run_id}", daemon=True
+        ).start()
         return run
 
-    def _on_launch_request(self, _params: dict[str, Any], _buffers: list[bytes]) -> Any:
-        run = self.launch()
+    def _still_running(self) -> list[Run]:
+        from nbtrain.live.hub import get_hub
+
+        def going(run: Run) -> bool:
+            live = get_hub().get(run.run_id)
+            if live is None:
+                return run.run_status == "running"
+            with live.lock:  # the hub knows a worker ended before the session reaps it
+                return any(live.workers[w].status not in FINAL for w in live.worker_ids)
+
+        return [r for r in self._runs.values() if going(r)]
+
+    def _publish_running(self) -> None:
+        self.core.running_runs = [
+            {"run_id": r.run_id, "label": _run_label(r)} for r in self._still_running()
+        ]
+
+    def _watch(self, run: Run) -> None:
+        """Turn the line next to Launch into the run's outcome once its workers have ended."""
+        from nbtrain.live.hub import get_hub
+
+        live = get_hub().get(run.run_id)
+        if live is None:
+            return
+        version = -1
+        try:
+            while not self._closed.is_set():
+                version = live.wait_for_change(version, timeout=0.5)
+                with live.lock:
+                    rows = [_worker_row(live.workers[w]) for w in live.worker_ids]
+                outcome = outcome_text(rows)
+                if outcome is not None:
+                    with self.core.hold_sync():
+                        if self.core.launched_run_id == run.run_id:
+                            self.core.run_status = outcome
+                        self._publish_running()
+                    return
+        except Exception as err:  # never lose an error in a thread
+            self.core.report_error("run status", err, run_id=run.run_id)
+
+    def _on_launch_request(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        run = self.launch(previous=str(params.get("previous") or "keep"))
         return {"run_id": run.run_id, "worker_ids": run.worker_ids}
+
+    def close(self) -> None:
+        closed = getattr(self, "_closed", None)
+        if closed is not None:
+            closed.set()
+        super().close()
 
     @property
     def dashboard(self) -> Any:
@@ -192,6 +268,19 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
             f"TrainForm(env_id={values.get('env_id')!r}, agent={values.get('agent')!r}, "
             f"valid={self.valid})"
         )
+
+
+def _run_label(run: Run) -> str:
+    return f"{run.run_id} ({len(run.worker_ids)} workers)"
+
+
+def _worker_row(worker: Any) -> dict[str, Any]:
+    return {
+        "status": worker.status,
+        "error": worker.error,
+        "started_at": worker.started_at,
+        "ended_at": worker.ended_at,
+    }
 
 
 def _plain_workers(fields: dict[str, Any]) -> dict[str, Any]:

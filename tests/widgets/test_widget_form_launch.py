@@ -1,0 +1,75 @@
+"""TrainForm's Launch with real runs: the outcome line, and a second launch while the first
+still goes (stop it, or run both and keep both dashboards)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from nbtrain.widgets import RunDashboard, TrainForm
+
+pytestmark = pytest.mark.slow
+HELPERS = str(Path(__file__).resolve().parents[1] / "helpers")
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def test_the_line_next_to_launch_turns_into_the_outcome(tmp_path: Path) -> None:
+    form = TrainForm(db=tmp_path / "x.sqlite", env_id="FrozenLake-v1", episodes=20, workers=2)
+    run = form.launch()
+    assert form.core.run_status.startswith(f"running {run.run_id}")
+    run.wait(timeout=60)
+    _wait_for(lambda: form.core.run_status.startswith("completed in "))
+    assert form.core.running_runs == []
+    form.close()
+
+
+def test_the_line_says_how_many_failed_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(HELPERS)
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", HELPERS + (os.pathsep + old if old else ""))
+    form = TrainForm(
+        db=tmp_path / "x.sqlite",
+        env_id="FrozenLake-v1",
+        episodes=5,
+        workers=3,
+        agent="pipeline_agents:Raises",
+    )
+    assert form.valid, form.errors
+    run = form.launch()
+    run.wait(timeout=60)
+    _wait_for(lambda: "failed" in form.core.run_status)
+    assert form.core.run_status == "3 failed: RuntimeError: agent exploded on purpose"
+    form.close()
+
+
+def test_launch_while_running_keeps_both_dashboards_or_stops_the_first(tmp_path: Path) -> None:
+    form = TrainForm(
+        db=tmp_path / "x.sqlite", env_id="FrozenLake-v1", episodes=100_000, step_delay=0.001
+    )
+    first = form.launch()
+    _wait_for(lambda: first.status()["000001"] == "running")
+    assert [r["run_id"] for r in form.core.running_runs] == [first.run_id]
+    second = form.launch(previous="keep")
+    shown = [c.run_id for c in form.children[1:] if isinstance(c, RunDashboard)]
+    assert shown == [second.run_id, first.run_id]  # each live run keeps its Stop
+    assert first.status()["000001"] == "running"
+    third = form.launch(previous="stop")
+    assert first.status()["000001"] == "stopped"
+    assert second.status()["000001"] == "stopped"
+    shown = [c.run_id for c in form.children[1:] if isinstance(c, RunDashboard)]
+    assert shown == [third.run_id]
+    third.stop()
+    with pytest.raises(ValueError, match="previous must be"):
+        form.launch(previous="replace")
+    form.close()
