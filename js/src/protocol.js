@@ -152,3 +152,27 @@ export function h(tag, className, text) {
   if (text !== undefined) node.textContent = text;
   return node;
 }
+
+const KEPT_KEYS = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown", " "]);
+
+/**
+ * Keys that move inside a control (arrows in a dropdown or on a slider, typing in a box)
+ * stay in the widget: without this JupyterLab's command mode also sees them and moves the
+ * active cell. Escape and shortcuts with Ctrl/Meta/Shift+Enter still reach JupyterLab.
+ * @param {HTMLElement} root @returns {() => void} removes the listener
+ */
+export function keepKeysInside(root) {
+  /** @param {KeyboardEvent} e */
+  const onKey = (e) => {
+    const t = /** @type {HTMLElement | null} */ (e.target);
+    if (!t || !root.contains(t)) return;
+    const tag = t.tagName;
+    const control = tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || t.getAttribute("role") === "listbox";
+    if (!control) return;
+    if (e.key === "Enter" && (e.shiftKey || e.ctrlKey || e.metaKey)) return;
+    if (e.key === "Escape") return;
+    if (KEPT_KEYS.has(e.key) || tag !== "SELECT") e.stopPropagation();
+  };
+  root.addEventListener("keydown", onKey);
+  return () => root.removeEventListener("keydown", onKey);
+}

@@ -7,11 +7,14 @@ const fx = loadFixture();
 function formModel(values = {}) {
   return new FakeModel({
     sections: fx.form.sections,
+    agent_help: fx.form.agent_help,
+    tabular_agents: fx.form.tabular_agents,
+    hints: {},
     agents: ["q_learning", "sarsa", "expected_sarsa", "random"],
     envs: fx.form.envs,
     values: {
       env_id: "FrozenLake-v1", env_kwargs: "", agent: "q_learning", alpha: "", gamma: "", epsilon: "",
-      epsilon_min: "", epsilon_decay: "", name: "", episodes: "", max_steps_per_episode: "", seed: "",
+      epsilon_min: "", epsilon_decay: "", agent_kwargs: "", name: "", episodes: "", max_steps_per_episode: "", seed: "",
       step_delay: "", mode: "train", policy_path: "", telemetry_steps: "", frames: "none", frame_every: "",
       workers_mode: "count", workers_count: "1", workers_list: [""], ...values,
     },
@@ -163,5 +166,68 @@ describe("form view", () => {
     model.set("values", { ...model.get("values"), episodes: "77", agent: "random" });
     expect(field(el, "episodes").querySelector("input").value).toBe("77");
     expect(field(el, "alpha").hidden).toBe(true);
+  });
+
+  it("typing in the environment box filters the list", async () => {
+    const model = formModel();
+    const el = mount(model);
+    const search = field(el, "env_id").querySelector("input");
+    const all = field(el, "env_id").querySelectorAll(".nbt-env-option").length;
+    expect(all).toBeGreaterThan(1);
+    search.value = "cliff";
+    search.dispatchEvent(new Event("input"));
+    const shown = [...field(el, "env_id").querySelectorAll(".nbt-env-option")].map((o) => o.textContent);
+    expect(shown).toEqual(["CliffWalking-v1"]);
+  });
+
+  it("a new environment clears its env kwargs and a name derived from the old one", async () => {
+    const model = formModel({ env_kwargs: '{"map_name": "8x8"}', name: "FrozenLake-v1-q_learning" });
+    const el = mount(model);
+    [...field(el, "env_id").querySelectorAll(".nbt-env-option")].find((o) => o.textContent === "Taxi-v4").click();
+    expect(model.get("values")).toMatchObject({ env_id: "Taxi-v4", env_kwargs: "", name: "" });
+    expect(field(el, "env_kwargs").querySelector("input").value).toBe("");
+  });
+
+  it("a name the person chose survives an environment change", () => {
+    const model = formModel({ name: "my experiment" });
+    const el = mount(model);
+    [...field(el, "env_id").querySelectorAll(".nbt-env-option")].find((o) => o.textContent === "Taxi-v4").click();
+    expect(model.get("values").name).toBe("my experiment");
+  });
+
+  it("fields explain themselves: help, the agent in one line, what a blank step limit means", () => {
+    const model = formModel();
+    const el = mount(model);
+    expect(field(el, "alpha").querySelector(".nbt-help").textContent).toContain("step size");
+    expect(field(el, "gamma").querySelector(".nbt-help").textContent).toContain("discount");
+    expect(field(el, "epsilon").querySelector(".nbt-help").textContent).toContain("exploration");
+    expect(field(el, "agent").querySelector(".nbt-agent-help").textContent).toContain("Q-learning");
+    model.set("hints", { max_steps_per_episode: "100 (the environment's limit)" });
+    expect(field(el, "max_steps_per_episode").querySelector(".nbt-hint").textContent).toBe("blank: 100 (the environment's limit)");
+    expect(field(el, "agent_kwargs")).not.toBeNull();
+  });
+
+  it("a worker row shows that worker's own settings", () => {
+    const model = formModel({ workers_mode: "list", workers_list: ["1", "2"] });
+    model.state.workers_preview = [
+      { input: "1", id: "000001", auto: false, error: null },
+      { input: "2", id: "000002", auto: false, error: null, overrides: "α 0.5" },
+    ];
+    const el = mount(model);
+    const ids = [...el.querySelectorAll(".nbt-worker-id")].map((e) => e.textContent);
+    expect(ids).toEqual(["→ 000001", "→ 000002 · own: α 0.5"]);
+  });
+
+  it("arrow keys in its dropdowns stay in the form (JupyterLab must not move the cell)", () => {
+    const model = formModel();
+    const el = mount(model);
+    const seen = [];
+    const outer = (e) => seen.push(e.key);
+    document.body.addEventListener("keydown", outer);
+    const select = field(el, "agent").querySelector("select");
+    for (const key of ["ArrowDown", "ArrowUp"]) select.dispatchEvent(new KeyboardEvent("keydown", { key, bubbles: true }));
+    select.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", shiftKey: true, bubbles: true }));
+    document.body.removeEventListener("keydown", outer);
+    expect(seen).toEqual(["Enter"]); // Shift+Enter still runs the cell
   });
 });

@@ -15,9 +15,11 @@ from typing import Any
 
 from widget_events import episode, grid, new_live, progress, started, steps
 
+from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.widgets.dashboard_data import LiveTracker, Packet
 from nbtrain.widgets.envinfo import env_catalogue
 from nbtrain.widgets.form_fields import count_preview, worker_preview
+from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
 from nbtrain.widgets.form_spec import SECTIONS
 
 _ENVS = {"FrozenLake-v1", "Taxi-v4", "CliffWalking-v1", "CartPole-v1", "MountainCarContinuous-v0"}
@@ -56,7 +58,9 @@ def build_fixture() -> dict[str, Any]:
         "snapshot": _encode(snapshot),
         "deltas": [_encode(first), _encode(second), _encode(third)],
         "form": {
-            "sections": SECTIONS,
+            "sections": sections_with_help(SECTIONS),
+            "agent_help": AGENT_HELP,
+            "tabular_agents": list(TABULAR_AGENTS),
             "envs": [e for e in env_catalogue() if e["id"] in _ENVS],
             "workers_rows": rows,
             "workers_preview": worker_preview(rows),

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 import traitlets
 
+from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
 from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
-from nbtrain.widgets.envinfo import env_catalogue
+from nbtrain.widgets.envinfo import env_catalogue, env_mismatch
 from nbtrain.widgets.form_fields import (
     CONFIG_KEYS,
     count_preview,
@@ -27,6 +28,7 @@ from nbtrain.widgets.form_fields import (
     values_from_config,
     worker_preview,
 )
+from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
 from nbtrain.widgets.form_spec import AGENTS, SECTIONS
 from nbtrain.widgets.outcome import FINAL, outcome_text
 
@@ -57,6 +59,11 @@ class FormCore(RequestWidget):
     run_status = traitlets.Unicode("").tag(sync=True)
     # runs launched from this form that still go: [{run_id, label}] (Launch asks about them)
     running_runs: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    # what a blank field stands for once the config resolves it, e.g. the step limit
+    hints = traitlets.Dict().tag(sync=True)
+    agent_help = traitlets.Dict().tag(sync=True)
+    # agents that need discrete observations and actions (the envs offered follow)
+    tabular_agents = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
 
 class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
@@ -74,7 +81,9 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         if values["agent"] not in agents:
             agents.append(values["agent"])
         core = FormCore(
-            sections=SECTIONS,
+            sections=sections_with_help(SECTIONS),
+            agent_help=AGENT_HELP,
+            tabular_agents=list(TABULAR_AGENTS),
             agents=agents,
             envs=list(env_catalogue()),
             values=values,
@@ -96,13 +105,17 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
     def from_config(
         cls, config: TrainConfig, db: str | os.PathLike[str] = "nbtrain.sqlite"
     ) -> TrainForm:
-        """A form prefilled with ``config``'s fields (edit, then Launch)."""
+        """A form prefilled with ``config``'s fields (edit, then Launch). A name that is
+        just the derived ``{env_id}-{agent}`` is left blank, so it follows a new env."""
         fields = {key: getattr(config, key) for key in CONFIG_KEYS if hasattr(config, key)}
         fields = {
             k: v
             for k, v in fields.items()
             if k not in {"alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay"}
         }
+        derived = type(config)(**{k: v for k, v in fields.items() if k != "name"}).name
+        if fields.get("name") == derived:
+            del fields["name"]
         return cls(db=db, **fields)
 
     # -- validation ------------------------------------------------------------------------
@@ -128,15 +141,29 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
             more, general = field_errors(err, values)
             for name, message in more.items():
                 errors.setdefault(name, message)
+        mismatch = env_mismatch(
+            str(values.get("agent", "")),
+            str(values.get("env_id", "")).strip(),
+            parsed.kwargs.get("agent_kwargs"),
+        )
+        if mismatch and "env_id" not in errors:
+            errors["env_id"] = mismatch
         if errors and error is None:
             error = ValueError("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
             config = None
         if values.get("workers_mode") == "list":
-            preview = worker_preview(list(values.get("workers_list") or [""]))
+            preview = worker_preview(
+                list(values.get("workers_list") or [""]), self._extras.get("worker_specs", {})
+            )
         else:
             preview = count_preview(values.get("workers_count"))
         self._config, self._error = config, error
+        hints: dict[str, str] = {}
+        if config is not None:
+            limit = config.worker_configs()[0].max_steps_per_episode
+            hints["max_steps_per_episode"] = f"{limit} (the environment's limit)"
         with self.core.hold_sync():
+            self.core.hints = hints
             self.core.errors = errors
             self.core.general_errors = general
             self.core.workers_preview = preview
