@@ -237,8 +237,7 @@ function liveRows(state, ids) {
     const last = w.recent.length ? w.recent[w.recent.length - 1].total_reward : null;
     const tr = h("tr");
     tr.append(workerCell(wid, workerColour(state.colours, wid)));
-    const total = s.episodes_total ? ` / ${s.episodes_total}` : "";
-    for (const v of [s.status ?? "pending", `${s.episodes_done ?? 0}${total}`, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.epsilon), formatNumber(w.curve.lastRoll()), formatNumber(last)]) {
+    for (const v of [s.status ?? "pending", s.episodes_done ?? 0, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.epsilon), formatNumber(w.curve.lastRoll()), formatNumber(last)]) {
       tr.append(h("td", "", String(v)));
     }
     return tr;
@@ -254,12 +253,13 @@ function liveRows(state, ids) {
 export function closureRows(state, ids) {
   const caption = h("caption", "nbt-closure-caption", `Run ended${state.outcome ? `: ${state.outcome}` : ""}`);
   const head = h("tr");
-  for (const c of ["worker", "status", "exit code", "episodes", "steps", "avg steps/s", "mean return", "last-100 return"]) head.append(h("th", "", c));
+  for (const c of ["worker", "status", "exit code", "episodes", "steps", "avg steps/s", "mean return", `mean of last ${ROLLING}`, "last-100 return"]) head.append(h("th", "", c));
   const rows = ids.map((wid) => {
-    const s = state.worker(wid).scalars;
+    const w = state.worker(wid);
+    const s = w.scalars;
     const tr = h("tr", `nbt-closure-row nbt-row-${s.status ?? "pending"}`);
     tr.append(workerCell(wid, workerColour(state.colours, wid)));
-    for (const v of [s.status ?? "pending", s.exit_code ?? "–", s.episodes_done ?? 0, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.mean_return), formatNumber(s.last100_return)]) {
+    for (const v of [s.status ?? "pending", s.exit_code ?? "–", s.episodes_done ?? 0, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.mean_return), formatNumber(w.curve.lastRoll()), formatNumber(s.last100_return)]) {
       tr.append(h("td", "", String(v)));
     }
     return tr;

@@ -182,7 +182,7 @@ describe("dashboard view", () => {
     const caption = el.querySelector(".nbt-summary caption").textContent;
     expect(caption).toContain("Run ended");
     const rows = [...el.querySelectorAll(".nbt-summary tr.nbt-closure-row")].map((tr) => [...tr.children].map((td) => td.textContent));
-    expect(rows[0]).toEqual(["000001", "completed", "0", "6", "2", "812.5", "0.500", "0.750"]);
+    expect(rows[0]).toEqual(["000001", "completed", "0", "6", "2", "812.5", "0.500", "0.667", "0.750"]);
     expect(rows[1].slice(0, 3)).toEqual(["000007", "failed", "1"]);
     expect(el.querySelector(".nbt-summary tr.nbt-row-failed")).not.toBeNull();
   });

@@ -25,7 +25,7 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-unty
 def test_the_line_next_to_launch_turns_into_the_outcome(tmp_path: Path) -> None:
     form = TrainForm(db=tmp_path / "x.sqlite", env_id="FrozenLake-v1", episodes=20, workers=2)
     run = form.launch()
-    assert form.core.run_status.startswith(f"running {run.run_id}")
+    assert form.core.run_status == f"launched run {run.run_id} (000001, 000002) · running…"
     run.wait(timeout=60)
     _wait_for(lambda: form.core.run_status.startswith("completed in "))
     assert form.core.running_runs == []

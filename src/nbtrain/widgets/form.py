@@ -227,7 +227,8 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         self._runs = {rid: r for rid, r in self._runs.items() if rid in keep_ids | {run.run_id}}
         with self.core.hold_sync():
             self.core.launched_run_id = run.run_id
-            self.core.run_status = f"running {run.run_id} ({len(run.worker_ids)} workers)…"
+            ids = ", ".join(run.worker_ids)
+            self.core.run_status = f"launched run {run.run_id} ({ids}) · running…"
             self.core.error = ""
             self._publish_running()
         threading.Thread(
