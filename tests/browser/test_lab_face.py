@@ -77,7 +77,8 @@ def test_tutorial_style_run_ends_on_the_stored_mean_of_20(
     envelope = panel.locator(".nbt-chart").first.evaluate(
         "box => [box.dataset.ymin, box.dataset.ymax].map(Number)"
     )
-    assert -0.2 < envelope[0] and envelope[1] < 1.2
+    assert envelope[0] > -0.2
+    assert envelope[1] < 1.2
     shot(dash.root, "closure")
     assert page_errors == []
 
@@ -136,7 +137,8 @@ def test_worker_colours_are_the_same_live_and_reopened_from_the_store(
         "colours_reopen.ipynb",
         [
             "import nbtrain\n"
-            "cfg = nbtrain.TrainConfig(env_id='FrozenLake-v1', episodes=30, workers=['b', 'a', 3])\n"
+            "cfg = nbtrain.TrainConfig(env_id='FrozenLake-v1', episodes=30,"
+            " workers=['b', 'a', 3])\n"
             "run = nbtrain.launch(cfg, db='c.sqlite')\nrun.wait(timeout=120)\nrun.dashboard()",
             # a kernel that did not launch the run: only the store knows it
             "from nbtrain.live.hub import get_hub\nget_hub().discard(run.run_id)\n"
