@@ -204,8 +204,16 @@ def test_repr_and_text_fallbacks_are_stable(dash: Recording, live: RunLive) -> N
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
     text = data["text/plain"].splitlines()
     assert text[0] == repr(dash)
-    assert text[1].split() == ["worker_id", "status", "episodes", "steps", "exit_code"]
-    assert text[2].split() == ["000001", "running", "1", "0"]
+    assert text[1].split() == [
+        "worker_id",
+        "status",
+        "exit_code",
+        "episodes",
+        "steps",
+        "mean_return",
+        "last100_return",
+    ]
+    assert text[2].split() == ["000001", "running", "1", "0", "0.0", "0.0"]
     assert "<td>000002</td><td>pending</td>" in data["text/html"]
 
 

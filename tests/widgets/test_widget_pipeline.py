@@ -160,7 +160,10 @@ def test_finished_run_is_rebuilt_from_the_store(tmp_path: Path) -> None:
         assert state["recent"]["ep_index"] == list(range(12))
     assert not dash.ticker_alive
     text = dash._repr_mimebundle_()[0]["text/plain"]
-    assert "a          completed  12" in text
+    assert "a          completed  0          12" in text
+    html = dash._repr_mimebundle_()[0]["text/html"]
+    assert "<th>last100_return</th>" in html
+    assert f"Run {run.run_id} · completed" in html  # how the run ended, for a saved notebook
     dash.close()
 
 

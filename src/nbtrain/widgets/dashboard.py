@@ -26,6 +26,7 @@ from nbtrain.widgets._common import (
 )
 from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet
 from nbtrain.widgets.dashboard_store import store_snapshot
+from nbtrain.widgets.outcome import outcome_text
 
 if TYPE_CHECKING:
     from nbtrain.live.hub import RunLive
@@ -214,17 +215,21 @@ class RunDashboard(RequestWidget):
         return f"RunDashboard(run_id={self.run_id!r}, workers={list(self.worker_ids)!r})"
 
     def summary_rows(self) -> list[dict[str, Any]]:
+        """One row per worker, as the static fallback shows it."""
         if self._live is not None:
             with self._live.lock:
+                workers = [(wid, self._live.workers[wid]) for wid in self._live.worker_ids]
                 return [
                     {
                         "worker_id": wid,
                         "status": w.status,
+                        "exit_code": w.exit_code,
                         "episodes": w.episodes_done,
                         "steps": w.steps_done,
-                        "exit_code": w.exit_code,
+                        "mean_return": _rounded(w.mean_return),
+                        "last100_return": _rounded(w.last100_return),
                     }
-                    for wid, w in ((wid, self._live.workers[wid]) for wid in self._live.worker_ids)
+                    for wid, w in workers
                 ]
         snapshot = store_snapshot(self._db, self.run_id).content
         rows = []
@@ -234,9 +239,11 @@ class RunDashboard(RequestWidget):
                 {
                     "worker_id": wid,
                     "status": s["status"],
+                    "exit_code": s["exit_code"],
                     "episodes": s["episodes_done"],
                     "steps": s["steps_done"],
-                    "exit_code": s["exit_code"],
+                    "mean_return": _rounded(s["mean_return"]),
+                    "last100_return": _rounded(s["last100_return"]),
                 }
             )
         return rows
@@ -249,12 +256,26 @@ class RunDashboard(RequestWidget):
         except Exception as err:  # a fallback must never break display
             rows = []
             self.report_error("summary", err, run_id=self.run_id)
+        outcome = outcome_text(rows) if rows else None
+        caption = f"Run {self.run_id}" + (f" · {outcome}" if outcome else "")
         data["text/plain"] = repr(self) + "\n" + text_table(rows)
-        data["text/html"] = html_table(f"Run {self.run_id}", rows)
+        data["text/html"] = html_table(caption, rows)
         return data, metadata
 
 
-_COLUMNS = ("worker_id", "status", "episodes", "steps", "exit_code")
+_COLUMNS = (
+    "worker_id",
+    "status",
+    "exit_code",
+    "episodes",
+    "steps",
+    "mean_return",
+    "last100_return",
+)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
 
 
 def text_table(rows: list[dict[str, Any]]) -> str:
