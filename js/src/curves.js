@@ -6,7 +6,8 @@
 // mean (labelled as such) or a true mean of 20 episodes.
 
 export const ROLLING = 20;
-export const FIELDS = /** @type {const} */ (["index", "count", "last_ep", "r_min", "r_max", "r_mean", "roll", "len_mean"]);
+// as they travel; a bucket's index is last_ep >> level
+export const FIELDS = /** @type {const} */ (["count", "last_ep", "r_min", "r_max", "r_mean", "roll", "len_mean"]);
 
 /**
  * Trailing rolling mean over `window` values (shorter at the start), as pandas'
@@ -53,9 +54,9 @@ export class Curve {
   }
 
   /**
-   * Apply one curve message: "ok", or "gap" when it is at another level than ours (the
-   * kernel re-sends everything with `reset` when the level changes; a view that missed it
-   * asks for a snapshot).
+   * Apply one curve message: "ok", or "gap" when it is at a lower level than ours (a view
+   * that missed something asks for a snapshot). At a higher level our buckets merge first,
+   * pairwise as the kernel's did, so only changed buckets need to travel.
    * @param {{level: number, reset: boolean}} msg
    * @param {Record<string, ArrayLike<number>>} data
    * @returns {"ok" | "gap"}
@@ -63,7 +64,7 @@ export class Curve {
   apply(msg, data) {
     if (msg.reset) {
       this.level = msg.level;
-      this.index = Array.from(data.index);
+      this.index = Array.from(data.last_ep, (ep) => ep >> msg.level);
       this.count = Array.from(data.count);
       this.ep = Array.from(data.last_ep);
       this.min = Array.from(data.r_min);
@@ -73,9 +74,10 @@ export class Curve {
       this.length = Array.from(data.len_mean);
       return "ok";
     }
-    if (msg.level !== this.level) return "gap";
-    for (let i = 0; i < data.index.length; i++) {
-      const k = data.index[i];
+    if (msg.level < this.level) return "gap";
+    if (msg.level > this.level) this.mergeTo(msg.level);
+    for (let i = 0; i < data.last_ep.length; i++) {
+      const k = data.last_ep[i] >> msg.level;
       let at = this.index.length;
       if (at > 0 && this.index[at - 1] >= k) at = lowerBound(this.index, k);
       const row = [data.count[i], data.last_ep[i], data.r_min[i], data.r_max[i], data.r_mean[i], data.roll[i], data.len_mean[i]];
@@ -87,6 +89,38 @@ export class Curve {
       }
     }
     return "ok";
+  }
+
+  /**
+   * Merge to a coarser level: buckets whose indexes share `index >> (level - this.level)`
+   * become one (count and sums add, min / max of both, the later bucket's last episode and
+   * mean of 20). Exact, as the kernel's merge.
+   * @param {number} level
+   */
+  mergeTo(level) {
+    const shift = level - this.level;
+    const out = new Curve();
+    out.level = level;
+    for (let i = 0; i < this.index.length; i++) {
+      const k = this.index[i] >> shift;
+      const j = out.index.length - 1;
+      if (j >= 0 && out.index[j] === k) {
+        const c = out.count[j] + this.count[i];
+        out.mean[j] = (out.mean[j] * out.count[j] + this.mean[i] * this.count[i]) / c;
+        out.length[j] = (out.length[j] * out.count[j] + this.length[i] * this.count[i]) / c;
+        out.count[j] = c;
+        out.min[j] = Math.min(out.min[j], this.min[i]);
+        out.max[j] = Math.max(out.max[j], this.max[i]);
+        if (this.ep[i] >= out.ep[j]) { out.ep[j] = this.ep[i]; out.roll[j] = this.roll[i]; }
+        // float32 means: keep rounding from putting a mean outside its own envelope
+        out.mean[j] = Math.min(out.max[j], Math.max(out.min[j], out.mean[j]));
+      } else {
+        out.index.push(k); out.count.push(this.count[i]); out.ep.push(this.ep[i]);
+        out.min.push(this.min[i]); out.max.push(this.max[i]); out.mean.push(this.mean[i]);
+        out.roll.push(this.roll[i]); out.length.push(this.length[i]);
+      }
+    }
+    Object.assign(this, out);
   }
 
   /** The mean of the last 20 episodes at the newest one, or null. */

@@ -21,8 +21,8 @@ describe("curves", () => {
     expect(c.apply({ level: 0, reset: false }, pts([4]))).toBe("ok"); // out of order lands in order
     expect(c.index).toEqual([0, 1, 2, 3, 4, 5]);
     expect(c.ep).toEqual([0, 1, 2, 3, 4, 5]);
-    expect(c.apply({ level: 1, reset: false }, pts([0], 1))).toBe("gap");
     expect(c.apply({ level: 1, reset: true }, pts([0, 1], 1))).toBe("ok");
+    expect(c.apply({ level: 0, reset: false }, pts([0]))).toBe("gap");
     expect(c.ep).toEqual([1, 3]);
     expect(c.bucketSize).toBe(2);
     expect(c.lastRoll()).toBe(0.5);

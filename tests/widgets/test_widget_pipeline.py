@@ -11,10 +11,9 @@ import pytest
 
 import nbtrain
 from nbtrain.errors import UnknownRunError
-from nbtrain.live.curve import FIELDS
 from nbtrain.live.hub import get_hub
 from nbtrain.widgets import EpisodeViewer, RunDashboard, TrainForm
-from nbtrain.widgets.dashboard_data import LiveTracker, Packet
+from nbtrain.widgets.dashboard_data import WIRE_FIELDS, LiveTracker, Packet
 from nbtrain.widgets.dashboard_store import store_snapshot
 
 pytestmark = pytest.mark.slow
@@ -63,7 +62,7 @@ def _curve_arrays(packet: Packet, wid: str) -> dict[str, np.ndarray]:
     ref = packet.content["workers"][wid]["curve"]
     return {
         name: np.frombuffer(packet.buffers[ref[name]["buffer"]], dtype=ref[name]["dtype"])
-        for name in FIELDS
+        for name in WIRE_FIELDS
     }
 
 
@@ -87,8 +86,8 @@ def test_live_and_stored_dashboards_draw_the_same_curve_and_it_matches_the_episo
     for wid in run.worker_ids:
         a, b = _curve_arrays(from_live, wid), _curve_arrays(from_store, wid)
         assert from_live.content["workers"][wid]["curve"]["level"] == 1  # 1500 > 1024 buckets
-        for name in FIELDS:
-            np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-9, err_msg=name)
+        for name in WIRE_FIELDS:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
         mine = episodes[episodes["worker_id"] == wid].sort_values("ep_index")
         assert a["roll"][-1] == pytest.approx(mine["total_reward"].tail(20).mean(), abs=1e-9)
         assert set(np.unique(a["r_min"])) <= {0.0, 1.0}  # FrozenLake: only 0 or 1 happened

@@ -91,8 +91,9 @@ class BucketCurve:
         self._stamps[k] = self.stamp
 
     def _merge(self) -> None:
-        """Level + 1: buckets 2j and 2j+1 become bucket j."""
-        self.stamp += 1
+        """Level + 1: buckets 2j and 2j+1 become bucket j. A merged bucket keeps the newer
+        stamp of its parts: a view that holds both parts merges them itself (exactly), so
+        only buckets changed since it last looked need to travel."""
         n = (len(self._count) + 1) // 2
         lists = (self._count, self._last, self._min, self._max, self._sum, self._len, self._roll)
         merged: list[list[Any]] = [[] for _ in lists]
@@ -119,7 +120,8 @@ class BucketCurve:
             self._len,
             self._roll,
         ) = merged
-        self._stamps = [self.stamp] * n
+        old = self._stamps
+        self._stamps = [max(old[2 * j : 2 * j + 2]) for j in range(n)]
         self.level += 1
 
     def since(self, stamp: int) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ Curves travel as binary buffers of buckets (see :mod:`nbtrain.live.curve`): each
 addressed by its index at the curve's ``level`` and carries its whole state (count, last
 episode, min / max / mean return, the rolling mean over episodes at its last episode, mean
 length), so applying it twice changes nothing. A delta carries the buckets changed since the
-last one; when the level changes it carries them all (``reset``). The bucket cap bounds the
+last one; at a higher level the view first merges its buckets pairwise, as the hub did. The bucket cap bounds the
 bytes per tick whatever the episode rate, without ever averaging episodes into a point that
 pretends to be one.
 """
@@ -50,16 +50,19 @@ RECENT = 20
 RECENT_MIN_INTERVAL = 0.5  # a table cannot be read faster; it was half the bytes at 10 Hz
 FRAME_MIN_INTERVAL = {"ansi": 0.1, "grid": 0.1, "rgb_array": 0.25}
 
+# A bucket's index is last_ep >> level, so it does not travel. Returns and lengths as
+# float32 (an episode's return is shown to 3 digits); the mean of 20 as float64, so it equals
+# pandas' rolling mean to the last digit. 32 bytes a bucket.
 _DTYPES = {
-    "index": np.int32,
     "count": np.int32,
     "last_ep": np.int32,
-    "r_min": np.float64,
-    "r_max": np.float64,
-    "r_mean": np.float64,
+    "r_min": np.float32,
+    "r_max": np.float32,
+    "r_mean": np.float32,
     "roll": np.float64,
     "len_mean": np.float32,
 }
+WIRE_FIELDS = tuple(_DTYPES)
 
 
 @dataclass
@@ -244,7 +247,9 @@ class LiveTracker:
         curve = worker.curve
         if curve.stamp == sent.curve_stamp:
             return
-        reset = curve.level != sent.curve_level or sent.curve_stamp == 0
+        # a higher level than the view holds is no reason to resend everything: the view
+        # merges what it has pairwise, exactly as the hub did (curves.js, Curve.apply)
+        reset = sent.curve_stamp == 0 or curve.level < sent.curve_level
         arrays = curve.since(0 if reset else sent.curve_stamp)
         change["curve"] = encode_curve(packet, arrays, level=curve.level, reset=reset)
         sent.curve_stamp, sent.curve_level = curve.stamp, curve.level
