@@ -5,9 +5,9 @@ Curves travel as binary buffers of buckets (see :mod:`nbtrain.live.curve`): each
 addressed by its index at the curve's ``level`` and carries its whole state (count, last
 episode, min / max / mean return, the rolling mean over episodes at its last episode, mean
 length), so applying it twice changes nothing. A delta carries the buckets changed since the
-last one; at a higher level the view first merges its buckets pairwise, as the hub did. The bucket cap bounds the
-bytes per tick whatever the episode rate, without ever averaging episodes into a point that
-pretends to be one.
+last one; at a higher level the view first merges its buckets pairwise, as the hub did. The
+bucket cap bounds the bytes per tick whatever the episode rate, without ever averaging
+episodes into a point that pretends to be one.
 """
 
 from __future__ import annotations
