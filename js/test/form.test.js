@@ -128,9 +128,9 @@ describe("form view", () => {
     const form = el.querySelector(".nbt-form");
     expect(form.classList.contains("nbt-is-folded")).toBe(true);
     expect(el.querySelector(".nbt-folded-text").textContent).toBe("FrozenLake-v1 · q_learning · 300 episodes × 2 workers");
-    model.set("run_status", "3 failed: ValueError: boom");
+    model.set("run_status", "launched run 01JRUN (000001, 000002) · 3 failed: ValueError: boom");
     const out = el.querySelector(".nbt-folded .nbt-launch-out");
-    expect(out.textContent).toBe("3 failed: ValueError: boom");
+    expect(out.textContent).toBe("launched run 01JRUN (000001, 000002) · 3 failed: ValueError: boom");
     expect(out.classList.contains("nbt-failed")).toBe(true);
     el.querySelector(".nbt-edit").click();
     expect(form.classList.contains("nbt-is-folded")).toBe(false);

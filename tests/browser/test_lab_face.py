@@ -55,7 +55,9 @@ def test_tutorial_style_run_ends_on_the_stored_mean_of_20(
     expect(dash.root.locator(".nbt-outcome")).to_have_text(
         re.compile(r"^completed in "), timeout=120_000
     )
-    expect(form.locator(".nbt-folded .nbt-launch-out")).to_have_text(re.compile(r"^completed in "))
+    expect(form.locator(".nbt-folded .nbt-launch-out")).to_have_text(
+        re.compile(r"^launched run \S+ \(000001, 000002, 000003\) · completed in ")
+    )
     expect(dash.root).to_be_in_viewport()
     nb.cells.nth(1).locator(".jp-InputArea-editor").click()
     page.keyboard.press("Shift+Enter")

@@ -27,7 +27,8 @@ def test_the_line_next_to_launch_turns_into_the_outcome(tmp_path: Path) -> None:
     run = form.launch()
     assert form.core.run_status == f"launched run {run.run_id} (000001, 000002) · running…"
     run.wait(timeout=60)
-    _wait_for(lambda: form.core.run_status.startswith("completed in "))
+    _wait_for(lambda: " · completed in " in form.core.run_status)
+    assert form.core.run_status.startswith(f"launched run {run.run_id} (000001, 000002) · ")
     assert form.core.running_runs == []
     form.close()
 
@@ -49,7 +50,7 @@ def test_the_line_says_how_many_failed_and_why(
     run = form.launch()
     run.wait(timeout=60)
     _wait_for(lambda: "failed" in form.core.run_status)
-    assert form.core.run_status == "3 failed: RuntimeError: agent exploded on purpose"
+    assert form.core.run_status.endswith(" · 3 failed: RuntimeError: agent exploded on purpose")
     form.close()
 
 

@@ -270,7 +270,8 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
                 if outcome is not None:
                     with self.core.hold_sync():
                         if self.core.launched_run_id == run.run_id:
-                            self.core.run_status = outcome
+                            ids = ", ".join(run.worker_ids)
+                            self.core.run_status = f"launched run {run.run_id} ({ids}) · {outcome}"
                         self._publish_running()
                     return
         except Exception as err:  # never lose an error in a thread
