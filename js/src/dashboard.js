@@ -4,7 +4,7 @@
 import { workerColour } from "./chart.js";
 import { DashboardState } from "./dashboard_state.js";
 import { overviewPanel, workerPanel } from "./dashboard_panels.js";
-import { createClient, errorArea, h } from "./protocol.js";
+import { createClient, errorArea, h, hideStaticTwin } from "./protocol.js";
 
 export { DashboardState, FINAL, recentRows } from "./dashboard_state.js";
 export { bucketCaption, closureRows, statusLine } from "./dashboard_panels.js";
@@ -104,6 +104,7 @@ function render({ model, el }) {
   function hello() {
     client.request("hello").then(({ result, buffers }) => {
       state.applySnapshot(result, buffers);
+      hideStaticTwin(el); // a kernel answered: the live view replaces the saved table
       schedule();
     }, (err) => { body.textContent = `Could not load the run: ${err.message}`; });
   }

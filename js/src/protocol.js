@@ -176,3 +176,19 @@ export function keepKeysInside(root) {
   root.addEventListener("keydown", onKey);
   return () => root.removeEventListener("keydown", onKey);
 }
+
+/**
+ * While a kernel serves this view, hide the static twin the kernel displayed right after
+ * it (widgets/fallback.py): that table is for a saved notebook opened without a kernel.
+ * @param {HTMLElement} el
+ */
+export function hideStaticTwin(el) {
+  let tries = 0;
+  const look = () => {
+    const child = el.closest(".jp-OutputArea-child, .output_area");
+    const next = /** @type {HTMLElement | null} */ (child?.nextElementSibling ?? null);
+    if (next?.querySelector(".nbtrain-static")) next.style.display = "none";
+    else if (tries++ < 20) setTimeout(look, 100);
+  };
+  look();
+}

@@ -194,4 +194,24 @@ describe("dashboard view", () => {
     const tab = el.querySelector('.nbt-tab[data-key="000007"]');
     expect(tab.style.getPropertyValue("--nbt-worker")).toBe(fx.snapshot.content.colours["000007"]);
   });
+
+  it("hides the static twin displayed after it (that table is for a saved notebook)", async () => {
+    const area = document.createElement("div");
+    const child = document.createElement("div");
+    child.className = "jp-OutputArea-child";
+    const twin = document.createElement("div");
+    twin.className = "jp-OutputArea-child";
+    twin.innerHTML = "<div class='nbtrain-static'><table></table></div>";
+    const other = document.createElement("div");
+    other.className = "jp-OutputArea-child";
+    area.append(child, twin, other);
+    document.body.append(area);
+    const el = document.createElement("div");
+    child.append(el);
+    dashboard.render({ model: liveModel(), el });
+    await frame();
+    expect(twin.style.display).toBe("none");
+    expect(other.style.display).toBe("");
+  });
 });
+

@@ -160,8 +160,40 @@ def test_worker_colours_are_the_same_live_and_reopened_from_the_store(
         )
         return found
 
+    twins = page.locator(".nbtrain-static")  # the saved-notebook tables, hidden while live
+    expect(twins).to_have_count(2)
+    for i in range(2):
+        expect(twins.nth(i)).to_be_hidden()
     live, stored = colours(0), colours(1)
     assert set(live) == {"b", "a", "000003"}
     assert live == stored
     assert len(set(live.values())) == 3
     assert page_errors == []
+
+
+def test_a_saved_notebook_reads_well_without_its_kernel(
+    lab: LabServer, page: Any, page_errors: list[str], shot: Any
+) -> None:
+    """Executed by a kernel that is gone (as a saved tutorial is): JupyterLab cannot draw the
+    widget ("model not found"), so the static twin shows the run's summary."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import nbtrain\n"
+            "cfg = nbtrain.TrainConfig(env_id='FrozenLake-v1', episodes=20, workers=2)\n"
+            "run = nbtrain.launch(cfg, db='saved.sqlite')\nrun.wait(timeout=120)\nrun.dashboard()"
+        )
+    )
+    NotebookClient(
+        nb, kernel_name="python3", resources={"metadata": {"path": str(lab.root)}}
+    ).execute()  # its kernel is shut down when this returns
+    nbformat.write(nb, lab.root / "saved.ipynb")
+    NotebookPage(page, lab.url, "saved.ipynb")  # opened, nothing run: a new kernel
+    twin = page.locator(".nbtrain-static")
+    expect(twin).to_be_visible()
+    expect(twin.locator("caption")).to_contain_text("completed")
+    expect(twin.locator("tr")).to_have_count(3)  # header and two workers
+    shot(page.locator(".jp-Notebook"), "saved-without-kernel")

@@ -74,3 +74,37 @@ def test_launch_while_running_keeps_both_dashboards_or_stops_the_first(tmp_path:
     with pytest.raises(ValueError, match="previous must be"):
         form.launch(previous="replace")
     form.close()
+
+
+def test_a_saved_notebook_gets_a_static_twin_with_the_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A form displays its widget and then a plain HTML twin; the twin is replaced (by
+    display id) with the run's summary when the run ends."""
+    from nbtrain.widgets import fallback
+
+    published: list[tuple[str, str, str]] = []
+
+    def record(kind: str):  # type: ignore[no-untyped-def]
+        def fn(obj: object, **kw: object) -> None:
+            data = obj if isinstance(obj, dict) else {}
+            published.append((kind, str(kw.get("display_id", "")), str(data.get("text/html", ""))))
+
+        return fn
+
+    monkeypatch.setattr("IPython.display.display", record("display"))
+    monkeypatch.setattr("IPython.display.update_display", record("update"))
+    form = TrainForm(db=tmp_path / "x.sqlite", env_id="FrozenLake-v1", episodes=10, workers=2)
+    form._ipython_display_()
+    assert published[0][0] == "display"  # the widget itself
+    kind, twin_id, html = published[1]
+    assert (kind, twin_id.startswith("nbtrain-static-")) == ("display", True)
+    assert f"class='{fallback.TWIN_CLASS}'" in html
+    run = form.launch()
+    run.wait(timeout=60)
+    _wait_for(lambda: " · completed" in form.core.run_status)
+    updates = [p for p in published if p[0] == "update" and p[1] == twin_id]
+    assert updates
+    assert f"Run {run.run_id} · completed" in updates[-1][2]
+    assert "<td>000002</td><td>completed</td><td>0</td><td>10</td>" in updates[-1][2]
+    form.close()

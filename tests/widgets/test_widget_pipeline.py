@@ -160,7 +160,7 @@ def test_finished_run_is_rebuilt_from_the_store(tmp_path: Path) -> None:
     assert not dash.ticker_alive
     text = dash._repr_mimebundle_()[0]["text/plain"]
     assert "a          completed  0          12" in text
-    html = dash._repr_mimebundle_()[0]["text/html"]
+    html = dash.static_html()
     assert "<th>last100_return</th>" in html
     assert f"Run {run.run_id} · completed" in html  # how the run ended, for a saved notebook
     dash.close()

@@ -20,6 +20,7 @@ from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
 from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
 from nbtrain.widgets.envinfo import env_catalogue, env_mismatch
+from nbtrain.widgets.fallback import StaticTwin, publish
 from nbtrain.widgets.form_fields import (
     CONFIG_KEYS,
     count_preview,
@@ -95,6 +96,7 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         self.run: Run | None = None
         self._runs: dict[str, Run] = {}  # launched here and maybe still going
         self._closed = threading.Event()
+        self._twin = StaticTwin()
         self._config: TrainConfig | None = None
         self._error: Exception | None = None
         core.observe(self._on_values, names="values")
@@ -224,6 +226,7 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         self.children = (self.core, dashboard, *kept)
         for child in dropped:
             child.close()
+        self._twin.update(dashboard.static_html())
         self._runs = {rid: r for rid, r in self._runs.items() if rid in keep_ids | {run.run_id}}
         with self.core.hold_sync():
             self.core.launched_run_id = run.run_id
@@ -266,8 +269,13 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
                 version = live.wait_for_change(version, timeout=0.5)
                 with live.lock:
                     rows = [_worker_row(live.workers[w]) for w in live.worker_ids]
+                    # ended and reaped: the exit codes are known too
+                    settled = all(live.workers[w].settled for w in live.worker_ids)
                 outcome = outcome_text(rows)
-                if outcome is not None:
+                if outcome is not None and settled:
+                    dashboard = self.dashboard
+                    if dashboard is not None and getattr(dashboard, "run_id", "") == run.run_id:
+                        self._twin.update(dashboard.static_html())
                     with self.core.hold_sync():
                         if self.core.launched_run_id == run.run_id:
                             ids = ", ".join(run.worker_ids)
@@ -280,6 +288,12 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
     def _on_launch_request(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
         run = self.launch(previous=str(params.get("previous") or "keep"))
         return {"run_id": run.run_id, "worker_ids": run.worker_ids}
+
+    def _ipython_display_(self) -> None:
+        """The form, then its static twin: a saved notebook opened without a kernel shows
+        the last run's summary there instead of "model not found" (see fallback.py)."""
+        publish(self._repr_mimebundle_())
+        self._twin.show("<p>No run launched from this form yet.</p>")
 
     def close(self) -> None:
         closed = getattr(self, "_closed", None)
