@@ -173,15 +173,17 @@ export function overviewBand(curves, options = {}) {
 }
 
 /**
- * Robust y-limits: the 5th–95th percentile of the values, widened by 5 %, but never
- * cutting the newest `keep` values of each column (the current state stays on screen).
- * A few very bad early episodes (−700 on the cliff) then no longer flatten the rest.
+ * Y-limits that a few extreme episodes cannot flatten: the full range of the values, unless
+ * it is more than `squash` times the 5th–95th percentile range (−700 on the cliff's first
+ * episodes against −46…−20 later); then the percentile range, never cutting the newest
+ * `keep` values of each column. Widened by 5 %.
  * @param {Array<ArrayLike<number | null>>} columns
- * @param {{keep?: number}} [options]
+ * @param {{keep?: number, squash?: number}} [options]
  * @returns {[number, number] | null}
  */
 export function robustRange(columns, options = {}) {
   const keep = options.keep ?? 5;
+  const squash = options.squash ?? 3;
   /** @type {number[]} */
   const all = [];
   /** @type {number[]} */
@@ -197,8 +199,13 @@ export function robustRange(columns, options = {}) {
   if (all.length === 0) return null;
   all.sort((a, b) => a - b);
   const q = (/** @type {number} */ p) => all[Math.min(all.length - 1, Math.max(0, Math.round(p * (all.length - 1))))];
-  let lo = q(0.05), hi = q(0.95);
-  for (const v of tail) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  let lo = all[0], hi = all[all.length - 1];
+  const qlo = q(0.05), qhi = q(0.95);
+  if (hi - lo > squash * (qhi - qlo)) {
+    lo = qlo;
+    hi = qhi;
+    for (const v of tail) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  }
   if (hi === lo) { const pad = Math.abs(hi) * 0.1 || 0.5; return [lo - pad, hi + pad]; }
   const pad = (hi - lo) * 0.05;
   return [lo - pad, hi + pad];

@@ -76,7 +76,8 @@ export function workerPanel(w, wid, colour, onStop) {
       series: [
         { label: "min", stroke: "transparent" },
         { label: "max", stroke: "transparent" },
-        { label: one ? "return" : `mean of ${size}`, stroke: one ? "var(--nbt-faint, #9ab)" : colour, points: one, width: one ? 0 : 1 },
+        // episodes (or their bucket means) faint, so the mean of 20 in the worker's colour reads first
+        { label: one ? "return" : `mean of ${size}`, stroke: "var(--nbt-faint, #9ab)", points: one, width: one ? 0 : 1 },
         { label: `mean of last ${ROLLING}`, stroke: colour, width: 2 },
       ],
       bands: one ? [] : [{ series: [2, 1], fill: "rgba(127,127,127,0.18)" }],

@@ -144,6 +144,13 @@ describe("robust y-limits", () => {
     expect(lo).toBeLessThanOrEqual(0);
   });
 
+  it("a bounded return (0 or 1) keeps its whole range: nothing real is cut off", () => {
+    const lake = Array.from({ length: 200 }, (_, i) => (i % 7 === 0 ? 0 : i % 3 === 0 ? 0.5 : 1));
+    const [lo, hi] = /** @type {[number, number]} */ (robustRange([lake]));
+    expect(lo).toBeLessThan(0);
+    expect(hi).toBeGreaterThan(1);
+  });
+
   it("gives a visible range for a flat line and null without data", () => {
     expect(robustRange([[1, 1, 1]])).toEqual([0.9, 1.1]);
     expect(robustRange([[]])).toBeNull();
