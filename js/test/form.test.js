@@ -202,8 +202,8 @@ describe("form view", () => {
     expect(field(el, "gamma").querySelector(".nbt-help").textContent).toContain("discount");
     expect(field(el, "epsilon").querySelector(".nbt-help").textContent).toContain("exploration");
     expect(field(el, "agent").querySelector(".nbt-agent-help").textContent).toContain("Q-learning");
-    model.set("hints", { max_steps_per_episode: "100 (the environment's limit)" });
-    expect(field(el, "max_steps_per_episode").querySelector(".nbt-hint").textContent).toBe("blank: 100 (the environment's limit)");
+    model.set("hints", { max_steps_per_episode: "100 steps, as the config resolves it" });
+    expect(field(el, "max_steps_per_episode").querySelector(".nbt-hint").textContent).toBe("blank: 100 steps, as the config resolves it");
     expect(field(el, "agent_kwargs")).not.toBeNull();
   });
 

@@ -228,7 +228,7 @@ def test_a_tabular_agent_is_refused_an_environment_it_cannot_handle() -> None:
 def test_the_form_says_what_a_blank_step_limit_resolves_to() -> None:
     form = TrainForm(env_id="FrozenLake-v1", episodes=5)
     limit = form.config.worker_configs()[0].max_steps_per_episode
-    assert form.core.hints == {"max_steps_per_episode": f"{limit} (the environment's limit)"}
+    assert form.core.hints == {"max_steps_per_episode": f"{limit} steps, as the config resolves it"}
     help_texts = {f["name"]: f.get("help", "") for s in form.core.sections for f in s["fields"]}
     for name in ("alpha", "gamma", "epsilon", "epsilon_decay", "max_steps_per_episode"):
         assert help_texts[name], name

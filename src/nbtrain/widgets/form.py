@@ -163,7 +163,7 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         hints: dict[str, str] = {}
         if config is not None:
             limit = config.worker_configs()[0].max_steps_per_episode
-            hints["max_steps_per_episode"] = f"{limit} (the environment's limit)"
+            hints["max_steps_per_episode"] = f"{limit} steps, as the config resolves it"
         with self.core.hold_sync():
             self.core.hints = hints
             self.core.errors = errors
