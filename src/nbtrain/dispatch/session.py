@@ -312,6 +312,7 @@ class RunSession:
             # The ingest thread may be calling us; it exits by itself once no worker is left.
             threading.Thread(target=_close_when_idle, args=(ingest,), daemon=True).start()
         if writer is not None:
+            writer.remove_failure_listener(self._on_store_failure)
             writer.release()
 
     # -- storage failure -----------------------------------------------------------------
