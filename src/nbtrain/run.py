@@ -48,7 +48,7 @@ POLL_S = 0.1
 
 def _process_ui_events() -> None:
     try:
-        from nbtrain.widgets.kernel_poll import process_ui_events
+        from nbtrain.jupyter_events import process_ui_events
     except ImportError:
         return
     process_ui_events()
@@ -209,7 +209,7 @@ class Run:
         """A live widget with one tab per worker."""
         from nbtrain.widgets import RunDashboard
 
-        return RunDashboard(self.run_id, db=self.db)
+        return RunDashboard(self)
 
     # -- control ---------------------------------------------------------------------------
     def wait(

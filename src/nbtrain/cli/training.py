@@ -180,14 +180,14 @@ def _follow(run: Run, console: Console, show_progress: bool) -> dict[str, str]:
 
 
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
-    import nbtrain
+    from nbtrain.run import launch
 
     config = (
         DEMO | {"episodes": args.episodes, "workers": args.workers}
         if args.command == "demo"
         else _config_from_args(args)
     )
-    run = nbtrain.launch(config, db=args.db, backend=_backend(args))
+    run = launch(config, db=args.db, backend=_backend(args))
     console.print(f"run [bold]{run.run_id}[/] → {run.db}")
     statuses = _follow(run, console, not args.no_progress)
     print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")

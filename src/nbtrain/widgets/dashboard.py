@@ -48,8 +48,10 @@ class RunDashboard(RequestWidget):
     env_id = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
-        self, run_id: str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
+        self, run: Run | str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
     ) -> None:
+        """``run``: a :class:`~nbtrain.Run` (what ``run.dashboard()`` passes), or a run id
+        read from ``db``."""
         reject_unknown_kwargs("RunDashboard", kwargs, ())
         from nbtrain.dispatch.start import resolve_db
         from nbtrain.live.hub import get_hub
@@ -59,10 +61,13 @@ class RunDashboard(RequestWidget):
         self._ticker_lock = threading.Lock()
         self._ticker_running = False
         self._look_again = False
-        self._key = run_id
-        self._db: Path = resolve_db(db)
-        self._live: RunLive | None = get_hub().get(run_id)
         self._run_handle: Run | None = None
+        if isinstance(run, str):
+            run_id, self._db = run, resolve_db(db)
+        else:
+            run_id, self._db, self._run_handle = run.run_id, run.db, run
+        self._key = run_id
+        self._live: RunLive | None = get_hub().get(run_id)
         self._twin = StaticTwin()
         if self._live is not None:
             worker_ids, env_id = list(self._live.worker_ids), self._live.env_id

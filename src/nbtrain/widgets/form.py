@@ -205,7 +205,7 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         ``"keep"`` (default) runs both and keeps their dashboards, so each keeps its Stop;
         ``"stop"`` stops them first. The button asks the person which one they want.
         """
-        import nbtrain
+        from nbtrain.run import launch
 
         if previous not in ("keep", "stop"):
             raise ValueError(f"previous must be 'keep' or 'stop', got {previous!r}")
@@ -215,7 +215,7 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
             for run in still:
                 run.stop()
             still = []
-        run = nbtrain.launch(config, db=self.db)
+        run = launch(config, db=self.db)
         self.run = run
         self._runs[run.run_id] = run
         dashboard = run.dashboard()
