@@ -78,9 +78,12 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
             out.extend(
                 (f"nbtrain.{a.name}" if a.name in _MODULES else "nbtrain", top) for a in node.names
             )
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module.startswith("nbtrain"):
-                out.append((node.module, top))
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").startswith("nbtrain")
+        ):
+            out.append((str(node.module), top))
         inner = top and not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         for child in ast.iter_child_nodes(node):
             visit(child, inner)
