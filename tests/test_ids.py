@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from nbtrain.errors import InvalidWorkerIdError, NbtrainError
 from nbtrain.ids import (
-    WORKER_ID_COLUMN,
     WORKER_ID_PREFIX,
     WORKER_ID_WIDTH,
     assign_worker_ids,
@@ -33,7 +32,7 @@ ep_indexes = st.integers(min_value=0, max_value=10**12)
 
 
 def test_constants() -> None:
-    assert (WORKER_ID_PREFIX, WORKER_ID_WIDTH, WORKER_ID_COLUMN) == ("w", 6, "worker_id")
+    assert (WORKER_ID_PREFIX, WORKER_ID_WIDTH) == ("w", 6)
 
 
 def test_new_run_id_is_a_ulid() -> None:

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from nbtrain.errors import InvalidWorkerIdError
 
 __all__ = [
-    "WORKER_ID_COLUMN",
     "WORKER_ID_PREFIX",
     "WORKER_ID_WIDTH",
     "InvalidWorkerIdError",
@@ -28,7 +27,6 @@ __all__ = [
 
 WORKER_ID_PREFIX = "w"
 WORKER_ID_WIDTH = 6
-WORKER_ID_COLUMN = "worker_id"
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")
 _NUMERIC_RE = re.compile(r"w?([0-9]+)")

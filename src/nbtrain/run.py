@@ -22,7 +22,7 @@ from nbtrain.dispatch.control import (
     stored_worker_config,
     take_over,
 )
-from nbtrain.dispatch.session import FINAL_STATUSES, RunSession, live_session
+from nbtrain.dispatch.session import RunSession, live_session
 from nbtrain.dispatch.start import coerce_config, start_run
 from nbtrain.errors import (
     ConfigError,
@@ -33,7 +33,7 @@ from nbtrain.errors import (
     WorkerFailedError,
 )
 from nbtrain.ids import check_run_id, normalize_worker_id
-from nbtrain.store.liveness import run_status_of
+from nbtrain.statuses import FINAL_STATUSES, run_status_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -368,4 +368,4 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-__all__ = ["FINAL_STATUSES", "Run", "launch"]
+__all__ = ["Run", "launch"]

@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from nbtrain.config import TelemetryConfig, TrainConfig, WorkerSpec
+from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.seeding import worker_seed
 from nbtrain.worker.spec import (
     TelemetrySpec,
     WorkerConfig,
-    dump_worker_config,
     load_worker_config,
 )
 
@@ -289,7 +289,7 @@ def test_worker_configs_are_fully_resolved(tmp_path: Path) -> None:
     assert first.run_dir == str(tmp_path)
     # The struct survives the worker file round trip unchanged.
     path = tmp_path / "worker.json"
-    dump_worker_config(second, path)
+    write_worker_config(second, path)
     assert load_worker_config(path) == second
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import nbtrain
-from nbtrain.store.summary import env_name, success_definition
+from nbtrain.store.summary import env_name
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +42,3 @@ def test_an_environment_without_a_definition_or_a_positive_return_gives_nan(
 )
 def test_env_names_drop_module_and_version(env_id: str, name: str) -> None:
     assert env_name(env_id) == name
-
-
-def test_definitions_are_said_in_words() -> None:
-    assert success_definition("CliffWalking-v1").startswith("reached the goal")
-    assert "time limit" in success_definition("CartPole-v1")
-    assert "NaN when no episode" in success_definition("my.mod:Thing-v0")

@@ -8,9 +8,9 @@ from pathlib import Path
 from worker_harness import run_worker
 
 from nbtrain.config import TrainConfig
+from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire import events as ev
-from nbtrain.worker.spec import dump_worker_config
 
 # FrozenLake-v1 without holes: a random walk reaches the goal only sometimes
 OPEN_LAKE = {"desc": ["SFFF", "FFFF", "FFFF", "FFFG"], "is_slippery": True}
@@ -27,7 +27,7 @@ def _lengths(tmp_path: Path, **fields: object) -> list[tuple[int, bool, bool]]:
     )
     (worker,) = config.worker_configs(run_id=new_run_id(), run_dir=str(tmp_path))
     path = tmp_path / "worker.json"
-    dump_worker_config(worker, path)
+    write_worker_config(worker, path)
     result = run_worker(path)
     assert result.code == 0, result.stderr.decode()
     return [(e.length, e.terminated, e.truncated) for e in result.of(ev.Episode)]

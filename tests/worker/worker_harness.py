@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import nbtrain
+from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire.codec import FrameDecoder, encode_frame
 from nbtrain.wire.events import Stop
-from nbtrain.worker.spec import AgentRef, TelemetrySpec, WorkerConfig, dump_worker_config
+from nbtrain.worker.spec import AgentRef, TelemetrySpec, WorkerConfig
 
 HERE = Path(__file__).resolve().parent
 SRC = Path(nbtrain.__file__).resolve().parents[1]
@@ -37,7 +38,7 @@ def make_config(tmp_path: Path, name: str = "worker.json", **fields: Any) -> Pat
         fields["agent"] = AgentRef(kind="import", name=f"worker_agents:{fields['agent']}")
     values.update(fields)
     path = tmp_path / name
-    dump_worker_config(WorkerConfig(**values), path)
+    write_worker_config(WorkerConfig(**values), path)
     return path
 
 

@@ -45,7 +45,6 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 REQUIRED_METHODS = ("act", "learn")
-OPTIONAL_METHODS = ("end_episode", "save", "load", "restore")
 
 
 @runtime_checkable

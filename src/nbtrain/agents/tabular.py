@@ -35,7 +35,6 @@ from nbtrain.agents.discretize import MAX_TABLE_CELLS, make_discretizer
 from nbtrain.agents.params import document_params
 from nbtrain.agents.policyfile import TABULAR_FORMAT, read_policy, write_policy
 
-POLICY_FORMAT = TABULAR_FORMAT  # kept for importers
 POLICY_VERSION = 1
 TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
 

@@ -25,12 +25,10 @@ from nbtrain.dispatch.backend import (
 )
 from nbtrain.wire.codec import encode_frame
 from nbtrain.wire.events import Stop
+from nbtrain.worker.cli import CONTROL_FD_ENV, TELEMETRY_FD_ENV, WORKER_ID_ENV
 
 if TYPE_CHECKING:
     from nbtrain.worker.spec import WorkerConfig
-
-TELEMETRY_FD_ENV = "NBTRAIN_TELEMETRY_FD"
-CONTROL_FD_ENV = "NBTRAIN_CONTROL_FD"
 
 
 def worker_command(config_path: Path, worker_id: str) -> list[str]:
@@ -66,7 +64,7 @@ class WorkerProcess(WorkerHandle):
         telemetry_r, telemetry_w = os.pipe()
         control_r, control_w = os.pipe()
         env = dict(os.environ)
-        env["WORKER_ID"] = worker_id
+        env[WORKER_ID_ENV] = worker_id
         env[TELEMETRY_FD_ENV] = str(telemetry_w)
         env[CONTROL_FD_ENV] = str(control_r)
         try:

@@ -38,11 +38,11 @@ from nbtrain.log_codes import (
     LOG_WORKER_STOP_REQUESTED,
 )
 from nbtrain.logs import log
-from nbtrain.store.liveness import RunFix, add_memory_source, run_status_of
+from nbtrain.statuses import FINAL_STATUSES, run_status_of
+from nbtrain.store.liveness import RunFix, add_memory_source
 from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.worker.spec import WorkerConfig
 
-FINAL_STATUSES = frozenset({"completed", "failed", "stopped"})
 # After a storage failure the workers get this long to stop before they are killed.
 STORE_FAILURE_STOP_S = 3.0
 

@@ -21,6 +21,7 @@ from typing import Any
 from nbtrain.live.curve import BucketCurve
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.logs import log
+from nbtrain.statuses import FINAL_STATUSES
 from nbtrain.wire.events import (
     Artifact,
     Ended,
@@ -34,7 +35,6 @@ from nbtrain.wire.events import (
 )
 
 RECENT_EPISODES = 200
-_SETTLED_STATUSES = frozenset({"completed", "failed", "stopped"})
 
 
 @dataclass
@@ -173,7 +173,7 @@ class RunLive:
             worker = self.workers[worker_id]
             if status is not None:
                 worker.status = status
-                worker.settled = status in _SETTLED_STATUSES
+                worker.settled = status in FINAL_STATUSES
             if pid is not None:
                 worker.pid = pid
             if exit_code is not None:

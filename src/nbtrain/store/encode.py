@@ -14,19 +14,14 @@ from typing import Any
 import msgspec
 
 from nbtrain.store.schema import CHUNK_COLUMNS, EPISODE_COLUMNS
+from nbtrain.wire.codec import to_builtins_hook
 from nbtrain.wire.events import Episode, Steps
 
 ChunkRow = tuple[Any, ...]  # (run_id, worker_id, ep_index, first_step, n_steps, rows)
 
 
-def _enc_hook(value: Any) -> Any:
-    tolist = getattr(value, "tolist", None)  # numpy arrays and scalars
-    if callable(tolist):
-        return tolist()
-    raise NotImplementedError(f"cannot store {type(value).__name__} as JSON")
-
-
-_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+# numpy values in configs and extras become plain numbers and lists (the wire's own hook).
+_encoder = msgspec.json.Encoder(enc_hook=to_builtins_hook)
 
 
 def to_json(value: Any) -> str:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbtrain.procinfo import process_alive, this_host
+from nbtrain.statuses import LIVE_STATUSES
+from nbtrain.statuses import run_status_of as run_status_of  # widgets/ import it from here
 from nbtrain.store import schema
 
 if TYPE_CHECKING:
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 LEASE_TIMEOUT_S = 4.0
 # A correction never waits long for the write lock: readers must not block.
 CORRECTION_BUSY_MS = 100
-LIVE_STATUSES = ("pending", "running")
 
 
 @dataclass
@@ -77,17 +78,6 @@ def _legacy_worker_alive(pid: object, start: object) -> bool:
         except OSError:
             return True
     return True
-
-
-def run_status_of(statuses: list[str]) -> str:
-    """``running`` while any worker may run, else failed > stopped > completed."""
-    values = set(statuses)
-    if values & set(LIVE_STATUSES):
-        return "running"
-    for status in ("failed", "stopped"):
-        if status in values:
-            return status
-    return "completed"
 
 
 _CANDIDATES = """

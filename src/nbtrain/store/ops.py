@@ -15,6 +15,7 @@ from typing import Any
 from nbtrain.errors import StoreWriteError
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_WRITE_FAILED
 from nbtrain.logs import log
+from nbtrain.statuses import WORKER_STATUSES
 
 WORKER_FIELDS = frozenset(
     {
@@ -32,8 +33,6 @@ WORKER_FIELDS = frozenset(
         "stop_requested",
     }
 )
-WORKER_STATUSES = frozenset({"pending", "running", "completed", "failed", "stopped"})
-RUN_STATUSES = WORKER_STATUSES
 FailureListener = Callable[[StoreWriteError], object]
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 from nbtrain.errors import RunError, StoreError, UnknownRunError
 from nbtrain.log_codes import LOG_SERVICE_RUN_ARCHIVED, LOG_SERVICE_RUN_DELETED
 from nbtrain.logs import log
+from nbtrain.statuses import LIVE_STATUSES as LIVE_STATUSES  # widgets/ import it from here
 from nbtrain.store import runfolder, schema
 from nbtrain.store.frames import frame
 from nbtrain.store.migrations import migrate
@@ -35,7 +36,6 @@ from nbtrain.store.migrations import migrate
 if TYPE_CHECKING:
     from nbtrain.store import TelemetryStore
 
-LIVE_STATUSES = frozenset({"pending", "running"})
 WorkerRows = dict[str, tuple[Any, ...]]
 
 # Approximate bytes per row beyond its text columns (keys, numbers, record and index overhead).

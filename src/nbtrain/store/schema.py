@@ -46,22 +46,6 @@ RUN_COLUMNS = (
     "lease_at",
     "agent_pickle",
 )
-WORKER_COLUMNS = (
-    "run_id",
-    "worker_id",
-    "status",
-    "pid",
-    "exit_code",
-    "error",
-    "started_at",
-    "ended_at",
-    "traceback",
-    "output",
-    "pid_start",
-    "resumed_from",
-    "backend",
-    "stop_requested",
-)
 EPISODE_COLUMNS = (
     "run_id",
     "worker_id",

@@ -22,9 +22,9 @@ import re
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from nbtrain.statuses import LIVE_STATUSES
 from nbtrain.store.frames import frame
 from nbtrain.store.queries import Reader
 
@@ -59,17 +59,6 @@ SUCCESS: dict[str, tuple[str, str]] = {
 def env_name(env_id: str) -> str:
     """``"FrozenLake-v1"`` and ``"pkg.mod:FrozenLake-v1"`` → ``"FrozenLake"``."""
     return re.sub(r"-v\d+$", "", env_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1])
-
-
-def success_definition(env_id: str) -> str:
-    """What ``success_rate`` counts for ``env_id``, in words (docs, tooltips)."""
-    rule = SUCCESS.get(env_name(env_id))
-    if rule is not None:
-        return f"{rule[1]} ({rule[0]})"
-    return (
-        f"ended terminated with a positive return ({GENERIC_SUCCESS}); "
-        "NaN when no episode of the run had a positive return"
-    )
 
 
 def _success_sql(reader: Reader, run_id: str) -> tuple[str, bool]:
@@ -120,7 +109,7 @@ def _wall_time(row: tuple[Any, ...], now: float) -> float | None:
     if started is not None:
         if ended is not None:
             return float(ended - started)
-        if status in ("running", "pending"):
+        if status in LIVE_STATUSES:
             return max(0.0, now - float(started))
         if last_end is not None:
             return max(0.0, float(last_end - started))
@@ -146,14 +135,6 @@ def run_summary(reader: Reader, run_id: str) -> pd.DataFrame:
     table = [(*row[:8], _wall_time(row, now)) for row in rows]
     cols = list(zip(*table, strict=True)) if table else [() for _ in names]
     return frame(SUMMARY_KINDS, dict(zip(names, cols, strict=True)))
-
-
-def interquartile_mean(values: np.ndarray[Any, Any]) -> float:
-    """Mean of the middle half: drop floor(n/4) values at each end (``trim_mean(x, 0.25)``)."""
-    ordered = np.sort(np.asarray(values, dtype="float64"))
-    k = len(ordered) // 4
-    middle = ordered[k : len(ordered) - k]
-    return float(middle.mean()) if len(middle) else float("nan")
 
 
 def aggregate(reader: Reader, run_id: str, metric: str = "total_reward") -> pd.DataFrame:

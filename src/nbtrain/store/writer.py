@@ -38,13 +38,12 @@ from nbtrain.errors import StoreError, StoreWriteError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_CHECKPOINT, LOG_SERVICE_SQLITE_WRITE_FAILED
 from nbtrain.logs import log
+from nbtrain.statuses import WORKER_STATUSES
 from nbtrain.store.batch import BatchWriter
 from nbtrain.store.encode import to_json
 from nbtrain.store.migrations import ensure_writable
 from nbtrain.store.ops import (
-    RUN_STATUSES,
     WORKER_FIELDS,
-    WORKER_STATUSES,
     FailureListener,
     Op,
     check_status,
@@ -55,9 +54,7 @@ from nbtrain.store.ops import (
 from nbtrain.wire.events import Event
 
 __all__ = [
-    "RUN_STATUSES",
     "WORKER_FIELDS",
-    "WORKER_STATUSES",
     "Op",
     "StoreWriter",
     "acquire_writer",
@@ -156,7 +153,7 @@ class StoreWriter:
         status: str = "running",
     ) -> None:
         """Insert the run row; returns once it is committed. A duplicate id is a StoreError."""
-        check_status(status, RUN_STATUSES, "run")
+        check_status(status, WORKER_STATUSES, "run")
         row = (run_id, name, seconds(created_at), digest, to_json(config), status)
 
         def call(conn: sqlite3.Connection) -> None:
@@ -212,7 +209,7 @@ class StoreWriter:
         return None
 
     def set_run_status(self, run_id: str, status: str) -> None:
-        check_status(status, RUN_STATUSES, "run")
+        check_status(status, WORKER_STATUSES, "run")
 
         def call(conn: Any) -> None:
             cur = conn.execute("UPDATE runs SET status = ? WHERE run_id = ?", (status, run_id))

@@ -66,10 +66,6 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     checkpoint_every: int | None = 100
 
 
-def dump_worker_config(config: WorkerConfig, path: str | Path) -> None:
-    Path(path).write_bytes(msgspec.json.format(msgspec.json.encode(config), indent=2))
-
-
 def load_worker_config(path: str | Path) -> WorkerConfig:
     """Read and validate a worker config file; raises ``msgspec.ValidationError`` /
     ``msgspec.DecodeError`` / ``OSError`` with the problem named."""
