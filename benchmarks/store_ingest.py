@@ -27,7 +27,8 @@ from pathlib import Path
 import msgspec
 
 from nbtrain.ids import format_episode_id, new_run_id
-from nbtrain.store import acquire_writer, schema
+from nbtrain.store import schema
+from nbtrain.store.writer import acquire_writer
 from nbtrain.wire.events import Episode, Event, Steps
 
 PLAIN_STEPS_DDL = """CREATE TABLE steps (

@@ -27,7 +27,8 @@ import msgspec
 import pandas as pd
 
 from nbtrain.ids import new_run_id
-from nbtrain.store import TelemetryStore, acquire_writer
+from nbtrain.store import TelemetryStore
+from nbtrain.store.writer import acquire_writer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from store_ingest import INSERT_ROW, create_plain, make_events

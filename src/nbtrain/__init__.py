@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from nbtrain.dispatch.ray_backend import RayBackend
     from nbtrain.run import Run, launch
     from nbtrain.store import TelemetryStore
+    from nbtrain.store.frames import expand_extras
     from nbtrain.widgets import EpisodeViewer, RunBrowser, RunDashboard, TrainForm
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "WorkerFailedError",
     "WorkerSpec",
     "__version__",
+    "expand_extras",
     "format_episode_id",
     "launch",
     "new_run_id",
@@ -78,6 +80,7 @@ _LAZY = {
     "launch": "nbtrain.run",
     "Run": "nbtrain.run",
     "TelemetryStore": "nbtrain.store",
+    "expand_extras": "nbtrain.store.frames",
     "TrainForm": "nbtrain.widgets",
     "RunDashboard": "nbtrain.widgets",
     "EpisodeViewer": "nbtrain.widgets",

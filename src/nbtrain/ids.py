@@ -41,18 +41,31 @@ _RULE = (
 
 
 def new_run_id() -> str:
-    """A fresh ULID: sortable by creation time, so ``nbtrain runs`` lists oldest first."""
+    """Make a fresh run id.
+
+    Returns
+    -------
+    str
+        A 26-character ULID; ids sort by creation time, so ``nbtrain runs`` lists oldest
+        first.
+
+    Examples
+    --------
+    >>> len(nbtrain.new_run_id())
+    26
+    """
     from ulid import ULID
 
     return str(ULID())
 
 
 def is_run_id(text: object) -> bool:
+    """Tell whether ``text`` is a run id (a 26-character ULID)."""
     return isinstance(text, str) and _RUN_ID_RE.fullmatch(text) is not None
 
 
 def check_run_id(text: object) -> str:
-    """``text`` if it is a run id; else ``UnknownRunError`` (a ``LookupError``) saying so.
+    """Return ``text`` if it is a run id; else raise ``UnknownRunError`` saying so.
 
     Run ids name folders and files, so nothing else is ever accepted where one is expected.
     """
@@ -72,10 +85,33 @@ def _pad(number: int) -> str:
 
 
 def normalize_worker_id(value: object) -> str:
-    """Return the canonical worker id for ``value`` or raise :class:`InvalidWorkerIdError`.
+    """Return the canonical worker id for ``value``.
 
     ``7``, ``"7"``, ``"0007"``, ``"w7"`` and ``"W000007"`` all mean ``"000007"``;
     names such as ``"GPU_A"`` are lower-cased and kept.
+
+    Parameters
+    ----------
+    value : int or str
+        A worker number, ``"w"`` and digits, or a name of 1-32 characters (letters, digits,
+        ``_``, starting with a letter or digit).
+
+    Returns
+    -------
+    str
+        The id as nbtrain stores it.
+
+    Raises
+    ------
+    InvalidWorkerIdError
+        ``value`` follows none of the forms (a bool, a negative number, other characters).
+
+    Examples
+    --------
+    >>> nbtrain.normalize_worker_id("w7")
+    '000007'
+    >>> nbtrain.normalize_worker_id("GPU_A")
+    'gpu_a'
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral | str):
         raise InvalidWorkerIdError(value, _RULE)
@@ -96,7 +132,7 @@ def normalize_worker_id(value: object) -> str:
 
 
 def assign_worker_ids(requested: Iterable[object | None]) -> list[str]:
-    """Normalize explicit ids and fill each ``None`` with the next free ``000001``, ``000002``…
+    """Normalize explicit ids and fill each ``None`` with the next free ``000001``, ``000002``….
 
     Two entries that normalize to the same id are an error naming both spellings.
     """
@@ -127,7 +163,34 @@ def assign_worker_ids(requested: Iterable[object | None]) -> list[str]:
 
 
 def format_episode_id(run_id: str, ep_index: int, worker_id: str) -> str:
-    """``{run_id}-w{worker_id}-ep{ep_index:06d}``; the parts are checked so the id always parses."""
+    """Make the id of one episode: ``{run_id}-w{worker_id}-ep{ep_index:06d}``.
+
+    Parameters
+    ----------
+    run_id : str
+        The run's ULID.
+    ep_index : int
+        The episode's index in its worker, ``>= 0``.
+    worker_id : str
+        The worker's normalized id (see :func:`normalize_worker_id`).
+
+    Returns
+    -------
+    str
+        An id that :func:`parse_episode_id` turns back into its parts.
+
+    Raises
+    ------
+    ValueError
+        ``run_id`` is not a ULID or ``ep_index`` is not an integer ``>= 0``.
+    InvalidWorkerIdError
+        ``worker_id`` is not a normalized worker id.
+
+    Examples
+    --------
+    >>> nbtrain.format_episode_id("01HZX3N5V0A8B9C7D6E5F4G3H2", 12, "000001")
+    '01HZX3N5V0A8B9C7D6E5F4G3H2-w000001-ep000012'
+    """
     if not is_run_id(run_id):
         raise ValueError(f"run id {run_id!r} is not a 26-character ULID")
     if normalize_worker_id(worker_id) != worker_id:
@@ -138,7 +201,28 @@ def format_episode_id(run_id: str, ep_index: int, worker_id: str) -> str:
 
 
 def parse_episode_id(text: str) -> tuple[str, str, int]:
-    """Inverse of :func:`format_episode_id`: ``(run_id, worker_id, ep_index)``."""
+    """Split an episode id made by :func:`format_episode_id` into its parts.
+
+    Parameters
+    ----------
+    text : str
+        An episode id.
+
+    Returns
+    -------
+    tuple of (str, str, int)
+        ``(run_id, worker_id, ep_index)``.
+
+    Raises
+    ------
+    ValueError
+        ``text`` is not an episode id, or not in the one spelling nbtrain writes.
+
+    Examples
+    --------
+    >>> nbtrain.parse_episode_id("01HZX3N5V0A8B9C7D6E5F4G3H2-w000001-ep000012")
+    ('01HZX3N5V0A8B9C7D6E5F4G3H2', '000001', 12)
+    """
     match = _EPISODE_RE.fullmatch(text) if isinstance(text, str) else None
     if match is None:
         raise ValueError(

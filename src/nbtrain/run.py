@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrain.dispatch.control import (
     DEFAULT_DB,
@@ -64,11 +64,11 @@ def launch(
 
     Parameters
     ----------
-    config:
+    config : TrainConfig, mapping or path
         A :class:`~nbtrain.TrainConfig`, a dict of its fields, or the path of a saved one.
-    db:
+    db : str or PathLike, optional
         The SQLite file (created if missing; its folder must exist).
-    backend:
+    backend : str or Backend, optional
         ``"local"`` (default: subprocesses over pipes), ``"ray"``, or a backend instance
         such as ``nbtrain.RayBackend(address=...)``.
 
@@ -81,8 +81,13 @@ def launch(
     RunError
         A worker could not be started; the run is recorded ``failed`` and its id named.
 
-    Example
+    Returns
     -------
+    Run
+        The new run; its workers start in the background.
+
+    Examples
+    --------
     >>> run = nbtrain.launch(nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=100))
     >>> run.wait()  # doctest: +SKIP
     """
@@ -90,14 +95,23 @@ def launch(
 
 
 class Run:
-    """Handle on a run. Made by :func:`nbtrain.launch` or :meth:`Run.open`.
+    """Handle on a run: read its telemetry, wait for it, stop, restart or evaluate it.
+
+    Made by :func:`nbtrain.launch` or :meth:`Run.open`; not constructed directly.
 
     Attributes
     ----------
-    run_id:
+    run_id : str
         The run's ULID.
-    db:
+    db : Path
         The absolute path of its SQLite file.
+
+    Examples
+    --------
+    >>> run = nbtrain.launch({"env_id": "FrozenLake-v1", "episodes": 300})  # doctest: +SKIP
+    >>> run.wait(raise_on_failure=True)  # doctest: +SKIP
+    {'000001': 'completed'}
+    >>> run.episodes()["total_reward"].mean()  # doctest: +SKIP
     """
 
     def __init__(self, run_id: str, db: Path, session: RunSession | None) -> None:
@@ -112,7 +126,19 @@ class Run:
 
     @classmethod
     def open(cls, run_id: str, db: str | os.PathLike[str] = DEFAULT_DB) -> Run:
-        """A past or running run, also after a kernel restart or from another process.
+        """Open a past or running run, also after a kernel restart or from another process.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID (``nbtrain runs`` lists them).
+        db : str or PathLike, optional
+            Its SQLite file.
+
+        Returns
+        -------
+        Run
+            The run; in the kernel that owns it, the same live state as ``launch`` gave.
 
         Raises
         ------
@@ -120,6 +146,10 @@ class Run:
             No such run in ``db`` (the nearest ids are listed), or no file at ``db``.
         StoreError
             ``db`` is not a readable nbtrain database.
+
+        Examples
+        --------
+        >>> run = nbtrain.Run.open("01HZX3N5V0A8B9C7D6E5F4G3H2")  # doctest: +SKIP
         """
         check_run_id(run_id)
         db_path = open_db(db)
@@ -132,7 +162,13 @@ class Run:
     # -- reading ---------------------------------------------------------------------------
     @property
     def store(self) -> TelemetryStore:
-        """The :class:`~nbtrain.TelemetryStore` of the run's database."""
+        """The :class:`~nbtrain.TelemetryStore` of the run's database.
+
+        Raises
+        ------
+        UnknownRunError
+            The database file is gone.
+        """
         if self._store is None:
             from nbtrain.store import TelemetryStore
 
@@ -149,7 +185,19 @@ class Run:
         return [str(w) for w in self.store.workers(self.run_id)["worker_id"]]
 
     def status(self) -> dict[str, str]:
-        """``{worker_id: status}``; every status shown is already committed to the database."""
+        """Return each worker's status; every status shown is already committed.
+
+        Returns
+        -------
+        dict of str to str
+            ``{worker_id: status}``, the status one of ``pending``, ``running``,
+            ``completed``, ``failed``, ``stopped`` (see :mod:`nbtrain.statuses`).
+
+        Examples
+        --------
+        >>> run.status()  # doctest: +SKIP
+        {'000001': 'running', '000002': 'completed'}
+        """
         if self._session is not None:
             return dict(self._session.statuses)
         frame = self.store.workers(self.run_id)
@@ -157,23 +205,44 @@ class Run:
 
     @property
     def run_status(self) -> str:
-        """``running``, else ``failed`` if any worker failed, else ``stopped``, else
-        ``completed``."""
+        """The run's status, from its workers' (see :func:`nbtrain.statuses.run_status_of`).
+
+        ``running`` while any worker may run, else ``failed`` if any failed, else
+        ``stopped`` if any stopped, else ``completed``.
+        """
         return run_status_of(list(self.status().values()))
 
     def config(self, *, agent: Any = None) -> TrainConfig:
-        """The run's :class:`~nbtrain.TrainConfig`, rebuilt from the database (same digest),
-        e.g. to repeat it with ``nbtrain.TrainForm.from_config(run.config())``. A notebook-
-        defined agent is not stored as text: pass it again as ``agent``."""
+        """Return the run's :class:`~nbtrain.TrainConfig`, rebuilt from the database.
+
+        The result has the run's digest, e.g. to repeat the run with changes.
+
+        Parameters
+        ----------
+        agent : class or callable, optional
+            An agent defined in a notebook is not stored as text: pass it again here.
+
+        Returns
+        -------
+        TrainConfig
+            The config the run was launched with.
+
+        Raises
+        ------
+        UnknownRunError
+            The run is no longer in the database.
+        ConfigError
+            No stored config, or a notebook-defined agent not passed again.
+
+        Examples
+        --------
+        >>> again = nbtrain.launch(run.config().model_copy(update={"seed": 1}))  # doctest: +SKIP
+        """
         import json
 
         from nbtrain.config import TrainConfig
 
-        runs = self.store.runs()
-        row = runs[runs["run_id"] == self.run_id]
-        if row.empty:
-            raise UnknownRunError(f"no run {self.run_id!r} in {self.db}")
-        payload = row["config"].iloc[0]
+        payload = self.store.run(self.run_id)["config"]
         if isinstance(payload, str):
             payload = json.loads(payload)
         if not isinstance(payload, dict):
@@ -181,32 +250,137 @@ class Run:
         return TrainConfig.from_payload(payload, agent=agent)
 
     def episodes(
-        self, worker_id: object | None = None, columns: list[str] | None = None
+        self,
+        worker_id: object | None = None,
+        columns: list[str] | None = None,
+        *,
+        extras: Literal["json", "columns"] = "json",
     ) -> pd.DataFrame:
-        """One row per finished episode (of one worker id or a list of them)."""
-        return self.store.episodes(self.run_id, worker_id=worker_id, columns=columns)
+        """Read the run's finished episodes.
+
+        Parameters
+        ----------
+        worker_id : worker id or list of them, optional
+            Only these workers (``1``, ``"w1"``, ``"000001"`` and ``"gpu_a"`` all work).
+        columns : list of str, optional
+            Only these columns, in this order (see docs/store.md).
+        extras : {"json", "columns"}, optional
+            ``"columns"`` turns the keys of the JSON ``extras`` into columns.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per episode: ``worker_id``, ``ep_index``, ``total_reward``, ``length``,
+            ``terminated``, ``truncated``, ...
+
+        Raises
+        ------
+        UnknownWorkerError
+            A worker id not in the run.
+        ValueError
+            An unknown column.
+
+        Examples
+        --------
+        >>> run.episodes(worker_id=1, columns=["ep_index", "total_reward"])  # doctest: +SKIP
+        """
+        return self.store.episodes(self.run_id, worker_id=worker_id, columns=columns, extras=extras)
 
     def steps(
         self,
         worker_id: object | None = None,
         ep_index: int | None = None,
         columns: list[str] | None = None,
+        *,
+        extras: Literal["json", "columns"] = "json",
     ) -> pd.DataFrame:
-        """One row per recorded step (of some workers and some episode indexes)."""
+        """Read the run's recorded steps.
+
+        Parameters
+        ----------
+        worker_id : worker id or list of them, optional
+            Only these workers.
+        ep_index : int or list of int, optional
+            Only these episode indexes.
+        columns : list of str, optional
+            Only these columns, in this order (see docs/store.md).
+        extras : {"json", "columns"}, optional
+            ``"columns"`` turns the keys of the JSON ``extras`` (e.g. ``epsilon``) into
+            columns; the default keeps the text, which is faster to read.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per recorded step: ``worker_id``, ``ep_index``, ``step_index``,
+            ``action``, ``reward``, ``obs``, ``extras``, ...
+
+        Raises
+        ------
+        UnknownWorkerError
+            A worker id not in the run.
+        ValueError
+            An unknown column, or ``extras="columns"`` without the ``extras`` column.
+
+        Examples
+        --------
+        >>> run.steps(worker_id=1, ep_index=299, extras="columns")["epsilon"]  # doctest: +SKIP
+        """
         return self.store.steps(
-            self.run_id, worker_id=worker_id, ep_index=ep_index, columns=columns
+            self.run_id, worker_id=worker_id, ep_index=ep_index, columns=columns, extras=extras
         )
 
     def summary(self) -> pd.DataFrame:
-        """Exactly one row per worker: status, exit code, episodes, steps, returns, time."""
+        """Summarize each worker (see docs/store.md for the definitions).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Exactly one row per worker: status, exit code, episodes, steps, returns,
+            success rate, wall time.
+
+        Examples
+        --------
+        >>> run.summary()[["worker_id", "status", "mean_return"]]  # doctest: +SKIP
+        """
         return self.store.run_summary(self.run_id)
 
     def aggregate(self, metric: str = "total_reward") -> pd.DataFrame:
-        """Per episode index across workers: mean, sd, IQM, min, max, n_workers."""
+        """Aggregate an episode metric across the workers, per episode index.
+
+        Parameters
+        ----------
+        metric : {"total_reward", "length", "terminated", "truncated"}, optional
+            The episode column.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``ep_index``: ``mean``, ``sd``, ``iqm``, ``min``, ``max``,
+            ``n_workers``.
+
+        Raises
+        ------
+        ValueError
+            ``metric`` is not one of the four.
+
+        Examples
+        --------
+        >>> run.aggregate()["mean"].plot()  # doctest: +SKIP
+        """
         return self.store.aggregate(self.run_id, metric=metric)
 
     def dashboard(self) -> Any:
-        """A live widget with one tab per worker."""
+        """Make a live widget for the run, with one tab per worker.
+
+        Returns
+        -------
+        RunDashboard
+            Display it as a cell's last expression.
+
+        Examples
+        --------
+        >>> run.dashboard()  # doctest: +SKIP
+        """
         from nbtrain.widgets import RunDashboard
 
         return RunDashboard(self)
@@ -215,8 +389,21 @@ class Run:
     def wait(
         self, timeout: float | None = None, *, raise_on_failure: bool = False
     ) -> dict[str, str]:
-        """Block until every worker has exited and its telemetry is committed; return the
-        statuses. ``raise_on_failure=True`` then calls :meth:`raise_for_failures`.
+        """Block until every worker has exited and its telemetry is committed.
+
+        Widgets keep working meanwhile (their messages are handled while this waits).
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most; None waits until the run ends.
+        raise_on_failure : bool, optional
+            Then call :meth:`raise_for_failures`.
+
+        Returns
+        -------
+        dict of str to str
+            The final ``{worker_id: status}``.
 
         Raises
         ------
@@ -228,6 +415,11 @@ class Run:
             After stopping the workers (they end ``stopped``).
         WorkerFailedError
             With ``raise_on_failure=True``, when any worker failed.
+
+        Examples
+        --------
+        >>> run.wait(timeout=600, raise_on_failure=True)  # doctest: +SKIP
+        {'000001': 'completed', '000002': 'completed'}
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         session = self._session
@@ -263,10 +455,33 @@ class Run:
         return all(s in FINAL_STATUSES for s in self.status().values())
 
     def stop(self, worker_id: object | None = None, timeout: float = 10) -> dict[str, str]:
-        """Stop one worker or all; returns once they are reaped and their telemetry committed.
+        """Stop one worker or all; return once they are reaped and their telemetry committed.
 
         From a process that does not own the run, the request goes through the database to
         the owning kernel, and this returns once the database says the workers ended.
+
+        Parameters
+        ----------
+        worker_id : worker id, optional
+            The worker to stop; None stops all.
+        timeout : float, optional
+            Seconds each worker gets to stop by itself before it is killed.
+
+        Returns
+        -------
+        dict of str to str
+            ``{worker_id: status}`` afterwards (stopped workers are ``stopped``).
+
+        Raises
+        ------
+        UnknownWorkerError
+            ``worker_id`` is not a worker of the run.
+        TimeoutError
+            From another process: the owning kernel did not act on the request in time.
+
+        Examples
+        --------
+        >>> run.stop("000002")  # doctest: +SKIP
         """
         wid = None if worker_id is None else normalize_worker_id(worker_id)
         session = self._session
@@ -294,11 +509,29 @@ class Run:
         )
 
     def restart(self, worker_id: object) -> None:
-        """Relaunch a stopped or failed worker; its episodes continue where they stopped and
-        it resumes learning from its last checkpoint.
+        """Relaunch a stopped or failed worker.
+
+        Its episodes continue where they stopped and it resumes learning from its last
+        checkpoint.
 
         From another process this is allowed only once the owning kernel is gone (this
-        process then owns the run); otherwise ``RunError`` names the owner.
+        process then owns the run).
+
+        Parameters
+        ----------
+        worker_id : worker id
+            The worker to restart.
+
+        Raises
+        ------
+        UnknownWorkerError
+            ``worker_id`` is not a worker of the run.
+        RunError
+            The worker still runs, or another live kernel owns the run (named).
+
+        Examples
+        --------
+        >>> run.restart(2)  # doctest: +SKIP
         """
         wid = normalize_worker_id(worker_id)
         session = self._session
@@ -313,8 +546,31 @@ class Run:
         session.start(wid)
 
     def evaluate(self, episodes: int = 100, worker_id: object | None = None) -> Run:
-        """A new eval run: each worker's saved policy played greedily by a worker of the same
-        id, for ``episodes`` episodes. Returns the new run at once."""
+        """Launch an eval run: each worker's saved policy played greedily.
+
+        Parameters
+        ----------
+        episodes : int, optional
+            Episodes per eval worker.
+        worker_id : worker id, optional
+            Evaluate only this worker's policy; None: every worker's.
+
+        Returns
+        -------
+        Run
+            The new run (mode ``eval``, a worker of the same id per policy), at once.
+
+        Raises
+        ------
+        UnknownWorkerError
+            ``worker_id`` is not a worker of the run.
+        RunError
+            A worker has no saved policy (its agent cannot save, or it ended no episode).
+
+        Examples
+        --------
+        >>> scores = run.evaluate(episodes=100).wait()  # doctest: +SKIP
+        """
         from nbtrain.config import evaluation_config
 
         wids = self.worker_ids if worker_id is None else [normalize_worker_id(worker_id)]
@@ -335,11 +591,15 @@ class Run:
         return launch(config, db=self.db)
 
     def raise_for_failures(self) -> None:
-        """Raise :class:`~nbtrain.errors.WorkerFailedError` if any worker failed, carrying
-        each failed worker's error line and traceback; do nothing otherwise.
+        """Raise if any worker failed; do nothing otherwise.
 
-        Example
-        -------
+        Raises
+        ------
+        WorkerFailedError
+            Carrying each failed worker's error line and traceback.
+
+        Examples
+        --------
         >>> run.wait()  # doctest: +SKIP
         >>> run.raise_for_failures()  # doctest: +SKIP
         """
@@ -359,6 +619,7 @@ class Run:
         return UnknownWorkerError(self.run_id, wid, self.worker_ids)
 
     def __repr__(self) -> str:
+        """Show the id, the workers and the run's status."""
         return (
             f"Run(run_id={self.run_id!r}, workers={self.worker_ids!r}, status={self.run_status!r})"
         )

@@ -26,7 +26,7 @@ WORKER_STATUSES: Final = LIVE_STATUSES | FINAL_STATUSES
 
 
 def run_status_of(statuses: Iterable[str]) -> str:
-    """The status of a run whose workers have ``statuses``.
+    """Return the status of a run whose workers have ``statuses``.
 
     Parameters
     ----------

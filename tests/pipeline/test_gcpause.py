@@ -47,7 +47,7 @@ def test_a_gc_someone_turned_off_stays_off() -> None:
 def test_the_pause_never_covers_a_wait_for_the_writer(tmp_path: Path) -> None:
     # Submitting can block while the writer is behind; the GC must be on meanwhile.
     import nbtrain
-    from nbtrain.store import acquire_writer
+    from nbtrain.store.writer import acquire_writer
 
     gc.enable()
     db = tmp_path / "nbtrain.sqlite"

@@ -17,7 +17,8 @@ from _store_testkit import T0, episode, steps
 
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED, LOG_SERVICE_SQLITE_WRITE_FAILED
-from nbtrain.store import SCHEMA_VERSION, StoreWriter, TelemetryStore, acquire_writer, schema
+from nbtrain.store import SCHEMA_VERSION, TelemetryStore, schema
+from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.wire.events import Steps
 
 

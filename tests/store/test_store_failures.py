@@ -25,8 +25,9 @@ from _store_testkit import full_episode, steps
 
 from nbtrain.errors import StoreError, StoreWriteError
 from nbtrain.ids import new_run_id
-from nbtrain.store import StoreWriter, TelemetryStore, acquire_writer
+from nbtrain.store import TelemetryStore
 from nbtrain.store.batch import BatchWriter
+from nbtrain.store.writer import StoreWriter, acquire_writer
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TESTS = str(Path(__file__).resolve().parent)
@@ -160,7 +161,7 @@ sys.path.insert(0, {tests!r})
 from _store_testkit import full_episode
 from nbtrain.errors import StoreWriteError
 from nbtrain.ids import new_run_id
-from nbtrain.store import acquire_writer
+from nbtrain.store.writer import acquire_writer
 
 uncaught, calls = [], []
 threading.excepthook = lambda a: uncaught.append(repr(a.exc_value))

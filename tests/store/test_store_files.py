@@ -28,7 +28,8 @@ from nbtrain.errors import (
     StoreError,
 )
 from nbtrain.ids import new_run_id
-from nbtrain.store import SCHEMA_VERSION, TelemetryStore, acquire_writer, ensure_writable
+from nbtrain.store import SCHEMA_VERSION, TelemetryStore, ensure_writable
+from nbtrain.store.writer import acquire_writer
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 IS_ROOT = os.geteuid() == 0
@@ -149,7 +150,8 @@ def test_pre_launch_check_accepts_new_and_current_files_without_writing(
 CHILD = """
 import json, os, sys, tempfile, time
 from nbtrain.errors import StoreError
-from nbtrain.store import TelemetryStore, acquire_writer, ensure_writable
+from nbtrain.store import TelemetryStore, ensure_writable
+from nbtrain.store.writer import acquire_writer
 
 def read(path):
     store = TelemetryStore(path)

@@ -13,14 +13,16 @@ import pandas as pd
 import pytest
 from _store_testkit import episode, full_episode, steps
 
+import nbtrain
 from nbtrain.errors import UnknownRunError, UnknownWorkerError
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import (
     LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED,
     LOG_SERVICE_SQLITE_MIGRATED,
 )
-from nbtrain.store import SCHEMA_VERSION, TelemetryStore, acquire_writer, migrate
+from nbtrain.store import SCHEMA_VERSION, TelemetryStore, migrate
 from nbtrain.store.frames import expand_extras
+from nbtrain.store.writer import acquire_writer
 
 UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "legacy_v0.sqlite"
@@ -212,6 +214,21 @@ def test_expand_extras(populated: tuple[Path, str, str]) -> None:
     assert df["x_i"].tolist() == [0.0, 1.0] * 3
     with pytest.raises(ValueError, match="'nope'"):
         expand_extras(df, column="nope")
+
+
+def test_frames_expand_extras_on_request(populated: tuple[Path, str, str]) -> None:
+    """``extras="columns"`` gives what ``nbtrain.expand_extras`` gives; bad use is named."""
+    db, a, _ = populated
+    store = TelemetryStore(db)
+    wide = store.steps(a, 1, extras="columns")
+    pd.testing.assert_frame_equal(wide, nbtrain.expand_extras(store.steps(a, 1)))
+    assert store.episodes(a, 1, extras="columns").columns.tolist() == (
+        expand_extras(store.episodes(a, 1)).columns.tolist()
+    )
+    with pytest.raises(ValueError, match="needs the 'extras' column"):
+        store.steps(a, 1, columns=["step_index"], extras="columns")
+    with pytest.raises(ValueError, match="'json' or 'columns', not 'wide'"):
+        store.steps(a, 1, extras="wide")  # type: ignore[arg-type]
 
 
 def test_chunks_written_by_hand_are_read_leniently(

@@ -158,7 +158,7 @@ def _fingerprint(path: Path) -> tuple[object, ...]:
 def test_opening_an_up_to_date_file_does_not_write(db: Path) -> None:
     from _store_testkit import full_episode
 
-    from nbtrain.store import acquire_writer
+    from nbtrain.store.writer import acquire_writer
 
     writer = acquire_writer(db)
     run = new_run_id()

@@ -14,8 +14,9 @@ from _store_testkit import full_episode
 from nbtrain.config import TrainConfig
 from nbtrain.errors import StoreError, UnknownRunError
 from nbtrain.ids import new_run_id
-from nbtrain.store import SCHEMA_VERSION, StoreWriter, TelemetryStore, acquire_writer, schema
+from nbtrain.store import SCHEMA_VERSION, TelemetryStore, schema
 from nbtrain.store.queries import Reader
+from nbtrain.store.writer import StoreWriter, acquire_writer
 
 V3_RUNS = ["owner_pid", "owner_start", "owner_host", "lease_at", "agent_pickle"]
 V3_WORKERS = ["pid_start", "resumed_from", "backend", "stop_requested"]

@@ -19,7 +19,8 @@ from _store_testkit import episode, full_episode, steps
 from nbtrain.errors import StoreError
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_BUSY_RETRY, LOG_SERVICE_SQLITE_WRITE_FAILED
-from nbtrain.store import StoreWriter, acquire_writer, schema
+from nbtrain.store import schema
+from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.wire.events import Progress
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -286,7 +287,7 @@ import sys, time
 sys.path.insert(0, {testdir!r})
 from _store_testkit import steps, episode
 from nbtrain.ids import new_run_id
-from nbtrain.store import acquire_writer
+from nbtrain.store.writer import acquire_writer
 w = acquire_writer({db!r})
 run = new_run_id()
 w.create_run(run_id=run, name="p", created_at=time.time(), digest="", config={{}})

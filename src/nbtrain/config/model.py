@@ -64,8 +64,59 @@ def default_name(env_id: object, agent: object) -> str:
 
 
 class TrainConfig(BaseModel):
-    """A validated run config. Equal configs (same canonical payload) have the same digest.
+    """A validated run config: what to train, with which agent, on how many workers.
 
+    Equal configs (same canonical payload) have the same :attr:`digest`. The model is
+    frozen; change a copy with :meth:`model_copy` (``update=``), which validates again.
+
+    Parameters
+    ----------
+    env_id : str
+        A registered Gymnasium id (``"FrozenLake-v1"``) or ``"module:Id"``.
+    episodes : int
+        Episodes per worker, ``1..10**9``.
+    name : str, optional
+        A label for people; default ``"{env_id}-{agent}"``.
+    env_kwargs : dict, optional
+        Keyword arguments for ``gymnasium.make`` (JSON values).
+    agent : str or callable, optional
+        A built-in agent name (``"q_learning"``, ``"sarsa"``, ``"expected_sarsa"``,
+        ``"tile_sarsa"``, ``"random"``), ``"module:Class"``, or a class or factory defined
+        in the notebook (shipped to workers by value). Default ``"q_learning"``.
+    agent_kwargs : dict, optional
+        Keyword arguments for the agent; checked for built-in agents.
+    max_steps_per_episode : int, optional
+        Step cap per episode; default the env's registered limit, else 1000.
+    seed : int, optional
+        The run's base seed; each worker derives its own from it and its id. Default 0.
+    workers : int or list, optional
+        A number of workers, or a list of worker ids, :class:`WorkerSpec` or None (next
+        free id). Default 1.
+    step_delay : float, optional
+        Seconds to sleep after each step (to watch a run live). Default 0.
+    telemetry : TelemetryConfig, optional
+        What each worker records.
+    mode : {"train", "eval"}, optional
+        ``"eval"`` plays a saved policy greedily and does not learn.
+    policy_path : path, optional
+        A policy file to start from (``"train"``) or to play (``"eval"``).
+    checkpoint_every : int or None, optional
+        Save the agent every this many episodes (and at the end); None: only at the end.
+        Default 100.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A field is invalid; the error names the field and the problem.
+
+    Examples
+    --------
+    >>> cfg = nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=500, workers=4)
+    >>> cfg.worker_ids
+    ['000001', '000002', '000003', '000004']
+
+    Notes
+    -----
     Caps: ``episodes``, ``max_steps_per_episode`` and ``checkpoint_every`` are at most
     ``MAX_COUNT`` (10**9: past that nothing finishes, and values must fit SQLite's int64);
     ``workers`` at most ``MAX_WORKERS`` (1024: each worker is a process with its pipes and
@@ -247,12 +298,19 @@ class TrainConfig(BaseModel):
     # -- derived views -------------------------------------------------------------------
 
     def canonical_payload(self) -> dict[str, Any]:
-        """Plain JSON dict, every default filled in, worker ids normalized, keys sorted."""
+        """Return the config as a plain JSON dict: defaults filled in, ids normalized, keys sorted.
+
+        Returns
+        -------
+        dict
+            What the ``runs.config`` column stores; :meth:`from_payload` reads it back.
+        """
         result: dict[str, Any] = json.loads(self._canonical_json)
         return result
 
     @property
     def canonical_json(self) -> str:
+        """The canonical payload as compact JSON text (what :attr:`digest` hashes)."""
         return self._canonical_json
 
     @property
@@ -267,20 +325,42 @@ class TrainConfig(BaseModel):
 
     @property
     def worker_ids(self) -> list[str]:
+        """The workers' normalized ids, in ``workers`` order."""
         return [w.worker_id for w in self._workers]
 
     @property
     def step_limit(self) -> int:
-        """The resolved ``max_steps_per_episode``: explicit, else the env's registered limit,
-        else ``DEFAULT_STEP_LIMIT`` (1000)."""
+        """The resolved ``max_steps_per_episode``.
+
+        Explicit, else the env's registered limit, else ``DEFAULT_STEP_LIMIT`` (1000).
+        """
         return self._step_limit
 
     def worker_policies(self) -> dict[str, Path | None]:
-        """Each worker's policy file: its own ``WorkerSpec.policy_path``, else the run's."""
+        """Return each worker's policy file: its own ``WorkerSpec.policy_path``, else the run's.
+
+        Returns
+        -------
+        dict of str to Path or None
+            By worker id; None when the worker starts without a policy.
+        """
         return {w.worker_id: w.policy_path for w in self._workers}
 
     def worker_configs(self, run_id: str = "", run_dir: str | None = None) -> list[WorkerConfig]:
-        """One fully resolved :class:`WorkerConfig` per worker, in ``workers`` order."""
+        """Return one fully resolved worker config file's content per worker.
+
+        Parameters
+        ----------
+        run_id : str, optional
+            The run the workers belong to.
+        run_dir : str, optional
+            Where the workers write their artifacts (made absolute).
+
+        Returns
+        -------
+        list of WorkerConfig
+            In ``workers`` order; the dispatcher writes each to the run folder.
+        """
         directory = None if run_dir is None else os.path.abspath(run_dir)
         return [
             WorkerConfig(
@@ -306,21 +386,45 @@ class TrainConfig(BaseModel):
         ]
 
     def worker_spec_items(self) -> list[tuple[str, WorkerSpec | None]]:
-        """``(worker_id, spec)`` per worker; files.py writes explicit seeds/kwargs from these."""
+        """Return ``(worker_id, spec)`` per worker (``spec`` None for a plain id or count)."""
         return [(w.worker_id, w.spec) for w in self._workers]
 
     # -- identity, copies, files ---------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
+        """Equal configs have the same digest (the same canonical payload)."""
         if isinstance(other, TrainConfig):
             return self._digest == other._digest
         return NotImplemented
 
     def __hash__(self) -> int:
+        """Hash the digest, so equal configs hash alike."""
         return hash(self._digest)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """Copies with ``update`` are validated again, so digest and workers stay right."""
+        """Return a copy; with ``update`` it is validated again, so digest and workers stay right.
+
+        Parameters
+        ----------
+        update : mapping, optional
+            Fields to change. A default name follows changes of ``env_id``/``agent``.
+        deep : bool, optional
+            Deep-copy (only without ``update``).
+
+        Returns
+        -------
+        TrainConfig
+            The new config.
+
+        Raises
+        ------
+        pydantic.ValidationError
+            ``update`` makes the config invalid.
+
+        Examples
+        --------
+        >>> longer = cfg.model_copy(update={"episodes": 2000})  # doctest: +SKIP
+        """
         if not update:
             return super().model_copy(deep=deep)
         data: dict[str, Any] = {key: getattr(self, key) for key in type(self).model_fields}
@@ -331,7 +435,29 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Self:
-        """Read a ``.json`` or ``.toml`` config file."""
+        """Read a ``.json`` or ``.toml`` config file written by :meth:`save` (or by hand).
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The file; its suffix chooses the format.
+
+        Returns
+        -------
+        TrainConfig
+            The validated config.
+
+        Raises
+        ------
+        ConfigError
+            The file cannot be read or parsed, or its suffix is not ``.json``/``.toml``.
+        pydantic.ValidationError
+            The file's values are invalid (a note names the file).
+
+        Examples
+        --------
+        >>> cfg = nbtrain.TrainConfig.load("frozenlake.toml")  # doctest: +SKIP
+        """
         from nbtrain.config.files import load_data
 
         data = load_data(path)
@@ -343,11 +469,32 @@ class TrainConfig(BaseModel):
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any], *, agent: Any = None) -> Self:
-        """Rebuild the config of a past run from its :meth:`canonical_payload` (the JSON in
-        the ``runs.config`` column); the result has the same digest.
+        """Rebuild the config of a past run from its :meth:`canonical_payload`.
 
-        An agent defined in a notebook was shipped by value and is stored only by name and
-        source hash: pass the class or factory again as ``agent``.
+        The payload is the JSON in the ``runs.config`` column; the result has the same digest.
+
+        Parameters
+        ----------
+        payload : mapping
+            A canonical payload.
+        agent : class or callable, optional
+            An agent defined in a notebook is stored only by name and source hash: pass the
+            class or factory again here (it must be the same one).
+
+        Returns
+        -------
+        TrainConfig
+            The config of the run.
+
+        Raises
+        ------
+        ConfigError
+            The run's agent was defined in a notebook and ``agent`` was not given, or
+            ``agent`` is not the one the run used.
+
+        Examples
+        --------
+        >>> again = nbtrain.TrainConfig.from_payload(store.run(run_id)["config"])  # doctest: +SKIP
         """
         data = dict(payload)
         ref = data.get("agent")
@@ -366,14 +513,30 @@ class TrainConfig(BaseModel):
         return cls.model_validate(data)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a ``.json`` or ``.toml`` file that :meth:`load` reads back to an equal config."""
+        """Write a ``.json`` or ``.toml`` file that :meth:`load` reads back to an equal config.
+
+        Parameters
+        ----------
+        path : str or PathLike
+            The file to write; its suffix chooses the format.
+
+        Raises
+        ------
+        ConfigError
+            The suffix is not ``.json``/``.toml``, the agent cannot be written as text (one
+            defined in a notebook), or the file cannot be written.
+
+        Examples
+        --------
+        >>> cfg.save("frozenlake.toml")  # doctest: +SKIP
+        """
         from nbtrain.config.files import save_data
 
         save_data(self, path)
 
 
 def _first_policy(data: Mapping[str, Any]) -> object:
-    """The run's policy_path, else the first worker spec's (for the eval agent default)."""
+    """Return the run's policy_path, else the first worker spec's (for the eval agent default)."""
     if data.get("policy_path") is not None:
         return data["policy_path"]
     workers = data.get("workers")

@@ -44,13 +44,14 @@ _SEED_MAX = 2**63 - 1
 
 
 def plain_int(value: object) -> object:
-    """numpy integers become ints; bools and strings stay, so strict mode rejects them."""
+    """Turn numpy integers into ints; bools and strings stay, so strict mode rejects them."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
     return value
 
 
 def plain_float(value: object) -> object:
+    """Turn real numbers into floats; a bool is an error, other types stay for pydantic."""
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
     if isinstance(value, numbers.Real):
@@ -59,7 +60,7 @@ def plain_float(value: object) -> object:
 
 
 def _capped(value: object, info: ValidationInfo) -> object:
-    """numpy ints become ints, and counts past :data:`MAX_COUNT` get an error naming the cap."""
+    """Turn numpy ints into ints; counts past :data:`MAX_COUNT` get an error naming the cap."""
     value = plain_int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value > MAX_COUNT:
         raise ValueError(
@@ -78,7 +79,28 @@ FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
 class TelemetryConfig(BaseModel):
-    """What each worker records: every step, every n-th, or none; optional rendered frames."""
+    """What each worker records: every step, every n-th, or none; optional rendered frames.
+
+    Parameters
+    ----------
+    steps : {"all", "none"} or int, optional
+        Record every step (default), no step, or every n-th step (``n >= 1``). Episodes
+        are always recorded.
+    frames : {"none", "ansi", "rgb_array"}, optional
+        Send rendered frames to the live dashboard (not stored). Default ``"none"``.
+    frame_every : int, optional
+        Render every this many steps. Default 1.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A value is out of range or of the wrong kind.
+
+    Examples
+    --------
+    >>> nbtrain.TelemetryConfig(steps=10, frames="ansi")
+    TelemetryConfig(steps=10, frames='ansi', frame_every=1)
+    """
 
     model_config = FROZEN
 
@@ -99,11 +121,35 @@ class TelemetryConfig(BaseModel):
         )
 
     def to_spec(self) -> TelemetrySpec:
+        """Return the worker-side copy of these settings (a msgspec struct, no pydantic)."""
         return TelemetrySpec(steps=self.steps, frames=self.frames, frame_every=self.frame_every)
 
 
 class WorkerSpec(BaseModel):
-    """One worker of a run; ``worker_id=None`` gets the next free auto id."""
+    """One worker of a run, when it needs more than an id.
+
+    Parameters
+    ----------
+    worker_id : int or str, optional
+        Its id (see :func:`nbtrain.normalize_worker_id`); None gets the next free one.
+    seed : int, optional
+        Its own seed instead of the one derived from the run's seed and its id.
+    agent_kwargs : dict, optional
+        Agent keyword arguments that override the run's for this worker.
+    policy_path : path, optional
+        Its own policy file (overrides the run's ``policy_path``), e.g. in an eval run in
+        which each worker plays the policy of the training worker with its id.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A value is invalid (an id breaking the id rule, a missing policy file, ...).
+
+    Examples
+    --------
+    >>> nbtrain.WorkerSpec(worker_id="gpu_a", seed=7, agent_kwargs={"alpha": 0.2})
+    WorkerSpec(worker_id='gpu_a', seed=7, agent_kwargs={'alpha': 0.2}, policy_path=None)
+    """
 
     model_config = FROZEN
 
@@ -137,13 +183,14 @@ WorkerItem = int | str | WorkerSpec | None
 
 
 def json_dict(value: object, where: str) -> object:
+    """Turn a mapping into plain JSON values (see ``plain_json``); leave others to pydantic."""
     if not isinstance(value, Mapping):
         return value  # pydantic reports the type error
     return plain_json(value, where)
 
 
 def policy_file(value: Path | None) -> Path | None:
-    """An absolute path to an existing file, or None."""
+    """Return ``value`` as an absolute path to an existing file, or None."""
     if value is None:
         return None
     path = Path(os.path.abspath(value.expanduser()))

@@ -44,13 +44,42 @@ def worker_command(config_path: Path, worker_id: str) -> list[str]:
 
 
 class LocalBackend(Backend):
-    """Workers as subprocesses of this kernel, talking over private pipes."""
+    """Workers as subprocesses of this kernel, talking over private pipes (the default).
+
+    Each worker is ``python -m nbtrain.worker`` in its own session, so Jupyter's interrupt
+    does not reach it; it exits within 2 s of the kernel's death (EOF on its control pipe).
+
+    Examples
+    --------
+    >>> run = nbtrain.launch(cfg, backend=nbtrain.LocalBackend())  # same as backend="local"
+    ... # doctest: +SKIP
+    """
 
     name = "local"
 
     def start(
         self, *, run_id: str, worker_id: str, config_path: Path, config: WorkerConfig, cwd: str
     ) -> WorkerProcess:
+        """Spawn the worker for ``config_path``; raise ``OSError`` if it cannot be spawned.
+
+        Parameters
+        ----------
+        run_id : str
+            The run (the worker reads it from its config file).
+        worker_id : str
+            The worker's normalized id, also passed as ``WORKER_ID``.
+        config_path : Path
+            Its worker config file.
+        config : WorkerConfig
+            The same config, parsed (unused here: the subprocess reads the file).
+        cwd : str
+            The worker's working directory.
+
+        Returns
+        -------
+        WorkerProcess
+            The running subprocess and the kernel's ends of its pipes.
+        """
         return WorkerProcess(worker_id, config_path, cwd=cwd)
 
 

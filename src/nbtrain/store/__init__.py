@@ -1,5 +1,8 @@
 """The SQLite telemetry store: schema and migrations, the single writer, DataFrame reads.
 
+The public reader is :class:`TelemetryStore`. The writer (``nbtrain.store.writer``:
+``acquire_writer``, ``StoreWriter``) is internal to nbtrain's dispatcher.
+
 See docs/store.md for the tables, storage conventions and DataFrame dtypes.
 """
 
@@ -8,24 +11,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
+from nbtrain.store.frames import expand_extras
 from nbtrain.store.liveness import RunFix, patch, settle
 from nbtrain.store.migrations import ensure_writable, migrate, needs_migration
 from nbtrain.store.queries import Reader
 from nbtrain.store.schema import SCHEMA_VERSION
 from nbtrain.store.summary import aggregate as _aggregate
 from nbtrain.store.summary import run_summary as _run_summary
-from nbtrain.store.writer import StoreWriter, acquire_writer
 
 __all__ = [
     "SCHEMA_VERSION",
     "StoreSnapshot",
-    "StoreWriter",
     "TelemetryStore",
-    "acquire_writer",
     "ensure_writable",
     "migrate",
 ]
@@ -41,17 +42,70 @@ class _Frames:
         return settle(self._reader.path, run_id, write=self._correct)
 
     def runs(self) -> pd.DataFrame:
-        """Every run, oldest first; ``env_id, agent, mode, n_workers`` come from its config.
-        Runs whose kernel died are shown ``failed`` (see :mod:`nbtrain.store.liveness`)."""
+        """List every run, oldest first.
+
+        Runs whose kernel died are shown ``failed`` (see :mod:`nbtrain.store.liveness`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per run: the stored columns (``run_id``, ``name``, ``created_at``,
+            ``digest``, ``config``, ``status``, ...) then ``env_id``, ``agent``, ``mode``
+            and ``n_workers`` read from its config.
+
+        Examples
+        --------
+        >>> store.runs()[["run_id", "name", "status"]]  # doctest: +SKIP
+        """
         return patch(self._reader.runs(), self._settle(None), by_worker=False)
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """The run's record (``runs()`` columns and the owner's lease); ``UnknownRunError``
-        names the closest ids when there is no such run."""
+        """Return one run's record.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID.
+
+        Returns
+        -------
+        dict
+            The :meth:`runs` columns (``created_at`` a UTC ``Timestamp``, ``config`` a dict)
+            and the owner's lease (``owner_pid``, ``owner_start``, ``owner_host``,
+            ``lease_at``).
+
+        Raises
+        ------
+        UnknownRunError
+            No such run; the message names the closest ids.
+
+        Examples
+        --------
+        >>> store.run(run_id)["status"]  # doctest: +SKIP
+        'completed'
+        """
         return self._reader.run(run_id)
 
     def workers(self, run_id: str) -> pd.DataFrame:
-        """One row per worker of the run: status, pid, exit code, error, times."""
+        """List the workers of a run.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per worker: ``worker_id``, ``status``, ``pid``, ``exit_code``,
+            ``error``, ``started_at``, ``ended_at``, ``traceback``, ... A worker whose
+            kernel died is shown ``failed`` with the reason.
+
+        Raises
+        ------
+        UnknownRunError
+            No such run.
+        """
         fixes = self._settle(run_id)
         return patch(self._reader.workers(run_id), fixes, by_worker=True)
 
@@ -60,9 +114,42 @@ class _Frames:
         run_id: str | None = None,
         worker_id: object = None,
         columns: str | Sequence[str] | None = None,
+        *,
+        extras: Literal["json", "columns"] = "json",
     ) -> pd.DataFrame:
-        """Episodes, optionally of one run and one worker id or a list of them."""
-        return self._reader.episodes(run_id, worker_id, columns)
+        """Read finished episodes.
+
+        Parameters
+        ----------
+        run_id : str, optional
+            One run; None: every run in the file.
+        worker_id : worker id or list of them, optional
+            Only these workers (any spelling :func:`nbtrain.normalize_worker_id` accepts).
+        columns : str or list of str, optional
+            Only these columns, in this order (see docs/store.md for the names and dtypes).
+        extras : {"json", "columns"}, optional
+            ``"json"`` (default) keeps ``extras`` as JSON text; ``"columns"`` turns its keys
+            into columns (see :func:`nbtrain.expand_extras`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per episode, ordered by run, worker and ``ep_index``.
+
+        Raises
+        ------
+        UnknownRunError, UnknownWorkerError
+            No such run, or no such worker in it.
+        ValueError
+            An unknown column, or ``extras="columns"`` without the ``extras`` column.
+
+        Examples
+        --------
+        >>> store.episodes(run_id, worker_id=1, columns=["ep_index", "total_reward"])
+        ... # doctest: +SKIP
+        """
+        frame = self._reader.episodes(run_id, worker_id, columns)
+        return _with_extras(frame, extras)
 
     def steps(
         self,
@@ -70,22 +157,112 @@ class _Frames:
         worker_id: object = None,
         ep_index: object = None,
         columns: str | Sequence[str] | None = None,
+        *,
+        extras: Literal["json", "columns"] = "json",
     ) -> pd.DataFrame:
-        """Steps of a run, optionally of some workers and some episode indexes."""
-        return self._reader.steps(run_id, worker_id, ep_index, columns)
+        """Read the recorded steps of a run.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID.
+        worker_id : worker id or list of them, optional
+            Only these workers.
+        ep_index : int or list of int, optional
+            Only these episode indexes.
+        columns : str or list of str, optional
+            Only these columns, in this order (see docs/store.md).
+        extras : {"json", "columns"}, optional
+            ``"json"`` (default) keeps ``extras`` as JSON text; ``"columns"`` turns its keys
+            into columns (see :func:`nbtrain.expand_extras`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per recorded step, ordered by worker, episode and step.
+
+        Raises
+        ------
+        UnknownRunError, UnknownWorkerError
+            No such run, or no such worker in it.
+        ValueError
+            An unknown column, or ``extras="columns"`` without the ``extras`` column.
+
+        Examples
+        --------
+        >>> store.steps(run_id, worker_id=1, ep_index=0, extras="columns")  # doctest: +SKIP
+        """
+        frame = self._reader.steps(run_id, worker_id, ep_index, columns)
+        return _with_extras(frame, extras)
 
     def run_summary(self, run_id: str) -> pd.DataFrame:
-        """Exactly one row per worker (see docs/store.md for the definitions)."""
+        """Summarize each worker of a run (see docs/store.md for the definitions).
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Exactly one row per worker: status, exit code, episodes, steps, returns,
+            success rate, wall time.
+
+        Raises
+        ------
+        UnknownRunError
+            No such run.
+        """
         fixes = self._settle(run_id)
         return patch(_run_summary(self._reader, run_id), fixes, by_worker=True)
 
     def aggregate(self, run_id: str, metric: str = "total_reward") -> pd.DataFrame:
+        """Aggregate an episode metric across a run's workers, per episode index.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID.
+        metric : {"total_reward", "length", "terminated", "truncated"}, optional
+            The episode column to aggregate.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``ep_index``: ``mean``, ``sd`` (sample), ``iqm``, ``min``, ``max``,
+            ``n_workers``.
+
+        Raises
+        ------
+        UnknownRunError
+            No such run.
+        ValueError
+            ``metric`` is not one of the four.
+
+        Examples
+        --------
+        >>> store.aggregate(run_id)["mean"].rolling(50).mean().plot()  # doctest: +SKIP
+        """
         return _aggregate(self._reader, run_id, metric)
 
 
+def _with_extras(frame: pd.DataFrame, extras: str) -> pd.DataFrame:
+    if extras == "json":
+        return frame
+    if extras != "columns":
+        raise ValueError(f"extras must be 'json' or 'columns', not {extras!r}")
+    if "extras" not in frame.columns:
+        raise ValueError("extras='columns' needs the 'extras' column; add it to columns=")
+    return expand_extras(frame)
+
+
 class StoreSnapshot(_Frames):
-    """Frames read from one read transaction: they agree with each other even while runs
-    write (get one with ``with store.snapshot() as s:``)."""
+    """Frames read from one read transaction: they agree with each other even while runs write.
+
+    Get one with ``with store.snapshot() as s:``; it has the read methods of
+    :class:`TelemetryStore` and writes no liveness corrections.
+    """
 
     _correct = False
 
@@ -98,9 +275,27 @@ class TelemetryStore(_Frames):
 
     Opening an up-to-date file only reads it; a read-only one (file, folder or mount) is
     read as it is. A missing file is created empty and an older one is upgraded in place.
-    A file that cannot be used raises a :class:`~nbtrain.errors.StoreError` subclass naming
-    it: ``SchemaVersionError`` (newer nbtrain), ``CorruptStoreError``, ``StoreAccessError``
-    (a folder, no permission), ``ReadOnlyStoreError`` (older and cannot be upgraded).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The SQLite file; default ``nbtrain.sqlite`` in the working directory.
+
+    Raises
+    ------
+    SchemaVersionError
+        The file was written by a newer nbtrain.
+    CorruptStoreError
+        The file is not an SQLite database, or damaged.
+    StoreAccessError
+        A folder, a missing folder, no permission.
+    ReadOnlyStoreError
+        The file is older and cannot be upgraded (read-only).
+
+    Examples
+    --------
+    >>> store = nbtrain.TelemetryStore("nbtrain.sqlite")  # doctest: +SKIP
+    >>> store.runs().tail()  # doctest: +SKIP
     """
 
     def __init__(self, path: str | Path = "nbtrain.sqlite") -> None:
@@ -110,45 +305,158 @@ class TelemetryStore(_Frames):
         self._reader = Reader(self.path)
 
     def __repr__(self) -> str:
+        """Name the file."""
         return f"TelemetryStore({str(self.path)!r})"
 
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[StoreSnapshot]:
-        """``with store.snapshot() as s: s.episodes(...); s.steps(...)``: every frame read
-        through ``s`` comes from the same committed state (one read transaction, ended when
-        the block ends; keep it short, it holds back WAL checkpoints)."""
+        """Read several frames from the same committed state.
+
+        Every frame read through the snapshot comes from one read transaction, ended when
+        the block ends; keep it short, it holds back WAL checkpoints.
+
+        Yields
+        ------
+        StoreSnapshot
+            The read methods of this store, on one transaction.
+
+        Examples
+        --------
+        >>> with store.snapshot() as s:  # doctest: +SKIP
+        ...     episodes, steps = s.episodes(run_id), s.steps(run_id)
+        """
         with self._reader.snapshot() as reader:
             yield StoreSnapshot(reader)
 
     # -- retention and comparison (nbtrain.store.retention, nbtrain.store.compare) ----------
     def delete_run(self, run_id: str) -> dict[str, int]:
-        """Delete every row of the run in every table, and its run folder, in one
-        transaction; returns ``{table: rows deleted}``. A run with live workers: RunError."""
+        """Delete every row of a run in every table, and its run folder, in one transaction.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID.
+
+        Returns
+        -------
+        dict of str to int
+            Rows deleted, by table.
+
+        Raises
+        ------
+        UnknownRunError
+            No such run.
+        RunError
+            The run has live workers (stop them first).
+        StoreError
+            The file cannot be written (e.g. :class:`ReadOnlyStoreError`).
+
+        Examples
+        --------
+        >>> store.delete_run(run_id)  # doctest: +SKIP
+        """
         from nbtrain.store.retention import delete_run
 
         return delete_run(self, run_id)
 
     def archive_run(self, run_id: str, to: str | Path) -> dict[str, int]:
-        """Move the run into the nbtrain database ``to`` (created if needed; its folder goes
-        beside it): copy, verify the counts, then delete here. Returns ``{table: rows}``."""
+        """Move a run into another nbtrain database: copy, verify the counts, delete here.
+
+        Parameters
+        ----------
+        run_id : str
+            The run's ULID.
+        to : str or Path
+            The archive's SQLite file (created if needed); the run's folder goes beside it.
+
+        Returns
+        -------
+        dict of str to int
+            Rows moved, by table.
+
+        Raises
+        ------
+        UnknownRunError
+            No such run.
+        RunError
+            The run has live workers, or is already in the archive.
+        StoreError
+            The archive cannot be used (a folder, a missing folder, this file itself,
+            missing columns) or a file cannot be written; nothing is lost.
+
+        Examples
+        --------
+        >>> store.archive_run(run_id, "archive.sqlite")  # doctest: +SKIP
+        """
         from nbtrain.store.retention import archive_run
 
         return archive_run(self, run_id, to)
 
     def disk_usage(self) -> pd.DataFrame:
-        """Per run and worker: episodes, stored steps, approximate bytes; largest first."""
+        """Measure what each run and worker holds in the file.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Per run and worker: episodes, stored steps and approximate bytes; largest first.
+
+        Examples
+        --------
+        >>> store.disk_usage().head()  # doctest: +SKIP
+        """
         from nbtrain.store.retention import disk_usage
 
         return disk_usage(self)
 
     def vacuum(self) -> dict[str, int]:
-        """Give the free pages left by deletes back to the file system."""
+        """Give the free pages left by deletes back to the file system.
+
+        Returns
+        -------
+        dict of str to int
+            ``{"before": bytes, "after": bytes}`` of the file and its write-ahead log.
+
+        Raises
+        ------
+        StoreError
+            The file cannot be written or is in use by a writer.
+
+        Examples
+        --------
+        >>> store.vacuum()  # doctest: +SKIP
+        """
         from nbtrain.store.retention import vacuum
 
         return vacuum(self)
 
     def compare(self, run_ids: str | Sequence[str], metric: str = "total_reward") -> pd.DataFrame:
-        """By ``ep_index``: one column per run, the mean of ``metric`` over its workers."""
+        """Put runs side by side: per episode index, the mean of ``metric`` over each run's workers.
+
+        Parameters
+        ----------
+        run_ids : str or sequence of str
+            The runs, each once.
+        metric : {"total_reward", "length", "terminated", "truncated"}, optional
+            The episode column to average.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``ep_index``, one column per run.
+
+        Raises
+        ------
+        UnknownRunError
+            A run id is not in the file.
+        ValueError
+            No run ids, a run id given twice, or an unknown metric.
+        TypeError
+            A run id is not a str.
+
+        Examples
+        --------
+        >>> store.compare([first.run_id, second.run_id]).plot()  # doctest: +SKIP
+        """
         from nbtrain.store.compare import compare
 
         return compare(self._reader, run_ids, metric)

@@ -117,10 +117,36 @@ def frame(kinds: dict[str, str], columns: dict[str, Values]) -> pd.DataFrame:
 
 
 def expand_extras(df: pd.DataFrame, column: str = "extras", prefix: str = "") -> pd.DataFrame:
-    """``df`` with the keys of its JSON ``extras`` as columns (numbers become float64).
+    """Turn the keys of a frame's JSON ``extras`` column into columns.
 
     Extras stay JSON text in step and episode frames because parsing a million small dicts
     costs more than reading the rows; this parses them on request, in one decoder call.
+    ``Run.steps(..., extras="columns")`` does the same.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A frame with a column of JSON objects (text), such as ``run.steps()``.
+    column : str, optional
+        The column to expand; it is dropped from the result.
+    prefix : str, optional
+        Put before each new column's name (to avoid clashes).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df`` without ``column``, with one column per key (numbers become float64; a key
+        missing from a row is NaN).
+
+    Raises
+    ------
+    ValueError
+        ``df`` has no ``column``, or a key clashes with an existing column (pass a prefix).
+
+    Examples
+    --------
+    >>> steps = run.steps(worker_id=1, columns=["step_index", "extras"])  # doctest: +SKIP
+    >>> nbtrain.expand_extras(steps)["epsilon"]  # doctest: +SKIP
     """
     if column not in df.columns:
         raise ValueError(f"no column {column!r} to expand; columns: {', '.join(df.columns)}")
