@@ -199,7 +199,7 @@ def calibrate(seconds: float) -> int:
 
 
 def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} [{min(values):.3f}–{max(values):.3f}]"
+    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
 
 def check_same(bare: Result, other: Result, label: str) -> None:
@@ -251,7 +251,7 @@ def main() -> None:
 
 
 def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> None:
-    print("\nratios to the bare loop, median [min–max] over rounds (each round's own bare run)")
+    print("\nratios to the bare loop, median [min-max] over rounds (each round's own bare run)")
     print(f"{'':34} {'whole process':>24} {'training loop only':>24}")
     for workers in counts:
         bare = results[(workers, "bare")]
@@ -271,7 +271,7 @@ def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> N
         print(f"  ({label}: bare whole {statistics.median(r.wall for r in bare):.2f} s, "
               f"loop {statistics.median(r.loop for r in bare):.2f} s, {b.steps:,} steps, "
               f"{b.episodes:,} episodes)")  # fmt: skip
-    print("\nlaunch latency (s, median [min–max] over all nbtrain runs)")
+    print("\nlaunch latency (s, median [min-max] over all nbtrain runs)")
     for workers in counts:
         runs = results[(workers, "all")] + results[(workers, "none")]
         launch = [r.launch for r in runs]
@@ -296,8 +296,10 @@ def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> N
               f"recording it: {statistics.median(w_step):.2f}; a bare step costs "
               f"{statistics.median(bare_step):.2f})")  # fmt: skip
         dbs = [r.extra["db_bytes"] for r in every]
-        print(f"  {workers} worker(s): database {statistics.median(dbs) / 1e6:.1f} MB with every"
-              f" step ({statistics.median(dbs) / every[0].stored_steps:.1f} bytes a step)")
+        print(
+            f"  {workers} worker(s): database {statistics.median(dbs) / 1e6:.1f} MB with every"
+            f" step ({statistics.median(dbs) / every[0].stored_steps:.1f} bytes a step)"
+        )
 
 
 if __name__ == "__main__":
