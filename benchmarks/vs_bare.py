@@ -251,7 +251,10 @@ def main() -> None:
 
 
 def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> None:
-    print("\nratios to the bare loop, median [min-max] over rounds (each round's own bare run)")
+    print("\nratios to the bare loop, median [min-max] over rounds (each round's own bare run);")
+    print("CPU ratios (process CPU, not wall time) are what a busy machine cannot distort:")
+    print("workers' CPU ~ the 1-worker wall ratio on an idle core, workers + kernel ~ the")
+    print("wall ratio when the run has the cores to itself and keeps them all busy")
     print(f"{'':34} {'whole process':>24} {'training loop only':>24}")
     for workers in counts:
         bare = results[(workers, "bare")]
@@ -267,6 +270,13 @@ def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> N
                 verdict = f"  goal <= {goal}: {'met' if met else 'NOT met'}"
             print(f"  {label:9} steps={kind:4} vs bare      {spread(whole):>24} "
                   f"{spread(loop):>24}{verdict}")  # fmt: skip
+        for kind in ("all", "none"):
+            runs = results[(workers, kind)]
+            wcpu = [n.worker_cpu / b.worker_cpu for n, b in zip(runs, bare, strict=True)]
+            tcpu = [(n.worker_cpu + n.kernel_cpu) / b.worker_cpu
+                    for n, b in zip(runs, bare, strict=True)]  # fmt: skip
+            print(f"  {label:9} steps={kind:4} CPU: workers {spread(wcpu)}, "
+                  f"workers + kernel {spread(tcpu)}")  # fmt: skip
         b = bare[0]
         print(f"  ({label}: bare whole {statistics.median(r.wall for r in bare):.2f} s, "
               f"loop {statistics.median(r.loop for r in bare):.2f} s, {b.steps:,} steps, "
