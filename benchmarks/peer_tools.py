@@ -64,6 +64,8 @@ def write_nbtrain(mode: str, episodes: int, folder: Path, seed: int) -> dict[str
 
 
 def read_nbtrain(mode: str, folder: Path) -> Values:
+    import msgspec
+
     import nbtrain
 
     run = nbtrain.Run.open((folder / "run_id").read_text(), db=folder / "nbtrain.sqlite")
@@ -73,7 +75,9 @@ def read_nbtrain(mode: str, folder: Path) -> Values:
     if mode == "step":
         steps = run.steps()
         out["reward"] = steps["reward"].tolist()
-        out["td_error"] = [json.loads(x)["td_error"] for x in steps["extras"]]
+        # extras is a JSON text per step; one msgspec call parses the whole column.
+        extras = msgspec.json.decode("[" + ",".join(steps["extras"]) + "]")
+        out["td_error"] = [x["td_error"] for x in extras]
     return out
 
 

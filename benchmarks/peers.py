@@ -7,7 +7,8 @@ through ``launch`` with ``telemetry.steps`` "all" and "none" (it stores more per
 action, observation, flags, ε, time). For every tool and mode:
 
 - wall ratio: the whole logging process (start to exit) over the bare process, same
-  episodes, run alternately;
+  episodes, run alternately; and the CPU ratio (the process and all it waited for: for
+  nbtrain the workers too), which a busy machine distorts far less;
 - bytes on disk of everything the tool wrote;
 - time to read every logged value back into pandas DataFrames (in a fresh process, with
   the tool's own reader) and whether that read is lossless: every value there, equal to the
@@ -27,6 +28,7 @@ import importlib
 import importlib.util
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,7 +59,10 @@ def installed(tool: str) -> bool:
 
 
 def child(args: list[str]) -> dict[str, Any]:
-    """Run this script in a fresh process; return its JSON line and its wall time."""
+    """Run this script in a fresh process; return its JSON line, its wall time and the CPU
+    time of it and every process it waited for (an nbtrain run's workers too)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = usage.ru_utime + usage.ru_stime
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), *args],
@@ -65,10 +70,13 @@ def child(args: list[str]) -> dict[str, Any]:
         text=True,
     )
     wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - cpu0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["wall"] = wall
+    result["cpu"] = cpu
     return result
 
 
@@ -104,9 +112,9 @@ def read_child(tool: str, mode: str, episodes: int, folder: str) -> dict[str, An
     tool and pandas are imported first: the time is the read's, not the imports')."""
     importlib.import_module(MODULES[tool])
     importlib.import_module("pandas")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     frames = READERS[tool](mode, Path(folder))
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     want = expected_values(episodes)
     keys = ["total_reward", "length"] + (["reward", "td_error"] if mode == "step" else [])
     problems = []
@@ -123,7 +131,7 @@ def read_child(tool: str, mode: str, episodes: int, folder: str) -> dict[str, An
         diff = sum(1 for a, b in zip(got, want[key], strict=True) if float(a) != b)
         if diff:
             problems.append(f"{key}: {diff} values differ (e.g. float32 storage)")
-    return {"read_s": seconds, "counts": counts, "problems": problems}
+    return {"read_s": seconds, "read_cpu": cpu, "counts": counts, "problems": problems}
 
 
 def main() -> None:
@@ -155,20 +163,20 @@ def main() -> None:
             continue
         for mode in ("step", "episode"):
             rows.append(measure(tool, mode, args.episodes, args.rounds))
-    print(
-        "\n| tool | logged | episodes | wall vs bare | bytes on disk | read into pandas "
-        "| lossless |"
-    )
-    print("|---|---|---|---|---|---|---|")
+    print("\n| tool | logged | episodes | wall vs bare | CPU vs bare | bytes on disk "
+          "| read into pandas (CPU) | lossless |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['tool']} | {r['mode']} | {r['episodes']:,} ({r['steps']:,} steps) | "
-              f"{r['ratio']:.2f}x [{r['lo']:.2f}-{r['hi']:.2f}] | {r['bytes'] / 1e6:.1f} MB | "
-              f"{r['read_s']:.2f} s | {r['lossless']} |")  # fmt: skip
+              f"{r['ratio']:.2f}x [{r['lo']:.2f}-{r['hi']:.2f}] | {r['cpu']:.2f}x | "
+              f"{r['bytes'] / 1e6:.1f} MB | {r['read_s']:.2f} s ({r['read_cpu']:.2f} s) | "
+              f"{r['lossless']} |")  # fmt: skip
 
 
 def measure(tool: str, mode: str, episodes_total: int, rounds: int) -> dict[str, Any]:
     episodes = max(100, episodes_total // SLOW.get((tool, mode), 1))
     ratios: list[float] = []
+    cpu_ratios: list[float] = []
     size = 0
     read: dict[str, Any] = {}
     steps = 0
@@ -188,6 +196,7 @@ def measure(tool: str, mode: str, episodes_total: int, rounds: int) -> dict[str,
                                      f"{walls['bare']['steps']}: trajectories differ")  # fmt: skip
             steps = walls["bare"]["steps"]
             ratios.append(walls[tool]["wall"] / walls["bare"]["wall"])
+            cpu_ratios.append(walls[tool]["cpu"] / walls["bare"]["cpu"])
             if r == rounds - 1:
                 size = disk_bytes(folder)
                 read = child(["--read", tool, mode, str(episodes), str(folder)])
@@ -196,10 +205,12 @@ def measure(tool: str, mode: str, episodes_total: int, rounds: int) -> dict[str,
     lossless = "yes" if not read["problems"] else "no: " + "; ".join(read["problems"])
     row = {"tool": tool, "mode": "per step" if mode == "step" else "per episode",
            "episodes": episodes, "steps": steps, "ratio": statistics.median(ratios),
-           "lo": min(ratios), "hi": max(ratios), "bytes": size, "read_s": read["read_s"],
+           "lo": min(ratios), "hi": max(ratios), "cpu": statistics.median(cpu_ratios),
+           "bytes": size, "read_s": read["read_s"], "read_cpu": read["read_cpu"],
            "lossless": lossless}  # fmt: skip
     print(f"{tool:12} {mode:7} {episodes:>7,} episodes: wall {row['ratio']:.2f}x bare, "
-          f"{size / 1e6:.1f} MB, read {read['read_s']:.2f} s, lossless: {lossless}",
+          f"CPU {row['cpu']:.2f}x, {size / 1e6:.1f} MB, read {read['read_s']:.2f} s "
+          f"(CPU {read['read_cpu']:.2f} s), lossless: {lossless}",
           flush=True)  # fmt: skip
     return row
 
