@@ -24,6 +24,8 @@ Ratios only; no absolute-time goal is asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import os
 import resource
@@ -223,6 +225,14 @@ def main() -> None:
     rounds = 1 if args.quick else args.rounds
     episodes = args.episodes or (20_000 if args.quick else calibrate(args.seconds))
     counts = args.workers or [1, 4]
+    # A kernel pays these imports once, at its first launch() and wait(); measured here and
+    # kept out of the runs, so a one-round --quick run does not charge them to one mode.
+    t0 = time.perf_counter()
+    importlib.import_module("nbtrain.dispatch.launcher")
+    with contextlib.suppress(ImportError):
+        importlib.import_module("nbtrain.widgets.kernel_poll")
+    print(f"first-use imports of launch() and wait(): {time.perf_counter() - t0:.2f} s "
+          "(once per kernel; not in the figures below)")  # fmt: skip
     print(f"FrozenLake-v1 (not slippery), q_learning, {episodes:,} episodes per worker, "
           f"{rounds} round(s), {os.cpu_count()} CPUs", flush=True)  # fmt: skip
     results: dict[tuple[int, str], list[Result]] = {}
