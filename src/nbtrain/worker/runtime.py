@@ -2,8 +2,8 @@
 
 Event order on the wire: ``Started``; ``GridMap`` before the first episode (grid worlds);
 per episode ``Steps`` and ``Frame`` batches, ``Episode``; ``Progress`` from the heartbeat at
-any point; ``Artifact`` when the policy is saved; ``Ended`` last. The per-step path is kept to a handful of
-attribute-free operations; see ``benchmarks/worker_overhead.py``.
+any point; ``Artifact`` when the policy is saved; ``Ended`` last. The per-step path is kept
+to a handful of attribute-free operations; see ``benchmarks/worker_overhead.py``.
 """
 
 from __future__ import annotations
