@@ -22,10 +22,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire.codec import FrameDecoder
 from nbtrain.wire.events import Ended, Episode, Steps
-from nbtrain.worker.spec import AgentRef, TelemetrySpec, WorkerConfig, dump_worker_config
+from nbtrain.worker.config_file import AgentRef, TelemetrySpec, WorkerConfig
 
 ENVS = ("FrozenLake-v1", "CliffWalking-v1")
 GOAL = 1.15
@@ -42,7 +43,7 @@ def run_once(folder: Path, env_id: str, steps: str, episodes: int) -> dict[str, 
         telemetry=TelemetrySpec(steps=steps),  # type: ignore[arg-type]
     )
     path = folder / f"worker-{env_id}-{steps}.json"
-    dump_worker_config(config, path)
+    write_worker_config(config, path)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, NBTRAIN_TELEMETRY_FD=str(write_fd))
     env.pop("NBTRAIN_CONTROL_FD", None)

@@ -17,7 +17,7 @@ from gymnasium import spaces
 from nbtrain.agents import BUILTIN_AGENTS, Agent, agent_label, make_agent, resolve_factory
 from nbtrain.agents.random_agent import RandomAgent
 from nbtrain.agents.tabular import ExpectedSarsaAgent, QLearningAgent, SarsaAgent
-from nbtrain.worker.spec import AgentRef
+from nbtrain.worker.config_file import AgentRef
 
 OBS = spaces.Discrete(16)
 ACT = spaces.Discrete(4)
@@ -181,7 +181,7 @@ def test_pickled_class_loads_with_plain_pickle_in_a_fresh_worker_process(tmp_pat
         """
         import json, sys
         from nbtrain.agents import make_agent
-        from nbtrain.worker.spec import AgentRef
+        from nbtrain.worker.config_file import AgentRef
         import gymnasium as gym
         assert "cloudpickle" not in sys.modules
         ref = AgentRef(**json.loads(sys.stdin.read()))
@@ -324,7 +324,7 @@ def test_worker_side_imports_stay_light(tmp_path):
         import sys
         import gymnasium as gym
         from nbtrain.agents import BUILTIN_AGENTS, make_agent
-        from nbtrain.worker.spec import AgentRef
+        from nbtrain.worker.config_file import AgentRef
         env = gym.make("FrozenLake-v1")
         box = gym.make("MountainCar-v0")
         for name in BUILTIN_AGENTS:

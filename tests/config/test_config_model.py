@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from nbtrain.config import TelemetryConfig, TrainConfig, WorkerSpec
 from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.seeding import worker_seed
-from nbtrain.worker.spec import (
+from nbtrain.worker.config_file import (
     TelemetrySpec,
     WorkerConfig,
     load_worker_config,

@@ -17,7 +17,7 @@ from worker_harness import Result, make_config, run_worker, worker_env
 from nbtrain.ids import parse_episode_id
 from nbtrain.seeding import episode_seed
 from nbtrain.wire import events as ev
-from nbtrain.worker.spec import AgentRef
+from nbtrain.worker.config_file import AgentRef
 
 
 def steps_by_episode(result: Result) -> dict[int, list[int]]:

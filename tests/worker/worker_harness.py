@@ -15,7 +15,7 @@ from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire.codec import FrameDecoder, encode_frame
 from nbtrain.wire.events import Stop
-from nbtrain.worker.spec import AgentRef, TelemetrySpec, WorkerConfig
+from nbtrain.worker.config_file import AgentRef, TelemetrySpec, WorkerConfig
 
 HERE = Path(__file__).resolve().parent
 SRC = Path(nbtrain.__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ from nbtrain.agents.protocol import Agent, missing_methods
 if TYPE_CHECKING:
     from gymnasium import spaces
 
-    from nbtrain.worker.spec import AgentRef
+    from nbtrain.worker.config_file import AgentRef
 
 # name -> "module:attribute" of the factory (imported lazily)
 BUILTIN_AGENTS: Mapping[str, str] = {

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from nbtrain.errors import ConfigError
-from nbtrain.worker.spec import AgentRef
+from nbtrain.worker.config_file import AgentRef
 
 __all__ = [
     "BUILTIN_AGENTS",

@@ -54,7 +54,7 @@ from nbtrain.config.workers import (
 )
 from nbtrain.errors import ConfigError
 from nbtrain.ids import assign_worker_ids
-from nbtrain.worker.spec import AgentRef, WorkerConfig
+from nbtrain.worker.config_file import AgentRef, WorkerConfig
 
 __all__ = ["TelemetryConfig", "TrainConfig", "WorkerSpec"]
 

@@ -24,7 +24,7 @@ from pydantic import (
 from nbtrain.config.agentkw import plain_json
 from nbtrain.config.limits import MAX_COUNT
 from nbtrain.ids import normalize_worker_id
-from nbtrain.worker.spec import TelemetrySpec
+from nbtrain.worker.config_file import TelemetrySpec
 
 __all__ = [
     "FROZEN",

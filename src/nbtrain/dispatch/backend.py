@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from nbtrain.procinfo import process_alive, process_start_token, this_host
 
 if TYPE_CHECKING:
-    from nbtrain.worker.spec import WorkerConfig
+    from nbtrain.worker.config_file import WorkerConfig
 
 FdKind = Literal["telemetry", "stdout", "stderr"]
 

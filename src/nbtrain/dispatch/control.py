@@ -26,7 +26,7 @@ from nbtrain.store.writer import acquire_writer
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
-    from nbtrain.worker.spec import WorkerConfig
+    from nbtrain.worker.config_file import WorkerConfig
 
 DEFAULT_DB = "nbtrain.sqlite"
 

@@ -28,7 +28,7 @@ from nbtrain.wire.events import Stop
 from nbtrain.worker.cli import CONTROL_FD_ENV, TELEMETRY_FD_ENV, WORKER_ID_ENV
 
 if TYPE_CHECKING:
-    from nbtrain.worker.spec import WorkerConfig
+    from nbtrain.worker.config_file import WorkerConfig
 
 
 def worker_command(config_path: Path, worker_id: str) -> list[str]:

@@ -31,7 +31,7 @@ from nbtrain.procinfo import process_start_token
 from nbtrain.wire.codec import encode_frame
 from nbtrain.wire.events import Stop
 from nbtrain.worker.cli import CONTROL_FD_ENV, TELEMETRY_FD_ENV, WORKER_ID_ENV
-from nbtrain.worker.spec import WorkerConfig
+from nbtrain.worker.config_file import WorkerConfig
 
 #: A batch is sent once it holds this many bytes of telemetry...
 BATCH_BYTES = 256 * 1024

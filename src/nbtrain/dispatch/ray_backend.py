@@ -32,7 +32,7 @@ from nbtrain.ids import normalize_worker_id
 from nbtrain.worker.cli import WORKER_ID_ENV
 
 if TYPE_CHECKING:
-    from nbtrain.worker.spec import WorkerConfig
+    from nbtrain.worker.config_file import WorkerConfig
 
 #: Unconsumed batches an actor may run ahead of the kernel before its generator pauses
 #: (and, its pipe full, the worker blocks): 16 x 256 KiB at most in flight per worker.

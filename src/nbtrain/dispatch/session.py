@@ -41,7 +41,7 @@ from nbtrain.logs import log
 from nbtrain.statuses import FINAL_STATUSES, run_status_of
 from nbtrain.store.liveness import RunFix, add_memory_source
 from nbtrain.store.writer import StoreWriter, acquire_writer
-from nbtrain.worker.spec import WorkerConfig
+from nbtrain.worker.config_file import WorkerConfig
 
 # After a storage failure the workers get this long to stop before they are killed.
 STORE_FAILURE_STOP_S = 3.0

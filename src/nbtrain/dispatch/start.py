@@ -37,13 +37,13 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.procinfo import own_identity
-from nbtrain.store.encode import to_json
+from nbtrain.store.chunks_write import to_json
 from nbtrain.store.migrations import ensure_writable
 from nbtrain.store.writer import acquire_writer
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
-    from nbtrain.worker.spec import WorkerConfig
+    from nbtrain.worker.config_file import WorkerConfig
 
 DEFAULT_DB = "nbtrain.sqlite"
 

@@ -43,7 +43,7 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.store import files, schema
-from nbtrain.store.encode import INSERT_CHUNK, INSERT_EPISODE, chunk_rows, episode_row
+from nbtrain.store.chunks_write import INSERT_CHUNK, INSERT_EPISODE, chunk_rows, episode_row
 from nbtrain.wire.events import Episode, Event, Steps
 
 if TYPE_CHECKING:

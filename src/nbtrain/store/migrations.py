@@ -33,7 +33,7 @@ from nbtrain.errors import ReadOnlyStoreError, SchemaVersionError, StoreError
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED
 from nbtrain.logs import log
 from nbtrain.store import files, schema
-from nbtrain.store.encode import INSERT_CHUNK, to_json
+from nbtrain.store.chunks_write import INSERT_CHUNK, to_json
 
 LEGACY_WORKER_ID = "000001"
 MIGRATION_CHUNK = 4096

@@ -1,7 +1,7 @@
 """Reading the store back as DataFrames, through read-only ``sqlite3`` connections.
 
 Steps are read from ``step_chunks`` directly, never through the ``steps`` view: chunks are
-decoded by :mod:`nbtrain.store.chunks`, several times faster than ``pd.read_sql_query`` of
+decoded by :mod:`nbtrain.store.chunks_read`, several times faster than ``pd.read_sql_query`` of
 a row-per-step table (and ~10x faster than the view).
 
 A :class:`Reader` opens a connection per query (so it never holds a read transaction open
@@ -24,7 +24,7 @@ import pandas as pd
 from nbtrain.errors import UnknownRunError, UnknownWorkerError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.store import files, schema
-from nbtrain.store.chunks import ChunkColumns
+from nbtrain.store.chunks_read import ChunkColumns
 from nbtrain.store.frames import Values, constant, convert, frame, parse_json
 
 RUN_KINDS = {

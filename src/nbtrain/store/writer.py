@@ -2,7 +2,7 @@
 
 Callers queue work and return at once (``create_run`` and ``discard_unfinished_steps`` wait
 for their result). The thread lingers up to ``commit_interval`` to gather a batch, then writes
-it in one short transaction (steps as chunk rows, see :mod:`nbtrain.store.encode`), so the
+it in one short transaction (steps as chunk rows, see :mod:`nbtrain.store.chunks_write`), so the
 write lock is held only while rows go in and other processes' writers wait (busy timeout,
 then retry) rather than fail.
 
@@ -40,7 +40,7 @@ from nbtrain.log_codes import LOG_SERVICE_SQLITE_CHECKPOINT, LOG_SERVICE_SQLITE_
 from nbtrain.logs import log
 from nbtrain.statuses import WORKER_STATUSES
 from nbtrain.store.batch import BatchWriter
-from nbtrain.store.encode import to_json
+from nbtrain.store.chunks_write import to_json
 from nbtrain.store.migrations import ensure_writable
 from nbtrain.store.ops import (
     WORKER_FIELDS,

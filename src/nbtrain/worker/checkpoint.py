@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrain.agents.atomic import FILE_MODE, replace_atomically, temp_path
-from nbtrain.worker.spec import WorkerConfig
+from nbtrain.worker.config_file import WorkerConfig
 
 __all__ = [
     "Saver",

@@ -16,7 +16,7 @@ import msgspec
 
 from nbtrain.errors import InvalidWorkerIdError
 from nbtrain.ids import is_run_id, normalize_worker_id
-from nbtrain.worker.spec import WorkerConfig, load_worker_config
+from nbtrain.worker.config_file import WorkerConfig, load_worker_config
 
 # The environment a dispatcher (local or Ray) sets for the worker: the one home of these names.
 TELEMETRY_FD_ENV = "NBTRAIN_TELEMETRY_FD"

@@ -1,4 +1,4 @@
-"""Decoding ``step_chunks`` rows back into step columns (the fast read path of ``steps()``).
+"""Reading ``step_chunks`` rows back into step columns (the fast read path of ``steps()``).
 
 Each chunk is one JSON array of ``[step_index, action, reward, terminated, truncated, obs,
 extras, ts]`` rows. A chunk is decoded with one typed ``msgspec`` call (extras as

@@ -1,4 +1,4 @@
-"""Turning telemetry events into rows: chunk rows for steps, tuples for episodes.
+"""Turning telemetry events into rows to write: chunk rows for steps, tuples for episodes.
 
 A ``Steps`` event becomes one ``step_chunks`` row per episode it touches. Its ``ep_index``
 column is non-decreasing (the worker emits steps in order), so episode boundaries are found
