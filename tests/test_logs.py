@@ -34,12 +34,7 @@ def test_unknown_code_is_a_bug() -> None:
 
 
 def test_design_codes_exist() -> None:
-    for code in (
-        "LOG_UI_TRAIN_FORM_INFO",
-        "LOG_WORKER_CONFIG_DURABLE_PATH",
-        "LOG_LIVE_CONTROLLER_BUFFER_STEPS_FLUSHED",
-        "LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED",
-    ):
+    for code in ("LOG_WORKER_CONFIG_DURABLE_PATH", "LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED"):
         assert getattr(log_codes, code) == code
         assert code in log_codes.ALL_CODES
 
