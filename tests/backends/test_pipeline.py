@@ -12,15 +12,8 @@ from typing import Any
 import pytest
 
 import nbtrain
-from tests.backends.conftest import (
-    Launch,
-    actor_gone,
-    config,
-    slow,
-    wait_for,
-    wait_gone,
-    worker_rows,
-)
+from tests.kit.backends import Launch, actor_gone, config, slow, worker_rows
+from tests.kit.processes import wait_for, wait_gone
 
 pytestmark = pytest.mark.slow
 

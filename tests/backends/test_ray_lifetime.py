@@ -16,15 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.backends.conftest import (
-    Launch,
-    actor_gone,
-    pid_alive,
-    slow,
-    wait_for,
-    wait_gone,
-    worker_rows,
-)
+from tests.kit.backends import Launch, actor_gone, slow, worker_rows
+from tests.kit.processes import pid_alive, wait_for, wait_gone
 
 pytestmark = pytest.mark.slow
 

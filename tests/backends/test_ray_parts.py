@@ -17,7 +17,7 @@ import nbtrain
 from nbtrain.dispatch.ray_actor import WorkerActor
 from nbtrain.wire.codec import FrameDecoder
 from nbtrain.wire.events import Ended, Episode, Event
-from tests.backends.conftest import config, slow
+from tests.kit.backends import config, slow
 
 
 def relay(actor: WorkerActor) -> tuple[list[Event], bytes, int | None, int]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lifecycle.kit import Kernel
+from tests.kit.kernel import Kernel
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import signal
 from pathlib import Path
 
 import nbtrain
-from tests.lifecycle.kit import episodes_have_all_steps, rows, wait_for
+from tests.kit.kernel import episodes_have_all_steps, rows
+from tests.kit.processes import wait_for
 
 
 def _epsilon_of(run: nbtrain.Run, ep_index: int) -> float:

@@ -10,7 +10,8 @@ import pytest
 
 import nbtrain
 from nbtrain.errors import RunError, SchemaVersionError, StoreError
-from tests.lifecycle.kit import Kernel, alive, rows, wait_for, worker_pids
+from tests.kit.kernel import Kernel, rows, worker_pids
+from tests.kit.processes import pid_alive, wait_for
 
 CONFIG = {"env_id": "FrozenLake-v1", "episodes": 3, "workers": 2}
 
@@ -90,7 +91,7 @@ def test_failed_worker_start_stops_the_others_and_ends_the_run_failed(
     errors = [r[0] for r in rows(db, "SELECT error FROM workers WHERE status = 'failed'")]
     assert all(e and "launch failed" in e for e in errors)
     for pid in worker_pids(db, run_id):
-        wait_for(lambda pid=pid: not alive(pid), 5, f"worker pid {pid} to exit")
+        wait_for(lambda pid=pid: not pid_alive(pid), 5, f"worker pid {pid} to exit")
 
 
 def test_truncated_database_refused(db: Path) -> None:

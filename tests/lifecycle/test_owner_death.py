@@ -11,14 +11,8 @@ from pathlib import Path
 
 import nbtrain
 from nbtrain.store.liveness import kernel_ended_error
-from tests.lifecycle.kit import (
-    Kernel,
-    alive,
-    episodes_have_all_steps,
-    rows,
-    wait_for,
-    worker_pids,
-)
+from tests.kit.kernel import Kernel, episodes_have_all_steps, rows, worker_pids
+from tests.kit.processes import pid_alive, wait_for
 
 
 def _kill_kernel_mid_run(db: Path, kernels: list[Kernel]) -> tuple[Kernel, str, int]:
@@ -40,7 +34,7 @@ def test_dead_kernel_is_reported_failed_by_every_reader(db: Path, kernels: list[
     pids = worker_pids(db, run_id)
     assert len(pids) == 2
     for pid in pids:
-        wait_for(lambda pid=pid: not alive(pid), 2.5, f"worker {pid} to exit with its kernel")
+        wait_for(lambda pid=pid: not pid_alive(pid), 2.5, f"worker {pid} to exit with its kernel")
 
     store = nbtrain.TelemetryStore(db)
     wait_for(lambda: store.workers(run_id)["status"].eq("failed").all(), 5, "failed")

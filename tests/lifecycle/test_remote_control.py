@@ -12,7 +12,8 @@ import pytest
 
 import nbtrain
 from nbtrain.errors import RunError
-from tests.lifecycle.kit import Kernel, alive, episodes_have_all_steps, rows, wait_for, worker_pids
+from tests.kit.kernel import Kernel, episodes_have_all_steps, rows, worker_pids
+from tests.kit.processes import pid_alive, wait_for
 
 
 def _running_kernel(db: Path, kernels: list[Kernel], workers: int = 2) -> Kernel:
@@ -34,7 +35,7 @@ def test_stop_from_another_process_stops_the_owners_workers(
     assert statuses == {"000001": "stopped", "000002": "stopped"}
     assert set(rows(db, "SELECT status FROM workers")) == {("stopped",)}
     for pid in worker_pids(db, kernel.run_id):
-        assert not alive(pid)
+        assert not pid_alive(pid)
     # The owning kernel's own wait() saw the same: the run ended stopped.
     out = kernel.rest()
     assert json.loads(out.split("DONE", 1)[1]) == statuses

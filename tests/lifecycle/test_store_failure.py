@@ -12,7 +12,8 @@ import pytest
 
 import nbtrain
 from nbtrain.errors import StoreError
-from tests.lifecycle.kit import Kernel, alive, episodes_have_all_steps, rows, wait_for
+from tests.kit.kernel import Kernel, episodes_have_all_steps, rows
+from tests.kit.processes import pid_alive, wait_for
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_disk_full_mid_run_fails_the_run_loudly(
     assert set(statuses.values()) == {"failed"}, statuses
     summary_errors = [e for e in run.store.workers(run.run_id)["error"] if isinstance(e, str)]
     for pid in pids:
-        wait_for(lambda pid=pid: not alive(pid), 5, f"worker {pid} to be gone")
+        wait_for(lambda pid=pid: not pid_alive(pid), 5, f"worker {pid} to be gone")
     assert elapsed < 120
     # What was committed before the failure is consistent: episodes have all their steps.
     assert episodes_have_all_steps(db) == []
@@ -94,7 +95,7 @@ def test_file_size_limit_in_a_kernel_process_fails_the_run_loudly(
     assert "could not be written" in out
     assert kernel.proc.returncode == 0
     for (pid,) in rows(db, "SELECT pid FROM workers WHERE run_id = ?", (run_id,)):
-        wait_for(lambda pid=pid: not alive(int(pid)), 5, f"worker {pid} to be gone")
+        wait_for(lambda pid=pid: not pid_alive(int(pid)), 5, f"worker {pid} to be gone")
     # The kernel has exited: its held rows were written, or readers correct them.
     _check_consistent_via_store(db, run_id)
     assert episodes_have_all_steps(db) == []

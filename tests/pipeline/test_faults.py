@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 import nbtrain
-from tests.pipeline.conftest import pid_alive, wait_gone
+from tests.kit.processes import pid_alive, wait_gone
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pipeline.conftest import pid_alive, wait_gone
+from tests.kit.processes import pid_alive, wait_gone
 
 pytestmark = pytest.mark.slow
 

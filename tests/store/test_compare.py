@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _runs_kit import add_run, make_db, sql
+from tests.kit.runs import add_run, make_db, sql
 
 from nbtrain.errors import UnknownRunError
 from nbtrain.store import TelemetryStore

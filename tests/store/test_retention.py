@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _runs_kit import TABLES, add_run, counts, expected, make_db, sql
+from tests.kit.runs import TABLES, add_run, counts, expected, make_db, sql
 
 import nbtrain
 from nbtrain.errors import RunError, SchemaVersionError, StoreError, UnknownRunError

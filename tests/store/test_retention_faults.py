@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _runs_kit import TABLES, add_run, counts, expected, make_db
+from tests.kit.runs import TABLES, add_run, counts, expected, make_db
 
 from nbtrain.errors import StoreError
 from nbtrain.store import TelemetryStore

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _runs_kit import TABLES, counts
-from tests.lifecycle.kit import Kernel, rows, wait_for
+from tests.kit.kernel import Kernel, rows
+from tests.kit.processes import wait_for
+from tests.kit.runs import TABLES, counts
 
 from nbtrain.errors import RunError
 from nbtrain.store import TelemetryStore

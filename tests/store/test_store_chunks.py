@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 import pytest
-from _store_testkit import T0, episode, steps
+from tests.kit.events import T0, episode, steps
 
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED, LOG_SERVICE_SQLITE_WRITE_FAILED

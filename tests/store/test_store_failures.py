@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _store_testkit import full_episode, steps
+from tests.kit.events import full_episode, steps
 
 from nbtrain.errors import StoreError, StoreWriteError
 from nbtrain.ids import new_run_id
@@ -158,7 +158,7 @@ def test_full_disk(full_disk: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 CHILD = """
 import json, resource, sys, threading, time
 sys.path.insert(0, {tests!r})
-from _store_testkit import full_episode
+from tests.kit.events import full_episode
 from nbtrain.errors import StoreWriteError
 from nbtrain.ids import new_run_id
 from nbtrain.store.writer import acquire_writer

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _store_testkit import full_episode
+from tests.kit.events import full_episode
 
 from nbtrain.errors import (
     CorruptStoreError,

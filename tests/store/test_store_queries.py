@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _store_testkit import episode, full_episode, steps
+from tests.kit.events import episode, full_episode, steps
 
 import nbtrain
 from nbtrain.errors import UnknownRunError, UnknownWorkerError

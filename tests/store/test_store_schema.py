@@ -156,7 +156,7 @@ def _fingerprint(path: Path) -> tuple[object, ...]:
 
 
 def test_opening_an_up_to_date_file_does_not_write(db: Path) -> None:
-    from _store_testkit import full_episode
+    from tests.kit.events import full_episode
 
     from nbtrain.store.writer import acquire_writer
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _store_testkit import full_episode
+from tests.kit.events import full_episode
 
 from nbtrain.config import TrainConfig
 from nbtrain.errors import StoreError, UnknownRunError

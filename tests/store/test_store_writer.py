@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from _store_testkit import episode, full_episode, steps
+from tests.kit.events import episode, full_episode, steps
 
 from nbtrain.errors import StoreError
 from nbtrain.ids import new_run_id
@@ -285,7 +285,7 @@ def test_commits_are_visible_to_another_process_without_flush(
 WRITER_SCRIPT = """
 import sys, time
 sys.path.insert(0, {testdir!r})
-from _store_testkit import steps, episode
+from tests.kit.events import steps, episode
 from nbtrain.ids import new_run_id
 from nbtrain.store.writer import acquire_writer
 w = acquire_writer({db!r})

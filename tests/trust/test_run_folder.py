@@ -14,7 +14,8 @@ import cloudpickle
 import pytest
 
 import nbtrain
-from tests.lifecycle.kit import Kernel, rows, wait_for
+from tests.kit.kernel import Kernel, rows
+from tests.kit.processes import wait_for
 
 CONFIG = {"env_id": "FrozenLake-v1", "env_kwargs": {"is_slippery": False}, "workers": 2}
 

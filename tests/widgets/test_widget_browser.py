@@ -15,7 +15,7 @@ import pytest
 import traitlets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
-from _runs_kit import TABLES, add_run, counts, expected, make_db
+from tests.kit.runs import TABLES, add_run, counts, expected, make_db
 
 import nbtrain
 from nbtrain.store.compare import compare_band

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wire_strategies import events, json_events
+from tests.kit.wire_strategies import events, json_events
 
 from nbtrain.errors import (
     BadMagicError,

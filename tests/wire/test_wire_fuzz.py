@@ -8,7 +8,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from wire_strategies import events
+from tests.kit.wire_strategies import events
 
 from nbtrain.errors import WireError
 from nbtrain.wire.codec import MAGIC, FrameDecoder, encode_frame

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-from worker_harness import make_config, run_worker, start_worker
+from tests.kit.worker import make_config, run_worker, start_worker
 
 from nbtrain.agents import QLearningAgent
 from nbtrain.ids import new_run_id

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from worker_harness import make_config, run_worker, start_worker, worker_env
+from tests.kit.worker import make_config, run_worker, start_worker, worker_env
 
 from nbtrain.wire import events as ev
 from nbtrain.worker.runtime import main

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from worker_harness import Result, make_config, run_worker, worker_env
+from tests.kit.worker import Result, make_config, run_worker, worker_env
 
 from nbtrain.ids import parse_episode_id
 from nbtrain.seeding import episode_seed

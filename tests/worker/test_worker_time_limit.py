@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker_harness import run_worker
+from tests.kit.worker import run_worker
 
 from nbtrain.config import TrainConfig
 from nbtrain.dispatch.runfiles import write_worker_config

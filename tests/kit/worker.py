@@ -17,7 +17,8 @@ from nbtrain.wire.codec import FrameDecoder, encode_frame
 from nbtrain.wire.events import Stop
 from nbtrain.worker.config_file import AgentRef, TelemetrySpec, WorkerConfig
 
-HERE = Path(__file__).resolve().parent
+# The test agents workers import (tests/worker/worker_agents.py).
+AGENTS = Path(__file__).resolve().parents[1] / "worker"
 SRC = Path(nbtrain.__file__).resolve().parents[1]
 
 
@@ -48,7 +49,7 @@ def worker_env(**extra: str) -> dict[str, str]:
     env.pop("NBTRAIN_TELEMETRY_FD", None)
     env.pop("NBTRAIN_CONTROL_FD", None)
     old = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(SRC), *([old] if old else [])])
+    env["PYTHONPATH"] = os.pathsep.join([str(AGENTS), str(SRC), *([old] if old else [])])
     env.update(extra)
     return env
 

@@ -1,68 +1,31 @@
-"""The worker's parts in-process, with real pipes and real envs: emitter batching and
-ordering, sinks, the control reader, grid layouts and frames."""
+"""The worker's telemetry emitter in-process, over a real pipe: batching into columnar
+``Steps`` events, ordering, bounds, all-or-nothing encoding and pipe writes.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
+from tests.kit.events import progress
+from tests.kit.pipes import read_available, read_n
 
 from nbtrain.wire import events as ev
-from nbtrain.wire.codec import decode_all, encode_frame
-from nbtrain.worker.control import ControlReader, StopFlag
+from nbtrain.wire.codec import decode_all
 from nbtrain.worker.emitter import (
     PIPE_SIZE,
     FrameSink,
-    JsonLinesSink,
-    SummarySink,
     TelemetryClosedError,
     TelemetryEmitter,
     enlarge_pipe,
     write_all,
 )
-from nbtrain.worker.frames import MAX_FRAME_SIDE, FrameMaker, grid_layout, rgb_bytes
 
 RUN = "01J00000000000000000000000"
-
-
-@pytest.fixture
-def pipe() -> Iterator[tuple[int, int]]:
-    r, w = os.pipe()
-    yield r, w
-    for fd in (r, w):
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-
-def read_available(fd: int) -> bytes:
-    os.set_blocking(fd, False)
-    chunks = []
-    try:
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-    except BlockingIOError:
-        pass
-    return b"".join(chunks)
-
-
-def progress() -> ev.Progress:
-    return ev.Progress(
-        run_id=RUN,
-        worker_id="000001",
-        ts=1.0,
-        episodes_done=0,
-        steps_done=0,
-        steps_per_s=0.0,
-        ep_index=0,
-    )
 
 
 def test_rows_become_one_columnar_batch_before_the_next_event(pipe: tuple[int, int]) -> None:
@@ -288,159 +251,8 @@ def test_big_writes_go_through_whole(pipe: tuple[int, int]) -> None:
     r, w = pipe
     data = os.urandom(3 * PIPE_SIZE)
     received = bytearray()
-    reader = threading.Thread(target=lambda: received.extend(_read_n(r, len(data))))
+    reader = threading.Thread(target=lambda: received.extend(read_n(r, len(data))))
     reader.start()
     write_all(w, data)
     reader.join(10)
     assert bytes(received) == data
-
-
-def _read_n(fd: int, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        out += os.read(fd, n - len(out))
-    return bytes(out)
-
-
-def test_jsonl_sink_writes_lines(pipe: tuple[int, int]) -> None:
-    r, w = pipe
-    sink = JsonLinesSink(w)
-    sink.send(progress())
-    sink.send(progress())
-    assert sink.pending() > 0
-    sink.push()
-    lines = read_available(r).splitlines()
-    assert len(lines) == 2
-    assert lines[0].startswith(b'{"type":"progress"')
-
-
-def test_summary_sink_lines() -> None:
-    out = io.StringIO()
-    sink = SummarySink(out, interval=0.0)
-    common = {"run_id": RUN, "worker_id": "000002"}
-    sink.send(
-        ev.Started(
-            **common,
-            pid=1,
-            ts=0.0,
-            digest="",
-            env_id="Taxi-v4",
-            agent="sarsa",
-            mode="train",
-            episodes=10,
-            start_episode=0,
-        )
-    )
-    sink.send(
-        ev.Episode(
-            **common,
-            ep_index=0,
-            episode_id="x",
-            total_reward=-3.0,
-            length=5,
-            terminated=True,
-            truncated=False,
-            seed=1,
-            started_at=0,
-            ended_at=1,
-        )
-    )
-    sink.send(
-        ev.Progress(
-            **common,
-            ts=1.0,
-            episodes_done=1,
-            steps_done=5,
-            steps_per_s=99.0,
-            ep_index=1,
-            epsilon=0.5,
-        )
-    )
-    sink.send(
-        ev.Ended(
-            **common,
-            status="failed",
-            ts=2.0,
-            episodes_done=1,
-            steps_done=5,
-            error="ValueError: boom",
-        )
-    )
-    lines = out.getvalue().splitlines()
-    assert lines[0] == "worker 000002: train sarsa on Taxi-v4, episodes 0..9"
-    assert lines[1] == (
-        "worker 000002: episode 2/10, 5 steps, 99 steps/s, epsilon 0.500, last return -3"
-    )
-    assert lines[2] == (
-        "worker 000002 failed: ValueError: boom: 1 episodes, 5 steps in 2.0 s, mean return -3"
-    )
-
-
-def test_control_reader_stop_frame_then_eof(pipe: tuple[int, int]) -> None:
-    r, w = pipe
-    flag = StopFlag()
-    exits: list[int] = []
-    reader = ControlReader(
-        r, flag, run_id=RUN, worker_id="000001", grace=0.05, exit_now=exits.append
-    )
-    reader.start()
-    os.write(w, b"junk" + encode_frame(ev.Stop())[:5])
-    time.sleep(0.05)
-    assert not flag.stop  # garbage and half a frame do not stop the worker
-    os.write(w, encode_frame(ev.Stop())[5:])
-    deadline = time.monotonic() + 5
-    while not flag.stop and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert (flag.stop, flag.reason) == (True, "stop-frame")
-    assert exits == []
-    os.close(w)
-    reader.thread.join(5)
-    assert exits == [0]
-    assert flag.reason == "stop-frame"  # the first reason is kept
-
-
-def test_eof_alone_means_orphaned(pipe: tuple[int, int]) -> None:
-    r, w = pipe
-    flag = StopFlag()
-    exits: list[int] = []
-    reader = ControlReader(r, flag, run_id=RUN, worker_id="1", grace=0.0, exit_now=exits.append)
-    os.close(w)
-    reader.start()
-    reader.thread.join(5)
-    assert (flag.stop, flag.reason, exits) == (True, "orphaned", [0])
-
-
-def test_grid_layouts() -> None:
-    lake = gym.make("FrozenLake-v1", map_name="8x8")
-    kind, rows = grid_layout(lake) or ("", [])
-    assert (kind, len(rows), rows[0], rows[-1]) == ("frozenlake", 8, "SFFFFFFF", "FFFHFFFG")
-    taxi = grid_layout(gym.make("Taxi-v4"))
-    assert taxi is not None
-    assert taxi[0] == "taxi"
-    assert taxi[1][1] == "|R: | : :G|"
-    cliff = grid_layout(gym.make("CliffWalking-v1"))
-    assert cliff == ("cliffwalking", ["." * 12] * 3 + ["SCCCCCCCCCCG"])
-    assert grid_layout(gym.make("CartPole-v1")) is None
-
-
-def test_rgb_frames_are_subsampled() -> None:
-    data, shape = rgb_bytes(np.zeros((1000, 500, 4), dtype=np.uint8))
-    assert shape == [250, 125, 3]  # every 4th pixel: the longest side fits
-    assert max(shape) <= MAX_FRAME_SIDE
-    assert len(data) == 250 * 125 * 3
-    small = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
-    assert rgb_bytes(small) == (small.tobytes(), [2, 3, 3])
-    with pytest.raises(ValueError, match=r"shape \(4, 4\); expected \(h, w, 3\)"):
-        rgb_bytes(np.zeros((4, 4)))
-
-
-def test_frame_maker_caps_the_rate() -> None:
-    env = gym.make("FrozenLake-v1", render_mode="ansi")
-    env.reset(seed=0)
-    maker = FrameMaker(env, "ansi", RUN, "000001")
-    first = maker.frame(0, 0)
-    assert first is not None
-    assert first.text is not None
-    assert "F" in first.text
-    assert maker.frame(0, 1) is None  # within 1/30 s of the last one
-    assert maker.frame(0, 2, force=True) is not None

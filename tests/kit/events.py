@@ -1,11 +1,11 @@
-"""Shared builders for the store tests: real events from nbtrain.wire.events."""
+"""Real wire events built for tests (``nbtrain.wire.events``), with fixed times."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from nbtrain.ids import format_episode_id
-from nbtrain.wire.events import Episode, Steps
+from nbtrain.wire.events import Episode, Progress, Steps
 
 T0 = 1_700_000_000.0
 
@@ -67,3 +67,16 @@ def full_episode(run_id: str, worker_id: str, ep_index: int, n: int = 3, **kw: A
         steps(run_id, worker_id, ep_index, n),
         episode(run_id, worker_id, ep_index, length=n, **kw),
     ]
+
+
+def progress(run_id: str = "01J00000000000000000000000", worker_id: str = "000001") -> Progress:
+    """A ``Progress`` event at the start of a worker's run."""
+    return Progress(
+        run_id=run_id,
+        worker_id=worker_id,
+        ts=1.0,
+        episodes_done=0,
+        steps_done=0,
+        steps_per_s=0.0,
+        ep_index=0,
+    )

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from _runs_kit import TABLES, add_run, counts, expected, make_db
 
 from nbtrain.cli import main
+from tests.kit.runs import TABLES, add_run, counts, expected, make_db
 
 UNKNOWN = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 

@@ -1,4 +1,4 @@
-"""Helpers of the lifecycle tests: a child "kernel" process and plain-sqlite checks."""
+"""A child "kernel" process that launches a run (``kernel_proc.py``), and plain-sqlite checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 KERNEL = str(Path(__file__).with_name("kernel_proc.py"))
@@ -64,17 +63,6 @@ def rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[obje
         conn.close()
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 def episodes_have_all_steps(db: Path) -> list[tuple[object, ...]]:
     """Stored episodes whose steps are not all stored (empty when the store is honest)."""
     return rows(
@@ -91,11 +79,3 @@ def worker_pids(db: Path, run_id: str) -> list[int]:
         int(r[0])
         for r in rows(db, "SELECT pid FROM workers WHERE run_id = ? AND pid IS NOT NULL", (run_id,))
     ]
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
