@@ -104,3 +104,29 @@ def test_every_linked_file_exists() -> None:
     assert local, "the README links no docs"
     missing = {link for link in local if not (ROOT / link).exists()}
     assert missing <= set(PENDING_DOCS), f"README links missing files: {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "nbtrain.errors",
+        "nbtrain.ids",
+        "nbtrain.statuses",
+        "nbtrain.run",
+        "nbtrain.store",
+        "nbtrain.store.frames",
+        "nbtrain.config.model",
+        "nbtrain.config.parts",
+        "nbtrain.dispatch.process",
+    ],
+)
+def test_docstring_examples_run(module: str) -> None:
+    """The public API's examples that need no run (the rest are marked ``+SKIP``) hold."""
+    import doctest
+    import importlib
+
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in finder.find(importlib.import_module(module), extraglobs={"nbtrain": nbtrain}):
+        runner.run(test)
+    assert runner.failures == 0
