@@ -3,7 +3,7 @@
 // are overlaid here), and Archive / Delete behind a confirm step showing the per-worker
 // summary. Traits and requests: docs/retention.md ("RunBrowser").
 
-import { colour, createChart, formatNumber } from "./chart.js";
+import { createChart, formatNumber } from "./chart.js";
 import { createClient, errorArea, h } from "./protocol.js";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
@@ -18,6 +18,10 @@ export const COLUMNS = [
   { key: "size", label: "size", num: true },
 ];
 const MAX_DOTS = 16;
+// Runs (not workers) in an overlay: a colour by position, from a palette of its own.
+const RUN_PALETTE = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
+/** @param {number} i */
+const colour = (i) => RUN_PALETTE[i % RUN_PALETTE.length];
 
 /** @param {number} n */
 export function humanBytes(n) {

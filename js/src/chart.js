@@ -7,11 +7,15 @@ import { h } from "./protocol.js";
 
 export { formatNumber };
 
-const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const FALLBACK_COLOUR = "#7f7f7f";
 
-/** @param {number} i */
-export function colour(i) {
-  return PALETTE[i % PALETTE.length];
+/**
+ * A worker's colour as the kernel chose it (nbtrain.widgets.colours: derived from the
+ * worker id, so it is the same in every tab, chart and matplotlib plot, and after a reopen).
+ * @param {Record<string, string> | undefined} colours @param {string} wid
+ */
+export function workerColour(colours, wid) {
+  return colours?.[wid] ?? FALLBACK_COLOUR;
 }
 
 function canvasWorks() {
@@ -64,6 +68,8 @@ export function themed(value) {
 export function createChart(parent, spec) {
   const box = h("div", "nbt-chart");
   parent.append(box);
+  /** @type {[number, number] | null} */
+  let yRange = null;
   /** @type {Array<ArrayLike<number | null>>} */
   let data = [[], ...spec.series.map(() => [])];
   /** @type {any} */
@@ -76,7 +82,11 @@ export function createChart(parent, spec) {
         title: spec.title,
         width: Math.max(300, box.clientWidth || parent.clientWidth || 560),
         height: spec.height ?? 200,
-        scales: { x: { time: false } },
+        scales: {
+          x: { time: false },
+          // robust limits when the caller gives them (see curves.robustRange), else uPlot's
+          y: { range: (/** @type {any} */ _u, /** @type {number} */ min, /** @type {number} */ max) => yRange ?? uPlot.rangeNum(min, max, 0.1, true) },
+        },
         axes: [
           { label: spec.xLabel ?? "episode", stroke: axisStroke },
           { label: spec.yLabel ?? "", stroke: axisStroke },
@@ -112,9 +122,15 @@ export function createChart(parent, spec) {
   }
   return {
     element: box,
-    /** @param {Array<ArrayLike<number | null>>} next */
-    setData(next) {
+    /**
+     * @param {Array<ArrayLike<number | null>>} next
+     * @param {[number, number] | null} [range] y-limits (null: fit the data)
+     */
+    setData(next, range = null) {
       data = next;
+      yRange = range;
+      box.dataset.ymin = range ? String(range[0]) : "";
+      box.dataset.ymax = range ? String(range[1]) : "";
       const n = next[0]?.length ?? 0;
       box.dataset.points = String(n);
       if (plot) plot.setData(next);
@@ -124,6 +140,12 @@ export function createChart(parent, spec) {
       }
     },
     data: () => data,
+    /** @param {string} text */
+    setTitle(text) {
+      const el = box.querySelector(".u-title");
+      if (el) el.textContent = text;
+      else if (!plot) spec.title = text;
+    },
     destroy() {
       observer?.disconnect();
       plot?.destroy();

@@ -1,7 +1,7 @@
 // What a dashboard view knows about the run: snapshot + deltas applied, as plain data
 // (tested without a DOM). Messages: docs/widgets.md.
 
-import { Curve } from "./curves.js";
+import { Curve, FIELDS } from "./curves.js";
 import { bytesOf, typedArray } from "./protocol.js";
 
 export const FINAL = new Set(["completed", "failed", "stopped"]);
@@ -26,11 +26,10 @@ function emptyWorker() {
 
 /** @param {any} ref @param {any[]} buffers */
 function curveData(ref, buffers) {
-  return {
-    ep: typedArray(buffers, ref.ep_index),
-    reward: typedArray(buffers, ref.total_reward),
-    length: typedArray(buffers, ref.length),
-  };
+  /** @type {Record<string, ArrayLike<number>>} */
+  const out = {};
+  for (const name of FIELDS) out[name] = typedArray(buffers, ref[name]);
+  return out;
 }
 
 /**
@@ -68,6 +67,10 @@ export class DashboardState {
     this.live = false;
     this.runId = "";
     this.envId = "";
+    /** @type {Record<string, string>} worker id → colour, chosen by the kernel */
+    this.colours = {};
+    /** @type {string | null} how the run ended ("completed in 2.1 s"), null while it goes */
+    this.outcome = null;
   }
 
   /** @param {string} wid */
@@ -89,6 +92,8 @@ export class DashboardState {
     this.live = msg.live;
     this.runId = msg.run_id;
     this.envId = msg.env_id;
+    this.colours = { ...(msg.colours ?? {}) };
+    this.outcome = msg.outcome ?? null;
     for (const [wid, s] of Object.entries(msg.workers)) {
       const w = this.worker(wid);
       w.scalars = { ...s.scalars };
@@ -112,9 +117,11 @@ export class DashboardState {
     const gap = msg.seq !== this.seq + 1;
     this.seq = msg.seq;
     let resync = gap;
+    if ("outcome" in msg) this.outcome = msg.outcome;
     for (const [wid, change] of Object.entries(msg.workers)) {
       const w = this.worker(wid);
       w.dataVersion += 1;
+      if (change.colour) this.colours[wid] = change.colour;
       if (change.scalars) Object.assign(w.scalars, change.scalars);
       if (change.curve && w.curve.apply(change.curve, curveData(change.curve, buffers)) === "gap") resync = true;
       if (change.recent) {

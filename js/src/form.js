@@ -2,45 +2,36 @@
 // and Launch (enabled only while the config validates). Values go to Python as typed text;
 // Python parses, validates and echoes errors and normalized worker ids back.
 
-import { createClient, errorArea, h } from "./protocol.js";
+import { matchingEnvs, revealDashboard, summaryLine } from "./form_parts.js";
+import { createClient, errorArea, h, hideStaticTwin, keepKeysInside } from "./protocol.js";
+
+export { matchingEnvs, summaryLine } from "./form_parts.js";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
 
-export const TABULAR = new Set(["q_learning", "sarsa", "expected_sarsa"]);
 const DEBOUNCE_MS = 120;
 const MAX_ENV_MATCHES = 40;
-
-/**
- * Env ids the agent can handle, filtered by a search text (case-insensitive substring).
- * @param {Array<{id: string, obs: string, action: string}>} envs
- * @param {string} agent
- * @param {string} search
- */
-export function matchingEnvs(envs, agent, search) {
-  const needle = search.trim().toLowerCase();
-  return envs
-    .filter((e) => !TABULAR.has(agent) || (e.obs === "discrete" && e.action === "discrete"))
-    .map((e) => e.id)
-    .filter((id) => id.toLowerCase().includes(needle));
-}
 
 /** @param {{model: WidgetModel, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const root = h("form", "nbt-root nbt-form");
   root.addEventListener("submit", (e) => e.preventDefault());
   el.append(root);
+  const releaseKeys = keepKeysInside(root);
+  hideStaticTwin(el);
   const cleanupError = errorArea(model, root);
   const general = h("ul", "nbt-general-errors");
   root.append(general);
   const client = createClient(model);
   /** @type {Record<string, any>} */
   let values = { ...model.get("values") };
-  /** @type {Map<string, {input?: HTMLInputElement | HTMLSelectElement, error: HTMLElement, row: HTMLElement}>} */
+  /** @type {Map<string, {input?: HTMLInputElement | HTMLSelectElement, error: HTMLElement, row: HTMLElement, hint: HTMLElement}>} */
   const fields = new Map();
   let timer = /** @type {any} */ (null);
   /** @type {HTMLInputElement[]} */
   const radios = [];
   let refreshEnvList = () => {};
+  let agentHelp = () => {};
   let refreshWorkers = () => {};
 
   function commit() {
@@ -99,9 +90,16 @@ function render({ model, el }) {
       }
       if (input) input.id = id;
       if (spec.help) row.append(h("div", "nbt-help", spec.help));
+      const hint = h("div", "nbt-hint");
+      row.append(hint);
+      if (spec.name === "agent") {
+        const about = h("div", "nbt-agent-help");
+        row.append(about);
+        agentHelp = () => { about.textContent = (model.get("agent_help") ?? {})[values.agent] ?? "your own agent: its class or factory is called in each worker"; };
+      }
       row.append(error);
       fieldset.append(row);
-      fields.set(spec.name, { input, error, row });
+      fields.set(spec.name, { input, error, row, hint });
     }
     root.append(fieldset);
   }
@@ -110,18 +108,101 @@ function render({ model, el }) {
   const launch = /** @type {HTMLButtonElement} */ (h("button", "nbt-launch", "Launch"));
   launch.type = "button";
   const launchOut = h("span", "nbt-launch-out");
+  const ask = h("div", "nbt-ask");
+  ask.hidden = true;
   actions.append(launch, launchOut);
-  root.append(actions);
-  launch.addEventListener("click", () => {
+  root.append(actions, ask);
+  // After a launch the form folds into one line (with Edit) so the dashboard is in view.
+  const folded = h("div", "nbt-folded");
+  folded.hidden = true;
+  const foldedText = h("span", "nbt-folded-text");
+  const edit = /** @type {HTMLButtonElement} */ (h("button", "nbt-edit", "Edit"));
+  edit.type = "button";
+  const foldedLaunch = /** @type {HTMLButtonElement} */ (h("button", "nbt-launch-again", "Launch again"));
+  foldedLaunch.type = "button";
+  const foldedOut = h("span", "nbt-launch-out");
+  folded.append(foldedText, edit, foldedLaunch, foldedOut);
+  root.prepend(folded);
+  edit.addEventListener("click", () => fold(false));
+  foldedLaunch.addEventListener("click", () => { fold(false); launch.click(); });
+
+  /** @param {boolean} on */
+  function fold(on) {
+    root.classList.toggle("nbt-is-folded", on);
+    folded.hidden = !on;
+    foldedText.textContent = summaryLine(values);
+  }
+
+  function showStatus() {
+    const text = model.get("run_status") ?? "";
+    if (!text) return;
+    for (const out of [launchOut, foldedOut]) {
+      if (launch.dataset.busy === "1") continue;
+      out.textContent = text;
+      out.classList.toggle("nbt-failed", /\bfailed\b/.test(text));
+    }
+  }
+
+  /** @param {"keep" | "stop"} previous */
+  function doLaunch(previous) {
+    ask.hidden = true;
     if (timer) commit();
     launch.disabled = true;
     launch.dataset.busy = "1";
-    launchOut.textContent = "launching…";
-    client.request("launch").then(
-      ({ result }) => { launchOut.textContent = `launched run ${result.run_id} (${result.worker_ids.join(", ")})`; },
-      (err) => { launchOut.textContent = `launch failed: ${err.message}`; },
+    launchOut.textContent = previous === "stop" ? "stopping the running run, then launching…" : "launching…";
+    client.request("launch", { previous }).then(
+      ({ result }) => {
+        launch.dataset.busy = "";
+        launchOut.textContent = foldedOut.textContent = `launched run ${result.run_id} (${result.worker_ids.join(", ")})`;
+        showStatus();
+        fold(true);
+        revealDashboard(el, result.run_id);
+      },
+      (err) => {
+        launch.dataset.busy = "";
+        fold(false);
+        launchOut.textContent = foldedOut.textContent = `launch failed: ${err.message}`;
+      },
     ).finally(() => { launch.dataset.busy = ""; updateValid(); });
+  }
+
+  launch.addEventListener("click", () => {
+    const running = model.get("running_runs") ?? [];
+    if (running.length === 0) { doLaunch("keep"); return; }
+    // a run launched from here still goes: ask, never replace it silently
+    const which = running.map((/** @type {any} */ r) => r.label).join(", ");
+    const stopIt = /** @type {HTMLButtonElement} */ (h("button", "nbt-ask-stop", running.length > 1 ? "Stop them, then launch" : "Stop it, then launch"));
+    const both = /** @type {HTMLButtonElement} */ (h("button", "nbt-ask-both", "Run both"));
+    const cancel = /** @type {HTMLButtonElement} */ (h("button", "nbt-ask-cancel", "Cancel"));
+    for (const b of [stopIt, both, cancel]) b.type = "button";
+    stopIt.addEventListener("click", () => doLaunch("stop"));
+    both.addEventListener("click", () => doLaunch("keep"));
+    cancel.addEventListener("click", () => { ask.hidden = true; });
+    ask.replaceChildren(h("span", "", `Still running: ${which}. `), stopIt, both, cancel);
+    ask.hidden = false;
+    stopIt.focus();
   });
+  model.on("change:run_status", showStatus);
+
+  /**
+   * A new environment: its kwargs and a name derived from the old one no longer apply.
+   * @param {string} envId @param {boolean} now
+   */
+  function setEnv(envId, now) {
+    const old = values.env_id ?? "";
+    if (envId === old) return;
+    const changes = /** @type {Record<string, any>} */ ({ env_id: envId });
+    if (values.env_kwargs) changes.env_kwargs = "";
+    if (values.name && values.name === `${old}-${values.agent}`) changes.name = "";
+    for (const [k, v] of Object.entries(changes)) {
+      const input = fields.get(k)?.input;
+      if (k !== "env_id" && input) input.value = v;
+    }
+    values = { ...values, ...changes };
+    if (timer) clearTimeout(timer);
+    if (now) commit();
+    else timer = setTimeout(commit, DEBOUNCE_MS);
+  }
 
   /** @param {HTMLElement} row @param {string} id */
   function envField(row, id) {
@@ -134,10 +215,11 @@ function render({ model, el }) {
     const label = h("label", "", "Environment");
     label.htmlFor = id;
     row.append(label, search, list);
+    let picked = true; // the box shows the chosen id (not a search): list everything
     const fill = () => {
       const chosen = values.env_id ?? "";
-      const filter = search.value === chosen ? "" : search.value;
-      const ids = matchingEnvs(model.get("envs"), values.agent, filter);
+      const filter = picked ? "" : search.value;
+      const ids = matchingEnvs(model.get("envs"), values.agent, filter, { tabular: model.get("tabular_agents"), bins: /"bins"/.test(values.agent_kwargs ?? "") });
       list.replaceChildren(...ids.slice(0, MAX_ENV_MATCHES).map((envId) => {
         const option = /** @type {HTMLButtonElement} */ (h("button", "nbt-env-option", envId));
         option.type = "button";
@@ -145,14 +227,16 @@ function render({ model, el }) {
         option.setAttribute("aria-selected", String(envId === chosen));
         option.addEventListener("click", () => {
           search.value = envId;
-          change("env_id", envId, true);
+          picked = true;
+          setEnv(envId, true);
           fill();
         });
         return option;
       }));
       if (ids.length === 0) list.append(h("div", "nbt-muted", "no registered environment matches; the typed id is used as is"));
+      else if (ids.length > MAX_ENV_MATCHES) list.append(h("div", "nbt-muted", `${ids.length - MAX_ENV_MATCHES} more: type to narrow the list`));
     };
-    search.addEventListener("input", () => { change("env_id", search.value); fill(); });
+    search.addEventListener("input", () => { picked = false; setEnv(search.value, false); fill(); });
     fill();
     refreshEnvList = fill;
     return search;
@@ -226,7 +310,7 @@ function render({ model, el }) {
           const p = items[i];
           const idBox = /** @type {HTMLElement} */ (line.querySelector(".nbt-worker-id"));
           const errBox = /** @type {HTMLElement} */ (line.querySelector(".nbt-worker-error"));
-          idBox.textContent = p?.id ? `→ ${p.id}${p.auto ? " (auto)" : ""}` : "";
+          idBox.textContent = p?.id ? `→ ${p.id}${p.auto ? " (auto)" : ""}${p.overrides ? ` · own: ${p.overrides}` : ""}` : "";
           errBox.textContent = p?.error ?? "";
           line.classList.toggle("nbt-invalid", Boolean(p?.error));
         });
@@ -248,8 +332,12 @@ function render({ model, el }) {
 
   function updateGroups() {
     for (const { row } of fields.values()) {
-      if (row.dataset.group === "tabular") row.hidden = !TABULAR.has(values.agent);
+      if (row.dataset.group === "tabular") row.hidden = !(model.get("tabular_agents") ?? []).includes(values.agent);
     }
+  }
+  function updateHints() {
+    const hints = model.get("hints") ?? {};
+    for (const [name, f] of fields) f.hint.textContent = hints[name] ? `blank: ${hints[name]}` : "";
   }
   function updateErrors() {
     const errors = model.get("errors") ?? {};
@@ -275,13 +363,17 @@ function render({ model, el }) {
     refreshEnvList();
     refreshWorkers();
     updateGroups();
+    agentHelp();
   }
-  const onAgent = () => { updateGroups(); refreshEnvList(); };
+  const onAgent = () => { updateGroups(); refreshEnvList(); agentHelp(); };
   fields.get("agent")?.input?.addEventListener("change", () => onAgent());
 
   updateGroups();
   updateErrors();
   updateValid();
+  updateHints();
+  agentHelp();
+  model.on("change:hints", updateHints);
   model.on("change:errors", updateErrors);
   model.on("change:general_errors", updateErrors);
   model.on("change:valid", updateValid);
@@ -290,10 +382,13 @@ function render({ model, el }) {
     if (timer) commit();
     client.dispose();
     cleanupError();
+    releaseKeys();
+    model.off("change:hints", updateHints);
     model.off("change:errors", updateErrors);
     model.off("change:general_errors", updateErrors);
     model.off("change:valid", updateValid);
     model.off("change:values", updateValues);
+    model.off("change:run_status", showStatus);
   };
 }
 

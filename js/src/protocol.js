@@ -152,3 +152,43 @@ export function h(tag, className, text) {
   if (text !== undefined) node.textContent = text;
   return node;
 }
+
+const KEPT_KEYS = new Set(["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown", " "]);
+
+/**
+ * Keys that move inside a control (arrows in a dropdown or on a slider, typing in a box)
+ * stay in the widget: without this JupyterLab's command mode also sees them and moves the
+ * active cell. Escape and shortcuts with Ctrl/Meta/Shift+Enter still reach JupyterLab.
+ * @param {HTMLElement} root @returns {() => void} removes the listener
+ */
+export function keepKeysInside(root) {
+  /** @param {KeyboardEvent} e */
+  const onKey = (e) => {
+    const t = /** @type {HTMLElement | null} */ (e.target);
+    if (!t || !root.contains(t)) return;
+    const tag = t.tagName;
+    const control = tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA" || t.getAttribute("role") === "listbox";
+    if (!control) return;
+    if (e.key === "Enter" && (e.shiftKey || e.ctrlKey || e.metaKey)) return;
+    if (e.key === "Escape") return;
+    if (KEPT_KEYS.has(e.key) || tag !== "SELECT") e.stopPropagation();
+  };
+  root.addEventListener("keydown", onKey);
+  return () => root.removeEventListener("keydown", onKey);
+}
+
+/**
+ * While a kernel serves this view, hide the static twin the kernel displayed right after
+ * it (widgets/fallback.py): that table is for a saved notebook opened without a kernel.
+ * @param {HTMLElement} el
+ */
+export function hideStaticTwin(el) {
+  let tries = 0;
+  const look = () => {
+    const child = el.closest(".jp-OutputArea-child, .output_area");
+    const next = /** @type {HTMLElement | null} */ (child?.nextElementSibling ?? null);
+    if (next?.querySelector(".nbtrain-static")) next.style.display = "none";
+    else if (tries++ < 20) setTimeout(look, 100);
+  };
+  look();
+}

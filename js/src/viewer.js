@@ -4,7 +4,7 @@
 import { ansiToHtml } from "./ansi.js";
 import { formatNumber } from "./format.js";
 import { renderGrid, startPosition } from "./grid.js";
-import { errorArea, h } from "./protocol.js";
+import { errorArea, h, keepKeysInside } from "./protocol.js";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
 
@@ -42,9 +42,20 @@ function render({ model, el }) {
   root.append(title);
   const cleanupError = errorArea(model, root);
   const controls = h("div", "nbt-controls");
-  const play = /** @type {HTMLButtonElement} */ (h("button", "nbt-play", "▶"));
+  const play = /** @type {HTMLButtonElement} */ (h("button", "nbt-play"));
   play.type = "button";
   play.title = "play / pause";
+  // drawn, not a font glyph: "⏸" is an empty box in many fonts
+  /** @param {boolean} on */
+  const showPlaying = (on) => {
+    play.dataset.state = on ? "pause" : "play";
+    play.setAttribute("aria-label", on ? "pause" : "play");
+    play.innerHTML = on
+      ? '<svg viewBox="0 0 10 10" width="10" height="10" aria-hidden="true"><rect x="1.5" y="1" width="2.5" height="8" fill="currentColor"/><rect x="6" y="1" width="2.5" height="8" fill="currentColor"/></svg>'
+      : '<svg viewBox="0 0 10 10" width="10" height="10" aria-hidden="true"><path d="M2 1 L9 5 L2 9 Z" fill="currentColor"/></svg>';
+  };
+  showPlaying(false);
+  const releaseKeys = keepKeysInside(root);
   const slider = document.createElement("input");
   slider.type = "range";
   slider.min = "0";
@@ -87,18 +98,18 @@ function render({ model, el }) {
     if (playing) {
       clearInterval(playing);
       playing = null;
-      play.textContent = "▶";
+      showPlaying(false);
       return;
     }
     const n = (model.get("episode")?.action ?? []).length;
     if ((model.get("step") ?? 0) >= n) go(0);
-    play.textContent = "⏸";
+    showPlaying(true);
     playing = setInterval(() => {
       const next = (model.get("step") ?? 0) + 1;
       if (next > n) {
         clearInterval(playing);
         playing = null;
-        play.textContent = "▶";
+        showPlaying(false);
         return;
       }
       go(next);
@@ -112,6 +123,7 @@ function render({ model, el }) {
     model.off("change:step", draw);
     model.off("change:episode", draw);
     cleanupError();
+    releaseKeys();
   };
 }
 

@@ -8,24 +8,30 @@ describe("curves", () => {
     expect(Array.from(rollingMean([1, 2, 3, 4], 2))).toEqual([1, 1.5, 2.5, 3.5]);
   });
 
-  it("appends contiguous deltas, ignores stale ones and reports gaps", () => {
+  it("upserts buckets by index, replaces on reset and reports a level it does not have", () => {
     const c = new Curve();
-    const pts = (ep) => ({ ep, reward: ep.map((e) => e * 10), length: ep.map(() => 1) });
-    expect(c.apply({ epoch: 0, start: 0, end: 2, reset: true }, pts([0, 1]))).toBe("ok");
-    expect(c.apply({ epoch: 0, start: 2, end: 4, reset: false }, pts([2, 3]))).toBe("ok");
-    expect(c.apply({ epoch: 0, start: 2, end: 4, reset: false }, pts([2, 3]))).toBe("stale");
-    expect(c.apply({ epoch: 0, start: 6, end: 7, reset: false }, pts([6]))).toBe("gap");
-    expect(c.apply({ epoch: 1, start: 4, end: 5, reset: false }, pts([4]))).toBe("gap");
-    expect(c.ep).toEqual([0, 1, 2, 3]);
-    expect(c.apply({ epoch: 1, start: 0, end: 2, reset: true }, pts([1, 3]))).toBe("ok");
+    const pts = (index, level = 0) => ({
+      index, count: index.map(() => 1), last_ep: index.map((k) => (k + 1) * 2 ** level - 1),
+      r_min: index.map((k) => k), r_max: index.map((k) => k), r_mean: index.map((k) => k),
+      roll: index.map((k) => k / 2), len_mean: index.map(() => 3),
+    });
+    expect(c.apply({ level: 0, reset: true }, pts([0, 1]))).toBe("ok");
+    expect(c.apply({ level: 0, reset: false }, pts([1, 2, 3]))).toBe("ok");
+    expect(c.apply({ level: 0, reset: false }, pts([5]))).toBe("ok"); // a gap in episodes is fine
+    expect(c.apply({ level: 0, reset: false }, pts([4]))).toBe("ok"); // out of order lands in order
+    expect(c.index).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(c.ep).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(c.apply({ level: 1, reset: true }, pts([0, 1], 1))).toBe("ok");
+    expect(c.apply({ level: 0, reset: false }, pts([0]))).toBe("gap");
     expect(c.ep).toEqual([1, 3]);
-    expect(c.epoch).toBe(1);
+    expect(c.bucketSize).toBe(2);
+    expect(c.lastRoll()).toBe(0.5);
   });
 
   it("overview band is the mean and sd across workers", () => {
-    const a = { ep: [0, 1, 2, 3], reward: [0, 0, 0, 0] };
-    const b = { ep: [0, 1, 2, 3], reward: [2, 2, 2, 2] };
-    const band = overviewBand([a, b], { bins: 4, window: 1 });
+    const a = { ep: [0, 1, 2, 3], roll: [0, 0, 0, 0] };
+    const b = { ep: [0, 1, 2, 3], roll: [2, 2, 2, 2] };
+    const band = overviewBand([a, b], { bins: 4 });
     expect(band.x).toEqual([0, 1, 2, 3]);
     expect(band.mean).toEqual([1, 1, 1, 1]);
     expect(band.lo).toEqual([0, 0, 0, 0]);
@@ -33,10 +39,16 @@ describe("curves", () => {
     expect(band.perWorker).toEqual([[0, 0, 0, 0], [2, 2, 2, 2]]);
   });
 
+  it("the ±sd band is clipped to the workers' range", () => {
+    const band = overviewBand([{ ep: [0], roll: [0] }, { ep: [0], roll: [0] }, { ep: [0], roll: [1] }], { bins: 1 });
+    expect(band.lo[0]).toBe(0); // mean 1/3, sd 0.47: unclipped it would go below 0
+    expect(band.hi[0]).toBeCloseTo(1 / 3 + Math.sqrt(2) / 3, 12);
+  });
+
   it("a worker that stopped early leaves the band", () => {
-    const a = { ep: [0, 1], reward: [1, 1] };
-    const b = { ep: [0, 1, 2, 3, 4, 5], reward: [3, 3, 3, 3, 3, 3] };
-    const band = overviewBand([a, b], { bins: 6, window: 1 });
+    const a = { ep: [0, 1], roll: [1, 1] };
+    const b = { ep: [0, 1, 2, 3, 4, 5], roll: [3, 3, 3, 3, 3, 3] };
+    const band = overviewBand([a, b], { bins: 6 });
     expect(band.n).toEqual([2, 2, 1, 1, 1, 1]);
     expect(band.perWorker[0].slice(2)).toEqual([null, null, null, null]);
   });

@@ -29,7 +29,8 @@ describe("DashboardState", () => {
     expect(s.applyDelta(fx.deltas[2].content, fx.deltas[2].buffers)).toBe("ok");
     const w1 = s.worker("000001");
     expect(w1.curve.ep).toEqual([0, 1, 2, 3, 4, 5, 6]);
-    expect(w1.curve.reward).toEqual([0, 1, 0, 1, 1, 1, 0]);
+    expect(w1.curve.mean).toEqual([0, 1, 0, 1, 1, 1, 0]);
+    expect(w1.curve.roll.at(-1)).toBeCloseTo(4 / 7, 12); // mean of all 7 episodes so far
     expect(w1.recent.map((r) => r.ep_index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(w1.grid.kind).toBe("frozenlake");
     expect(w1.position).toBe(8);
@@ -45,7 +46,8 @@ describe("DashboardState", () => {
       const a = fromDeltas.worker(wid);
       const b = fromSnapshot.worker(wid);
       expect(a.curve.ep).toEqual(b.curve.ep);
-      expect(a.curve.reward).toEqual(b.curve.reward);
+      expect(a.curve.mean).toEqual(b.curve.mean);
+      expect(a.curve.roll).toEqual(b.curve.roll);
       expect(a.scalars).toEqual(b.scalars);
       expect(a.recent).toEqual(b.recent);
     }
@@ -154,4 +156,62 @@ describe("dashboard view", () => {
     expect(model.listenerCount("msg:custom")).toBe(0);
     expect(model.requests("focus").at(-1).content.params.worker_id).toBeNull();
   });
+
+  it("the overview shows progress across workers as n / total with a bar", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    await frame();
+    model.receive(fx.deltas[2].content, fx.deltas[2].buffers);
+    await frame();
+    expect(el.querySelector(".nbt-progress-text").textContent).toMatch(/^11 \/ 200 episodes/);
+    expect(Number(el.querySelector(".nbt-progress").value)).toBeCloseTo(11 / 200, 6);
+  });
+
+  it("failures show in red with their first error line; the end shows the outcome and a closure summary", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    await frame();
+    model.receive({ kind: "delta", seq: 3, outcome: "1 failed: ValueError: boom (1 other completed)", workers: {
+      "000001": { scalars: { status: "completed", exit_code: 0, mean_return: 0.5, last100_return: 0.75, steps_per_s: 812.5 } },
+      "000007": { scalars: { status: "failed", exit_code: 1, error: "ValueError: boom\nmore", mean_return: 0.25, last100_return: 0.25 } },
+    } });
+    await frame();
+    expect([...el.querySelectorAll(".nbt-failures li")].map((li) => li.textContent)).toEqual(["000007 failed: ValueError: boom"]);
+    expect(el.querySelector(".nbt-outcome").textContent).toBe("1 failed: ValueError: boom (1 other completed)");
+    expect(el.querySelector(".nbt-outcome").classList.contains("nbt-failed")).toBe(true);
+    const caption = el.querySelector(".nbt-summary caption").textContent;
+    expect(caption).toContain("Run ended");
+    const rows = [...el.querySelectorAll(".nbt-summary tr.nbt-closure-row")].map((tr) => [...tr.children].map((td) => td.textContent));
+    expect(rows[0]).toEqual(["000001", "completed", "0", "6", "2", "812.5", "0.500", "0.667", "0.750"]);
+    expect(rows[1].slice(0, 3)).toEqual(["000007", "failed", "1"]);
+    expect(el.querySelector(".nbt-summary tr.nbt-row-failed")).not.toBeNull();
+  });
+
+  it("worker colours come from the kernel and stay with the worker id", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    await frame();
+    const tab = el.querySelector('.nbt-tab[data-key="000007"]');
+    expect(tab.style.getPropertyValue("--nbt-worker")).toBe(fx.snapshot.content.colours["000007"]);
+  });
+
+  it("hides the static twin displayed after it (that table is for a saved notebook)", async () => {
+    const area = document.createElement("div");
+    const child = document.createElement("div");
+    child.className = "jp-OutputArea-child";
+    const twin = document.createElement("div");
+    twin.className = "jp-OutputArea-child";
+    twin.innerHTML = "<div class='nbtrain-static'><table></table></div>";
+    const other = document.createElement("div");
+    other.className = "jp-OutputArea-child";
+    area.append(child, twin, other);
+    document.body.append(area);
+    const el = document.createElement("div");
+    child.append(el);
+    dashboard.render({ model: liveModel(), el });
+    await frame();
+    expect(twin.style.display).toBe("none");
+    expect(other.style.display).toBe("");
+  });
 });
+

@@ -49,17 +49,32 @@ export class FakeModel {
   requests(method) { return this.sent.filter((m) => m.content.method === method); }
 }
 
+const decode = (m) => ({
+  content: m.content,
+  buffers: m.buffers.map((b) => {
+    const bytes = Buffer.from(b, "base64");
+    return new DataView(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  }),
+});
+
+/** @param {string} name */
+function readFixture(name) {
+  return JSON.parse(readFileSync(join(dirname(fileURLToPath(import.meta.url)), "fixtures", name), "utf8"));
+}
+
+/**
+ * One worker's episodes, pandas' rolling mean of 20 over them, the live deltas a
+ * dashboard got at several episode rates and the snapshot rebuilt from the store.
+ */
+export function loadCurveFixture() {
+  const data = readFixture("curves.json");
+  const live = Object.fromEntries(Object.entries(data.live).map(([rate, deltas]) => [rate, deltas.map(decode)]));
+  return { ...data, live, store: decode(data.store) };
+}
+
 /** Messages produced by the Python side (tests/widgets/test_widget_js_fixture.py keeps it current). */
 export function loadFixture() {
-  const path = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "protocol.json");
-  const data = JSON.parse(readFileSync(path, "utf8"));
-  const decode = (m) => ({
-    content: m.content,
-    buffers: m.buffers.map((b) => {
-      const bytes = Buffer.from(b, "base64");
-      return new DataView(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-    }),
-  });
+  const data = readFixture("protocol.json");
   return {
     snapshot: decode(data.snapshot),
     deltas: data.deltas.map(decode),

@@ -7,11 +7,14 @@ const fx = loadFixture();
 function formModel(values = {}) {
   return new FakeModel({
     sections: fx.form.sections,
+    agent_help: fx.form.agent_help,
+    tabular_agents: fx.form.tabular_agents,
+    hints: {},
     agents: ["q_learning", "sarsa", "expected_sarsa", "random"],
     envs: fx.form.envs,
     values: {
       env_id: "FrozenLake-v1", env_kwargs: "", agent: "q_learning", alpha: "", gamma: "", epsilon: "",
-      epsilon_min: "", epsilon_decay: "", name: "", episodes: "", max_steps_per_episode: "", seed: "",
+      epsilon_min: "", epsilon_decay: "", agent_kwargs: "", name: "", episodes: "", max_steps_per_episode: "", seed: "",
       step_delay: "", mode: "train", policy_path: "", telemetry_steps: "", frames: "none", frame_every: "",
       workers_mode: "count", workers_count: "1", workers_list: [""], ...values,
     },
@@ -111,11 +114,120 @@ describe("form view", () => {
     expect(el.querySelector(".nbt-launch-out").textContent).toContain("launch failed: FileNotFoundError");
   });
 
+  it("after Launch the form folds to one line with Edit, and the line turns into the outcome", async () => {
+    const model = formModel();
+    model.state.valid = true;
+    model.state.values = { ...model.state.values, env_id: "FrozenLake-v1", episodes: "300", workers_count: "2" };
+    model.kernel.launch = (_p, id) => {
+      model.set("run_status", "running 01JRUN (2 workers)…");
+      model.respond(id, { run_id: "01JRUN", worker_ids: ["000001", "000002"] });
+    };
+    const el = mount(model);
+    el.querySelector(".nbt-launch").click();
+    await tick(10);
+    const form = el.querySelector(".nbt-form");
+    expect(form.classList.contains("nbt-is-folded")).toBe(true);
+    expect(el.querySelector(".nbt-folded-text").textContent).toBe("FrozenLake-v1 · q_learning · 300 episodes × 2 workers");
+    model.set("run_status", "launched run 01JRUN (000001, 000002) · 3 failed: ValueError: boom");
+    const out = el.querySelector(".nbt-folded .nbt-launch-out");
+    expect(out.textContent).toBe("launched run 01JRUN (000001, 000002) · 3 failed: ValueError: boom");
+    expect(out.classList.contains("nbt-failed")).toBe(true);
+    el.querySelector(".nbt-edit").click();
+    expect(form.classList.contains("nbt-is-folded")).toBe(false);
+  });
+
+  it("Launch while a run from this form still goes asks: stop it, or run both", async () => {
+    const model = formModel();
+    model.state.valid = true;
+    model.state.running_runs = [{ run_id: "01JOLD", label: "01JOLD (1 workers)" }];
+    model.kernel.launch = (_p, id) => model.respond(id, { run_id: "01JNEW", worker_ids: ["000001"] });
+    const el = mount(model);
+    el.querySelector(".nbt-launch").click();
+    await tick(10);
+    expect(model.requests("launch")).toHaveLength(0); // nothing replaced silently
+    expect(el.querySelector(".nbt-ask").hidden).toBe(false);
+    expect(el.querySelector(".nbt-ask").textContent).toContain("01JOLD");
+    el.querySelector(".nbt-ask-cancel").click();
+    expect(el.querySelector(".nbt-ask").hidden).toBe(true);
+    el.querySelector(".nbt-launch").click();
+    el.querySelector(".nbt-ask-both").click();
+    await tick(10);
+    expect(model.requests("launch")[0].content.params).toEqual({ previous: "keep" });
+    el.querySelector(".nbt-edit").click();
+    el.querySelector(".nbt-launch").click();
+    el.querySelector(".nbt-ask-stop").click();
+    await tick(10);
+    expect(model.requests("launch")[1].content.params).toEqual({ previous: "stop" });
+  });
+
   it("values set from Python show up in the inputs", () => {
     const model = formModel();
     const el = mount(model);
     model.set("values", { ...model.get("values"), episodes: "77", agent: "random" });
     expect(field(el, "episodes").querySelector("input").value).toBe("77");
     expect(field(el, "alpha").hidden).toBe(true);
+  });
+
+  it("typing in the environment box filters the list", async () => {
+    const model = formModel();
+    const el = mount(model);
+    const search = field(el, "env_id").querySelector("input");
+    const all = field(el, "env_id").querySelectorAll(".nbt-env-option").length;
+    expect(all).toBeGreaterThan(1);
+    search.value = "cliff";
+    search.dispatchEvent(new Event("input"));
+    const shown = [...field(el, "env_id").querySelectorAll(".nbt-env-option")].map((o) => o.textContent);
+    expect(shown).toEqual(["CliffWalking-v1"]);
+  });
+
+  it("a new environment clears its env kwargs and a name derived from the old one", async () => {
+    const model = formModel({ env_kwargs: '{"map_name": "8x8"}', name: "FrozenLake-v1-q_learning" });
+    const el = mount(model);
+    [...field(el, "env_id").querySelectorAll(".nbt-env-option")].find((o) => o.textContent === "Taxi-v4").click();
+    expect(model.get("values")).toMatchObject({ env_id: "Taxi-v4", env_kwargs: "", name: "" });
+    expect(field(el, "env_kwargs").querySelector("input").value).toBe("");
+  });
+
+  it("a name the person chose survives an environment change", () => {
+    const model = formModel({ name: "my experiment" });
+    const el = mount(model);
+    [...field(el, "env_id").querySelectorAll(".nbt-env-option")].find((o) => o.textContent === "Taxi-v4").click();
+    expect(model.get("values").name).toBe("my experiment");
+  });
+
+  it("fields explain themselves: help, the agent in one line, what a blank step limit means", () => {
+    const model = formModel();
+    const el = mount(model);
+    expect(field(el, "alpha").querySelector(".nbt-help").textContent).toContain("step size");
+    expect(field(el, "gamma").querySelector(".nbt-help").textContent).toContain("discount");
+    expect(field(el, "epsilon").querySelector(".nbt-help").textContent).toContain("exploration");
+    expect(field(el, "agent").querySelector(".nbt-agent-help").textContent).toContain("Q-learning");
+    model.set("hints", { max_steps_per_episode: "100 steps, as the config resolves it" });
+    expect(field(el, "max_steps_per_episode").querySelector(".nbt-hint").textContent).toBe("blank: 100 steps, as the config resolves it");
+    expect(field(el, "agent_kwargs")).not.toBeNull();
+  });
+
+  it("a worker row shows that worker's own settings", () => {
+    const model = formModel({ workers_mode: "list", workers_list: ["1", "2"] });
+    model.state.workers_preview = [
+      { input: "1", id: "000001", auto: false, error: null },
+      { input: "2", id: "000002", auto: false, error: null, overrides: "α 0.5" },
+    ];
+    const el = mount(model);
+    const ids = [...el.querySelectorAll(".nbt-worker-id")].map((e) => e.textContent);
+    expect(ids).toEqual(["→ 000001", "→ 000002 · own: α 0.5"]);
+  });
+
+  it("arrow keys in its dropdowns stay in the form (JupyterLab must not move the cell)", () => {
+    const model = formModel();
+    const el = mount(model);
+    const seen = [];
+    const outer = (e) => seen.push(e.key);
+    document.body.addEventListener("keydown", outer);
+    const select = field(el, "agent").querySelector("select");
+    for (const key of ["ArrowDown", "ArrowUp"]) select.dispatchEvent(new KeyboardEvent("keydown", { key, bubbles: true }));
+    select.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", shiftKey: true, bubbles: true }));
+    document.body.removeEventListener("keydown", outer);
+    expect(seen).toEqual(["Enter"]); // Shift+Enter still runs the cell
   });
 });

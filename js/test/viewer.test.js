@@ -36,4 +36,27 @@ describe("viewer", () => {
     expect(cells.findIndex((c) => c.classList.contains("nbt-agent"))).toBe(4);
     expect(el.querySelector(".nbt-stats").textContent).toContain("1 (Down)");
   });
+
+  it("play and pause are drawn (no font glyph), and arrow keys on the slider stay inside", () => {
+    const model = new FakeModel({ run_id: "R", worker_id: "000001", ep_index: 3, episode, step: 0 });
+    const el = document.createElement("div");
+    document.body.append(el);
+    const cleanup = viewer.render({ model, el });
+    const play = el.querySelector(".nbt-play");
+    expect(play.dataset.state).toBe("play");
+    expect(play.querySelector("svg path")).not.toBeNull();
+    play.click();
+    expect(play.dataset.state).toBe("pause");
+    expect(play.querySelectorAll("svg rect")).toHaveLength(2);
+    expect(play.textContent).toBe("");
+    play.click();
+    const seen = [];
+    const outer = (e) => seen.push(e.key);
+    document.body.addEventListener("keydown", outer);
+    el.querySelector('input[type="range"]').dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowRight", bubbles: true }));
+    document.body.removeEventListener("keydown", outer);
+    expect(seen).toEqual([]);
+    cleanup();
+  });
 });
+

@@ -11,20 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrain.errors import (
     ConfigError,
+    CorruptStoreError,
     InvalidWorkerIdError,
     NbtrainError,
+    ReadOnlyStoreError,
     RunError,
+    SchemaVersionError,
+    StoreAccessError,
     StoreError,
+    StoreWriteError,
     UnknownRunError,
     UnknownWorkerError,
     WireError,
+    WorkerFailedError,
 )
 from nbtrain.ids import format_episode_id, new_run_id, normalize_worker_id, parse_episode_id
 
 if TYPE_CHECKING:
     from nbtrain.config import TelemetryConfig, TrainConfig, WorkerSpec
-    from nbtrain.launching import launch
-    from nbtrain.run import Run
+    from nbtrain.dispatch.process import LocalBackend
+    from nbtrain.dispatch.ray_backend import RayBackend
+    from nbtrain.run import Run, launch
     from nbtrain.store import TelemetryStore
     from nbtrain.widgets import EpisodeViewer, RunBrowser, RunDashboard, TrainForm
 
@@ -32,14 +39,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "CorruptStoreError",
     "EpisodeViewer",
     "InvalidWorkerIdError",
+    "LocalBackend",
     "NbtrainError",
+    "RayBackend",
+    "ReadOnlyStoreError",
     "Run",
     "RunBrowser",
     "RunDashboard",
     "RunError",
+    "SchemaVersionError",
+    "StoreAccessError",
     "StoreError",
+    "StoreWriteError",
     "TelemetryConfig",
     "TelemetryStore",
     "TrainConfig",
@@ -47,6 +61,7 @@ __all__ = [
     "UnknownRunError",
     "UnknownWorkerError",
     "WireError",
+    "WorkerFailedError",
     "WorkerSpec",
     "__version__",
     "format_episode_id",
@@ -60,13 +75,15 @@ _LAZY = {
     "TrainConfig": "nbtrain.config",
     "WorkerSpec": "nbtrain.config",
     "TelemetryConfig": "nbtrain.config",
-    "launch": "nbtrain.launching",
+    "launch": "nbtrain.run",
     "Run": "nbtrain.run",
     "TelemetryStore": "nbtrain.store",
     "TrainForm": "nbtrain.widgets",
     "RunDashboard": "nbtrain.widgets",
     "EpisodeViewer": "nbtrain.widgets",
     "RunBrowser": "nbtrain.widgets",
+    "LocalBackend": "nbtrain.dispatch.process",
+    "RayBackend": "nbtrain.dispatch.ray_backend",
 }
 
 

@@ -14,15 +14,17 @@
     │   ├── StoreAccessError                     cannot be opened: a folder, no folder, no access
     │   ├── ReadOnlyStoreError                   readable but cannot be written (or upgraded)
     │   └── StoreWriteError                      a write failed during a run; the writer stopped
-    ├── RunError                                 a run or worker operation that cannot be done
-    │   └── UnknownRunError, UnknownWorkerError (also LookupError)
-    └── WorkerFailedError                        raised by ``Run.wait(raise_on_failure=True)``
+    └── RunError                                 a run or worker operation that cannot be done
+        ├── UnknownRunError, UnknownWorkerError (also LookupError), with the ids as attributes
+        └── WorkerFailedError                    workers failed: ``Run.raise_for_failures()``
 
 Config validation errors are pydantic ``ValidationError``s (a ``ValueError``) so that they
 point at the offending field.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 
 
 class NbtrainError(Exception):
@@ -96,12 +98,45 @@ class RunError(NbtrainError):
 
 
 class UnknownRunError(RunError, LookupError):
-    """No run with that id in the database."""
+    """No run with that id in the database (or not a run id at all).
+
+    ``run_id`` and ``path`` say what was looked for where, when the raiser knows."""
+
+    def __init__(self, message: str, *, run_id: object = None, path: object = None) -> None:
+        self.run_id = run_id
+        self.path = path
+        super().__init__(message)
 
 
 class UnknownWorkerError(RunError, LookupError):
-    """No worker with that id in the run."""
+    """No worker with that id in the run; ``known`` lists the workers there are."""
+
+    def __init__(self, run_id: str | None, worker_id: str, known: Iterable[str] = ()) -> None:
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.known = sorted(known)
+        where = f"run {run_id}" if run_id else "the database"
+        super().__init__(
+            f"no worker {worker_id!r} in {where}; its workers are {', '.join(self.known) or 'none'}"
+        )
 
 
 class WorkerFailedError(RunError):
-    """One or more workers of a run failed."""
+    """Workers of a run failed: raised by :meth:`Run.raise_for_failures` and by
+    ``Run.wait(raise_on_failure=True)``.
+
+    ``failures`` maps each failed worker id to its error line; ``tracebacks`` to its
+    traceback (or captured stderr) where there is one."""
+
+    def __init__(
+        self,
+        run_id: str,
+        failures: Mapping[str, str | None],
+        tracebacks: Mapping[str, str | None] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.failures = dict(failures)
+        self.tracebacks = dict(tracebacks or {})
+        lines = "; ".join(f"{w}: {e or 'failed'}" for w, e in self.failures.items())
+        n = len(self.failures)
+        super().__init__(f"run {run_id}: {n} worker{'s' if n != 1 else ''} failed ({lines})")

@@ -1,4 +1,4 @@
-"""``nbtrain.Run``: one run, whether this kernel owns it or another process does.
+"""``nbtrain.launch`` and ``nbtrain.Run``: a run, owned by this kernel or by another process.
 
 The database is the run's truth. In the kernel that owns the run, :class:`Run` reads the
 statuses its session has already committed; anywhere else (another notebook, the CLI, a new
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,15 @@ from nbtrain.dispatch.control import (
     take_over,
 )
 from nbtrain.dispatch.session import FINAL_STATUSES, RunSession, live_session
-from nbtrain.errors import ConfigError, RunError, StoreError, UnknownRunError, UnknownWorkerError
+from nbtrain.dispatch.start import coerce_config, start_run
+from nbtrain.errors import (
+    ConfigError,
+    RunError,
+    StoreError,
+    UnknownRunError,
+    UnknownWorkerError,
+    WorkerFailedError,
+)
 from nbtrain.ids import check_run_id, normalize_worker_id
 from nbtrain.store.liveness import run_status_of
 
@@ -30,6 +39,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nbtrain.config import TrainConfig
+    from nbtrain.dispatch.backend import Backend
     from nbtrain.store import TelemetryStore
 
 # How often a Run that does not own its run polls the database in wait()/stop().
@@ -38,10 +48,45 @@ POLL_S = 0.1
 
 def _process_ui_events() -> None:
     try:
-        from nbtrain.widgets.kernel_poll import process_ui_events
+        from nbtrain.jupyter_events import process_ui_events
     except ImportError:
         return
     process_ui_events()
+
+
+def launch(
+    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str],
+    db: str | os.PathLike[str] = DEFAULT_DB,
+    *,
+    backend: str | Backend | None = None,
+) -> Run:
+    """Start a run in the background and return its :class:`~nbtrain.Run` at once.
+
+    Parameters
+    ----------
+    config:
+        A :class:`~nbtrain.TrainConfig`, a dict of its fields, or the path of a saved one.
+    db:
+        The SQLite file (created if missing; its folder must exist).
+    backend:
+        ``"local"`` (default: subprocesses over pipes), ``"ray"``, or a backend instance
+        such as ``nbtrain.RayBackend(address=...)``.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        The config is invalid (nothing is created).
+    StoreError
+        The database cannot be used (nothing is created).
+    RunError
+        A worker could not be started; the run is recorded ``failed`` and its id named.
+
+    Example
+    -------
+    >>> run = nbtrain.launch(nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=100))
+    >>> run.wait()  # doctest: +SKIP
+    """
+    return Run._from_session(start_run(coerce_config(config), db, backend))
 
 
 class Run:
@@ -164,11 +209,14 @@ class Run:
         """A live widget with one tab per worker."""
         from nbtrain.widgets import RunDashboard
 
-        return RunDashboard(self.run_id, db=self.db)
+        return RunDashboard(self)
 
     # -- control ---------------------------------------------------------------------------
-    def wait(self, timeout: float | None = None) -> dict[str, str]:
-        """Block until every worker has exited and its telemetry is committed.
+    def wait(
+        self, timeout: float | None = None, *, raise_on_failure: bool = False
+    ) -> dict[str, str]:
+        """Block until every worker has exited and its telemetry is committed; return the
+        statuses. ``raise_on_failure=True`` then calls :meth:`raise_for_failures`.
 
         Raises
         ------
@@ -178,6 +226,8 @@ class Run:
             The database could not be written; the workers were stopped and failed.
         KeyboardInterrupt
             After stopping the workers (they end ``stopped``).
+        WorkerFailedError
+            With ``raise_on_failure=True``, when any worker failed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         session = self._session
@@ -203,6 +253,8 @@ class Run:
                 f"run {self.run_id}: the database {self.db} could not be written ({failure}); "
                 f"its workers were stopped: {self.status()}"
             ) from failure
+        if raise_on_failure:
+            self.raise_for_failures()
         return self.status()
 
     def _finished(self, session: RunSession | None) -> bool:
@@ -264,7 +316,6 @@ class Run:
         """A new eval run: each worker's saved policy played greedily by a worker of the same
         id, for ``episodes`` episodes. Returns the new run at once."""
         from nbtrain.config import evaluation_config
-        from nbtrain.launching import launch
 
         wids = self.worker_ids if worker_id is None else [normalize_worker_id(worker_id)]
         for wid in wids:
@@ -283,10 +334,29 @@ class Run:
         config = evaluation_config(self.config(), policies, episodes)
         return launch(config, db=self.db)
 
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~nbtrain.errors.WorkerFailedError` if any worker failed, carrying
+        each failed worker's error line and traceback; do nothing otherwise.
+
+        Example
+        -------
+        >>> run.wait()  # doctest: +SKIP
+        >>> run.raise_for_failures()  # doctest: +SKIP
+        """
+        frame = self.store.workers(self.run_id)
+        failed = frame[frame["status"] == "failed"]
+        if failed.empty:
+            return
+        errors = {
+            str(w): _text(e) for w, e in zip(failed["worker_id"], failed["error"], strict=True)
+        }
+        tracebacks = {
+            str(w): _text(t) for w, t in zip(failed["worker_id"], failed["traceback"], strict=True)
+        }
+        raise WorkerFailedError(self.run_id, errors, tracebacks)
+
     def _unknown_worker(self, wid: str) -> Exception:
-        return UnknownWorkerError(
-            f"run {self.run_id} has no worker {wid!r}; its workers are {self.worker_ids}"
-        )
+        return UnknownWorkerError(self.run_id, wid, self.worker_ids)
 
     def __repr__(self) -> str:
         return (
@@ -294,4 +364,8 @@ class Run:
         )
 
 
-__all__ = ["FINAL_STATUSES", "Run"]
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+__all__ = ["FINAL_STATUSES", "Run", "launch"]

@@ -66,7 +66,7 @@ def test_form_launches_two_workers_counters_rise_charts_draw_and_stop_one(
     shot(form, "form-filled")
 
     form.locator(".nbt-launch").click()
-    launched = form.locator(".nbt-launch-out")
+    launched = form.locator(".nbt-folded .nbt-launch-out")
     expect(launched).to_have_text(re.compile(r"launched run \S+ \(000007, 000001\)"))
     run_id = run_id_from(launched.inner_text())
 
@@ -241,8 +241,8 @@ def test_every_chart_series_is_drawn_in_its_legend_colour(
     expect(dash.tab("000001")).to_have_attribute("data-status", "completed")
     missing = []
     for key, chart_index, label in [
-        ("__all__", 0, "mean"),
-        ("000001", 0, "mean of 20"),
+        ("__all__", 0, "mean across workers"),
+        ("000001", 0, "mean of last 20"),
         ("000001", 1, "length"),
     ]:
         chart = dash.select(key).locator(".nbt-chart").nth(chart_index)

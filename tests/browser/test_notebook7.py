@@ -78,7 +78,7 @@ def test_form_and_dashboard_render_and_work_in_notebook_7(
     expect(launch).to_be_enabled()
     shot(form, "notebook7-form")
     launch.click()
-    out = form.locator(".nbt-launch-out")
+    out = form.locator(".nbt-folded .nbt-launch-out")  # the form folded to one line
     expect(out).to_have_text(re.compile(r"launched run \S+ \(000001, 000002\)"))
     run_id = out.inner_text().split()[2]
     form_dash = Dashboard(nb.cells.nth(0).locator(".nbt-dashboard"))

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from nbtrain import TrainConfig
-from nbtrain.cli import _config_from_args, build_parser
+from nbtrain.cli import build_parser
+from nbtrain.cli.training import _config_from_args
 
 
 def _resolve(*argv: str) -> TrainConfig:

@@ -56,3 +56,39 @@ def test_evaluate_errors(db: Path) -> None:
     (db.parent / "nbtrain-runs" / train.run_id / "policy-000001.json").unlink()
     with pytest.raises(RunError, match="no saved policy"):
         train.evaluate()
+
+
+def test_raise_for_failures_carries_each_workers_error(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helpers = str(Path(__file__).resolve().parents[1] / "helpers")
+    monkeypatch.syspath_prepend(helpers)
+    monkeypatch.setenv("PYTHONPATH", helpers)
+    run = nbtrain.launch(
+        LAKE | {"episodes": 3, "workers": [1, 2], "agent": "pipeline_agents:Raises"}, db=db
+    )
+    assert run.wait() == {"000001": "failed", "000002": "failed"}
+    with pytest.raises(nbtrain.WorkerFailedError) as info:
+        run.raise_for_failures()
+    assert info.value.run_id == run.run_id
+    assert set(info.value.failures) == {"000001", "000002"}
+    assert all("agent exploded on purpose" in e for e in info.value.failures.values())
+    assert all("Traceback" in (t or "") for t in info.value.tracebacks.values())
+    with pytest.raises(nbtrain.WorkerFailedError, match="2 workers failed"):
+        run.wait(raise_on_failure=True)
+    ok = nbtrain.launch(LAKE | {"episodes": 2}, db=db)
+    assert ok.wait(raise_on_failure=True) == {"000001": "completed"}
+    ok.raise_for_failures()  # nothing to raise
+
+
+def test_unknown_worker_error_carries_its_context(db: Path) -> None:
+    run = nbtrain.launch(LAKE | {"episodes": 1, "workers": [3, "gpu_a"]}, db=db)
+    run.wait()
+    with pytest.raises(UnknownWorkerError) as info:
+        run.episodes(worker_id=9)
+    assert (info.value.run_id, info.value.worker_id, info.value.known) == (
+        run.run_id, "000009", ["000003", "gpu_a"],
+    )  # fmt: skip
+    with pytest.raises(UnknownWorkerError) as again:
+        run.stop(9)
+    assert again.value.known == ["000003", "gpu_a"]

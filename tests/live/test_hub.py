@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 
 from nbtrain.ids import format_episode_id, new_run_id
 from nbtrain.live import hub as hub_module
+from nbtrain.live.curve import BucketCurve
 from nbtrain.live.hub import RunLive, get_hub
 from nbtrain.wire.events import Ended, Episode, Frame, GridMap, Progress, Started, Steps
 
@@ -129,38 +131,54 @@ def test_progress_and_ended() -> None:
     assert w.steps_done == 31
 
 
-def test_curve_cursor_gives_only_new_points() -> None:
+def test_curve_stamps_give_only_changed_buckets() -> None:
     live = RunLive(RUN, ["000001"])
     w = live.workers["000001"]
     live.apply_many([episode("000001", i, float(i)) for i in range(3)])
-    cursor, arrays, reset = w.curve_since(0)
-    assert reset
-    np.testing.assert_array_equal(arrays["total_reward"], [0.0, 1.0, 2.0])
-    assert arrays["ep_index"].dtype == np.int64
+    arrays = w.curve.since(0)
+    np.testing.assert_array_equal(arrays["r_mean"], [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(arrays["roll"], [0.0, 0.5, 1.0])
+    stamp = w.curve.stamp
     live.apply(episode("000001", 3, 3.0))
-    cursor2, arrays, reset = w.curve_since(cursor)
-    assert not reset
-    np.testing.assert_array_equal(arrays["ep_index"], [3])
-    _, arrays, reset = w.curve_since(cursor2)
-    assert not reset
-    assert len(arrays["ep_index"]) == 0
+    np.testing.assert_array_equal(w.curve.since(stamp)["index"], [3])
+    assert len(w.curve.since(w.curve.stamp)["index"]) == 0
+    assert w.mean_return == 1.5
+    assert w.last100_return == 1.5
+    assert w.last20_return == 1.5
 
 
-def test_curve_memory_is_bounded_and_stale_cursor_resets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub_module, "CURVE_CAP", 100)
+def test_curve_memory_is_bounded_and_every_episode_still_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     live = RunLive(RUN, ["000001"])
     w = live.workers["000001"]
-    cursor, _, _ = w.curve_since(0)
+    w.curve = BucketCurve(cap=100)
     for i in range(1000):
         live.apply(episode("000001", i, float(i)))
-    cursor_after, arrays, reset = w.curve_since(cursor)
-    assert reset, "a cursor from before a decimation must get the whole curve again"
-    assert len(arrays["ep_index"]) < 100
-    assert arrays["ep_index"][0] == 0
-    assert arrays["ep_index"][-1] >= 990
-    assert np.all(np.diff(arrays["ep_index"]) > 0)
+    arrays = w.curve.since(0)
+    assert len(arrays["index"]) <= 100
+    assert w.curve.level == 4  # 1000 episodes in buckets of 16
+    assert int(arrays["count"].sum()) == 1000  # merged, never dropped
+    assert arrays["r_min"][0] == 0
+    assert arrays["r_max"][-1] == 999
+    assert arrays["last_ep"][-1] == 999
+    assert arrays["roll"][-1] == pytest.approx(np.mean(np.arange(980, 1000)))
     assert len(w.recent_episodes(10_000)) == hub_module.RECENT_EPISODES
-    assert w.curve_since(cursor_after)[2] is False
+
+
+def test_a_finished_worker_reports_its_average_rate_not_zero() -> None:
+    live = RunLive(RUN, ["000001"])
+    common = {"run_id": RUN, "worker_id": "000001"}
+    live.apply(
+        Started(
+            **common, pid=1, ts=1.0, digest="d", env_id="FrozenLake-v1", agent="q_learning",
+            mode="train", episodes=10, start_episode=0,
+        )
+    )  # fmt: skip
+    live.apply(Ended(**common, status="completed", ts=3.0, episodes_done=10, steps_done=400))
+    w = live.workers["000001"]
+    assert (w.started_at, w.ended_at) == (1.0, 3.0)
+    assert w.steps_per_s == 200.0
 
 
 def test_wait_for_change_wakes_on_apply() -> None:
@@ -179,6 +197,19 @@ def test_hub_registry() -> None:
     assert hub.get(RUN) is live
     hub.discard(RUN)
     assert hub.get(RUN) is None
+
+
+def test_hub_holds_runs_weakly() -> None:
+    """Issue 14 item 5: a run nobody shows or controls any more leaves the hub."""
+    hub = get_hub()
+    run_id = new_run_id()
+    live = hub.register(RunLive(run_id, ["000001"]))
+    live.apply_many([episode("000001", i, 1.0) for i in range(50)])
+    assert run_id in hub.run_ids()
+    del live
+    gc.collect()
+    assert hub.get(run_id) is None
+    assert run_id not in hub.run_ids()
 
 
 def test_worker_start_listeners_are_called_and_held_weakly() -> None:

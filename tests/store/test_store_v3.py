@@ -318,3 +318,21 @@ def test_read_errors_are_store_errors_naming_the_file(db: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match=str(db)):
         TelemetryStore(db).episodes()
+
+
+def test_a_removed_failure_listener_is_not_called(db: Path) -> None:
+    calls: list[object] = []
+    w = acquire_writer(db)
+    try:
+        w.add_failure_listener(calls.append)
+        w.remove_failure_listener(calls.append)
+        w.remove_failure_listener(calls.append)  # twice: ignored
+        run = new_run(w)
+        w.flush()
+        db.unlink()  # a removed file is a storage failure at the next batch
+        w.add_events(full_episode(run, "000001", 0, n=2))
+        with pytest.raises(StoreError, match="removed"):
+            w.flush(timeout=10)
+    finally:
+        w.release()
+    assert calls == []

@@ -41,9 +41,12 @@ def test_widget_classes_point_at_the_bundle() -> None:
     from nbtrain.widgets import EpisodeViewer, RunDashboard
     from nbtrain.widgets.form import FormCore
 
-    assert str(RunDashboard._esm) == (STATIC / "dashboard.js").read_text()
-    assert str(FormCore._css) == (STATIC / "form.css").read_text()
-    assert str(EpisodeViewer._esm) == (STATIC / "viewer.js").read_text()
+    def text(cls: type, key: str) -> str:
+        return str(cls.class_traits()[key].default_value)  # type: ignore[attr-defined]
+
+    assert text(RunDashboard, "_esm") == (STATIC / "dashboard.js").read_text()
+    assert text(FormCore, "_css") == (STATIC / "form.css").read_text()
+    assert text(EpisodeViewer, "_esm") == (STATIC / "viewer.js").read_text()
 
 
 @needs_npm

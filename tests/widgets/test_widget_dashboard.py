@@ -83,14 +83,15 @@ def test_hello_answers_with_a_snapshot_then_deltas_follow(dash: Recording, live:
     assert snap["ok"] is True
     assert snap["result"]["kind"] == "snapshot"
     assert snap["result"]["worker_ids"] == ["000001", "000002"]
-    assert snap["result"]["workers"]["000001"]["curve"]["end"] == 1
+    assert snap["result"]["workers"]["000001"]["curve"]["n"] == 1
     assert dash.ticker_alive
     live.apply(episode("000001", 1, reward=2.0))
     kinds = dash.kinds()
     assert kinds.index("delta") < kinds.index("response")  # other views caught up first
     delta = dash.wait_for(lambda m: m.get("kind") == "delta" and m["seq"] > snap["result"]["seq"])
     assert delta["seq"] == snap["result"]["seq"] + 1
-    assert delta["workers"]["000001"]["curve"]["start"] == 1
+    assert delta["workers"]["000001"]["curve"]["reset"] is False
+    assert delta["workers"]["000001"]["curve"]["n"] == 1  # only the new episode's bucket
 
 
 def test_ticker_sends_at_most_ten_messages_a_second(dash: Recording, live: RunLive) -> None:
@@ -171,7 +172,7 @@ def test_a_second_view_gets_the_same_state(dash: Recording, live: RunLive) -> No
     dash.request("hello", "h2")
     second = _response(dash, "h2")["result"]
     assert second["workers"]["000001"]["recent"] == first["workers"]["000001"]["recent"]
-    assert second["workers"]["000001"]["curve"]["end"] == 4
+    assert second["workers"]["000001"]["curve"]["n"] == 4
 
 
 def test_unknown_request_is_answered_with_an_error_and_shown(
@@ -203,9 +204,18 @@ def test_repr_and_text_fallbacks_are_stable(dash: Recording, live: RunLive) -> N
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
     text = data["text/plain"].splitlines()
     assert text[0] == repr(dash)
-    assert text[1].split() == ["worker_id", "status", "episodes", "steps", "exit_code"]
-    assert text[2].split() == ["000001", "running", "1", "0"]
-    assert "<td>000002</td><td>pending</td>" in data["text/html"]
+    assert text[1].split() == [
+        "worker_id",
+        "status",
+        "exit_code",
+        "episodes",
+        "steps",
+        "mean_return",
+        "last100_return",
+    ]
+    assert text[2].split() == ["000001", "running", "1", "0", "0.0", "0.0"]
+    assert "text/html" not in data  # the table is the static twin's (fallback.py)
+    assert "<td>000002</td><td>pending</td>" in dash.static_html()
 
 
 def test_unknown_keyword_arguments_are_rejected(live: RunLive, tmp_path: Path) -> None:

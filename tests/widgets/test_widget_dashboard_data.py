@@ -22,13 +22,10 @@ from widget_events import (
     steps,
 )
 
-from nbtrain.live import hub
-from nbtrain.widgets.dashboard_data import (
-    MAX_POINTS_PER_TICK,
-    LiveTracker,
-    bin_curve,
-    png_rgb,
-)
+from nbtrain.live import curve as curve_module
+from nbtrain.live.curve import ROLLING, bucket_episodes
+from nbtrain.widgets.colours import worker_colour
+from nbtrain.widgets.dashboard_data import WIRE_FIELDS, LiveTracker, png_rgb
 
 CLOCK = itertools.count(start=1000.0, step=1.0)  # ticks a second apart unless a test says
 
@@ -37,30 +34,18 @@ def _curve(packet, wid):  # type: ignore[no-untyped-def]
     ref = packet.content["workers"][wid]["curve"]
     arrays = {
         name: np.frombuffer(packet.buffers[ref[name]["buffer"]], dtype=ref[name]["dtype"])
-        for name in ("ep_index", "total_reward", "length")
+        for name in WIRE_FIELDS
     }
+    arrays["index"] = arrays["last_ep"] >> ref["level"]  # not sent: the view derives it
     return ref, arrays
-
-
-def test_bin_curve_keeps_small_batches_and_averages_large_ones() -> None:
-    small = {"ep_index": np.arange(3), "total_reward": np.ones(3), "length": np.ones(3)}
-    assert bin_curve(small, 4) is small
-    n = 100
-    big = {
-        "ep_index": np.arange(n),
-        "total_reward": np.arange(n, dtype=float),
-        "length": np.full(n, 7),
-    }
-    out = bin_curve(big, 10)
-    assert out["ep_index"].tolist() == list(range(9, 100, 10))
-    assert out["total_reward"].tolist() == [i * 10 + 4.5 for i in range(10)]
-    assert out["length"].tolist() == [7] * 10
 
 
 def test_deltas_carry_only_what_changed_and_nothing_when_idle() -> None:
     live = new_live(["000001", "000002"])
     tracker = LiveTracker(live)
-    assert tracker.delta(now=next(CLOCK)) is not None  # initial scalars of both workers
+    first = tracker.delta(now=next(CLOCK))  # initial scalars of both workers, and colours
+    assert first is not None
+    assert first.content["workers"]["000002"]["colour"] == worker_colour("000002")
     assert tracker.delta(now=next(CLOCK)) is None
     live.apply(started("000001"))
     live.apply_many([episode("000001", i, reward=i) for i in range(5)])
@@ -71,47 +56,69 @@ def test_deltas_carry_only_what_changed_and_nothing_when_idle() -> None:
     assert change["scalars"]["status"] == "running"
     assert change["scalars"]["pid"] == 4242
     ref, arrays = _curve(packet, "000001")
-    assert (ref["start"], ref["end"], ref["reset"]) == (0, 5, True)
-    assert arrays["total_reward"].tolist() == [0, 1, 2, 3, 4]
+    assert (ref["level"], ref["reset"]) == (0, True)
+    assert arrays["r_mean"].tolist() == [0, 1, 2, 3, 4]
+    assert arrays["roll"].tolist() == [0, 0.5, 1, 1.5, 2]
     assert change["recent"]["ep_index"] == [0, 1, 2, 3, 4]
     live.apply(episode("000001", 5, reward=9))
     packet = tracker.delta(now=next(CLOCK))
     assert packet is not None
+    assert "colour" not in packet.content["workers"]["000001"]
     ref, arrays = _curve(packet, "000001")
-    assert (ref["start"], ref["end"], ref["reset"]) == (5, 6, False)
-    assert arrays["ep_index"].tolist() == [5]  # never the whole history again
+    assert (ref["level"], ref["reset"]) == (0, False)
+    assert arrays["index"].tolist() == [5]  # never the whole history again
+    assert arrays["last_ep"].tolist() == [5]
     assert packet.content["workers"]["000001"]["recent"]["ep_index"] == [5]
     assert packet.content["seq"] == 3
 
 
-def test_a_burst_of_episodes_is_binned_but_covers_every_point() -> None:
+def test_a_burst_of_episodes_is_never_averaged_into_fake_episodes() -> None:
+    """Regression (issue 15): 1000 episodes in one tick became 16 "episodes" whose returns
+    were averages (0.737 on FrozenLake), and the "mean of 20" then spanned ~1000 episodes."""
     live = new_live(["000001"])
     tracker = LiveTracker(live)
     tracker.delta(now=next(CLOCK))
-    live.apply_many([episode("000001", i, reward=1.0) for i in range(1000)])
+    returns = [float(i % 3 == 0) for i in range(1000)]
+    live.apply_many([episode("000001", i, reward=r) for i, r in enumerate(returns)])
     packet = tracker.delta(now=next(CLOCK))
     assert packet is not None
     ref, arrays = _curve(packet, "000001")
-    assert (ref["start"], ref["end"]) == (0, 1000)
-    assert len(arrays["ep_index"]) == MAX_POINTS_PER_TICK
-    assert arrays["ep_index"][-1] == 999
+    assert ref["level"] == 0
+    assert arrays["count"].tolist() == [1] * 1000  # one point per episode, below the cap
+    assert arrays["r_mean"].tolist() == returns
+    expected = np.convolve(returns, np.ones(ROLLING), "full")[:1000] / np.minimum(
+        np.arange(1, 1001), ROLLING
+    )
+    np.testing.assert_allclose(arrays["roll"], expected, rtol=0, atol=1e-12)
     assert len(packet.content["workers"]["000001"]["recent"]["ep_index"]) == 20
-    assert packet.nbytes < 2_000
 
 
-def test_hub_decimation_resends_the_whole_bounded_curve(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub, "CURVE_CAP", 8)
+def test_past_the_cap_buckets_merge_into_envelopes_and_the_view_gets_them_all_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(curve_module, "CURVE_BUCKETS", 8)
     live = new_live(["000001"])
+    monkeypatch.setattr(live.workers["000001"], "curve", curve_module.BucketCurve(cap=8))
     tracker = LiveTracker(live)
-    live.apply_many([episode("000001", i) for i in range(5)])
+    live.apply_many([episode("000001", i, reward=i) for i in range(5)])
     tracker.delta(now=next(CLOCK))
-    live.apply_many([episode("000001", i) for i in range(5, 9)])  # reaches the cap
+    live.apply_many([episode("000001", i, reward=i) for i in range(5, 9)])  # ep 8: level 1
     packet = tracker.delta(now=next(CLOCK))
     assert packet is not None
     ref, arrays = _curve(packet, "000001")
-    assert ref["reset"] is True
-    assert ref["epoch"] == 1
-    assert arrays["ep_index"].tolist() == [0, 2, 4, 6, 8]
+    # the view merges buckets 0-1 and 2-3 (episodes 0-3) itself; only changed ones travel
+    assert (ref["level"], ref["reset"]) == (1, False)
+    assert arrays["index"].tolist() == [2, 3, 4]
+    assert arrays["last_ep"].tolist() == [5, 7, 8]
+    assert arrays["r_min"].tolist() == [4, 6, 8]
+    assert arrays["r_max"].tolist() == [5, 7, 8]
+    assert arrays["r_mean"].tolist() == [4.5, 6.5, 8]
+    assert arrays["count"].tolist() == [2, 2, 1]
+    arrays = live.workers["000001"].curve.since(0)
+    level, stored = bucket_episodes(np.arange(9), np.arange(9.0), np.full(9, 5), cap=8)
+    assert level == 1
+    for name in curve_module.FIELDS:
+        np.testing.assert_allclose(arrays[name], stored[name], rtol=1e-6)
 
 
 def test_snapshot_matches_the_state_after_the_last_delta() -> None:
@@ -120,20 +127,23 @@ def test_snapshot_matches_the_state_after_the_last_delta() -> None:
     live.apply_many([started("000001"), grid("000001"), steps("000001", 0, [4, 5])])
     live.apply_many([episode("000001", i, reward=i) for i in range(3)])
     tracker.delta(now=next(CLOCK))
-    live.apply(episode("000001", 3, reward=3))  # arrived after the delta: not in the snapshot
+    live.apply(episode("000001", 3, reward=3))  # arrived after the delta
     snap = tracker.snapshot()
     assert snap.content["seq"] == tracker.seq == 1
+    assert snap.content["colours"] == {"000001": worker_colour("000001")}
     ref, arrays = _curve(snap, "000001")
-    assert ref["end"] == 3
-    assert arrays["total_reward"].tolist() == [0, 1, 2]
+    # the curve as it is now: buckets are idempotent, the next delta repeats bucket 3 harmlessly
+    assert ref["reset"] is True
+    assert arrays["r_mean"].tolist() == [0, 1, 2, 3]
     state = snap.content["workers"]["000001"]
     assert state["grid"]["rows"][0] == "SFFF"
     assert state["position"] == 5
     assert state["recent"]["ep_index"] == [0, 1, 2]
     nxt = tracker.delta(now=next(CLOCK))
     assert nxt is not None
-    ref, _ = _curve(nxt, "000001")
-    assert (ref["start"], ref["end"]) == (3, 4)
+    ref, arrays = _curve(nxt, "000001")
+    assert arrays["index"].tolist() == [3]
+    assert ref["reset"] is False
 
 
 def test_progress_and_failure_scalars() -> None:
@@ -214,33 +224,62 @@ def test_png_rgb_round_trips_pixels() -> None:
         png_rgb(data[:-1], [h, w, 3])
 
 
+def _merge_view(view: dict[int, tuple[float, ...]]) -> dict[int, tuple[float, ...]]:
+    """One level up, as curves.js ``Curve.mergeTo`` does (fields after ``index``)."""
+    out: dict[int, tuple[float, ...]] = {}
+    for k in sorted(view):
+        count, last, lo, hi, mean, roll, length = view[k]
+        if k // 2 not in out:
+            out[k // 2] = view[k]
+            continue
+        c0, l0, lo0, hi0, m0, r0, len0 = out[k // 2]
+        c = c0 + count
+        later = last >= l0
+        out[k // 2] = (
+            c,
+            last if later else l0,
+            min(lo0, lo),
+            max(hi0, hi),
+            (m0 * c0 + mean * count) / c,
+            roll if later else r0,
+            (len0 * c0 + length * count) / c,
+        )
+    return out
+
+
 @given(batches=st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=25))
 @settings(max_examples=60, deadline=None)
-def test_deltas_cover_the_hub_curve_without_gaps_or_repeats(batches: list[int]) -> None:
-    """Whatever the batch sizes (and hub decimations), a view applying the deltas the way
-    the JS does ends up covering exactly the hub's points."""
-    original = hub.CURVE_CAP
-    hub.CURVE_CAP = 64
-    try:
-        live = new_live(["000001"])
-        tracker = LiveTracker(live)
-        epoch, end, next_ep = 0, 0, 0
-        for size in batches:
-            live.apply_many([episode("000001", next_ep + i) for i in range(size)])
-            next_ep += size
-            packet = tracker.delta(now=next(CLOCK))
-            change = packet.content["workers"].get("000001", {}) if packet else {}
-            if "curve" not in change:
-                continue
-            ref = change["curve"]
-            if ref["reset"]:
-                epoch, end = ref["epoch"], ref["end"]
-            else:
-                assert ref["epoch"] == epoch
-                assert ref["start"] == end
-                end = ref["end"]
-        cursor, arrays, _ = live.workers["000001"].curve_since(0)
-        assert (epoch, end) == divmod(cursor, 1 << 32)
-        assert len(arrays["ep_index"]) == end
-    finally:
-        hub.CURVE_CAP = original
+def test_deltas_rebuild_exactly_the_stored_curve(batches: list[int]) -> None:
+    """Whatever the batch sizes (and bucket merges), a view upserting the deltas the way the
+    JS does holds the curve that the store would give for the same episodes."""
+    live = new_live(["000001"])
+    live.workers["000001"].curve = curve_module.BucketCurve(cap=16)
+    tracker = LiveTracker(live)
+    view: dict[int, tuple[float, ...]] = {}
+    level, next_ep = 0, 0
+    rewards: list[float] = []
+    for size in batches:
+        batch = [float((next_ep + i) * 37 % 11) for i in range(size)]
+        live.apply_many([episode("000001", next_ep + i, r) for i, r in enumerate(batch)])
+        rewards += batch
+        next_ep += size
+        packet = tracker.delta(now=next(CLOCK))
+        change = packet.content["workers"].get("000001", {}) if packet else {}
+        if "curve" not in change:
+            continue
+        ref, arrays = _curve(packet, "000001")
+        if ref["reset"]:
+            view, level = {}, ref["level"]
+        assert ref["level"] >= level
+        while level < ref["level"]:  # merge pairwise, as the JS view does
+            view, level = _merge_view(view), level + 1
+        for i, k in enumerate(arrays["index"].tolist()):
+            view[k] = tuple(float(arrays[n][i]) for n in curve_module.FIELDS[1:])
+    stored_level, stored = bucket_episodes(
+        np.arange(len(rewards)), np.asarray(rewards), np.full(len(rewards), 5), cap=16
+    )
+    assert level == stored_level
+    assert sorted(view) == stored["index"].tolist()
+    for i, k in enumerate(stored["index"].tolist()):
+        expected = [float(stored[n][i]) for n in curve_module.FIELDS[1:]]
+        np.testing.assert_allclose(view[k], expected, rtol=1e-6, atol=1e-9)  # float32 returns

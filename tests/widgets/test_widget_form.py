@@ -175,3 +175,61 @@ def test_a_notebook_agent_is_kept_as_an_object() -> None:
     assert form.values["agent"] == label
     assert form.valid, form.errors
     assert form.config.agent is TenLineAgent
+
+
+def test_from_config_shows_each_workers_own_settings() -> None:
+    """Issue 15: from_config showed alpha 0.1 for a worker that really used 0.5."""
+    config = TrainConfig(
+        env_id="FrozenLake-v1",
+        episodes=5,
+        agent_kwargs={"alpha": 0.1},
+        workers=[1, WorkerSpec(worker_id=2, seed=11, agent_kwargs={"alpha": 0.5})],
+    )
+    form = TrainForm.from_config(config)
+    preview = form.core.workers_preview
+    assert "overrides" not in preview[0]
+    assert preview[1]["overrides"] == "seed 11 · α 0.5"  # noqa: RUF001
+    assert form.config.digest == config.digest
+
+
+def test_a_derived_name_is_left_blank_so_it_follows_the_environment() -> None:
+    form = TrainForm.from_config(TrainConfig(env_id="FrozenLake-v1", episodes=5))
+    assert form.values["name"] == ""
+    form.set_values(env_id="CliffWalking-v1")
+    assert form.config.name == "CliffWalking-v1-q_learning"
+    named = TrainForm.from_config(TrainConfig(env_id="FrozenLake-v1", episodes=5, name="mine"))
+    assert named.values["name"] == "mine"
+
+
+def test_other_agent_kwargs_are_a_json_field() -> None:
+    form = TrainForm(env_id="FrozenLake-v1", episodes=5, agent_kwargs={"alpha": 0.3})
+    form.set_values(agent_kwargs='{"initial_q": 1.0}')
+    assert form.valid, form.errors
+    assert form.config.agent_kwargs == {"alpha": 0.3, "initial_q": 1.0}
+    form.set_values(agent_kwargs="[1]")
+    assert "JSON object" in form.errors["agent_kwargs"]
+    form.set_values(agent_kwargs="{oops")
+    assert form.errors["agent_kwargs"].startswith("not valid JSON")
+    shown = TrainForm(env_id="FrozenLake-v1", episodes=5, agent_kwargs={"initial_q": 2.0})
+    assert shown.values["agent_kwargs"] == '{"initial_q": 2.0}'
+
+
+def test_a_tabular_agent_is_refused_an_environment_it_cannot_handle() -> None:
+    form = TrainForm(env_id="CartPole-v1", episodes=5)
+    assert not form.valid
+    assert "bins" in form.errors["env_id"]
+    assert "tile_sarsa" in form.errors["env_id"]
+    form.set_values(agent="random")
+    assert form.valid, form.errors
+    form.set_values(env_id="MountainCarContinuous-v0", agent="sarsa")
+    assert "continuous actions" in form.errors["env_id"] or "box actions" in form.errors["env_id"]
+
+
+def test_the_form_says_what_a_blank_step_limit_resolves_to() -> None:
+    form = TrainForm(env_id="FrozenLake-v1", episodes=5)
+    limit = form.config.worker_configs()[0].max_steps_per_episode
+    assert form.core.hints == {"max_steps_per_episode": f"{limit} steps, as the config resolves it"}
+    help_texts = {f["name"]: f.get("help", "") for s in form.core.sections for f in s["fields"]}
+    for name in ("alpha", "gamma", "epsilon", "epsilon_decay", "max_steps_per_episode"):
+        assert help_texts[name], name
+    assert set(form.core.agent_help) >= {"q_learning", "sarsa", "expected_sarsa", "random"}

@@ -15,13 +15,18 @@ from typing import Any
 
 from widget_events import episode, grid, new_live, progress, started, steps
 
+from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.widgets.dashboard_data import LiveTracker, Packet
 from nbtrain.widgets.envinfo import env_catalogue
 from nbtrain.widgets.form_fields import count_preview, worker_preview
+from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
 from nbtrain.widgets.form_spec import SECTIONS
 
 _ENVS = {"FrozenLake-v1", "Taxi-v4", "CliffWalking-v1", "CartPole-v1", "MountainCarContinuous-v0"}
 FIXTURE = Path(__file__).resolve().parents[2] / "js" / "test" / "fixtures" / "protocol.json"
+CURVES = FIXTURE.parent / "curves.json"
+CURVE_EPISODES = 1200  # past 1024, so the curve's buckets merge once (level 1)
+EPISODE_RATES = (7, 60, 700)  # episodes per dashboard tick
 
 
 def _encode(packet: Packet) -> dict[str, Any]:
@@ -53,7 +58,9 @@ def build_fixture() -> dict[str, Any]:
         "snapshot": _encode(snapshot),
         "deltas": [_encode(first), _encode(second), _encode(third)],
         "form": {
-            "sections": SECTIONS,
+            "sections": sections_with_help(SECTIONS),
+            "agent_help": AGENT_HELP,
+            "tabular_agents": list(TABULAR_AGENTS),
             "envs": [e for e in env_catalogue() if e["id"] in _ENVS],
             "workers_rows": rows,
             "workers_preview": worker_preview(rows),
@@ -62,10 +69,60 @@ def build_fixture() -> dict[str, Any]:
     }
 
 
-def test_js_fixture_is_current() -> None:
-    text = json.dumps(build_fixture(), indent=1, sort_keys=True) + "\n"
+def _returns() -> list[float]:
+    """FrozenLake-like returns (0 or 1) that get better with time; fixed, no randomness."""
+    return [float((i * 7919) % 1000 < i * 0.6) for i in range(CURVE_EPISODES)]
+
+
+def build_curves() -> dict[str, Any]:
+    """A worker's episodes, pandas' rolling mean of 20 over them, and what dashboards get:
+    the live deltas at several episode rates, and the snapshot rebuilt from the store."""
+    import numpy as np
+    import pandas as pd
+
+    from nbtrain.live.curve import bucket_episodes
+    from nbtrain.widgets.dashboard_data import encode_curve
+
+    returns = _returns()
+    lengths = [3 + i % 11 for i in range(CURVE_EPISODES)]
+    live_runs = {}
+    for rate in EPISODE_RATES:
+        live = new_live(["000001"], episodes=CURVE_EPISODES)
+        tracker = LiveTracker(live)
+        deltas = []
+        for start in range(0, CURVE_EPISODES, rate):
+            batch = range(start, min(start + rate, CURVE_EPISODES))
+            live.apply_many([episode("000001", i, returns[i], lengths[i]) for i in batch])
+            packet = tracker.delta(now=1000.0 + start)
+            if packet is not None:
+                deltas.append(_encode(packet))
+        live_runs[str(rate)] = deltas
+    ep = np.arange(CURVE_EPISODES)
+    level, buckets = bucket_episodes(ep, np.asarray(returns), np.asarray(lengths))
+    stored = Packet({})
+    stored.content = {"curve": encode_curve(stored, buckets, level=level, reset=True)}
+    rolling = pd.Series(returns).rolling(20, min_periods=1).mean()
+    return {
+        "returns": returns,
+        "lengths": lengths,
+        "rolling20": [round(float(v), 12) for v in rolling],
+        "live": live_runs,
+        "store": _encode(stored),
+    }
+
+
+def _check(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
     if os.environ.get("NBTRAIN_UPDATE_FIXTURES") == "1":
-        FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-        FIXTURE.write_text(text)
-    assert FIXTURE.exists(), "missing js fixture; regenerate with NBTRAIN_UPDATE_FIXTURES=1"
-    assert FIXTURE.read_text() == text, "js/test/fixtures/protocol.json is stale; regenerate it"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"missing {path.name}; regenerate with NBTRAIN_UPDATE_FIXTURES=1"
+    assert path.read_text() == text, f"js/test/fixtures/{path.name} is stale; regenerate it"
+
+
+def test_js_fixture_is_current() -> None:
+    _check(FIXTURE, build_fixture())
+
+
+def test_js_curve_fixture_is_current() -> None:
+    _check(CURVES, build_curves())

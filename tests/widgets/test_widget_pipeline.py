@@ -6,12 +6,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import nbtrain
 from nbtrain.errors import UnknownRunError
 from nbtrain.live.hub import get_hub
 from nbtrain.widgets import EpisodeViewer, RunDashboard, TrainForm
+from nbtrain.widgets.dashboard_data import WIRE_FIELDS, LiveTracker, Packet
+from nbtrain.widgets.dashboard_store import store_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +54,51 @@ def test_form_launch_shows_the_dashboard_and_the_run_completes(tmp_path: Path) -
     dash = Recording(run.run_id, db=run.db)
     snap = dash.ask("hello", "h1")["result"]
     assert snap["workers"]["000007"]["scalars"]["status"] == "completed"
-    assert snap["workers"]["000007"]["curve"]["end"] == 30
+    assert snap["workers"]["000007"]["curve"]["n"] == 30
     dash.close()
+
+
+def _curve_arrays(packet: Packet, wid: str) -> dict[str, np.ndarray]:
+    ref = packet.content["workers"][wid]["curve"]
+    return {
+        name: np.frombuffer(packet.buffers[ref[name]["buffer"]], dtype=ref[name]["dtype"])
+        for name in WIRE_FIELDS
+    }
+
+
+def test_live_and_stored_dashboards_draw_the_same_curve_and_it_matches_the_episodes(
+    tmp_path: Path,
+) -> None:
+    """Issue 15: the live view and one opened from the store agree, and the last "mean of
+    20" is the mean of the last 20 stored episodes."""
+    config = nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=1500, workers=2, seed=3)
+    run = nbtrain.launch(config, db=tmp_path / "x.sqlite")
+    run.wait(timeout=120)
+    live = get_hub().get(run.run_id)
+    assert live is not None
+    tracker = LiveTracker(live)
+    with live.lock:
+        tracker.delta()
+        from_live = tracker.snapshot()
+    from_store = store_snapshot(run.db, run.run_id)
+    episodes = run.episodes()
+    summary = run.summary().set_index("worker_id")
+    for wid in run.worker_ids:
+        a, b = _curve_arrays(from_live, wid), _curve_arrays(from_store, wid)
+        assert from_live.content["workers"][wid]["curve"]["level"] == 1  # 1500 > 1024 buckets
+        for name in WIRE_FIELDS:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+        mine = episodes[episodes["worker_id"] == wid].sort_values("ep_index")
+        assert a["roll"][-1] == pytest.approx(mine["total_reward"].tail(20).mean(), abs=1e-9)
+        assert set(np.unique(a["r_min"])) <= {0.0, 1.0}  # FrozenLake: only 0 or 1 happened
+        for source in (from_live, from_store):
+            scalars = source.content["workers"][wid]["scalars"]
+            assert scalars["last100_return"] == pytest.approx(summary.loc[wid, "last100_return"])
+            assert scalars["mean_return"] == pytest.approx(summary.loc[wid, "mean_return"])
+            assert scalars["steps_per_s"] > 0  # an average, not the 0 it used to be
+    assert from_live.content["outcome"].startswith("completed in ")
+    assert from_store.content["outcome"].startswith("completed in ")
+    assert from_live.content["colours"] == from_store.content["colours"]
 
 
 def test_stop_button_stops_one_worker_of_a_live_run(tmp_path: Path) -> None:
@@ -109,11 +155,14 @@ def test_finished_run_is_rebuilt_from_the_store(tmp_path: Path) -> None:
         state = snap["workers"][wid]
         assert state["scalars"]["status"] == "completed"
         assert state["scalars"]["exit_code"] == 0
-        assert state["curve"]["end"] == 12
+        assert state["curve"]["n"] == 12
         assert state["recent"]["ep_index"] == list(range(12))
     assert not dash.ticker_alive
     text = dash._repr_mimebundle_()[0]["text/plain"]
-    assert "a          completed  12" in text
+    assert "a          completed  0          12" in text
+    html = dash.static_html()
+    assert "<th>last100_return</th>" in html
+    assert f"Run {run.run_id} · completed" in html  # how the run ended, for a saved notebook
     dash.close()
 
 

@@ -59,7 +59,7 @@ def _run_row(db: Path, run_id: str) -> tuple[object, ...]:
 def stored_config(db: Path, run_id: str) -> TrainConfig:
     """The run's TrainConfig from its ``runs`` row; its digest must match the stored one."""
     from nbtrain.config import TrainConfig
-    from nbtrain.launching import decode_agent
+    from nbtrain.dispatch.start import decode_agent
 
     payload, digest, pickled, *_ = _run_row(db, run_id)
     if not isinstance(payload, str):

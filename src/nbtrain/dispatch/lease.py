@@ -47,17 +47,24 @@ class LeaseKeeper:
         while True:
             self._wake.wait(TICK_S)
             self._wake.clear()
-            with self._lock:
-                sessions = [s for s in self._sessions if s.owns_live_workers()]
-                if not sessions:
-                    self._thread = None
-                    return
-            for session in sessions:
-                try:
-                    self._tick(session)
-                except Exception:  # a tick must never end the thread; the next one retries
-                    log(logging.DEBUG, LOG_SERVICE_RUN_LEASE, "lease tick failed",
-                        run_id=session.run_id, exc_info=True)  # fmt: skip
+            if not self._tick_all():
+                return
+
+    def _tick_all(self) -> bool:
+        """One tick for every session that needs one; False once none does. (A method of
+        its own so that no session stays referenced by the sleeping thread.)"""
+        with self._lock:
+            sessions = [s for s in self._sessions if s.owns_live_workers()]
+            if not sessions:
+                self._thread = None
+                return False
+        for session in sessions:
+            try:
+                self._tick(session)
+            except Exception:  # a tick must never end the thread; the next one retries
+                log(logging.DEBUG, LOG_SERVICE_RUN_LEASE, "lease tick failed",
+                    run_id=session.run_id, exc_info=True)  # fmt: skip
+        return True
 
     def _tick(self, session: RunSession) -> None:
         run_id = session.run_id

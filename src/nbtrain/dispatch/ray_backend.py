@@ -85,10 +85,8 @@ def stop_worker(
     try:
         actor = ray.get_actor(name, namespace=space)
     except ValueError:
-        raise UnknownWorkerError(
-            f"no Ray actor {name!r} in namespace {space!r}: worker {worker_id!r} of run "
-            f"{run_id} is not running on this cluster"
-        ) from None
+        # No such actor on this cluster: the worker is not running here.
+        raise UnknownWorkerError(run_id, normalize_worker_id(worker_id)) from None
     ray.get(actor.stop.remote(), timeout=60)
 
 

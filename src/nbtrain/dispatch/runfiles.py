@@ -16,9 +16,9 @@ import msgspec
 
 from nbtrain.errors import RunError
 from nbtrain.ids import is_run_id
+from nbtrain.store.runfolder import RUNS_FOLDER
 from nbtrain.worker.spec import WorkerConfig
 
-RUNS_FOLDER = "nbtrain-runs"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 

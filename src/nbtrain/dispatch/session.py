@@ -312,6 +312,7 @@ class RunSession:
             # The ingest thread may be calling us; it exits by itself once no worker is left.
             threading.Thread(target=_close_when_idle, args=(ingest,), daemon=True).start()
         if writer is not None:
+            writer.remove_failure_listener(self._on_store_failure)
             writer.release()
 
     # -- storage failure -----------------------------------------------------------------
@@ -369,10 +370,7 @@ class RunSession:
     # -- control -------------------------------------------------------------------------
     def check_worker(self, worker_id: str) -> None:
         if worker_id not in self.statuses:
-            raise UnknownWorkerError(
-                f"run {self.run_id} has no worker {worker_id!r}; its workers are "
-                f"{sorted(self.statuses)}"
-            )
+            raise UnknownWorkerError(self.run_id, worker_id, self.statuses)
 
     def stop(self, worker_id: str | None, timeout: float) -> None:
         """Ask, terminate, kill within ``timeout``; return once reaped and committed.

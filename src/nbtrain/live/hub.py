@@ -1,9 +1,11 @@
 """Kernel-side live state per ``(run_id, worker_id)``, for dashboards.
 
 The ingest thread applies every event here; dashboards poll at their own pace. Memory is
-bounded whatever the run length: recent episodes sit in a ring, the learning curve is
-decimated (every other point dropped) when it reaches its cap, and steps are never kept,
-only the latest position/frame.
+bounded whatever the run length: recent episodes sit in a ring, the learning curve is a
+:class:`~nbtrain.live.curve.BucketCurve` (at most ``CURVE_BUCKETS`` envelopes, with the
+rolling mean over episodes computed here, once), and steps are never kept, only the latest
+position/frame. The hub holds runs weakly: a run's live state goes when its ``Run``, its
+session and its dashboards are gone.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from nbtrain.live.curve import BucketCurve
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.logs import log
 from nbtrain.wire.events import (
@@ -32,10 +33,7 @@ from nbtrain.wire.events import (
     Steps,
 )
 
-CURVE_CAP = 20_000
 RECENT_EPISODES = 200
-
-_CURVE_FIELDS = ("ep_index", "total_reward", "length")
 _SETTLED_STATUSES = frozenset({"completed", "failed", "stopped"})
 
 
@@ -60,26 +58,20 @@ class WorkerLive:
     frame: Frame | None = None
     frame_seq: int = 0
     policy_path: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
     # True once the dispatcher has seen the process end (or never ran it in this session):
     # a worker's own `failed` event arrives before its exit code does.
     settled: bool = False
-    # Curve: parallel lists; `_curve_base` counts points ever appended before a decimation
-    # so cursors from before it are recognised as stale.
-    _curve: dict[str, list[float]] = field(
-        default_factory=lambda: {name: [] for name in _CURVE_FIELDS}
-    )
-    _curve_epoch: int = 0
+    curve: BucketCurve = field(default_factory=BucketCurve)
     _recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
+    _return_sum: float = 0.0
+    _return_count: int = 0
 
     def _add_episode(self, event: Episode) -> None:
-        curve = self._curve
-        curve["ep_index"].append(event.ep_index)
-        curve["total_reward"].append(event.total_reward)
-        curve["length"].append(event.length)
-        if len(curve["ep_index"]) >= CURVE_CAP:
-            for name in _CURVE_FIELDS:
-                del curve[name][1::2]
-            self._curve_epoch += 1
+        self.curve.add(event.ep_index, float(event.total_reward), event.length)
+        self._return_sum += float(event.total_reward)
+        self._return_count += 1
         self._recent.append(
             {
                 "ep_index": event.ep_index,
@@ -96,22 +88,21 @@ class WorkerLive:
         if isinstance(eps, int | float):
             self.epsilon = float(eps)
 
-    def curve_since(self, cursor: int) -> tuple[int, dict[str, np.ndarray], bool]:
-        """New curve points since ``cursor`` (0 for everything).
+    @property
+    def mean_return(self) -> float | None:
+        """Mean return over every episode this kernel saw (as ``summary()``'s)."""
+        return self._return_sum / self._return_count if self._return_count else None
 
-        Returns ``(new_cursor, arrays, reset)``; ``reset`` means the arrays are the whole,
-        possibly decimated, history and replace what the caller had.
-        """
-        epoch, offset = divmod(cursor, 1 << 32) if cursor else (self._curve_epoch, 0)
-        reset = cursor == 0 or epoch != self._curve_epoch
-        start = 0 if reset else offset
-        n = len(self._curve["ep_index"])
-        arrays = {
-            "ep_index": np.asarray(self._curve["ep_index"][start:], dtype=np.int64),
-            "total_reward": np.asarray(self._curve["total_reward"][start:], dtype=np.float64),
-            "length": np.asarray(self._curve["length"][start:], dtype=np.int64),
-        }
-        return (self._curve_epoch << 32) | n, arrays, reset
+    @property
+    def last100_return(self) -> float | None:
+        """Mean return of the last 100 episodes (as ``summary()``'s ``last100_return``)."""
+        last = list(self._recent)[-100:]
+        return sum(r["total_reward"] for r in last) / len(last) if last else None
+
+    @property
+    def last20_return(self) -> float | None:
+        """The rolling mean of the last 20 episodes, as the curve's last point shows it."""
+        return self.curve.last_roll
 
     def recent_episodes(self, n: int = 20) -> list[dict[str, Any]]:
         if n <= 0:
@@ -246,21 +237,28 @@ def _apply(worker: WorkerLive, event: Event) -> None:
         worker.ep_index = event.start_episode
         worker.episodes_done = max(worker.episodes_done, event.start_episode)
         worker.episodes_total = event.episodes
+        worker.started_at = event.ts
+        worker.ended_at = None
     elif isinstance(event, Ended):
         worker.status = event.status
         worker.steps_done = max(worker.steps_done, event.steps_done)
         worker.episodes_done = max(worker.episodes_done, event.episodes_done)
         worker.error = event.error
         worker.traceback = event.traceback
+        worker.ended_at = event.ts
+        if worker.started_at is not None and event.ts > worker.started_at:
+            # what a finished worker did on average, not its last 1-second rate (or 0)
+            worker.steps_per_s = worker.steps_done / (event.ts - worker.started_at)
     elif isinstance(event, Artifact):
         worker.policy_path = event.path
 
 
 class LiveHub:
-    """Registry of live runs in this process."""
+    """Registry of live runs in this process, held weakly: whoever shows or controls a run
+    (its session, ``Run``, dashboards) keeps its live state alive, and nothing else does."""
 
     def __init__(self) -> None:
-        self._runs: dict[str, RunLive] = {}
+        self._runs: weakref.WeakValueDictionary[str, RunLive] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
     def register(self, live: RunLive) -> RunLive:
@@ -275,6 +273,11 @@ class LiveHub:
     def discard(self, run_id: str) -> None:
         with self._lock:
             self._runs.pop(run_id, None)
+
+    def run_ids(self) -> list[str]:
+        """Runs whose live state is still held by someone."""
+        with self._lock:
+            return list(self._runs.keys())
 
 
 _HUB = LiveHub()

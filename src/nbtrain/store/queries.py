@@ -210,11 +210,7 @@ class Reader:
         known = self.known_workers(run_id)
         missing = [w for w in workers if w not in known]
         if missing:
-            where = f"run {run_id!r}" if run_id else str(self.path)
-            raise UnknownWorkerError(
-                f"no worker {', '.join(map(repr, missing))} in {where}; "
-                f"workers: {', '.join(sorted(known)) or 'none'}"
-            )
+            raise UnknownWorkerError(run_id, missing[0], known)
 
     # -- frames -----------------------------------------------------------------------------
     def runs(self) -> pd.DataFrame:

@@ -121,17 +121,13 @@ def _worker_rows(conn: sqlite3.Connection, run_id: str) -> WorkerRows:
 
 
 def check_not_live(store: TelemetryStore, run_id: str) -> None:
-    """Raise ``RunError`` if the store reports a pending/running worker of the run, or this
-    process's own session does (statuses in memory lead the committed rows)."""
+    """Raise ``RunError`` if the store reports a pending/running worker of the run (the rows
+    are committed before an owner reports a status, and what an owner in this process holds
+    but could not write is included: see :mod:`nbtrain.store.liveness`)."""
     if not isinstance(run_id, str):
         raise TypeError(f"run_id must be a str, not {type(run_id).__name__}")
     workers = store.workers(run_id)  # UnknownRunError; reports dead owners' workers as failed
     statuses = dict(zip(workers["worker_id"], workers["status"], strict=True))
-    from nbtrain.dispatch.session import live_session
-
-    session = live_session(run_id, store.path)
-    if session is not None:
-        statuses.update(session.statuses)
     live = [f"{w} ({s})" for w, s in sorted(statuses.items()) if s in LIVE_STATUSES]
     if live:
         raise RunError(

@@ -17,7 +17,7 @@ from nbtrain.ids import is_run_id
 from nbtrain.log_codes import LOG_SERVICE_RUN_DELETED
 from nbtrain.logs import log
 
-RUNS_FOLDER = "nbtrain-runs"  # the same name as nbtrain.dispatch.runfiles.RUNS_FOLDER
+RUNS_FOLDER = "nbtrain-runs"
 
 
 def run_folder(db_path: Path, run_id: str) -> Path | None:

@@ -5,14 +5,20 @@ Definitions (documented in docs/store.md):
 * ``episodes``: finished episodes stored; ``steps``: environment steps in them (sum of
   ``length``; the ``steps`` table may be sampled or off, so it is not counted);
 * ``mean_return``: mean ``total_reward``; ``last100_return``: mean over the last 100 episodes;
-* ``success_rate``: fraction of episodes that ended ``terminated`` with ``total_reward > 0``
-  (reaching the goal in FrozenLake, delivering in Taxi);
+* ``success_rate``: fraction of episodes that succeeded, as :data:`SUCCESS` defines it for
+  the run's environment (FrozenLake: reached the goal; CliffWalking: reached the goal,
+  although every return there is negative; CartPole: balanced until the time limit; …).
+  For other environments: ``terminated`` with ``total_reward > 0``, and NaN when no episode
+  of the run had a positive return (the environment may have no positive goal reward, so
+  0.0 would be a claim nobody can make);
 * ``wall_time_s``: ``ended_at - started_at`` of the worker; for a worker still running, up to
   now; without a worker row, the span of its episodes.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from typing import Any
 
@@ -35,6 +41,51 @@ SUMMARY_KINDS = {
 }
 AGGREGATE_METRICS = ("total_reward", "length", "terminated", "truncated")
 
+GENERIC_SUCCESS = "terminated AND total_reward > 0"
+# environment name (no version, no module) -> (SQL condition on an episode row, meaning)
+SUCCESS: dict[str, tuple[str, str]] = {
+    "FrozenLake": ("terminated AND total_reward > 0", "reached the goal"),
+    "FrozenLake8x8": ("terminated AND total_reward > 0", "reached the goal"),
+    "CliffWalking": ("terminated", "reached the goal (a fall resets, it never ends an episode)"),
+    "Taxi": ("terminated", "delivered the passenger"),
+    "CartPole": ("truncated AND NOT terminated", "kept the pole up until the time limit"),
+    "MountainCar": ("terminated", "reached the flag"),
+    "MountainCarContinuous": ("terminated", "reached the flag"),
+    "Acrobot": ("terminated", "swung the tip above the line"),
+    "Blackjack": ("total_reward > 0", "won the hand"),
+}
+
+
+def env_name(env_id: str) -> str:
+    """``"FrozenLake-v1"`` and ``"pkg.mod:FrozenLake-v1"`` → ``"FrozenLake"``."""
+    return re.sub(r"-v\d+$", "", env_id.rsplit(":", 1)[-1].rsplit("/", 1)[-1])
+
+
+def success_definition(env_id: str) -> str:
+    """What ``success_rate`` counts for ``env_id``, in words (docs, tooltips)."""
+    rule = SUCCESS.get(env_name(env_id))
+    if rule is not None:
+        return f"{rule[1]} ({rule[0]})"
+    return (
+        f"ended terminated with a positive return ({GENERIC_SUCCESS}); "
+        "NaN when no episode of the run had a positive return"
+    )
+
+
+def _success_sql(reader: Reader, run_id: str) -> tuple[str, bool]:
+    """The run's success condition and whether it is the generic one."""
+    rows = reader.rows("SELECT config FROM runs WHERE run_id = ?", (run_id,))
+    env_id = ""
+    if rows and rows[0][0]:
+        try:
+            config = json.loads(rows[0][0]) if isinstance(rows[0][0], str) else rows[0][0]
+            env_id = str(config.get("env_id", "")) if isinstance(config, dict) else ""
+        except ValueError:
+            env_id = ""
+    rule = SUCCESS.get(env_name(env_id)) if env_id else None
+    return (GENERIC_SUCCESS, True) if rule is None else (rule[0], False)
+
+
 _SUMMARY_SQL = """
 WITH ids AS (
     SELECT worker_id FROM workers WHERE run_id = :run
@@ -42,7 +93,8 @@ WITH ids AS (
 ),
 stats AS (
     SELECT worker_id, COUNT(*) AS n, SUM(length) AS steps, AVG(total_reward) AS mean_return,
-           AVG(CASE WHEN terminated AND total_reward > 0 THEN 1.0 ELSE 0.0 END) AS success,
+           CASE WHEN {defined}
+                THEN AVG(CASE WHEN {success} THEN 1.0 ELSE 0.0 END) END AS success,
            MIN(started_at) AS first_start, MAX(ended_at) AS last_end
     FROM episodes WHERE run_id = :run GROUP BY worker_id
 ),
@@ -81,7 +133,14 @@ def _wall_time(row: tuple[Any, ...], now: float) -> float | None:
 def run_summary(reader: Reader, run_id: str) -> pd.DataFrame:
     """Exactly one row per worker of the run (also those without episodes)."""
     reader.check_run(run_id)
-    rows = reader.rows(_SUMMARY_SQL, {"run": run_id})
+    success, generic = _success_sql(reader, run_id)
+    defined = (
+        "EXISTS (SELECT 1 FROM episodes WHERE run_id = :run AND total_reward > 0)"
+        if generic
+        else "1"
+    )
+    sql = _SUMMARY_SQL.format(success=success, defined=defined)
+    rows = reader.rows(sql, {"run": run_id})
     now = time.time()
     names = list(SUMMARY_KINDS)
     table = [(*row[:8], _wall_time(row, now)) for row in rows]

@@ -22,6 +22,7 @@ added with :meth:`StoreWriter.add_failure_listener` are called once, and every l
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -128,6 +129,11 @@ class StoreWriter:
                 self._listeners.append(listener)
                 return
         notify(listener, failure)
+
+    def remove_failure_listener(self, listener: FailureListener) -> None:
+        """Forget a listener (a run that no longer uses this writer); unknown ones are ignored."""
+        with self._cond, contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
 
     def stats(self) -> dict[str, int]:
         return {

@@ -27,6 +27,17 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 Handler = Callable[[dict[str, Any], list[bytes]], Any]
 
 
+def bundle_trait(name: str) -> traitlets.Unicode[str, str | bytes]:
+    """A bundled file's text as the widget's ``_esm`` / ``_css`` trait.
+
+    Given a path instead, anywidget wraps it in a class-wide ``FileContents`` and connects a
+    strong callback per instance to it, so every widget ever made (and through a dashboard
+    the run's live state) stayed in memory for the life of the kernel. A trait declared
+    here is left alone.
+    """
+    return traitlets.Unicode((STATIC / name).read_text(encoding="utf-8")).tag(sync=True)
+
+
 def reject_unknown_kwargs(owner: str, given: Iterable[str], allowed: Iterable[str]) -> None:
     """Raise ``TypeError`` naming each unknown keyword, a close match and what is accepted."""
     allowed = sorted(allowed)

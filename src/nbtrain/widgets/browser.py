@@ -74,7 +74,7 @@ class RunBrowser(ipywidgets.VBox):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         reject_unknown_kwargs("RunBrowser", kwargs, ())
-        from nbtrain.launching import resolve_db
+        from nbtrain.dispatch.start import resolve_db
 
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0 seconds, not {poll_interval!r}")

@@ -8,11 +8,9 @@ view shows the same state; deltas never repeat history.
 
 from __future__ import annotations
 
-import html
 import os
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import traitlets
@@ -20,12 +18,14 @@ import traitlets
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.widgets._common import (
     DEFERRED,
-    STATIC,
     RequestWidget,
+    bundle_trait,
     reject_unknown_kwargs,
 )
 from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet
 from nbtrain.widgets.dashboard_store import store_snapshot
+from nbtrain.widgets.fallback import StaticTwin, html_table, publish, text_table
+from nbtrain.widgets.outcome import outcome_text
 
 if TYPE_CHECKING:
     from nbtrain.live.hub import RunLive
@@ -38,8 +38,8 @@ PER_WORKER_INTERVAL = 0.025  # with many workers, tick slower so bytes/s stay fl
 class RunDashboard(RequestWidget):
     """One tab per worker plus an overview; works for live and finished runs."""
 
-    _esm = STATIC / "dashboard.js"
-    _css = STATIC / "dashboard.css"
+    _esm = bundle_trait("dashboard.js")
+    _css = bundle_trait("dashboard.css")
     _log_code = LOG_UI_DASHBOARD_CALLBACK_ERROR
 
     run_id = traitlets.Unicode("").tag(sync=True)
@@ -47,10 +47,12 @@ class RunDashboard(RequestWidget):
     env_id = traitlets.Unicode("").tag(sync=True)
 
     def __init__(
-        self, run_id: str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
+        self, run: Run | str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
     ) -> None:
+        """``run``: a :class:`~nbtrain.Run` (what ``run.dashboard()`` passes), or a run id
+        read from ``db``."""
         reject_unknown_kwargs("RunDashboard", kwargs, ())
-        from nbtrain.launching import resolve_db
+        from nbtrain.dispatch.start import resolve_db
         from nbtrain.live.hub import get_hub
 
         self._closed = threading.Event()
@@ -58,10 +60,14 @@ class RunDashboard(RequestWidget):
         self._ticker_lock = threading.Lock()
         self._ticker_running = False
         self._look_again = False
-        self._key = run_id
-        self._db: Path = resolve_db(db)
-        self._live: RunLive | None = get_hub().get(run_id)
         self._run_handle: Run | None = None
+        if isinstance(run, str):
+            run_id, self._db = run, resolve_db(db)
+        else:
+            run_id, self._db, self._run_handle = run.run_id, run.db, run
+        self._key = run_id
+        self._live: RunLive | None = get_hub().get(run_id)
+        self._twin = StaticTwin()
         if self._live is not None:
             worker_ids, env_id = list(self._live.worker_ids), self._live.env_id
         else:
@@ -135,6 +141,7 @@ class RunDashboard(RequestWidget):
                         self._send_packet(packet)
                         last_send = time.monotonic()
                 if final and packet is None and self._ticker_may_end():
+                    self._update_twin()  # the saved notebook shows how the run ended
                     return
         except Exception as err:
             self.report_error("dashboard update", err, run_id=self.run_id)
@@ -214,17 +221,21 @@ class RunDashboard(RequestWidget):
         return f"RunDashboard(run_id={self.run_id!r}, workers={list(self.worker_ids)!r})"
 
     def summary_rows(self) -> list[dict[str, Any]]:
+        """One row per worker, as the static fallback shows it."""
         if self._live is not None:
             with self._live.lock:
+                workers = [(wid, self._live.workers[wid]) for wid in self._live.worker_ids]
                 return [
                     {
                         "worker_id": wid,
                         "status": w.status,
+                        "exit_code": w.exit_code,
                         "episodes": w.episodes_done,
                         "steps": w.steps_done,
-                        "exit_code": w.exit_code,
+                        "mean_return": _rounded(w.mean_return),
+                        "last100_return": _rounded(w.last100_return),
                     }
-                    for wid, w in ((wid, self._live.workers[wid]) for wid in self._live.worker_ids)
+                    for wid, w in workers
                 ]
         snapshot = store_snapshot(self._db, self.run_id).content
         rows = []
@@ -234,49 +245,47 @@ class RunDashboard(RequestWidget):
                 {
                     "worker_id": wid,
                     "status": s["status"],
+                    "exit_code": s["exit_code"],
                     "episodes": s["episodes_done"],
                     "steps": s["steps_done"],
-                    "exit_code": s["exit_code"],
+                    "mean_return": _rounded(s["mean_return"]),
+                    "last100_return": _rounded(s["last100_return"]),
                 }
             )
         return rows
 
+    def _rows(self) -> list[dict[str, Any]]:
+        try:
+            return self.summary_rows()
+        except Exception as err:  # a fallback must never break display
+            self.report_error("summary", err, run_id=self.run_id)
+            return []
+
+    def static_html(self) -> str:
+        """The summary table, captioned with the run id and how it ended."""
+        rows = self._rows()
+        outcome = outcome_text(rows) if rows else None
+        return html_table(f"Run {self.run_id}" + (f" · {outcome}" if outcome else ""), rows)
+
     def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         bundle = super()._repr_mimebundle_(**kwargs)
         data, metadata = bundle if isinstance(bundle, tuple) else (bundle or {}, {})
-        try:
-            rows = self.summary_rows()
-        except Exception as err:  # a fallback must never break display
-            rows = []
-            self.report_error("summary", err, run_id=self.run_id)
-        data["text/plain"] = repr(self) + "\n" + text_table(rows)
-        data["text/html"] = html_table(f"Run {self.run_id}", rows)
+        data["text/plain"] = repr(self) + "\n" + text_table(self._rows())
         return data, metadata
 
+    def _ipython_display_(self) -> None:
+        """The widget, then its static twin (what a saved notebook shows without a kernel)."""
+        data, metadata = self._repr_mimebundle_()
+        publish(data, metadata)
+        self._twin.show(self.static_html())
 
-_COLUMNS = ("worker_id", "status", "episodes", "steps", "exit_code")
+    def _update_twin(self) -> None:
+        if self._twin.shown:
+            self._twin.update(self.static_html())
 
 
-def text_table(rows: list[dict[str, Any]]) -> str:
-    cells = [list(_COLUMNS)] + [["" if r[c] is None else str(r[c]) for c in _COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
-    return "\n".join(
-        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    )
-
-
-def html_table(caption: str, rows: list[dict[str, Any]]) -> str:
-    head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td>{html.escape('' if r[c] is None else str(r[c]))}</td>" for c in _COLUMNS)
-        + "</tr>"
-        for r in rows
-    )
-    return (
-        f"<table class='nbtrain-summary'><caption>{html.escape(caption)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
 
 
 __all__ = ["MIN_INTERVAL", "SCALARS", "RunDashboard"]

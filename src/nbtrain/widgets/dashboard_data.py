@@ -1,12 +1,13 @@
 """What a dashboard sends: full snapshots and per-tick deltas, built from the live hub or
 rebuilt from the store. Pure data; the widget decides when to send.
 
-Curves travel as binary buffers (``ep_index`` int32, ``total_reward`` float32, ``length``
-int32) and are addressed in hub points: a delta says it covers hub points ``[start, end)`` of
-curve ``epoch``, so a view appends it only when ``start`` equals what it already has and asks
-for a fresh snapshot otherwise. When a tick brings more than :data:`MAX_POINTS_PER_TICK`
-points, they are averaged in consecutive groups (the chart cannot show more anyway), which
-bounds the bytes per second whatever the episode rate.
+Curves travel as binary buffers of buckets (see :mod:`nbtrain.live.curve`): each bucket is
+addressed by its index at the curve's ``level`` and carries its whole state (count, last
+episode, min / max / mean return, the rolling mean over episodes at its last episode, mean
+length), so applying it twice changes nothing. A delta carries the buckets changed since the
+last one; at a higher level the view first merges its buckets pairwise, as the hub did. The
+bucket cap bounds the bytes per tick whatever the episode rate, without ever averaging
+episodes into a point that pretends to be one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from nbtrain.widgets.colours import worker_colour, worker_colours
+from nbtrain.widgets.outcome import outcome_text
 
 if TYPE_CHECKING:
     from nbtrain.live.hub import RunLive, WorkerLive
@@ -35,15 +39,30 @@ SCALARS = (
     "steps_per_s",
     "epsilon",
     "ep_index",
+    "started_at",
+    "ended_at",
+    "mean_return",
+    "last100_return",
+    "last20_return",
 )
 FINAL_STATUSES = frozenset({"completed", "failed", "stopped"})
-MAX_POINTS_PER_TICK = 16
-RESET_POINTS = 2000  # after the hub decimates its curve, it is resent binned to this many
 RECENT = 20
 RECENT_MIN_INTERVAL = 0.5  # a table cannot be read faster; it was half the bytes at 10 Hz
 FRAME_MIN_INTERVAL = {"ansi": 0.1, "grid": 0.1, "rgb_array": 0.25}
 
-_DTYPES = {"ep_index": np.int32, "total_reward": np.float32, "length": np.int32}
+# A bucket's index is last_ep >> level, so it does not travel. Returns and lengths as
+# float32 (an episode's return is shown to 3 digits); the mean of 20 as float64, so it equals
+# pandas' rolling mean to the last digit. 32 bytes a bucket.
+_DTYPES = {
+    "count": np.int32,
+    "last_ep": np.int32,
+    "r_min": np.float32,
+    "r_max": np.float32,
+    "r_mean": np.float32,
+    "roll": np.float64,
+    "len_mean": np.float32,
+}
+WIRE_FIELDS = tuple(_DTYPES)
 
 
 @dataclass
@@ -62,37 +81,11 @@ class Packet:
         return sum(len(b) for b in self.buffers)
 
 
-def bin_curve(arrays: dict[str, np.ndarray], max_points: int) -> dict[str, np.ndarray]:
-    """Average consecutive groups so at most ``max_points`` remain (ep_index: the group's last)."""
-    n = len(arrays["ep_index"])
-    if n <= max_points:
-        return arrays
-    edges = np.linspace(0, n, max_points + 1).astype(np.int64)
-    starts, ends = edges[:-1], edges[1:]
-    counts = ends - starts
-
-    def group_mean(values: np.ndarray) -> np.ndarray:
-        sums: np.ndarray = np.add.reduceat(values.astype(np.float64), starts)
-        means: np.ndarray = sums / counts
-        return means
-
-    return {
-        "ep_index": arrays["ep_index"][ends - 1],
-        "total_reward": group_mean(arrays["total_reward"]),
-        "length": np.rint(group_mean(arrays["length"])).astype(np.int64),
-    }
-
-
 def encode_curve(
-    packet: Packet,
-    arrays: dict[str, np.ndarray],
-    *,
-    epoch: int,
-    start: int,
-    end: int,
-    reset: bool,
+    packet: Packet, arrays: dict[str, np.ndarray], *, level: int, reset: bool
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"epoch": epoch, "start": start, "end": end, "reset": reset}
+    """Buckets as buffers; ``reset``: they replace what the view has (else: upsert)."""
+    out: dict[str, Any] = {"level": level, "reset": reset, "n": len(arrays["index"])}
     for name, dtype in _DTYPES.items():
         data = np.ascontiguousarray(arrays[name], dtype=dtype).tobytes()
         out[name] = packet.add_buffer(data, np.dtype(dtype).name)
@@ -165,7 +158,8 @@ class _Sent:
     """What this dashboard last sent for one worker."""
 
     scalars: dict[str, Any] = field(default_factory=dict)
-    cursor: int = 0
+    curve_stamp: int = 0
+    curve_level: int = -1
     last_recent: int = -1
     recent_time: float = -1e9
     grid: dict[str, Any] | None = None
@@ -185,6 +179,11 @@ class LiveTracker:
         self.seq = 0
         self.focused: dict[str, str | None] = {}
         self._sent: dict[str, _Sent] = {}
+        self.outcome: str | None = None
+
+    def _outcome(self) -> str | None:
+        workers = self.live.workers
+        return outcome_text(_scalars(workers[w]) for w in self.live.worker_ids)
 
     def _frame_wanted(self, worker_id: str, frame: Frame | None) -> bool:
         if frame is None:
@@ -203,6 +202,8 @@ class LiveTracker:
             change: dict[str, Any] = {}
             scalars = _scalars(worker)
             diff = {k: v for k, v in scalars.items() if sent.scalars.get(k, _MISSING) != v}
+            if not sent.scalars:
+                change["colour"] = worker_colour(wid)
             if diff:
                 change["scalars"] = diff
                 sent.scalars = scalars
@@ -232,7 +233,10 @@ class LiveTracker:
                 sent.frame_time = now
             if change:
                 changes[wid] = change
-        if not changes:
+        outcome = self._outcome()
+        if outcome != self.outcome:
+            packet.content["outcome"] = self.outcome = outcome
+        elif not changes:
             return None
         self.seq += 1
         return packet
@@ -240,28 +244,19 @@ class LiveTracker:
     def _curve_delta(
         self, packet: Packet, worker: WorkerLive, sent: _Sent, change: dict[str, Any]
     ) -> None:
-        old = sent.cursor
-        cursor, arrays, reset = worker.curve_since(old)
-        if cursor == old:
+        curve = worker.curve
+        if curve.stamp == sent.curve_stamp:
             return
-        epoch, end = divmod(cursor, 1 << 32)
-        n = len(arrays["ep_index"])
-        if reset and old != 0:
-            # decimated by the hub: resend the whole history once, binned
-            binned = bin_curve(arrays, RESET_POINTS)
-            change["curve"] = encode_curve(
-                packet, binned, epoch=epoch, start=0, end=end, reset=True
-            )
-        else:
-            start = end - n
-            binned = bin_curve(arrays, MAX_POINTS_PER_TICK)
-            change["curve"] = encode_curve(
-                packet, binned, epoch=epoch, start=start, end=end, reset=start == 0
-            )
-        sent.cursor = cursor
+        # a higher level than the view holds is no reason to resend everything: the view
+        # merges what it has pairwise, exactly as the hub did (curves.js, Curve.apply)
+        reset = sent.curve_stamp == 0 or curve.level < sent.curve_level
+        arrays = curve.since(0 if reset else sent.curve_stamp)
+        change["curve"] = encode_curve(packet, arrays, level=curve.level, reset=reset)
+        sent.curve_stamp, sent.curve_level = curve.stamp, curve.level
 
     def snapshot(self) -> Packet:
-        """Everything up to the last delta (``seq``), at full resolution."""
+        """Everything up to the last delta (``seq``); the curve as it is now (its buckets are
+        idempotent, so deltas after this one may repeat some of them harmlessly)."""
         packet = Packet(
             {
                 "kind": "snapshot",
@@ -270,6 +265,8 @@ class LiveTracker:
                 "run_id": self.live.run_id,
                 "env_id": self.live.env_id,
                 "worker_ids": list(self.live.worker_ids),
+                "colours": worker_colours(self.live.worker_ids),
+                "outcome": self.outcome,
                 "workers": {},
             }
         )
@@ -277,19 +274,12 @@ class LiveTracker:
             worker = self.live.workers[wid]
             sent = self._sent.get(wid, _Sent())
             state: dict[str, Any] = {"scalars": sent.scalars or _scalars(worker)}
-            if sent.cursor:
-                epoch, end = divmod(sent.cursor, 1 << 32)
-                _, arrays, _ = worker.curve_since(0)
-                arrays = {k: v[:end] for k, v in arrays.items()}
-                state["curve"] = encode_curve(
-                    packet, arrays, epoch=epoch, start=0, end=end, reset=True
-                )
-                recent = [
-                    r for r in worker.recent_episodes(RECENT) if r["ep_index"] <= sent.last_recent
-                ]
-                state["recent"] = compact_recent(recent)
-            else:
-                state["recent"] = compact_recent([])
+            curve = worker.curve
+            state["curve"] = encode_curve(packet, curve.since(0), level=curve.level, reset=True)
+            recent = [
+                r for r in worker.recent_episodes(RECENT) if r["ep_index"] <= sent.last_recent
+            ]
+            state["recent"] = compact_recent(recent)
             state["grid"] = sent.grid
             state["position"] = sent.position
             frame = worker.frame

@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from nbtrain.live.curve import bucket_episodes
+from nbtrain.widgets.colours import worker_colours
 from nbtrain.widgets.dashboard_data import RECENT, SCALARS, Packet, compact_recent, encode_curve
+from nbtrain.widgets.outcome import outcome_text
 
 
 def store_snapshot(db: Any, run_id: str) -> Packet:
@@ -18,6 +21,7 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
     store = TelemetryStore(db)
     workers = store.workers(run_id)
     episodes = store.episodes(run_id)
+    summary = store.run_summary(run_id).set_index("worker_id")
     env_id = ""
     try:
         runs = store.runs()
@@ -37,6 +41,8 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
             "run_id": run_id,
             "env_id": env_id,
             "worker_ids": worker_ids,
+            "colours": worker_colours(worker_ids),
+            "outcome": None,
             "workers": {},
         }
     )
@@ -49,6 +55,12 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
             "length": mine["length"].to_numpy(dtype=np.int64),
         }
         n = len(arrays["ep_index"])
+        level, buckets = bucket_episodes(
+            arrays["ep_index"], arrays["total_reward"], arrays["length"]
+        )
+        steps_done = int(arrays["length"].sum())
+        started, ended = _timestamp(row.get("started_at")), _timestamp(row.get("ended_at"))
+        mine_summary = summary.loc[wid] if wid in summary.index else None
         scalars = dict.fromkeys(SCALARS)
         scalars.update(
             status=str(row["status"]),
@@ -56,9 +68,23 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
             exit_code=_int_or_none(row.get("exit_code")),
             error=_plain(row.get("error")),
             episodes_done=int(arrays["ep_index"][-1]) + 1 if n else 0,
-            steps_done=int(arrays["length"].sum()),
-            steps_per_s=0.0,
+            steps_done=steps_done,
+            # the average over the worker's life: a stored run has no current rate
+            steps_per_s=(
+                steps_done / (ended - started)
+                if started is not None and ended is not None and ended > started
+                else 0.0
+            ),
             ep_index=int(arrays["ep_index"][-1]) if n else 0,
+            started_at=started,
+            ended_at=ended,
+            mean_return=_float_or_none(
+                None if mine_summary is None else mine_summary["mean_return"]
+            ),
+            last100_return=_float_or_none(
+                None if mine_summary is None else mine_summary["last100_return"]
+            ),
+            last20_return=float(buckets["roll"][-1]) if n else None,
         )
         tail = mine.tail(RECENT)
         recent = [
@@ -75,11 +101,14 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
         ]
         packet.content["workers"][wid] = {
             "scalars": scalars,
-            "curve": encode_curve(packet, arrays, epoch=0, start=0, end=n, reset=True),
+            "curve": encode_curve(packet, buckets, level=level, reset=True),
             "recent": compact_recent(recent),
             "grid": None,
             "position": None,
         }
+    packet.content["outcome"] = outcome_text(
+        w["scalars"] for w in packet.content["workers"].values()
+    )
     return packet
 
 
@@ -100,12 +129,21 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _float_or_none(value: Any) -> float | None:
+    value = _plain(value)
+    return None if value is None else float(value)
+
+
 def _int_or_none(value: Any) -> int | None:
     value = _plain(value)
     return None if value is None else int(value)
 
 
 def _timestamp(value: Any) -> float | None:
+    try:
+        value = _plain(value)
+    except (TypeError, ValueError):
+        return None
     if value is None:
         return None
     if hasattr(value, "timestamp"):

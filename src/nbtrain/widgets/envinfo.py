@@ -17,6 +17,7 @@ __all__ = [
     "ACTION_LABELS",
     "EnvFacts",
     "env_catalogue",
+    "env_mismatch",
     "envs_for_agent",
     "grid_for_env",
     "grid_kind",
@@ -75,6 +76,27 @@ def envs_for_agent(agent: str) -> list[str]:
     if agent in TABULAR_AGENTS:
         return [f["id"] for f in facts if f["obs"] == "discrete" and f["action"] == "discrete"]
     return [f["id"] for f in facts]
+
+
+def env_mismatch(agent: str, env_id: str, agent_kwargs: dict[str, Any] | None = None) -> str:
+    """Why ``agent`` cannot train on the registered ``env_id`` ("" when it can, or when
+    either is unknown here: the config's own validation speaks then)."""
+    if agent not in TABULAR_AGENTS:
+        return ""
+    facts = next((f for f in env_catalogue() if f["id"] == env_id), None)
+    if facts is None:
+        return ""
+    if facts["action"] != "discrete":
+        return (
+            f"{agent} picks from a discrete set of actions; {env_id} has {facts['action']} "
+            "actions (use a custom agent)"
+        )
+    if facts["obs"] != "discrete" and not (agent_kwargs or {}).get("bins"):
+        return (
+            f"{agent} keeps a table per state; {env_id} has {facts['obs']} observations: "
+            'give "bins" (and "bounds") in Other agent kwargs, or use tile_sarsa'
+        )
+    return ""
 
 
 def grid_kind(env_id: str) -> str | None:

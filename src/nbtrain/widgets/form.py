@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import numbers
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
 import traitlets
 
+from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
-from nbtrain.widgets._common import STATIC, RequestWidget, reject_unknown_kwargs
-from nbtrain.widgets.envinfo import env_catalogue
+from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
+from nbtrain.widgets.envinfo import env_catalogue, env_mismatch
+from nbtrain.widgets.fallback import StaticTwin, publish
 from nbtrain.widgets.form_fields import (
     CONFIG_KEYS,
     count_preview,
@@ -26,7 +29,9 @@ from nbtrain.widgets.form_fields import (
     values_from_config,
     worker_preview,
 )
+from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
 from nbtrain.widgets.form_spec import AGENTS, SECTIONS
+from nbtrain.widgets.outcome import FINAL, outcome_text
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
@@ -36,8 +41,8 @@ if TYPE_CHECKING:
 class FormCore(RequestWidget):
     """The anywidget part of :class:`TrainForm`: fields, per-field errors, Launch."""
 
-    _esm = STATIC / "form.js"
-    _css = STATIC / "form.css"
+    _esm = bundle_trait("form.js")
+    _css = bundle_trait("form.css")
     _log_code = LOG_UI_TRAIN_FORM_ERROR
 
     sections: traitlets.List[Any] = traitlets.List().tag(sync=True)
@@ -51,6 +56,15 @@ class FormCore(RequestWidget):
     workers_preview: traitlets.List[Any] = traitlets.List().tag(sync=True)
     valid = traitlets.Bool(False).tag(sync=True)
     launched_run_id = traitlets.Unicode("").tag(sync=True)
+    # the line next to Launch: "running …", then "completed in 2.1 s" or "3 failed: …"
+    run_status = traitlets.Unicode("").tag(sync=True)
+    # runs launched from this form that still go: [{run_id, label}] (Launch asks about them)
+    running_runs: traitlets.List[Any] = traitlets.List().tag(sync=True)
+    # what a blank field stands for once the config resolves it, e.g. the step limit
+    hints = traitlets.Dict().tag(sync=True)
+    agent_help = traitlets.Dict().tag(sync=True)
+    # agents that need discrete observations and actions (the envs offered follow)
+    tabular_agents = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
 
 class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
@@ -68,7 +82,9 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         if values["agent"] not in agents:
             agents.append(values["agent"])
         core = FormCore(
-            sections=SECTIONS,
+            sections=sections_with_help(SECTIONS),
+            agent_help=AGENT_HELP,
+            tabular_agents=list(TABULAR_AGENTS),
             agents=agents,
             envs=list(env_catalogue()),
             values=values,
@@ -78,6 +94,9 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         self.db = db
         self.core = core
         self.run: Run | None = None
+        self._runs: dict[str, Run] = {}  # launched here and maybe still going
+        self._closed = threading.Event()
+        self._twin = StaticTwin()
         self._config: TrainConfig | None = None
         self._error: Exception | None = None
         core.observe(self._on_values, names="values")
@@ -88,13 +107,17 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
     def from_config(
         cls, config: TrainConfig, db: str | os.PathLike[str] = "nbtrain.sqlite"
     ) -> TrainForm:
-        """A form prefilled with ``config``'s fields (edit, then Launch)."""
+        """A form prefilled with ``config``'s fields (edit, then Launch). A name that is
+        just the derived ``{env_id}-{agent}`` is left blank, so it follows a new env."""
         fields = {key: getattr(config, key) for key in CONFIG_KEYS if hasattr(config, key)}
         fields = {
             k: v
             for k, v in fields.items()
             if k not in {"alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay"}
         }
+        derived = type(config)(**{k: v for k, v in fields.items() if k != "name"}).name
+        if fields.get("name") == derived:
+            del fields["name"]
         return cls(db=db, **fields)
 
     # -- validation ------------------------------------------------------------------------
@@ -120,15 +143,29 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
             more, general = field_errors(err, values)
             for name, message in more.items():
                 errors.setdefault(name, message)
+        mismatch = env_mismatch(
+            str(values.get("agent", "")),
+            str(values.get("env_id", "")).strip(),
+            parsed.kwargs.get("agent_kwargs"),
+        )
+        if mismatch and "env_id" not in errors:
+            errors["env_id"] = mismatch
         if errors and error is None:
             error = ValueError("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
             config = None
         if values.get("workers_mode") == "list":
-            preview = worker_preview(list(values.get("workers_list") or [""]))
+            preview = worker_preview(
+                list(values.get("workers_list") or [""]), self._extras.get("worker_specs", {})
+            )
         else:
             preview = count_preview(values.get("workers_count"))
         self._config, self._error = config, error
+        hints: dict[str, str] = {}
+        if config is not None:
+            limit = config.worker_configs()[0].max_steps_per_episode
+            hints["max_steps_per_episode"] = f"{limit} steps, as the config resolves it"
         with self.core.hold_sync():
+            self.core.hints = hints
             self.core.errors = errors
             self.core.general_errors = general
             self.core.workers_preview = preview
@@ -161,26 +198,108 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         return self._config
 
     # -- launch ----------------------------------------------------------------------------
-    def launch(self) -> Run:
-        """What the Launch button does: start the run, show its dashboard, return the Run."""
-        import nbtrain
+    def launch(self, previous: str = "keep") -> Run:
+        """What the Launch button does: start the run, show its dashboard, return the Run.
 
+        ``previous`` says what happens to runs launched from this form that still go:
+        ``"keep"`` (default) runs both and keeps their dashboards, so each keeps its Stop;
+        ``"stop"`` stops them first. The button asks the person which one they want.
+        """
+        from nbtrain.run import launch
+
+        if previous not in ("keep", "stop"):
+            raise ValueError(f"previous must be 'keep' or 'stop', got {previous!r}")
         config = self.config
-        run = nbtrain.launch(config, db=self.db)
+        still = self._still_running()
+        if previous == "stop":
+            for run in still:
+                run.stop()
+            still = []
+        run = launch(config, db=self.db)
         self.run = run
+        self._runs[run.run_id] = run
         dashboard = run.dashboard()
+        keep_ids = {r.run_id for r in still}
         children: tuple[Any, ...] = tuple(getattr(self, "children", ()))
-        old = [c for c in children[1:] if hasattr(c, "close")]
-        self.children = (self.core, dashboard)
-        for child in old:
+        kept = [c for c in children[1:] if getattr(c, "run_id", None) in keep_ids]
+        dropped = [c for c in children[1:] if c not in kept and hasattr(c, "close")]
+        self.children = (self.core, dashboard, *kept)
+        for child in dropped:
             child.close()
-        self.core.launched_run_id = run.run_id
-        self.core.error = ""
+        self._twin.update(dashboard.static_html())
+        self._runs = {rid: r for rid, r in self._runs.items() if rid in keep_ids | {run.run_id}}
+        with self.core.hold_sync():
+            self.core.launched_run_id = run.run_id
+            ids = ", ".join(run.worker_ids)
+            self.core.run_status = f"launched run {run.run_id} ({ids}) · running…"
+            self.core.error = ""
+            self._publish_running()
+        threading.Thread(
+            target=self._watch, args=(run,), name=f"nbtrain-form-{run.run_id}", daemon=True
+        ).start()
         return run
 
-    def _on_launch_request(self, _params: dict[str, Any], _buffers: list[bytes]) -> Any:
-        run = self.launch()
+    def _still_running(self) -> list[Run]:
+        from nbtrain.live.hub import get_hub
+
+        def going(run: Run) -> bool:
+            live = get_hub().get(run.run_id)
+            if live is None:
+                return run.run_status == "running"
+            with live.lock:  # the hub knows a worker ended before the session reaps it
+                return any(live.workers[w].status not in FINAL for w in live.worker_ids)
+
+        return [r for r in self._runs.values() if going(r)]
+
+    def _publish_running(self) -> None:
+        self.core.running_runs = [
+            {"run_id": r.run_id, "label": _run_label(r)} for r in self._still_running()
+        ]
+
+    def _watch(self, run: Run) -> None:
+        """Turn the line next to Launch into the run's outcome once its workers have ended."""
+        from nbtrain.live.hub import get_hub
+
+        live = get_hub().get(run.run_id)
+        if live is None:
+            return
+        version = -1
+        try:
+            while not self._closed.is_set():
+                version = live.wait_for_change(version, timeout=0.5)
+                with live.lock:
+                    rows = [_worker_row(live.workers[w]) for w in live.worker_ids]
+                    # ended and reaped: the exit codes are known too
+                    settled = all(live.workers[w].settled for w in live.worker_ids)
+                outcome = outcome_text(rows)
+                if outcome is not None and settled:
+                    dashboard = self.dashboard
+                    if dashboard is not None and getattr(dashboard, "run_id", "") == run.run_id:
+                        self._twin.update(dashboard.static_html())
+                    with self.core.hold_sync():
+                        if self.core.launched_run_id == run.run_id:
+                            ids = ", ".join(run.worker_ids)
+                            self.core.run_status = f"launched run {run.run_id} ({ids}) · {outcome}"
+                        self._publish_running()
+                    return
+        except Exception as err:  # never lose an error in a thread
+            self.core.report_error("run status", err, run_id=run.run_id)
+
+    def _on_launch_request(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
+        run = self.launch(previous=str(params.get("previous") or "keep"))
         return {"run_id": run.run_id, "worker_ids": run.worker_ids}
+
+    def _ipython_display_(self) -> None:
+        """The form, then its static twin: a saved notebook opened without a kernel shows
+        the last run's summary there instead of "model not found" (see fallback.py)."""
+        publish(self._repr_mimebundle_())
+        self._twin.show("<p>No run launched from this form yet.</p>")
+
+    def close(self) -> None:
+        closed = getattr(self, "_closed", None)
+        if closed is not None:
+            closed.set()
+        super().close()
 
     @property
     def dashboard(self) -> Any:
@@ -192,6 +311,19 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
             f"TrainForm(env_id={values.get('env_id')!r}, agent={values.get('agent')!r}, "
             f"valid={self.valid})"
         )
+
+
+def _run_label(run: Run) -> str:
+    return f"{run.run_id} ({len(run.worker_ids)} workers)"
+
+
+def _worker_row(worker: Any) -> dict[str, Any]:
+    return {
+        "status": worker.status,
+        "error": worker.error,
+        "started_at": worker.started_at,
+        "ended_at": worker.ended_at,
+    }
 
 
 def _plain_workers(fields: dict[str, Any]) -> dict[str, Any]:

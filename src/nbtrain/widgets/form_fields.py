@@ -25,6 +25,7 @@ DEFAULT_VALUES: dict[str, Any] = {
     "env_kwargs": "",
     "agent": "q_learning",
     **dict.fromkeys(HYPER, ""),
+    "agent_kwargs": "",
     "name": "",
     "episodes": "",
     "max_steps_per_episode": "",
@@ -117,6 +118,17 @@ def to_kwargs(values: Mapping[str, Any], extras: Mapping[str, Any]) -> ParsedFor
     agent = extras.get("agent_objects", {}).get(agent_text, agent_text)
     kw["agent"] = agent
     agent_kwargs = dict(extras.get("agent_kwargs", {}))
+    other = _text(values.get("agent_kwargs"))
+    if other:
+        try:
+            parsed_kwargs = json.loads(other)
+        except json.JSONDecodeError as err:
+            out.errors["agent_kwargs"] = f"not valid JSON: {err.msg} (column {err.colno})"
+        else:
+            if isinstance(parsed_kwargs, dict):
+                agent_kwargs.update(parsed_kwargs)
+            else:
+                out.errors["agent_kwargs"] = 'must be a JSON object such as {"bins": 8}'
     if agent_text != "random":
         for key in HYPER:
             if _text(values.get(key)) == "":
@@ -186,13 +198,36 @@ def _workers(values: Mapping[str, Any], extras: Mapping[str, Any], out: ParsedFo
     out.kwargs["workers"] = items
 
 
-def worker_preview(rows: list[Any]) -> list[dict[str, Any]]:
-    """Per row: the normalized id (or the auto id a blank row gets) or the error, as typed."""
+def _json_plain(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+_SYMBOLS = {"alpha": "α", "gamma": "γ", "epsilon": "ε", "epsilon_min": "ε_min"}  # noqa: RUF001
+
+
+def overrides_text(spec: Any) -> str:
+    """A worker's own settings as its row shows them, e.g. ``seed 11 · alpha 0.5`` in Greek."""
+    parts = [] if getattr(spec, "seed", None) is None else [f"seed {spec.seed}"]
+    for key, value in sorted((getattr(spec, "agent_kwargs", None) or {}).items()):
+        parts.append(f"{_SYMBOLS.get(key, key)} {value}")
+    return " · ".join(parts)
+
+
+def worker_preview(rows: list[Any], specs: Mapping[int, Any] | None = None) -> list[dict[str, Any]]:
+    """Per row: the normalized id (or the auto id a blank row gets) or the error, as typed,
+    and the worker's own settings when its ``WorkerSpec`` has any."""
     result: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
+    specs = specs or {}
     for index, row in enumerate(rows):
         text = _text(row)
         entry: dict[str, Any] = {"input": text, "id": None, "auto": not text, "error": None}
+        if index in specs and overrides_text(specs[index]):
+            entry["overrides"] = overrides_text(specs[index])
         if text:
             try:
                 wid = normalize_worker_id(text)
@@ -297,7 +332,11 @@ def values_from_config(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
             agent_kwargs[key] = data[key]
         if key in agent_kwargs:
             values[key] = str(agent_kwargs.pop(key))
-    extras["agent_kwargs"] = agent_kwargs
+    # the rest is shown (and edited) as JSON; what JSON cannot hold stays in extras
+    shown = {k: v for k, v in agent_kwargs.items() if _json_plain(v)}
+    if shown:
+        values["agent_kwargs"] = json.dumps(shown)
+    extras["agent_kwargs"] = {k: v for k, v in agent_kwargs.items() if k not in shown}
     for key in ("episodes", "max_steps_per_episode", "seed", "step_delay"):
         if data.get(key) is not None:
             values[key] = str(data[key])

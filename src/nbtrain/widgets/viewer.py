@@ -15,15 +15,15 @@ import traitlets
 
 from nbtrain.ids import normalize_worker_id
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
-from nbtrain.widgets._common import STATIC, RequestWidget, reject_unknown_kwargs
+from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
 from nbtrain.widgets.envinfo import ACTION_LABELS, grid_for_env
 
 
 class EpisodeViewer(RequestWidget):
     """``EpisodeViewer(run_id, worker_id, ep_index, db=...)``: one stored episode, replayed."""
 
-    _esm = STATIC / "viewer.js"
-    _css = STATIC / "viewer.css"
+    _esm = bundle_trait("viewer.js")
+    _css = bundle_trait("viewer.css")
     _log_code = LOG_UI_DASHBOARD_CALLBACK_ERROR
 
     run_id = traitlets.Unicode("").tag(sync=True)

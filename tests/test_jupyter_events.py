@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from nbtrain.widgets.kernel_poll import process_ui_events, ui_events_supported
+from nbtrain.jupyter_events import process_ui_events, ui_events_supported
 
 
 def test_outside_a_kernel_it_does_nothing() -> None:
@@ -83,7 +83,7 @@ def kernel(tmp_path: Path) -> Iterator[Kernel]:
 
 SETUP = """
 import comm, time
-from nbtrain.widgets.kernel_poll import process_ui_events, ui_events_supported
+from nbtrain.jupyter_events import process_ui_events, ui_events_supported
 got = []
 c = comm.create_comm(target_name="nbtrain-test")
 c.on_msg(lambda msg: got.append(msg["content"]["data"]))

@@ -1,4 +1,4 @@
-"""``nbtrain.launch``: all or nothing, in the order that keeps the database the truth.
+"""Starting a run: all or nothing, in the order that keeps the database the truth.
 
 1. Validate the config and check the database (a ``StoreError`` naming the path before any
    file or row exists).
@@ -43,7 +43,6 @@ from nbtrain.store.writer import acquire_writer
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
-    from nbtrain.run import Run
     from nbtrain.worker.spec import WorkerConfig
 
 DEFAULT_DB = "nbtrain.sqlite"
@@ -81,41 +80,11 @@ def agent_pickle(configs: list[WorkerConfig]) -> str | None:
     return ref.payload if ref.kind == "pickle" else None
 
 
-def launch(
-    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str],
-    db: str | os.PathLike[str] = DEFAULT_DB,
-    *,
-    backend: str | Backend | None = None,
-) -> Run:
-    """Start a run in the background and return its :class:`~nbtrain.Run` at once.
-
-    Parameters
-    ----------
-    config:
-        A :class:`~nbtrain.TrainConfig`, a dict of its fields, or the path of a saved one.
-    db:
-        The SQLite file (created if missing; its folder must exist).
-    backend:
-        ``"local"`` (default: subprocesses over pipes), ``"ray"``, or a backend instance
-        such as ``nbtrain.RayBackend(address=...)``.
-
-    Raises
-    ------
-    pydantic.ValidationError
-        The config is invalid (nothing is created).
-    StoreError
-        The database cannot be used (nothing is created).
-    RunError
-        A worker could not be started; the run is recorded ``failed`` and its id named.
-
-    Example
-    -------
-    >>> run = nbtrain.launch(nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=100))
-    >>> run.wait()  # doctest: +SKIP
-    """
-    from nbtrain.run import Run
-
-    cfg = coerce_config(config)
+def start_run(
+    cfg: TrainConfig, db: str | os.PathLike[str], backend: str | Backend | None = None
+) -> RunSession:
+    """Record and start a run of ``cfg`` in ``db`` (see the module docstring for the order);
+    returns its session, or raises with nothing left running."""
     db_path = resolve_db(db)
     chosen = resolve_backend(backend)
     ensure_writable(db_path)
@@ -163,7 +132,7 @@ def launch(
         writer.release()
     log(logging.INFO, LOG_SERVICE_RUN_LAUNCHED, "run %r launched with %d workers into %s",
         cfg.name, len(configs), db_path, run_id=run_id)  # fmt: skip
-    return Run._from_session(session)
+    return session
 
 
 def decode_agent(payload: str | None) -> Any:

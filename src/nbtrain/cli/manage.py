@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbtrain.cli.common import UsageError, add_db, print_frame
+
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 Command = Callable[[argparse.Namespace, "Console"], int]
 
 
-def add_parsers(sub: Any, add_db: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parsers(sub: Any) -> None:
     """Register the three sub-commands on the ``nbtrain`` parser."""
     rm = sub.add_parser("rm", help="delete a run: its rows in every table and its run folder")
     rm.add_argument("run_id")
@@ -49,7 +51,6 @@ def human_bytes(n: float) -> str:
 
 
 def _store(db: str) -> TelemetryStore:
-    from nbtrain.cli import UsageError
     from nbtrain.store import TelemetryStore
 
     if not Path(db).is_file():
@@ -64,7 +65,7 @@ def worker_summary(store: TelemetryStore, run_id: str) -> pd.DataFrame:
 
 
 def _print_frame(console: Console, frame: pd.DataFrame, title: str) -> None:
-    from nbtrain.cli import _print_frame as show
+    show = print_frame
 
     show(console, frame, title)
 

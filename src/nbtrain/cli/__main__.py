@@ -1,0 +1,5 @@
+import sys
+
+from nbtrain.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""What every ``nbtrain`` sub-command shares: the usage error, one-line messages, tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from nbtrain.store import TelemetryStore
+
+
+class UsageError(Exception):
+    """Bad input on the command line: exit code 2 with one clear line."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line: a pydantic error lists each problem as ``field: message``."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            parts = [
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or 'config'}: {e.get('msg', '')}"
+                for e in errors()
+            ]
+        except Exception:
+            parts = []
+        if parts:
+            return "; ".join(parts)
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default="nbtrain.sqlite", help="SQLite file (default: %(default)s)")
+
+
+def print_frame(console: Console, frame: pd.DataFrame, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[cell(v) for v in row])
+    console.print(table)
+
+
+def cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def open_store(db: str) -> TelemetryStore:
+    """The store at ``db``, which must exist (the CLI never creates a database to read it)."""
+    from nbtrain.store import TelemetryStore
+
+    if not Path(db).is_file():
+        raise UsageError(f"no database file at {db}")
+    return TelemetryStore(db)

@@ -1,0 +1,88 @@
+"""``nbtrain runs``, ``summary``, ``export`` and ``migrate``: reading a database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbtrain.cli.common import UsageError, add_db, open_store, print_frame
+from nbtrain.ids import check_run_id
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def add_parsers(sub: Any) -> None:
+    runs = sub.add_parser("runs", help="list the runs in a database")
+    add_db(runs)
+
+    summary = sub.add_parser("summary", help="one row per worker of a run")
+    summary.add_argument("run_id")
+    add_db(summary)
+
+    export = sub.add_parser("export", help="write a run's episodes and steps to files")
+    export.add_argument("run_id")
+    export.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    export.add_argument("--out", default=".", help="folder for the files (default: .)")
+    export.add_argument("--force", action="store_true", help="overwrite existing files")
+    add_db(export)
+
+    migrate = sub.add_parser("migrate", help="upgrade a database to the current schema")
+    migrate.add_argument("db")
+
+
+def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
+    store = open_store(args.db)
+    runs = store.runs()
+    shown = [c for c in ("run_id", "name", "created_at", "status", "digest") if c in runs]
+    runs = runs[shown].assign(digest=runs["digest"].str[:12]) if "digest" in shown else runs
+    print_frame(console, runs, f"runs in {args.db}")
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
+    run_id = check_run_id(args.run_id)
+    store = open_store(args.db)
+    print_frame(console, store.run_summary(run_id), f"run {run_id}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace, console: Console) -> int:
+    run_id = check_run_id(args.run_id)  # a ULID: the file names below cannot leave --out
+    store = open_store(args.db)
+    out = Path(args.out)
+    paths = {table: out / f"{run_id}-{table}.{args.format}" for table in ("episodes", "steps")}
+    existing = [str(p) for p in paths.values() if p.exists() or p.is_symlink()]
+    if existing and not args.force:
+        raise UsageError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
+    frames = {table: getattr(store, table)(run_id) for table in paths}
+    out.mkdir(parents=True, exist_ok=True)
+    for table, path in paths.items():
+        if path.is_symlink():
+            path.unlink()  # --force replaces the link itself, never what it points to
+        frame = frames[table]
+        if args.format == "parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+        console.print(f"{table}: {len(frame)} rows → {path}")
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace, console: Console) -> int:
+    from nbtrain.store import migrate
+
+    if not Path(args.db).is_file():
+        raise UsageError(f"no database file at {args.db}")
+    before, after = migrate(args.db)
+    console.print(f"{args.db}: schema version {before} → {after}")
+    return 0
+
+
+COMMANDS = {
+    "runs": _cmd_runs,
+    "summary": _cmd_summary,
+    "export": _cmd_export,
+    "migrate": _cmd_migrate,
+}
