@@ -202,4 +202,5 @@ def test_stop_a_worker_by_name_from_another_driver(
         timeout=120,
     )
     assert bad.returncode != 0
-    assert "no Ray actor" in bad.stderr
+    assert "UnknownWorkerError" in bad.stderr
+    assert "'000002'" in bad.stderr
