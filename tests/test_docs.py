@@ -93,17 +93,12 @@ def test_every_sub_command_is_in_the_readme(command: str) -> None:
     )
 
 
-# Linked from the README but not written yet, and who writes them. Remove an entry when its
-# file lands.
-PENDING_DOCS = {"docs/scaling.md": "issue 11 (the Ray backend)"}
-
-
 def test_every_linked_file_exists() -> None:
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README)
     local = [link for link in links if "://" not in link and not link.startswith("mailto:")]
     assert local, "the README links no docs"
-    missing = {link for link in local if not (ROOT / link).exists()}
-    assert missing <= set(PENDING_DOCS), f"README links missing files: {sorted(missing)}"
+    missing = [link for link in local if not (ROOT / link).exists()]
+    assert missing == []
 
 
 @pytest.mark.parametrize(
