@@ -71,7 +71,7 @@ function render({ model, el }) {
         for (const c of choices) {
           const option = document.createElement("option");
           option.value = c;
-          option.textContent = c;
+          option.textContent = spec.labels?.[c] ?? c;
           select.append(option);
         }
         select.value = values[spec.name];

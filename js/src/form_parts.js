@@ -27,6 +27,7 @@ export function summaryLine(v) {
   const workers = v.workers_mode === "list" ? (v.workers_list ?? []).length : Number(v.workers_count || 1);
   const parts = [v.env_id || "no environment", v.agent, `${v.episodes || "?"} episodes × ${workers} worker${workers === 1 ? "" : "s"}`];
   if (v.step_delay) parts.push(`step delay ${v.step_delay} s`);
+  if (v.backend === "ray") parts.push("on Ray");
   return parts.join(" · ");
 }
 

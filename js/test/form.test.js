@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import form, { matchingEnvs } from "../src/form.js";
+import form, { matchingEnvs, summaryLine } from "../src/form.js";
 import { FakeModel, loadFixture, tick } from "./fake_model.js";
 
 const fx = loadFixture();
@@ -205,6 +205,21 @@ describe("form view", () => {
     model.set("hints", { max_steps_per_episode: "100 steps, as the config resolves it" });
     expect(field(el, "max_steps_per_episode").querySelector(".nbt-hint").textContent).toBe("blank: 100 steps, as the config resolves it");
     expect(field(el, "agent_kwargs")).not.toBeNull();
+  });
+
+  it("offers where the workers run when the kernel sends that choice, and sends the pick", () => {
+    const backend = { name: "backend", label: "Workers run on", kind: "select", choices: ["local", "ray"], labels: { local: "this machine (subprocesses)", ray: "Ray" } };
+    const model = formModel({ backend: "local" });
+    model.state.sections = fx.form.sections.map((s) => (s.title === "Run" ? { ...s, fields: [...s.fields, backend] } : s));
+    const el = mount(model);
+    const select = field(el, "backend").querySelector("select");
+    expect([...select.options].map((o) => [o.value, o.textContent])).toEqual([["local", "this machine (subprocesses)"], ["ray", "Ray"]]);
+    select.value = "ray";
+    select.dispatchEvent(new Event("change"));
+    expect(model.get("values").backend).toBe("ray");
+    expect(summaryLine(model.get("values"))).toContain("on Ray");
+    expect(summaryLine({ ...model.get("values"), backend: "local" })).not.toContain("Ray");
+    expect(field(mount(formModel()), "backend")).toBeNull(); // no Ray here: no choice
   });
 
   it("a worker row shows that worker's own settings", () => {

@@ -15,6 +15,17 @@ HYPER_DEFAULTS = {k: _TABULAR[k].default for k in HYPER}
 HYPER_HELP = {k: _TABULAR[k].help for k in HYPER}
 AGENTS = ("q_learning", "sarsa", "expected_sarsa", "random")
 
+# Where the workers run; offered only when Ray is importable (see form.ray_available).
+BACKENDS = {"local": "this machine (subprocesses)", "ray": "Ray"}
+BACKEND_FIELD: dict[str, Any] = {
+    "name": "backend",
+    "label": "Workers run on",
+    "kind": "select",
+    "choices": list(BACKENDS),
+    "labels": BACKENDS,
+    "help": "Ray: the cluster at RAY_ADDRESS, or a local Ray instance started for this kernel",
+}
+
 # (name, label, kind, extra); kinds the view knows: text, int, float, env, select, json,
 # workers. ``placeholder`` shows the default a blank field stands for.
 SECTIONS: list[dict[str, Any]] = [
