@@ -2,6 +2,7 @@
 // render) and then as deltas; see docs/widgets.md for the messages.
 
 import { workerColour } from "./chart.js";
+import { closureActions } from "./closure_actions.js";
 import { DashboardState } from "./dashboard_state.js";
 import { overviewPanel, workerPanel } from "./dashboard_panels.js";
 import { createClient, errorArea, h, hideStaticTwin } from "./protocol.js";
@@ -13,8 +14,8 @@ const OVERVIEW = "__all__";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
 
-/** @param {{model: WidgetModel, el: HTMLElement}} ctx */
-function render({ model, el }) {
+/** @param {{model: WidgetModel, el: HTMLElement, host?: import("./closure_actions.js").Host}} ctx */
+function render({ model, el, host }) {
   const root = h("div", "nbt-root nbt-dashboard");
   el.append(root);
   const title = h("div", "nbt-title", `Run ${model.get("run_id")}`);
@@ -26,6 +27,9 @@ function render({ model, el }) {
   root.prepend(title, outcome);
   root.append(tabs, body);
   const client = createClient(model);
+  // once the run has ended: Evaluate policies, Keep / Archive / Delete; the eval run below
+  const actions = closureActions({ model, client, host });
+  root.append(actions.root, actions.evalBox);
   const state = new DashboardState();
   /** @type {Map<string, any>} */
   const panels = new Map();
@@ -93,6 +97,7 @@ function render({ model, el }) {
     }
     if (body.firstChild !== panel.root) body.replaceChildren(panel.root);
     panel.update();
+    actions.update(state.allFinal());
   }
 
   function schedule() {
@@ -124,6 +129,7 @@ function render({ model, el }) {
     client.request("focus", { view: client.viewId, worker_id: null }).catch(() => {});
     client.dispose();
     cleanupError();
+    actions.destroy();
     for (const panel of panels.values()) panel.destroy();
   };
 }
