@@ -157,6 +157,27 @@ def test_malformed_payload_then_recovery() -> None:
     assert out[1:] == [progress(4)]
 
 
+def test_errors_after_good_frames_keep_order_offsets_and_counters() -> None:
+    """Good frames before a bad one take the decoder's fast path; the bad one and what
+    follows it must still come out in stream order, with the bad frame's own offset."""
+    good = encode_frame(progress(1))
+    junk = header(ev.WIRE_VERSION, 3) + b"\xc1\xc1\xc1"
+    huge = header(ev.WIRE_VERSION, 5000)
+    stream = good * 2 + junk + good + huge + good + b"zzz" + good
+    for chunk in (len(stream), 7, 1):
+        decoder = FrameDecoder(max_payload=4000)
+        out: list[Any] = []
+        for i in range(0, len(stream), chunk):
+            out += decoder.feed(stream[i : i + chunk])
+        kinds = [type(x).__name__ for x in out]
+        assert kinds == ["Progress", "Progress", "MalformedPayloadError", "Progress",
+                         "FrameTooLargeError", "Progress", "BadMagicError", "Progress"]  # fmt: skip
+        assert f"frame at byte {2 * len(good)} " in str(out[2])
+        assert f"frame at byte {3 * len(good) + len(junk)} " in str(out[4])
+        assert (decoder.frames, decoder.errors, decoder.bytes) == (5, 3, len(stream))
+        assert decoder.close() == []
+
+
 def test_unknown_field_and_unknown_type_are_malformed() -> None:
     for payload in (
         msgspec.msgpack.encode({"type": "nope", "run_id": "r", "worker_id": "a"}),

@@ -41,6 +41,8 @@ HEADER_SIZE = 8
 DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024
 
 _HEADER = struct.Struct(">3sBI")
+_LENGTH = struct.Struct(">I")  # the payload length, at offset 4 of a header
+_HEADER_PREFIX = MAGIC + bytes([WIRE_VERSION])
 
 DecodedItem = Any  # an Event (or Control) struct, or a WireError
 
@@ -146,7 +148,10 @@ class FrameDecoder:
         """Append ``data``; return every complete event and error, in stream order."""
         self.bytes += len(data)
         self._buf += data
-        return self._parse()
+        out = self._parse_valid()
+        if self._buf:
+            out += self._parse()
+        return out
 
     def close(self) -> list[WireError]:
         """End of stream: a :class:`TruncatedFrameError` if a partial frame is left."""
@@ -196,6 +201,37 @@ class FrameDecoder:
     def _error(self, error: WireError) -> WireError:
         self.errors += 1
         return error
+
+    def _parse_valid(self) -> list[DecodedItem]:
+        """Fast path: decode the complete, well-formed frames at the start of the buffer
+        with one memoryview and no per-frame attribute updates; stop at the first frame
+        that is incomplete or wrong in any way and leave it to :meth:`_parse`, which
+        reports it. (Per-frame overhead matters: an episode is two small frames.)"""
+        buf = self._buf
+        size = len(buf)
+        decode = self._decoder.decode
+        unpack_length = _LENGTH.unpack_from
+        starts = buf.startswith
+        max_payload = self.max_payload
+        out: list[DecodedItem] = []
+        append = out.append
+        pos = 0
+        with memoryview(buf) as view:
+            while size - pos >= HEADER_SIZE and starts(_HEADER_PREFIX, pos):
+                (length,) = unpack_length(buf, pos + 4)
+                end = pos + HEADER_SIZE + length
+                if end > size or length > max_payload:
+                    break
+                try:
+                    append(decode(view[pos + HEADER_SIZE : end]))
+                except Exception:  # _parse decodes it again and reports the error
+                    break
+                pos = end
+        if pos:
+            self.frames += len(out)
+            self._in_garbage = False
+            self._drop(pos)
+        return out
 
     def _parse(self) -> list[DecodedItem]:
         out: list[DecodedItem] = []

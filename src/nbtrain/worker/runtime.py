@@ -1,9 +1,9 @@
 """The worker process: build the env and the agent, train or evaluate, stream telemetry.
 
-Event order on the wire: ``Started``; per episode ``GridMap`` (grid worlds), ``Steps`` and
-``Frame`` batches, ``Episode``; ``Progress`` from the heartbeat at any point; ``Artifact``
-when the policy is saved; ``Ended`` last. The per-step path is kept to a handful of
-attribute-free operations; see ``benchmarks/worker_overhead.py``.
+Event order on the wire: ``Started``; ``GridMap`` before the first episode (grid worlds);
+per episode ``Steps`` and ``Frame`` batches, ``Episode``; ``Progress`` from the heartbeat at
+any point; ``Artifact`` when the policy is saved; ``Ended`` last. The per-step path is kept
+to a handful of attribute-free operations; see ``benchmarks/worker_overhead.py``.
 """
 
 from __future__ import annotations
@@ -229,6 +229,10 @@ class Worker:
         now = time.time
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
+        # Episode ids share their prefix: build it once (format_episode_id checks its parts,
+        # 1.6 us an episode; the f-string below is 0.2 us).
+        id_prefix = format_episode_id(run_id, 0, worker_id)[: -len("000000")]
+        first = cfg.start_episode
 
         for ep in range(cfg.start_episode, cfg.episodes):
             if flag.stop:
@@ -237,7 +241,8 @@ class Worker:
             seed = episode_seed(cfg.seed, ep)
             obs, _ = env.reset(seed=seed)
             started_at = now()
-            if layout is not None:
+            if layout is not None and ep == first:
+                # The map does not change between episodes: once per worker process.
                 emitter.hold(grid_event(run_id, worker_id, ep, layout))
             total = 0.0
             t = 0
@@ -293,7 +298,7 @@ class Worker:
                     run_id=run_id,
                     worker_id=worker_id,
                     ep_index=ep,
-                    episode_id=format_episode_id(run_id, ep, worker_id),
+                    episode_id=f"{id_prefix}{ep:06d}",
                     total_reward=float(total),
                     length=t,
                     terminated=bool(terminated),
@@ -312,7 +317,8 @@ class Worker:
                 # episodes the checkpointed agent has already learned from
                 deadline = emitter.flush()
                 self._save_policy(ep + 1)
-            if ended_at >= deadline or delay:
+            if ended_at >= deadline or delay or ep == first:
+                # The first episode goes out at once: a new run shows data without waiting.
                 deadline = emitter.flush()
         emitter.flush()
 
