@@ -25,7 +25,7 @@ function render({ model, el }) {
   const client = createClient(model);
   /** @type {Record<string, any>} */
   let values = { ...model.get("values") };
-  /** @type {Map<string, {input?: HTMLInputElement | HTMLSelectElement, error: HTMLElement, row: HTMLElement, hint: HTMLElement}>} */
+  /** @type {Map<string, {input?: HTMLInputElement | HTMLSelectElement, error: HTMLElement, row: HTMLElement, hint: HTMLElement, help?: HTMLElement}>} */
   const fields = new Map();
   let timer = /** @type {any} */ (null);
   /** @type {HTMLInputElement[]} */
@@ -89,7 +89,8 @@ function render({ model, el }) {
         row.append(label, text);
       }
       if (input) input.id = id;
-      if (spec.help) row.append(h("div", "nbt-help", spec.help));
+      const help = spec.help ? h("div", "nbt-help", spec.help) : undefined;
+      if (help) row.append(help);
       const hint = h("div", "nbt-hint");
       row.append(hint);
       if (spec.name === "agent") {
@@ -99,7 +100,7 @@ function render({ model, el }) {
       }
       row.append(error);
       fieldset.append(row);
-      fields.set(spec.name, { input, error, row, hint });
+      fields.set(spec.name, { input, error, row, hint, help });
     }
     root.append(fieldset);
   }
@@ -219,7 +220,7 @@ function render({ model, el }) {
     const fill = () => {
       const chosen = values.env_id ?? "";
       const filter = picked ? "" : search.value;
-      const ids = matchingEnvs(model.get("envs"), values.agent, filter, { tabular: model.get("tabular_agents"), bins: /"bins"/.test(values.agent_kwargs ?? "") });
+      const ids = matchingEnvs(model.get("envs"), values.agent, filter, { spaces: model.get("agent_spaces") ?? {}, kwargs: values.agent_kwargs ?? "" });
       list.replaceChildren(...ids.slice(0, MAX_ENV_MATCHES).map((envId) => {
         const option = /** @type {HTMLButtonElement} */ (h("button", "nbt-env-option", envId));
         option.type = "button";
@@ -330,9 +331,17 @@ function render({ model, el }) {
     model.on("change:workers_preview", showPreview);
   }
 
+  // The hyperparameter fields the chosen agent has, with its own defaults and help (the
+  // kernel reads them from the agents' signatures); a custom agent takes Other agent kwargs.
   function updateGroups() {
-    for (const { row } of fields.values()) {
-      if (row.dataset.group === "tabular") row.hidden = !(model.get("tabular_agents") ?? []).includes(values.agent);
+    const hyper = (model.get("agent_hyper") ?? {})[values.agent];
+    for (const [name, f] of fields) {
+      if (f.row.dataset.group !== "tabular") continue;
+      const own = hyper?.[name];
+      f.row.hidden = !own;
+      if (!own) continue;
+      if (f.input instanceof HTMLInputElement) f.input.placeholder = own.placeholder;
+      if (f.help) f.help.textContent = own.help;
     }
   }
   function updateHints() {

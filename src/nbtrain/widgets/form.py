@@ -20,7 +20,7 @@ import traitlets
 from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
 from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
-from nbtrain.widgets.envinfo import env_catalogue, env_mismatch
+from nbtrain.widgets.envinfo import AGENT_SPACES, env_catalogue, env_mismatch
 from nbtrain.widgets.fallback import StaticTwin, publish
 from nbtrain.widgets.form_fields import (
     CONFIG_KEYS,
@@ -31,7 +31,13 @@ from nbtrain.widgets.form_fields import (
     worker_preview,
 )
 from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
-from nbtrain.widgets.form_spec import AGENTS, BACKEND_FIELD, BACKENDS, SECTIONS
+from nbtrain.widgets.form_spec import (
+    AGENTS,
+    BACKEND_FIELD,
+    BACKENDS,
+    SECTIONS,
+    hyper_by_agent,
+)
 from nbtrain.widgets.outcome import FINAL, outcome_text
 
 if TYPE_CHECKING:
@@ -83,6 +89,10 @@ class FormCore(RequestWidget):
     agent_help = traitlets.Dict().tag(sync=True)
     # agents that need discrete observations and actions (the envs offered follow)
     tabular_agents = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    # per built-in agent: the spaces it handles (envinfo.AGENT_SPACES) and its
+    # hyperparameter fields' placeholder and help (from its signature and PARAM_HELP)
+    agent_spaces = traitlets.Dict().tag(sync=True)
+    agent_hyper = traitlets.Dict().tag(sync=True)
 
 
 class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
@@ -114,6 +124,8 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
             sections=sections,
             agent_help=AGENT_HELP,
             tabular_agents=list(TABULAR_AGENTS),
+            agent_spaces=AGENT_SPACES,
+            agent_hyper=hyper_by_agent(),
             agents=agents,
             envs=list(env_catalogue()),
             values=values,
