@@ -31,6 +31,7 @@ def hyper_by_agent() -> dict[str, dict[str, dict[str, str]]]:
         }
     return out
 
+
 # Where the workers run; offered only when Ray is importable (see form.ray_available).
 BACKENDS = {"local": "this machine (subprocesses)", "ray": "Ray"}
 BACKEND_FIELD: dict[str, Any] = {
