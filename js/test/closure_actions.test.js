@@ -17,7 +17,7 @@ const ENDED = { kind: "delta", seq: 3, outcome: "completed in 1.0 s", workers: {
 } };
 
 function setup(host) {
-  const model = new FakeModel({ run_id: RUN, worker_ids: ["000001", "000007"], archive_to: "/tmp/x-archive.sqlite", closure: "", eval_dashboard: null });
+  const model = new FakeModel({ run_id: RUN, worker_ids: ["000001", "000007"], archive_to: "/tmp/x-archive.sqlite", closure: "", eval_dashboard: null, vocab: fx.vocab });
   model.kernel.hello = (_p, id) => model.respond(id, fx.snapshot.content, fx.snapshot.buffers);
   model.kernel.summary = (_p, id) => model.respond(id, SUMMARY);
   const el = document.createElement("div");

@@ -21,6 +21,7 @@ from nbtrain.widgets.envinfo import AGENT_SPACES, env_catalogue
 from nbtrain.widgets.form_fields import count_preview, worker_preview
 from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
 from nbtrain.widgets.form_spec import AGENTS, SECTIONS, hyper_by_agent
+from nbtrain.widgets.vocab import dashboard_vocab
 
 _ENVS = {
     "FrozenLake-v1",
@@ -62,6 +63,7 @@ def build_fixture() -> dict[str, Any]:
     assert third is not None
     rows = ["7", "gpu-a", "", "000007", "w3"]
     return {
+        "vocab": dashboard_vocab(),
         "snapshot": _encode(snapshot),
         "deltas": [_encode(first), _encode(second), _encode(third)],
         "form": {

@@ -46,6 +46,8 @@ class RunDashboard(RunActions):
     run_id = traitlets.Unicode("").tag(sync=True)
     worker_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     env_id = traitlets.Unicode("").tag(sync=True)
+    # statuses, recent-episode count, rolling window, grid kinds (widgets/vocab.py)
+    vocab = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self, run: Run | str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
@@ -74,12 +76,14 @@ class RunDashboard(RunActions):
         else:
             worker_ids, env_id = self._run().worker_ids, ""
         from nbtrain.widgets.retention import default_archive
+        from nbtrain.widgets.vocab import dashboard_vocab
 
         super().__init__(
             run_id=run_id,
             worker_ids=worker_ids,
             env_id=env_id,
             archive_to=str(default_archive(self._db)),
+            vocab=dashboard_vocab(),
         )
         self._lock = threading.Lock()
         self._tracker = LiveTracker(self._live) if self._live is not None else None
