@@ -238,6 +238,7 @@ function render({ model, el }) {
   let chartKey = "";
   function drawOverlay() {
     const data = model.get("overlay") ?? {};
+    /** @type {any[]} runs as the kernel sends them (docs/retention.md) */
     const runs = data.runs ?? [];
     overlayBox.dataset.runs = String(runs.length);
     if (runs.length < 2) {
@@ -251,7 +252,9 @@ function render({ model, el }) {
     if (key !== chartKey) {
       chart?.destroy();
       overlayBox.replaceChildren();
+      /** @type {Array<{label: string, stroke: string, width: number}>} */
       const series = [];
+      /** @type {Array<{series: [number, number], fill: string}>} */
       const bands = [];
       runs.forEach((r, i) => {
         const c = colour(i);

@@ -7,10 +7,7 @@ import { askConfirm, button } from "./confirm.js";
 import { h } from "./protocol.js";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
-/**
- * anywidget's host (0.11+): renders a child widget from its "anywidget:<id>" reference.
- * @typedef {{getWidget: (ref: string) => Promise<{render: (o: {el: HTMLElement, signal?: AbortSignal}) => Promise<void>}>}} Host
- */
+/** @typedef {import("./protocol.js").Host} Host */
 
 export const DEFAULT_EVAL_EPISODES = "100";
 

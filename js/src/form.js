@@ -54,7 +54,7 @@ function render({ model, el }) {
       const row = h("div", "nbt-field");
       row.dataset.field = spec.name;
       if (spec.group) row.dataset.group = spec.group;
-      const label = h("label", "", spec.label);
+      const label = /** @type {HTMLLabelElement} */ (h("label", "", spec.label));
       const id = `nbt-${spec.name}-${Math.random().toString(36).slice(2, 8)}`;
       label.htmlFor = id;
       const error = h("div", "nbt-field-error");
@@ -213,7 +213,7 @@ function render({ model, el }) {
     search.value = values.env_id ?? "";
     const list = h("div", "nbt-env-list");
     list.setAttribute("role", "listbox");
-    const label = h("label", "", "Environment");
+    const label = /** @type {HTMLLabelElement} */ (h("label", "", "Environment"));
     label.htmlFor = id;
     row.append(label, search, list);
     let picked = true; // the box shows the chosen id (not a search): list everything
