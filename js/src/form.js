@@ -2,7 +2,7 @@
 // and Launch (enabled only while the config validates). Values go to Python as typed text;
 // Python parses, validates and echoes errors and normalized worker ids back.
 
-import { matchingEnvs, revealDashboard, summaryLine } from "./form_parts.js";
+import { matchingEnvs, revealDashboard, showAgentFields, summaryLine } from "./form_parts.js";
 import { createClient, errorArea, h, hideStaticTwin, keepKeysInside } from "./protocol.js";
 
 export { matchingEnvs, summaryLine } from "./form_parts.js";
@@ -331,19 +331,7 @@ function render({ model, el }) {
     model.on("change:workers_preview", showPreview);
   }
 
-  // The hyperparameter fields the chosen agent has, with its own defaults and help (the
-  // kernel reads them from the agents' signatures); a custom agent takes Other agent kwargs.
-  function updateGroups() {
-    const hyper = (model.get("agent_hyper") ?? {})[values.agent];
-    for (const [name, f] of fields) {
-      if (f.row.dataset.group !== "tabular") continue;
-      const own = hyper?.[name];
-      f.row.hidden = !own;
-      if (!own) continue;
-      if (f.input instanceof HTMLInputElement) f.input.placeholder = own.placeholder;
-      if (f.help) f.help.textContent = own.help;
-    }
-  }
+  function updateGroups() { showAgentFields(fields, (model.get("agent_hyper") ?? {})[values.agent]); }
   function updateHints() {
     const hints = model.get("hints") ?? {};
     for (const [name, f] of fields) f.hint.textContent = hints[name] ? `blank: ${hints[name]}` : "";

@@ -62,3 +62,21 @@ export function revealDashboard(el, runId) {
   };
   look();
 }
+
+/**
+ * The hyperparameter fields the chosen agent has, with its own defaults and help (the kernel
+ * reads them from the agents' signatures); the others hide. A custom agent has none: it
+ * takes Other agent kwargs.
+ * @param {Map<string, {row: HTMLElement, input?: HTMLInputElement | HTMLSelectElement, help?: HTMLElement}>} fields
+ * @param {Record<string, {placeholder: string, help: string}> | undefined} hyper the agent's
+ */
+export function showAgentFields(fields, hyper) {
+  for (const [name, f] of fields) {
+    if (f.row.dataset.group !== "tabular") continue;
+    const own = hyper?.[name];
+    f.row.hidden = !own;
+    if (!own) continue;
+    if (f.input instanceof HTMLInputElement) f.input.placeholder = own.placeholder;
+    if (f.help) f.help.textContent = own.help;
+  }
+}
