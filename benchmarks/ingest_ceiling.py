@@ -40,6 +40,8 @@ def sender(run_id: str, worker_id: str, rate: float, seconds: float, ep_len: int
     from nbtrain.wire.events import Ended, Episode, Started, Steps
 
     fd = int(os.environ["NBTRAIN_TELEMETRY_FD"])
+    # A negative episode length: episodes only (``telemetry.steps = "none"``).
+    with_steps, ep_len = ep_len > 0, abs(ep_len)
     enc = FrameEncoder()
     out = bytearray()
     common = {"run_id": run_id, "worker_id": worker_id}
@@ -59,12 +61,13 @@ def sender(run_id: str, worker_id: str, rate: float, seconds: float, ep_len: int
         now = time.time()
         while n > 0:
             k = min(n, ep_len - step, 1024)
-            enc.append(
-                Steps(**common, ep_index=[ep] * k, step_index=list(range(step, step + k)),
-                      action=[1] * k, reward=[0.0] * k, terminated=[False] * k,
-                      truncated=[False] * k, obs=[step] * k, extras=[None] * k, ts=[now] * k),
-                out,
-            )  # fmt: skip
+            if with_steps:
+                enc.append(
+                    Steps(**common, ep_index=[ep] * k, step_index=list(range(step, step + k)),
+                          action=[1] * k, reward=[0.0] * k, terminated=[False] * k,
+                          truncated=[False] * k, obs=[step] * k, extras=[None] * k, ts=[now] * k),
+                    out,
+                )  # fmt: skip
             step, n, sent = step + k, n - k, sent + k
             if step == ep_len:
                 enc.append(
@@ -191,10 +194,24 @@ def level(start: Any, senders: int, rate: float, seconds: float, ep_len: int) ->
         import sqlite3
 
         with sqlite3.connect(db) as con:
-            (stored,) = con.execute("SELECT COUNT(*) FROM steps").fetchone()
+            (steps,) = con.execute("SELECT COUNT(*) FROM steps").fetchone()
+            (episodes,) = con.execute("SELECT COUNT(*) FROM episodes").fetchone()
+        size = sum(p.stat().st_size for p in Path(tmp).glob("ceiling.sqlite*"))
         writer.release()
-    return {"offered": rate, "stored": stored / wall, "cpu": cpu / wall, "wall": wall,
-            "rows": stored, "drain": wall - seconds, "us_per_step": cpu / stored * 1e6}  # fmt: skip
+    # Steps stored, or in episodes-only mode the steps the stored episodes stand for.
+    stored = steps if ep_len > 0 else episodes * -ep_len
+    stored = max(stored, 1)
+    return {
+        "offered": rate,
+        "stored": stored / wall,
+        "cpu": cpu / wall,
+        "wall": wall,
+        "rows": stored,
+        "drain": wall - seconds,
+        "us_per_step": cpu / stored * 1e6,
+        "us_per_episode": cpu / max(episodes, 1) * 1e6,
+        "bytes_per_step": size / stored,
+    }
 
 
 def main() -> None:
@@ -208,10 +225,14 @@ def main() -> None:
     parser.add_argument("--start", type=float, default=20_000, help="first offered steps/s")
     parser.add_argument("--episode-length", type=int, default=20)
     parser.add_argument("--max-levels", type=int, default=8)
+    parser.add_argument(
+        "--episodes-only", action="store_true", help='no Steps frames (telemetry.steps="none")'
+    )
     args = parser.parse_args()
     backends = ["local", "ray"] if args.backend == "both" else [args.backend]
     print(f"{os.cpu_count()} CPUs; {args.senders} senders; {args.seconds:g} s per level; "
-          f"episodes of {args.episode_length} steps")  # fmt: skip
+          f"episodes of {args.episode_length} steps"
+          f"{' (episodes only)' if args.episodes_only else ''}")  # fmt: skip
     for name in backends:
         if name == "local":
             start: Any = LocalSender
@@ -224,12 +245,14 @@ def main() -> None:
         print(f"\n[{name}] offered steps/s -> stored steps/s, kernel CPU (cores), drain s")
         rate, ceiling, costs = args.start, 0.0, []
         for _ in range(args.max_levels):
-            r = level(start, args.senders, rate, args.seconds, args.episode_length)
+            ep_len = -args.episode_length if args.episodes_only else args.episode_length
+            r = level(start, args.senders, rate, args.seconds, ep_len)
             # Every row arrives in the end; keeping up means the backlog drains at once.
             expected = int(r["offered"] / args.senders * args.seconds) * args.senders
             kept = r["rows"] >= expected and r["drain"] < max(1.5, 0.2 * args.seconds)
             print(f"  {r['offered']:>9,.0f} -> {r['stored']:>9,.0f}  cpu {r['cpu']:.2f}  "
-                  f"{r['us_per_step']:.2f} us/step  drain {r['drain']:.1f}  "
+                  f"{r['us_per_step']:.2f} us/step  {r['us_per_episode']:.1f} us/episode  "
+                  f"{r['bytes_per_step']:.0f} B/step  drain {r['drain']:.1f}  "
                   f"{'ok' if kept else 'BEHIND'}", flush=True)  # fmt: skip
             costs.append(r["us_per_step"])
             if not kept:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +181,33 @@ def test_a_worker_no_node_can_host_fails_the_launch(
         launch(config(workers=1), db=db, backend=RayBackend(num_cpus=64))
     run_id = str(info.value).split()[1]
     assert nbtrain.Run.open(run_id, db=db).status() == {"000001": "failed"}
+
+
+def episode_count(db: Path) -> int:
+    with sqlite3.connect(db) as con:
+        return int(con.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
+
+
+def test_stop_from_another_process(launch: Launch, db: Path, backend: str) -> None:
+    run = launch(slow(workers=2), db=db, backend=backend)
+    # (Not run.steps(): after it, another process's write here fails; reported.)
+    wait_for(lambda: episode_count(db) >= 2)
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, nbtrain; "
+            "print(nbtrain.Run.open(sys.argv[1], db=sys.argv[2]).stop('000002', timeout=20))",
+            run.run_id,
+            str(db),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert other.returncode == 0, other.stderr
+    assert "'000002': 'stopped'" in other.stdout
+    assert run.status()["000002"] == "stopped"
+    assert run.status()["000001"] == "running"
+    assert run.stop() == {"000001": "stopped", "000002": "stopped"}

@@ -56,13 +56,15 @@ def start_kernel(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=(cwd / "kernel.err").open("wb"),
         text=True,
         start_new_session=True,
     )
     assert proc.stdout is not None
     run_id = proc.stdout.readline().strip()
-    assert len(run_id) == 26, "the kernel did not launch its run"
+    if len(run_id) != 26:
+        proc.kill()
+        pytest.fail(f"the kernel did not launch its run: {(cwd / 'kernel.err').read_text()}")
     wait_for(lambda: bool(worker_rows(cwd / "kernel.sqlite", run_id).get("000001", {}).get("pid")))
     pid = worker_rows(cwd / "kernel.sqlite", run_id)["000001"]["pid"]
     return proc, run_id, pid
@@ -97,10 +99,15 @@ def describe(pids: set[int]) -> list[str]:
 
 
 @pytest.fixture
-def kernel_env(db: Path) -> dict[str, str]:
+def kernel_env(db: Path) -> Iterator[dict[str, str]]:
+    """The kernel's environment; afterwards its bystander process is ended."""
     env = dict(os.environ)
     env.pop("RAY_ADDRESS", None)
-    return env
+    yield env
+    pid_file = db.parent / "bystander.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 @pytest.fixture
@@ -153,8 +160,6 @@ def test_a_ray_instance_the_kernel_started_ends_with_it(
             assert pid_alive(bystander), "only Ray's processes are ended, not the notebook's"
     finally:
         kernel.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(bystander, signal.SIGKILL)
 
 
 def test_stop_a_worker_by_name_from_another_driver(
@@ -197,4 +202,5 @@ def test_stop_a_worker_by_name_from_another_driver(
         timeout=120,
     )
     assert bad.returncode != 0
-    assert "no Ray actor" in bad.stderr
+    assert "UnknownWorkerError" in bad.stderr
+    assert "'000002'" in bad.stderr

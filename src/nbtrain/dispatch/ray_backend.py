@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +23,7 @@ import msgspec
 
 from nbtrain.dispatch.backend import Backend, FdKind, WorkerHandle
 from nbtrain.dispatch.ray_actor import BATCH_BYTES, BATCH_SECONDS
-from nbtrain.dispatch.ray_reaper import OWNER_ENV, owner_marker
+from nbtrain.dispatch.ray_reaper import OWNER_ENV, owner_marker, start_reaper, stop_reaper
 from nbtrain.errors import RunError, UnknownWorkerError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.worker.cli import WORKER_ID_ENV
@@ -44,7 +41,6 @@ ACTOR_DIED_EXIT_CODE = -signal.SIGKILL
 REASON_CHARS = 2000
 _KINDS: tuple[FdKind, ...] = ("telemetry", "stdout", "stderr")
 TEMP_DIR_ENV = "NBTRAIN_RAY_TMPDIR"
-REAPER_READY_S = 30.0
 
 
 def import_ray() -> Any:
@@ -174,7 +170,7 @@ class RayBackend(Backend):
                 else:
                     os.environ[OWNER_ENV] = before
             self.started_ray = True
-            _start_reaper(marker, self.temp_dir)
+            start_reaper(marker, self.temp_dir)
 
     def _actor(self) -> Any:
         if self._actor_class is None:
@@ -239,44 +235,7 @@ class RayBackend(Backend):
         if self.started_ray and self._ray.is_initialized():
             self._ray.shutdown()
         self.started_ray = False
-        _stop_reaper()
-
-
-#: The watcher of this kernel's own local Ray instance (see :mod:`.ray_reaper`); its stdin
-#: pipe closes when the kernel ends, however it ends.
-_REAPER: subprocess.Popen[bytes] | None = None
-
-
-def _start_reaper(marker: str, temp_dir: str) -> None:
-    """Start the watcher and wait (briefly) until it has noted the instance's processes."""
-    global _REAPER
-    if _REAPER is not None and _REAPER.poll() is None:
-        return
-    command = [sys.executable, "-m", "nbtrain.dispatch.ray_reaper", marker]
-    with open(Path(temp_dir) / "nbtrain-reaper.log", "ab") as log_file:
-        reaper = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            start_new_session=True,  # Jupyter's interrupt of the kernel's group spares it
-        )
-    assert reaper.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(reaper.stdout, selectors.EVENT_READ)
-        if selector.select(timeout=REAPER_READY_S):
-            reaper.stdout.readline()
-    reaper.stdout.close()
-    _REAPER = reaper
-
-
-def _stop_reaper() -> None:
-    global _REAPER
-    reaper, _REAPER = _REAPER, None
-    if reaper is not None and reaper.stdin is not None:
-        reaper.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            reaper.wait(timeout=10)
+        stop_reaper()
 
 
 class RayWorkerHandle(WorkerHandle):

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -30,6 +32,8 @@ from nbtrain.procinfo import process_alive, process_start_token
 OWNER_ENV = "NBTRAIN_RAY_OWNER"
 #: After EOF, Ray's own fate-sharing gets this long before the reaper steps in.
 GRACE_S = 1.0
+#: How long a kernel waits for the watcher's first note of the instance's processes.
+REAPER_READY_S = 30.0
 SNAPSHOT_S = 1.0
 TERM_S = 2.0
 
@@ -87,6 +91,43 @@ def reap(processes: dict[int, str | None]) -> list[int]:
             time.sleep(0.1)
             alive = [pid for pid in alive if process_alive(pid, processes[pid])]
     return sorted(signalled)
+
+
+#: The watcher of this kernel's own local Ray instance (see :mod:`.ray_reaper`); its stdin
+#: pipe closes when the kernel ends, however it ends.
+_REAPER: subprocess.Popen[bytes] | None = None
+
+
+def start_reaper(marker: str, temp_dir: str) -> None:
+    """Start the watcher and wait (briefly) until it has noted the instance's processes."""
+    global _REAPER
+    if _REAPER is not None and _REAPER.poll() is None:
+        return
+    command = [sys.executable, "-m", "nbtrain.dispatch.ray_reaper", marker]
+    with open(Path(temp_dir) / "nbtrain-reaper.log", "ab") as log_file:
+        reaper = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            start_new_session=True,  # Jupyter's interrupt of the kernel's group spares it
+        )
+    assert reaper.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(reaper.stdout, selectors.EVENT_READ)
+        if selector.select(timeout=REAPER_READY_S):
+            reaper.stdout.readline()
+    reaper.stdout.close()
+    _REAPER = reaper
+
+
+def stop_reaper() -> None:
+    global _REAPER
+    reaper, _REAPER = _REAPER, None
+    if reaper is not None and reaper.stdin is not None:
+        reaper.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            reaper.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:
