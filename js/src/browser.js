@@ -4,9 +4,12 @@
 // summary. Traits and requests: docs/retention.md ("RunBrowser").
 
 import { createChart, formatNumber } from "./chart.js";
+import { askConfirm, button, humanBytes } from "./confirm.js";
 import { createClient, errorArea, h } from "./protocol.js";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
+
+export { humanBytes };
 
 export const COLUMNS = [
   { key: "name", label: "name" },
@@ -22,18 +25,6 @@ const MAX_DOTS = 16;
 const RUN_PALETTE = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 /** @param {number} i */
 const colour = (i) => RUN_PALETTE[i % RUN_PALETTE.length];
-
-/** @param {number} n */
-export function humanBytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB"];
-  let v = n;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i += 1;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
-}
 
 /**
  * Several runs' curves on one shared episode axis: per run mean, lo, hi (null where a run
@@ -62,13 +53,6 @@ export function alignRuns(runs) {
 function rgba(hex, alpha) {
   const n = parseInt(hex.slice(1), 16);
   return `rgba(${(n >> 16) & 255}, ${(n >> 8) & 255}, ${n & 255}, ${alpha})`;
-}
-
-/** @param {string} label @param {string} className */
-function button(label, className) {
-  const b = /** @type {HTMLButtonElement} */ (h("button", className, label));
-  b.type = "button";
-  return b;
 }
 
 /** @param {Array<[string, string]>} workers */
@@ -236,78 +220,15 @@ function render({ model, el }) {
     }
   }
 
-  // -- confirm step ----------------------------------------------------------------------
+  // -- confirm step (shared with the dashboard's closure summary: confirm.js) -------------
   /** @param {"archive" | "delete"} action @param {any} row */
   function ask(action, row) {
-    confirm.hidden = false;
-    confirm.dataset.action = action;
-    confirm.dataset.runId = row.run_id;
-    confirm.replaceChildren(h("div", "nbt-muted", `reading run ${row.run_id}…`));
-    client.request("summary", { run_id: row.run_id }).then(({ result }) => {
-      if (confirm.dataset.runId !== row.run_id || confirm.dataset.action !== action) return;
-      showConfirm(action, row, result);
-    }, (err) => {
-      confirm.replaceChildren(h("div", "nbt-error-line", err.message));
-    });
-  }
-
-  /** @param {"archive" | "delete"} action @param {any} row @param {any} info */
-  function showConfirm(action, row, info) {
-    const verb = action === "delete" ? "Delete" : "Archive";
-    const parts = [h("div", "nbt-confirm-title", `${verb} run ${row.name || ""} (${row.run_id})?`)];
-    const summary = h("table", "nbt-summary nbt-confirm-summary");
-    const cols = ["worker_id", "status", "exit_code", "episodes", "steps", "mean_return"];
-    const hr = h("tr");
-    for (const c of ["worker", "status", "exit code", "episodes", "steps", "mean return"]) hr.append(h("th", "", c));
-    summary.append(hr);
-    for (const w of info.workers) {
-      const tr = h("tr");
-      tr.dataset.worker = w.worker_id;
-      for (const c of cols) tr.append(h("td", "", c === "worker_id" || c === "status" ? String(w[c]) : formatNumber(w[c])));
-      summary.append(tr);
-    }
-    parts.push(summary);
-    const eps = info.workers.reduce((a, w) => a + w.episodes, 0);
-    const steps = info.workers.reduce((a, w) => a + w.steps, 0);
-    const what = action === "delete"
-      ? `${info.workers.length} workers, ${eps} episodes, ${steps} steps and the run folder (${humanBytes(info.folder_bytes)}) will be deleted.`
-      : `${info.workers.length} workers, ${eps} episodes, ${steps} steps and the run folder move to the archive.`;
-    parts.push(h("div", "nbt-confirm-what", what));
-    /** @type {HTMLInputElement | null} */
-    let target = null;
-    if (action === "archive") {
-      const label = h("label", "nbt-archive-label", "archive file ");
-      target = /** @type {HTMLInputElement} */ (h("input", "nbt-archive-to"));
-      target.type = "text";
-      target.size = 60;
-      target.value = model.get("archive_to") ?? "";
-      label.append(target);
-      parts.push(label);
-    }
-    if (info.live) parts.push(h("div", "nbt-error-line", "This run has live workers: stop it first."));
-    const yes = button(verb, "nbt-confirm-yes");
-    const no = button("Cancel", "nbt-confirm-no");
-    yes.disabled = Boolean(info.live);
-    const buttons = h("div", "nbt-confirm-buttons");
-    buttons.append(yes, no);
-    parts.push(buttons);
-    confirm.replaceChildren(...parts);
-    no.addEventListener("click", () => { confirm.hidden = true; confirm.replaceChildren(); });
-    yes.addEventListener("click", () => {
-      yes.disabled = true;
-      no.disabled = true;
-      const params = action === "archive" ? { run_id: row.run_id, to: target?.value ?? "" } : { run_id: row.run_id };
-      client.request(action, params).then(({ result }) => {
-        const counts = Object.entries(result.counts).map(([t, n]) => `${n} ${t}`).join(", ");
-        actionOut.textContent = `${action === "delete" ? "deleted" : "archived"} run ${row.run_id}: ${counts}`;
-        actionOut.className = "nbt-action-out";
-        confirm.hidden = true;
-        confirm.replaceChildren();
-      }, (err) => {
-        actionOut.textContent = `${verb} failed: ${err.message}`;
-        actionOut.className = "nbt-action-out nbt-error-line";
-        no.disabled = false;
-      });
+    askConfirm(confirm, action, {
+      client, runId: row.run_id, label: `${row.name || ""} (${row.run_id})`, archiveTo: model.get("archive_to") ?? "",
+      report: (text, failed) => {
+        actionOut.textContent = text;
+        actionOut.className = failed ? "nbt-action-out nbt-error-line" : "nbt-action-out";
+      },
     });
   }
 
@@ -317,6 +238,7 @@ function render({ model, el }) {
   let chartKey = "";
   function drawOverlay() {
     const data = model.get("overlay") ?? {};
+    /** @type {any[]} runs as the kernel sends them (docs/retention.md) */
     const runs = data.runs ?? [];
     overlayBox.dataset.runs = String(runs.length);
     if (runs.length < 2) {
@@ -330,7 +252,9 @@ function render({ model, el }) {
     if (key !== chartKey) {
       chart?.destroy();
       overlayBox.replaceChildren();
+      /** @type {Array<{label: string, stroke: string, width: number}>} */
       const series = [];
+      /** @type {Array<{series: [number, number], fill: string}>} */
       const bands = [];
       runs.forEach((r, i) => {
         const c = colour(i);

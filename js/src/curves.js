@@ -5,7 +5,6 @@
 // averages points again: every value drawn is an episode's return, a bucket's min / max /
 // mean (labelled as such) or a true mean of 20 episodes.
 
-export const ROLLING = 20;
 // as they travel; a bucket's index is last_ep >> level
 export const FIELDS = /** @type {const} */ (["count", "last_ep", "r_min", "r_max", "r_mean", "roll", "len_mean"]);
 

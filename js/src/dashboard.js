@@ -2,21 +2,30 @@
 // render) and then as deltas; see docs/widgets.md for the messages.
 
 import { workerColour } from "./chart.js";
-import { DashboardState } from "./dashboard_state.js";
+import { closureActions } from "./closure_actions.js";
+import { DashboardState, vocabulary } from "./dashboard_state.js";
 import { overviewPanel, workerPanel } from "./dashboard_panels.js";
 import { createClient, errorArea, h, hideStaticTwin } from "./protocol.js";
 
-export { DashboardState, FINAL, recentRows } from "./dashboard_state.js";
+export { DashboardState, recentRows, vocabulary } from "./dashboard_state.js";
 export { bucketCaption, closureRows, statusLine } from "./dashboard_panels.js";
 
 const OVERVIEW = "__all__";
 
 /** @typedef {import("./protocol.js").WidgetModel} WidgetModel */
 
-/** @param {{model: WidgetModel, el: HTMLElement}} ctx */
-function render({ model, el }) {
+/** @param {{model: WidgetModel, el: HTMLElement, host?: import("./closure_actions.js").Host}} ctx */
+function render({ model, el, host }) {
   const root = h("div", "nbt-root nbt-dashboard");
   el.append(root);
+  /** @type {import("./dashboard_state.js").Vocab} */
+  let vocab;
+  try {
+    vocab = vocabulary(model.get("vocab"));
+  } catch (err) {
+    root.append(h("div", "nbt-error-line", `Cannot show this dashboard: ${/** @type {Error} */ (err).message}`));
+    return () => {};
+  }
   const title = h("div", "nbt-title", `Run ${model.get("run_id")}`);
   const outcome = h("div", "nbt-outcome");
   const cleanupError = errorArea(model, root);
@@ -26,7 +35,10 @@ function render({ model, el }) {
   root.prepend(title, outcome);
   root.append(tabs, body);
   const client = createClient(model);
-  const state = new DashboardState();
+  // once the run has ended: Evaluate policies, Keep / Archive / Delete; the eval run below
+  const actions = closureActions({ model, client, host });
+  root.append(actions.root, actions.evalBox);
+  const state = new DashboardState(vocab);
   /** @type {Map<string, any>} */
   const panels = new Map();
   let active = OVERVIEW;
@@ -78,7 +90,7 @@ function render({ model, el }) {
     for (const tab of /** @type {HTMLElement[]} */ ([...tabs.children])) {
       const key = tab.dataset.key ?? "";
       tab.setAttribute("aria-selected", String(key === active));
-      if (key !== OVERVIEW) tab.dataset.status = state.worker(key).scalars.status ?? "pending";
+      if (key !== OVERVIEW) tab.dataset.status = state.statusOf(key);
     }
     let panel = panels.get(active);
     if (panel && active === OVERVIEW && panel.ids.length !== state.workerIds.length) {
@@ -88,11 +100,12 @@ function render({ model, el }) {
     if (!panel) {
       panel = active === OVERVIEW
         ? overviewPanel(state, onStop)
-        : workerPanel(state.worker(active), active, workerColour(state.colours, active), onStop);
+        : workerPanel(state.worker(active), active, workerColour(state.colours, active), onStop, state.vocab);
       panels.set(active, panel);
     }
     if (body.firstChild !== panel.root) body.replaceChildren(panel.root);
     panel.update();
+    actions.update(state.allFinal());
   }
 
   function schedule() {
@@ -124,6 +137,7 @@ function render({ model, el }) {
     client.request("focus", { view: client.viewId, worker_id: null }).catch(() => {});
     client.dispose();
     cleanupError();
+    actions.destroy();
     for (const panel of panels.values()) panel.destroy();
   };
 }

@@ -4,29 +4,32 @@
 
 import { ansiToHtml } from "./ansi.js";
 import { createChart, formatNumber, workerColour } from "./chart.js";
-import { ROLLING, overviewBand, robustRange } from "./curves.js";
-import { FINAL } from "./dashboard_state.js";
+import { overviewBand, robustRange } from "./curves.js";
 import { renderGrid } from "./grid.js";
 import { RateMeter, failures, progressOf } from "./progress.js";
 import { h } from "./protocol.js";
 
 /** @typedef {import("./dashboard_state.js").WorkerState} WorkerState */
 /** @typedef {import("./dashboard_state.js").DashboardState} DashboardState */
+/** @typedef {import("./dashboard_state.js").Vocab} Vocab */
 /** @typedef {(wid: string | null, out: HTMLElement, btn: HTMLButtonElement) => void} OnStop */
 
-/** @param {Record<string, any>} s */
-export function statusLine(s) {
-  const parts = [s.status ?? "pending"];
+/** @param {Record<string, any>} s @param {string} initial the status of a worker not heard from yet */
+export function statusLine(s, initial) {
+  const parts = [s.status ?? initial];
   if (s.pid !== null && s.pid !== undefined) parts.push(`pid ${s.pid}`);
   if (s.exit_code !== null && s.exit_code !== undefined) parts.push(`exit code ${s.exit_code}`);
   return parts.join(" · ");
 }
 
-/** What one point of a worker's return chart stands for, said on the chart. @param {number} size */
-export function bucketCaption(size) {
+/**
+ * What one point of a worker's return chart stands for, said on the chart.
+ * @param {number} size episodes per point @param {number} rolling the rolling-mean window
+ */
+export function bucketCaption(size, rolling) {
   return size <= 1
-    ? `Return per episode (dots) and mean of the last ${ROLLING} episodes`
-    : `Return per ${size} episodes: mean (line), min–max (band); and mean of the last ${ROLLING} episodes`;
+    ? `Return per episode (dots) and mean of the last ${rolling} episodes`
+    : `Return per ${size} episodes: mean (line), min–max (band); and mean of the last ${rolling} episodes`;
 }
 
 /** @param {HTMLElement} parent @param {number} fraction */
@@ -41,8 +44,12 @@ function progressBar(parent, fraction) {
   bar.value = fraction;
 }
 
-/** @param {WorkerState} w @param {string} wid @param {string} colour @param {OnStop} onStop */
-export function workerPanel(w, wid, colour, onStop) {
+/**
+ * @param {WorkerState} w @param {string} wid @param {string} colour @param {OnStop} onStop
+ * @param {Vocab} vocab
+ */
+export function workerPanel(w, wid, colour, onStop, vocab) {
+  const ROLLING = vocab.rolling;
   const root = h("div", "nbt-panel");
   root.style.setProperty("--nbt-worker", colour);
   const head = h("div", "nbt-panel-head");
@@ -72,7 +79,7 @@ export function workerPanel(w, wid, colour, onStop) {
     ret?.destroy();
     const one = size <= 1;
     ret = createChart(charts, {
-      title: bucketCaption(size), yLabel: "return",
+      title: bucketCaption(size, ROLLING), yLabel: "return",
       series: [
         { label: "min", stroke: "transparent" },
         { label: "max", stroke: "transparent" },
@@ -89,13 +96,13 @@ export function workerPanel(w, wid, colour, onStop) {
     root,
     update() {
       const s = w.scalars;
-      const final = FINAL.has(s.status);
-      status.textContent = statusLine(s);
-      status.className = `nbt-status nbt-status-${s.status ?? "pending"}`;
+      const final = vocab.final.has(s.status);
+      status.textContent = statusLine(s, vocab.initial);
+      status.className = `nbt-status nbt-status-${s.status ?? vocab.initial}`;
       stop.disabled = final || stop.dataset.busy === "1";
       failure.replaceChildren();
-      if (s.status === "failed" || s.error) {
-        failure.append(h("div", "nbt-error-line", s.error ?? "failed"));
+      if (s.status === vocab.failure || s.error) {
+        failure.append(h("div", "nbt-error-line", s.error ?? vocab.failure));
         if (s.traceback) failure.append(h("pre", "nbt-traceback", s.traceback));
       }
       if (shownData !== w.dataVersion) {
@@ -118,7 +125,7 @@ export function workerPanel(w, wid, colour, onStop) {
       }
       if (shownEnv !== w.envVersion) {
         shownEnv = w.envVersion;
-        renderEnv(env, w);
+        renderEnv(env, w, vocab.gridKinds);
       }
     },
     destroy() { ret?.destroy(); len.destroy(); },
@@ -138,10 +145,12 @@ function renderRecent(table, recent) {
   table.replaceChildren(head, ...rows);
 }
 
-/** @param {HTMLElement} box @param {WorkerState} w */
-function renderEnv(box, w) {
+/** @param {HTMLElement} box @param {WorkerState} w @param {string[]} gridKinds the kinds the kernel draws */
+function renderEnv(box, w, gridKinds) {
   const frame = w.frame;
-  if (w.grid) {
+  if (w.grid && !gridKinds.includes(w.grid.kind)) {
+    box.replaceChildren(h("div", "nbt-muted", `No drawing for grid kind ${w.grid.kind} (drawn: ${gridKinds.join(", ")}).`));
+  } else if (w.grid) {
     renderGrid(box, w.grid, w.position);
   } else if (frame?.kind === "ansi") {
     const pre = h("pre", "nbt-ansi");
@@ -170,6 +179,7 @@ function workerCell(wid, colour) {
 
 /** The "All workers" panel. @param {DashboardState} state @param {OnStop} onStop */
 export function overviewPanel(state, onStop) {
+  const ROLLING = state.vocab.rolling;
   const root = h("div", "nbt-panel");
   const head = h("div", "nbt-panel-head");
   const stop = /** @type {HTMLButtonElement} */ (h("button", "nbt-stop", "Stop all"));
@@ -204,16 +214,16 @@ export function overviewPanel(state, onStop) {
     update() {
       const scalars = ids.map((wid) => state.worker(wid).scalars);
       const counts = /** @type {Record<string, number>} */ ({});
-      for (const s of scalars) counts[s.status ?? "pending"] = (counts[s.status ?? "pending"] ?? 0) + 1;
+      for (const wid of ids) counts[state.statusOf(wid)] = (counts[state.statusOf(wid)] ?? 0) + 1;
       summary.textContent = Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(" · ");
       const final = state.allFinal();
       stop.disabled = final || stop.dataset.busy === "1";
       meter.add(performance.now(), scalars.reduce((a, s) => a + (s.episodes_done ?? 0), 0));
-      const p = progressOf(scalars, meter.rate());
+      const p = progressOf(scalars, meter.rate(), state.vocab.final);
       progressBar(progress, p.fraction);
       progressText.textContent = state.outcome ? `${p.text} · ${state.outcome}` : p.text;
-      progress.classList.toggle("nbt-failed", scalars.some((s) => s.status === "failed"));
-      failed.replaceChildren(...failures(ids, (wid) => state.worker(wid).scalars).map((t) => h("li", "nbt-error-line", t)));
+      progress.classList.toggle("nbt-failed", scalars.some((s) => s.status === state.vocab.failure));
+      failed.replaceChildren(...failures(ids, (wid) => state.worker(wid).scalars, state.vocab.failure).map((t) => h("li", "nbt-error-line", t)));
       const curves = ids.map((wid) => state.worker(wid).curve);
       const band = overviewBand(curves);
       chart.setData([band.x, band.mean, band.lo, band.hi, ...band.perWorker], robustRange([band.mean, ...band.perWorker]));
@@ -230,6 +240,7 @@ export function overviewPanel(state, onStop) {
 
 /** @param {DashboardState} state @param {string[]} ids */
 function liveRows(state, ids) {
+  const ROLLING = state.vocab.rolling;
   const head = h("tr");
   for (const c of ["worker", "status", "episodes", "steps", "steps/s", "ε", `mean of last ${ROLLING}`, "last return"]) head.append(h("th", "", c));
   const rows = ids.map((wid) => {
@@ -238,7 +249,7 @@ function liveRows(state, ids) {
     const last = w.recent.length ? w.recent[w.recent.length - 1].total_reward : null;
     const tr = h("tr");
     tr.append(workerCell(wid, workerColour(state.colours, wid)));
-    for (const v of [s.status ?? "pending", s.episodes_done ?? 0, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.epsilon), formatNumber(w.curve.lastRoll()), formatNumber(last)]) {
+    for (const v of [state.statusOf(wid), s.episodes_done ?? 0, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.epsilon), formatNumber(w.curve.lastRoll()), formatNumber(last)]) {
       tr.append(h("td", "", String(v)));
     }
     return tr;
@@ -252,15 +263,16 @@ function liveRows(state, ids) {
  * @param {DashboardState} state @param {string[]} ids
  */
 export function closureRows(state, ids) {
+  const ROLLING = state.vocab.rolling;
   const caption = h("caption", "nbt-closure-caption", `Run ended${state.outcome ? `: ${state.outcome}` : ""}`);
   const head = h("tr");
   for (const c of ["worker", "status", "exit code", "episodes", "steps", "avg steps/s", "mean return", `mean of last ${ROLLING}`, "last-100 return"]) head.append(h("th", "", c));
   const rows = ids.map((wid) => {
     const w = state.worker(wid);
     const s = w.scalars;
-    const tr = h("tr", `nbt-closure-row nbt-row-${s.status ?? "pending"}`);
+    const tr = h("tr", `nbt-closure-row nbt-row-${state.statusOf(wid)}`);
     tr.append(workerCell(wid, workerColour(state.colours, wid)));
-    for (const v of [s.status ?? "pending", s.exit_code ?? "–", s.episodes_done ?? 0, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.mean_return), formatNumber(w.curve.lastRoll()), formatNumber(s.last100_return)]) {
+    for (const v of [state.statusOf(wid), s.exit_code ?? "–", s.episodes_done ?? 0, formatNumber(s.steps_done ?? 0), formatNumber(s.steps_per_s), formatNumber(s.mean_return), formatNumber(w.curve.lastRoll()), formatNumber(s.last100_return)]) {
       tr.append(h("td", "", String(v)));
     }
     return tr;

@@ -4,8 +4,39 @@
 import { Curve, FIELDS } from "./curves.js";
 import { bytesOf, typedArray } from "./protocol.js";
 
-export const FINAL = new Set(["completed", "failed", "stopped"]);
-const RECENT = 20;
+/**
+ * What the kernel tells a dashboard view instead of the JS restating it (the `vocab` trait,
+ * from nbtrain/widgets/vocab.py): worker statuses, which are final, which one is a failure,
+ * a new worker's, the recent-episode count, the rolling-mean window and the grid kinds.
+ * @typedef {object} Vocab
+ * @property {string[]} statuses
+ * @property {string} initial
+ * @property {Set<string>} final
+ * @property {string} failure
+ * @property {number} recent
+ * @property {number} rolling
+ * @property {string[]} gridKinds
+ */
+
+const VOCAB_KEYS = ["statuses", "initial", "final", "failure", "recent", "rolling", "grid_kinds"];
+
+/**
+ * The `vocab` trait as the view uses it; a clear error when the kernel sent none.
+ * @param {any} raw @returns {Vocab}
+ */
+export function vocabulary(raw) {
+  const missing = VOCAB_KEYS.filter((k) => raw?.[k] === undefined || raw?.[k] === null);
+  if (missing.length) throw new Error(`the kernel sent no ${missing.join(", ")} in the dashboard's vocab (is the nbtrain bundle older than the kernel's?)`);
+  return {
+    statuses: [...raw.statuses],
+    initial: String(raw.initial),
+    final: new Set(raw.final),
+    failure: String(raw.failure),
+    recent: Number(raw.recent),
+    rolling: Number(raw.rolling),
+    gridKinds: [...raw.grid_kinds],
+  };
+}
 
 /**
  * @typedef {object} WorkerState
@@ -57,7 +88,9 @@ function decodeFrame(frame, buffers) {
 
 /** The run as this view knows it; pure data, tested without a DOM. */
 export class DashboardState {
-  constructor() {
+  /** @param {Vocab} vocab */
+  constructor(vocab) {
+    this.vocab = vocab;
     /** @type {Map<string, WorkerState>} */
     this.workers = new Map();
     /** @type {string[]} */
@@ -98,7 +131,7 @@ export class DashboardState {
       const w = this.worker(wid);
       w.scalars = { ...s.scalars };
       if (s.curve) w.curve.apply(s.curve, curveData(s.curve, buffers));
-      w.recent = recentRows(s.recent).slice(-RECENT);
+      w.recent = recentRows(s.recent).slice(-this.vocab.recent);
       w.grid = s.grid ?? null;
       w.position = s.position ?? null;
       w.frame = decodeFrame(s.frame, buffers);
@@ -128,7 +161,7 @@ export class DashboardState {
         const seen = new Set(w.recent.map((r) => r.ep_index));
         for (const r of recentRows(change.recent)) if (!seen.has(r.ep_index)) w.recent.push(r);
         w.recent.sort((a, b) => a.ep_index - b.ep_index);
-        w.recent = w.recent.slice(-RECENT);
+        w.recent = w.recent.slice(-this.vocab.recent);
       }
       if ("grid" in change) { w.grid = change.grid; w.envVersion += 1; }
       if ("position" in change) { w.position = change.position; w.envVersion += 1; }
@@ -137,8 +170,13 @@ export class DashboardState {
     return resync ? "resync" : "ok";
   }
 
+  /** A worker's status; a worker not heard from yet has the initial one. @param {string} wid */
+  statusOf(wid) {
+    return this.worker(wid).scalars.status ?? this.vocab.initial;
+  }
+
   allFinal() {
-    return this.workerIds.length > 0 && this.workerIds.every((wid) => FINAL.has(this.worker(wid).scalars.status));
+    return this.workerIds.length > 0 && this.workerIds.every((wid) => this.vocab.final.has(this.statusOf(wid)));
   }
 }
 

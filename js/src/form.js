@@ -2,7 +2,7 @@
 // and Launch (enabled only while the config validates). Values go to Python as typed text;
 // Python parses, validates and echoes errors and normalized worker ids back.
 
-import { matchingEnvs, revealDashboard, summaryLine } from "./form_parts.js";
+import { matchingEnvs, revealDashboard, showAgentFields, summaryLine } from "./form_parts.js";
 import { createClient, errorArea, h, hideStaticTwin, keepKeysInside } from "./protocol.js";
 
 export { matchingEnvs, summaryLine } from "./form_parts.js";
@@ -25,7 +25,7 @@ function render({ model, el }) {
   const client = createClient(model);
   /** @type {Record<string, any>} */
   let values = { ...model.get("values") };
-  /** @type {Map<string, {input?: HTMLInputElement | HTMLSelectElement, error: HTMLElement, row: HTMLElement, hint: HTMLElement}>} */
+  /** @type {Map<string, {input?: HTMLInputElement | HTMLSelectElement, error: HTMLElement, row: HTMLElement, hint: HTMLElement, help?: HTMLElement}>} */
   const fields = new Map();
   let timer = /** @type {any} */ (null);
   /** @type {HTMLInputElement[]} */
@@ -54,7 +54,7 @@ function render({ model, el }) {
       const row = h("div", "nbt-field");
       row.dataset.field = spec.name;
       if (spec.group) row.dataset.group = spec.group;
-      const label = h("label", "", spec.label);
+      const label = /** @type {HTMLLabelElement} */ (h("label", "", spec.label));
       const id = `nbt-${spec.name}-${Math.random().toString(36).slice(2, 8)}`;
       label.htmlFor = id;
       const error = h("div", "nbt-field-error");
@@ -71,7 +71,7 @@ function render({ model, el }) {
         for (const c of choices) {
           const option = document.createElement("option");
           option.value = c;
-          option.textContent = c;
+          option.textContent = spec.labels?.[c] ?? c;
           select.append(option);
         }
         select.value = values[spec.name];
@@ -89,7 +89,8 @@ function render({ model, el }) {
         row.append(label, text);
       }
       if (input) input.id = id;
-      if (spec.help) row.append(h("div", "nbt-help", spec.help));
+      const help = spec.help ? h("div", "nbt-help", spec.help) : undefined;
+      if (help) row.append(help);
       const hint = h("div", "nbt-hint");
       row.append(hint);
       if (spec.name === "agent") {
@@ -99,7 +100,7 @@ function render({ model, el }) {
       }
       row.append(error);
       fieldset.append(row);
-      fields.set(spec.name, { input, error, row, hint });
+      fields.set(spec.name, { input, error, row, hint, help });
     }
     root.append(fieldset);
   }
@@ -212,14 +213,14 @@ function render({ model, el }) {
     search.value = values.env_id ?? "";
     const list = h("div", "nbt-env-list");
     list.setAttribute("role", "listbox");
-    const label = h("label", "", "Environment");
+    const label = /** @type {HTMLLabelElement} */ (h("label", "", "Environment"));
     label.htmlFor = id;
     row.append(label, search, list);
     let picked = true; // the box shows the chosen id (not a search): list everything
     const fill = () => {
       const chosen = values.env_id ?? "";
       const filter = picked ? "" : search.value;
-      const ids = matchingEnvs(model.get("envs"), values.agent, filter, { tabular: model.get("tabular_agents"), bins: /"bins"/.test(values.agent_kwargs ?? "") });
+      const ids = matchingEnvs(model.get("envs"), values.agent, filter, { spaces: model.get("agent_spaces") ?? {}, kwargs: values.agent_kwargs ?? "" });
       list.replaceChildren(...ids.slice(0, MAX_ENV_MATCHES).map((envId) => {
         const option = /** @type {HTMLButtonElement} */ (h("button", "nbt-env-option", envId));
         option.type = "button";
@@ -330,11 +331,7 @@ function render({ model, el }) {
     model.on("change:workers_preview", showPreview);
   }
 
-  function updateGroups() {
-    for (const { row } of fields.values()) {
-      if (row.dataset.group === "tabular") row.hidden = !(model.get("tabular_agents") ?? []).includes(values.agent);
-    }
-  }
+  function updateGroups() { showAgentFields(fields, (model.get("agent_hyper") ?? {})[values.agent]); }
   function updateHints() {
     const hints = model.get("hints") ?? {};
     for (const [name, f] of fields) f.hint.textContent = hints[name] ? `blank: ${hints[name]}` : "";

@@ -1,7 +1,6 @@
 // Progress of a run as a person reads it: "39 / 300 episodes · ETA 12 s", failures with
 // their first error line. Pure functions, tested without a DOM.
 
-import { FINAL } from "./dashboard_state.js";
 
 /** @param {number} seconds */
 export function formatDuration(seconds) {
@@ -52,17 +51,18 @@ export class RateMeter {
  * The overview's progress across workers.
  * @param {Array<Record<string, any>>} scalars one per worker
  * @param {number | null} rate episodes per second across workers (null: unknown)
+ * @param {Set<string>} final the statuses a worker ends with (the kernel's vocab)
  */
-export function progressOf(scalars, rate) {
+export function progressOf(scalars, rate, final) {
   let done = 0, total = 0;
   for (const s of scalars) {
     const t = s.episodes_total ?? 0;
     total += t;
     // a worker that ended early counts as done, so the bar reaches its end
-    done += FINAL.has(s.status) ? t : Math.min(s.episodes_done ?? 0, t || Infinity);
+    done += final.has(s.status) ? t : Math.min(s.episodes_done ?? 0, t || Infinity);
   }
   const shown = scalars.reduce((a, s) => a + (s.episodes_done ?? 0), 0);
-  const allFinal = scalars.length > 0 && scalars.every((s) => FINAL.has(s.status));
+  const allFinal = scalars.length > 0 && scalars.every((s) => final.has(s.status));
   const fraction = total > 0 ? Math.min(1, done / total) : 0;
   let text = total > 0 ? `${shown} / ${total} episodes` : `${shown} episodes`;
   if (!allFinal && rate && total > done) text += ` · ETA ${formatDuration((total - done) / rate)}`;
@@ -72,9 +72,10 @@ export function progressOf(scalars, rate) {
 /**
  * Failed workers with the first line of their error, for the overview.
  * @param {string[]} ids @param {(wid: string) => Record<string, any>} scalarsOf
+ * @param {string} failure the status of a failed worker (the kernel's vocab)
  */
-export function failures(ids, scalarsOf) {
+export function failures(ids, scalarsOf, failure) {
   return ids
-    .filter((wid) => scalarsOf(wid).status === "failed")
-    .map((wid) => `${wid} failed: ${firstLine(scalarsOf(wid).error) || `exit code ${scalarsOf(wid).exit_code ?? "?"}`}`);
+    .filter((wid) => scalarsOf(wid).status === failure)
+    .map((wid) => `${wid} ${failure}: ${firstLine(scalarsOf(wid).error) || `exit code ${scalarsOf(wid).exit_code ?? "?"}`}`);
 }

@@ -2,15 +2,10 @@
 // Protocol: docs/widgets.md. Every request carries an id; the kernel answers each with
 // exactly one {kind: "response", id, ok, result | error}, possibly with buffers.
 
-/**
- * @typedef {object} WidgetModel
- * @property {(name: string) => any} get
- * @property {(name: string, value: any) => void} set
- * @property {() => void} save_changes
- * @property {(event: string, cb: (...args: any[]) => void) => void} on
- * @property {(event?: string | null, cb?: ((...args: any[]) => void) | null) => void} off
- * @property {(content: any, callbacks?: any, buffers?: ArrayBuffer[]) => void} send
- */
+/** A widget's model as anywidget hands it to a view (anywidget's own types, from npm). */
+/** @typedef {import("@anywidget/types").AnyModel} WidgetModel */
+/** anywidget's host (0.11+), which renders a child widget from its reference. */
+/** @typedef {import("@anywidget/types").Host} Host */
 
 /** @typedef {{buffer: number, dtype: string}} BufferRef */
 /** @typedef {{result: any, buffers: Array<ArrayBuffer | DataView>}} Reply */
@@ -101,8 +96,10 @@ export function typedArray(buffers, ref) {
   const view = raw instanceof ArrayBuffer ? new Uint8Array(raw) : new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
   const size = Ctor.BYTES_PER_ELEMENT;
   const aligned = view.byteOffset % size === 0 ? view : view.slice();
-  const array = new Ctor(aligned.buffer, aligned.byteOffset, Math.floor(aligned.byteLength / size));
-  return Ctor === BigInt64Array ? Array.from(array, Number) : array;
+  const count = Math.floor(aligned.byteLength / size);
+  // int64 travels as BigInt64; the views want plain numbers
+  if (Ctor === BigInt64Array) return Array.from(new BigInt64Array(aligned.buffer, aligned.byteOffset, count), Number);
+  return new (/** @type {typeof Float64Array} */ (Ctor))(/** @type {ArrayBuffer} */ (aligned.buffer), aligned.byteOffset, count);
 }
 
 /**

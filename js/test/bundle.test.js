@@ -9,7 +9,7 @@ const fx = loadFixture();
 
 describe("bundle", () => {
   it("dashboard.js renders a snapshot", async () => {
-    const model = new FakeModel({ run_id: "R", worker_ids: ["000001", "000007"] });
+    const model = new FakeModel({ run_id: "R", worker_ids: ["000001", "000007"], vocab: fx.vocab });
     model.kernel.hello = (_p, id) => model.respond(id, fx.snapshot.content, fx.snapshot.buffers);
     const el = document.createElement("div");
     const cleanup = dashboard.render({ model, el });

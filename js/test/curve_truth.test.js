@@ -5,22 +5,23 @@
 import { describe, expect, it } from "vitest";
 import { Curve, FIELDS, overviewBand, robustRange } from "../src/curves.js";
 import { typedArray } from "../src/protocol.js";
-import { DashboardState } from "../src/dashboard_state.js";
-import { loadCurveFixture } from "./fake_model.js";
+import { DashboardState, vocabulary } from "../src/dashboard_state.js";
+import { loadCurveFixture, loadFixture } from "./fake_model.js";
 
 const fx = loadCurveFixture();
+const VOCAB = vocabulary(loadFixture().vocab);
 const WID = "000001";
 
 /** A view's state after a snapshot with nothing, then every live delta. */
 function replay(deltas) {
-  const s = new DashboardState();
+  const s = new DashboardState(VOCAB);
   s.applySnapshot({ kind: "snapshot", seq: 0, live: true, run_id: "r", env_id: "", worker_ids: [WID], workers: {} }, []);
   for (const d of deltas) expect(s.applyDelta(d.content, d.buffers)).toBe("ok");
   return s.worker(WID).curve;
 }
 
 function fromStore() {
-  const s = new DashboardState();
+  const s = new DashboardState(VOCAB);
   const curve = fx.store.content.curve;
   s.applySnapshot({ kind: "snapshot", seq: 0, live: false, run_id: "r", env_id: "", worker_ids: [WID], workers: { [WID]: { scalars: {}, curve } } }, fx.store.buffers);
   return s.worker(WID).curve;

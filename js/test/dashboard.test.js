@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import dashboard, { DashboardState, statusLine } from "../src/dashboard.js";
+import dashboard, { DashboardState, statusLine, vocabulary } from "../src/dashboard.js";
 import { FakeModel, loadFixture, tick } from "./fake_model.js";
 
 const fx = loadFixture();
@@ -12,7 +12,7 @@ function mount(model) {
 }
 
 function liveModel() {
-  const model = new FakeModel({ run_id: "01J0000000000000000000TEST", worker_ids: ["000001", "000007"] });
+  const model = new FakeModel({ run_id: "01J0000000000000000000TEST", worker_ids: ["000001", "000007"], vocab: fx.vocab });
   model.kernel.hello = (_p, id) => model.respond(id, fx.snapshot.content, fx.snapshot.buffers);
   return model;
 }
@@ -21,7 +21,7 @@ const frame = () => tick(30);
 
 describe("DashboardState", () => {
   it("ignores deltas until the snapshot and those it already covers", () => {
-    const s = new DashboardState();
+    const s = new DashboardState(vocabulary(fx.vocab));
     expect(s.applyDelta(fx.deltas[0].content, fx.deltas[0].buffers)).toBe("ignored");
     s.applySnapshot(fx.snapshot.content, fx.snapshot.buffers);
     expect(s.seq).toBe(2);
@@ -37,10 +37,10 @@ describe("DashboardState", () => {
   });
 
   it("deltas alone rebuild what the snapshot holds", () => {
-    const fromDeltas = new DashboardState();
+    const fromDeltas = new DashboardState(vocabulary(fx.vocab));
     fromDeltas.applySnapshot({ ...fx.snapshot.content, seq: 0, workers: {} }, []);
     for (const d of fx.deltas.slice(0, 2)) expect(fromDeltas.applyDelta(d.content, d.buffers)).toBe("ok");
-    const fromSnapshot = new DashboardState();
+    const fromSnapshot = new DashboardState(vocabulary(fx.vocab));
     fromSnapshot.applySnapshot(fx.snapshot.content, fx.snapshot.buffers);
     for (const wid of ["000001", "000007"]) {
       const a = fromDeltas.worker(wid);
@@ -54,14 +54,14 @@ describe("DashboardState", () => {
   });
 
   it("asks for a resync when a delta is missing", () => {
-    const s = new DashboardState();
+    const s = new DashboardState(vocabulary(fx.vocab));
     s.applySnapshot({ ...fx.snapshot.content, seq: 0, workers: {} }, []);
     expect(s.applyDelta(fx.deltas[1].content, fx.deltas[1].buffers)).toBe("resync");
   });
 
   it("status line shows pid and exit code when known", () => {
-    expect(statusLine({ status: "failed", pid: 12, exit_code: 1 })).toBe("failed · pid 12 · exit code 1");
-    expect(statusLine({})).toBe("pending");
+    expect(statusLine({ status: "failed", pid: 12, exit_code: 1 }, "pending")).toBe("failed · pid 12 · exit code 1");
+    expect(statusLine({}, fx.vocab.initial)).toBe("pending");
   });
 });
 
@@ -185,6 +185,40 @@ describe("dashboard view", () => {
     expect(rows[0]).toEqual(["000001", "completed", "0", "6", "2", "812.5", "0.500", "0.667", "0.750"]);
     expect(rows[1].slice(0, 3)).toEqual(["000007", "failed", "1"]);
     expect(el.querySelector(".nbt-summary tr.nbt-row-failed")).not.toBeNull();
+  });
+
+  it("statuses, the rolling window and the recent count come from the kernel's vocab", async () => {
+    const model = liveModel();
+    model.state.vocab = { ...fx.vocab, rolling: 50, recent: 2, initial: "queued", statuses: ["queued", ...fx.vocab.statuses.slice(1)] };
+    model.state.worker_ids = ["000001", "000007", "000009"];
+    const { el } = mount(model);
+    await frame();
+    model.receive({ kind: "delta", seq: 3, workers: { "000009": {} } }); // heard of, no status yet
+    await frame();
+    expect(el.querySelector(".nbt-summary").textContent).toContain("mean of last 50");
+    expect(el.querySelector('.nbt-tab[data-key="000009"]').dataset.status).toBe("queued");
+    el.querySelector('.nbt-tab[data-key="000001"]').click();
+    await frame();
+    expect(el.querySelectorAll(".nbt-recent tr").length).toBe(1 + 2); // header + the last 2
+  });
+
+  it("draws only the grid kinds the kernel names", async () => {
+    const model = liveModel();
+    model.state.vocab = { ...fx.vocab, grid_kinds: ["taxi"] };
+    const { el } = mount(model);
+    await frame();
+    el.querySelector('.nbt-tab[data-key="000001"]').click();
+    await frame();
+    expect(el.querySelector(".nbt-grid")).toBeNull();
+    expect(el.querySelector(".nbt-env").textContent).toBe("No drawing for grid kind frozenlake (drawn: taxi).");
+  });
+
+  it("without the kernel's vocab it says so instead of guessing", () => {
+    const model = liveModel();
+    delete model.state.vocab;
+    const { el } = mount(model);
+    expect(el.textContent).toContain("Cannot show this dashboard: the kernel sent no statuses");
+    expect(model.requests("hello")).toHaveLength(0);
   });
 
   it("worker colours come from the kernel and stay with the worker id", async () => {

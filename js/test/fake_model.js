@@ -79,6 +79,7 @@ export function loadFixture() {
     snapshot: decode(data.snapshot),
     deltas: data.deltas.map(decode),
     form: data.form,
+    vocab: data.vocab,
   };
 }
 

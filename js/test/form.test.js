@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import form, { matchingEnvs } from "../src/form.js";
+import form, { matchingEnvs, summaryLine } from "../src/form.js";
 import { FakeModel, loadFixture, tick } from "./fake_model.js";
 
 const fx = loadFixture();
@@ -9,8 +9,10 @@ function formModel(values = {}) {
     sections: fx.form.sections,
     agent_help: fx.form.agent_help,
     tabular_agents: fx.form.tabular_agents,
+    agent_spaces: fx.form.agent_spaces,
+    agent_hyper: fx.form.agent_hyper,
     hints: {},
-    agents: ["q_learning", "sarsa", "expected_sarsa", "random"],
+    agents: fx.form.agents,
     envs: fx.form.envs,
     values: {
       env_id: "FrozenLake-v1", env_kwargs: "", agent: "q_learning", alpha: "", gamma: "", epsilon: "",
@@ -36,12 +38,23 @@ function mount(model) {
 const field = (el, name) => el.querySelector(`.nbt-field[data-field="${name}"]`);
 
 describe("env list", () => {
+  const spaces = fx.form.agent_spaces;
   it("tabular agents see only discrete/discrete envs; search filters", () => {
-    const ids = matchingEnvs(fx.form.envs, "q_learning", "");
+    const ids = matchingEnvs(fx.form.envs, "q_learning", "", { spaces });
     expect(ids).toContain("FrozenLake-v1");
     expect(ids).not.toContain("CartPole-v1");
-    expect(matchingEnvs(fx.form.envs, "random", "")).toContain("CartPole-v1");
-    expect(matchingEnvs(fx.form.envs, "random", "taxi")).toEqual(["Taxi-v4"]);
+    expect(matchingEnvs(fx.form.envs, "random", "", { spaces })).toContain("CartPole-v1");
+    expect(matchingEnvs(fx.form.envs, "random", "taxi", { spaces })).toEqual(["Taxi-v4"]);
+  });
+
+  it("tabular agents get Box observations once bins are given", () => {
+    const ids = matchingEnvs(fx.form.envs, "sarsa", "", { spaces, kwargs: '{"bins": 8}' });
+    expect(ids).toEqual(expect.arrayContaining(["CartPole-v1", "FrozenLake-v1", "MountainCar-v0"]));
+    expect(ids).not.toContain("MountainCarContinuous-v0"); // continuous actions: still not
+  });
+
+  it("tile_sarsa sees Box observations with discrete actions only", () => {
+    expect(matchingEnvs(fx.form.envs, "tile_sarsa", "", { spaces }).sort()).toEqual(["CartPole-v1", "MountainCar-v0"]);
   });
 });
 
@@ -83,6 +96,26 @@ describe("form view", () => {
     expect(field(el, "alpha").hidden).toBe(true);
     const options = [...el.querySelectorAll(".nbt-env-option")].map((o) => o.textContent);
     expect(options).toContain("CartPole-v1");
+  });
+
+  it("tile_sarsa is offered with its own defaults and help, and the envs it can handle", () => {
+    const model = formModel();
+    const el = mount(model);
+    const select = field(el, "agent").querySelector("select");
+    expect([...select.options].map((o) => o.value)).toContain("tile_sarsa");
+    expect(field(el, "alpha").querySelector("input").placeholder).toBe(fx.form.agent_hyper.q_learning.alpha.placeholder);
+    select.value = "tile_sarsa";
+    select.dispatchEvent(new Event("change"));
+    const own = fx.form.agent_hyper.tile_sarsa;
+    for (const name of ["alpha", "gamma", "epsilon"]) {
+      expect(field(el, name).hidden).toBe(false);
+      expect(field(el, name).querySelector("input").placeholder).toBe(own[name].placeholder);
+      expect(field(el, name).querySelector(".nbt-help").textContent).toBe(own[name].help);
+    }
+    expect(own.alpha.placeholder).toBe("0.0625"); // the book's 0.5/8, from the signature
+    expect(field(el, "agent").querySelector(".nbt-agent-help").textContent).toContain("tile-coded");
+    const options = [...el.querySelectorAll(".nbt-env-option")].map((o) => o.textContent).sort();
+    expect(options).toEqual(["CartPole-v1", "MountainCar-v0"]);
   });
 
   it("worker id rows show Python's normalized id or its error inline", () => {
@@ -205,6 +238,21 @@ describe("form view", () => {
     model.set("hints", { max_steps_per_episode: "100 steps, as the config resolves it" });
     expect(field(el, "max_steps_per_episode").querySelector(".nbt-hint").textContent).toBe("blank: 100 steps, as the config resolves it");
     expect(field(el, "agent_kwargs")).not.toBeNull();
+  });
+
+  it("offers where the workers run when the kernel sends that choice, and sends the pick", () => {
+    const backend = { name: "backend", label: "Workers run on", kind: "select", choices: ["local", "ray"], labels: { local: "this machine (subprocesses)", ray: "Ray" } };
+    const model = formModel({ backend: "local" });
+    model.state.sections = fx.form.sections.map((s) => (s.title === "Run" ? { ...s, fields: [...s.fields, backend] } : s));
+    const el = mount(model);
+    const select = field(el, "backend").querySelector("select");
+    expect([...select.options].map((o) => [o.value, o.textContent])).toEqual([["local", "this machine (subprocesses)"], ["ray", "Ray"]]);
+    select.value = "ray";
+    select.dispatchEvent(new Event("change"));
+    expect(model.get("values").backend).toBe("ray");
+    expect(summaryLine(model.get("values"))).toContain("on Ray");
+    expect(summaryLine({ ...model.get("values"), backend: "local" })).not.toContain("Ray");
+    expect(field(mount(formModel()), "backend")).toBeNull(); // no Ray here: no choice
   });
 
   it("a worker row shows that worker's own settings", () => {

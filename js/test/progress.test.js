@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { RateMeter, failures, firstLine, formatDuration, progressOf } from "../src/progress.js";
+import { loadFixture } from "./fake_model.js";
+
+const FINAL = new Set(loadFixture().vocab.final); // as the kernel sends it
 
 describe("progress", () => {
   it("reads n / total with an ETA while the run goes, and no ETA once it ended", () => {
@@ -7,13 +10,13 @@ describe("progress", () => {
       { status: "running", episodes_done: 30, episodes_total: 100 },
       { status: "running", episodes_done: 9, episodes_total: 200 },
     ];
-    const p = progressOf(running, 10);
+    const p = progressOf(running, 10, FINAL);
     expect(p.text).toBe("39 / 300 episodes · ETA 26 s");
     expect(p.fraction).toBeCloseTo(39 / 300, 12);
     const ended = running.map((s) => ({ ...s, status: "stopped" }));
-    expect(progressOf(ended, 10).text).toBe("39 / 300 episodes");
-    expect(progressOf(ended, 10).fraction).toBe(1); // the bar ends when the workers do
-    expect(progressOf(running, null).text).toBe("39 / 300 episodes");
+    expect(progressOf(ended, 10, FINAL).text).toBe("39 / 300 episodes");
+    expect(progressOf(ended, 10, FINAL).fraction).toBe(1); // the bar ends when the workers do
+    expect(progressOf(running, null, FINAL).text).toBe("39 / 300 episodes");
   });
 
   it("measures episodes per second over a window and starts over after a restart", () => {
@@ -29,7 +32,7 @@ describe("progress", () => {
 
   it("names each failed worker with the first line of its error", () => {
     const s = { a: { status: "failed", error: "\nValueError: boom\n  at x" }, b: { status: "completed" }, c: { status: "failed", exit_code: -9 } };
-    expect(failures(["a", "b", "c"], (w) => s[w])).toEqual(["a failed: ValueError: boom", "c failed: exit code -9"]);
+    expect(failures(["a", "b", "c"], (w) => s[w], "failed")).toEqual(["a failed: ValueError: boom", "c failed: exit code -9"]);
     expect(firstLine(null)).toBe("");
   });
 

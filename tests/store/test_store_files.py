@@ -295,3 +295,36 @@ def test_read_only_older_file_says_it_needs_an_upgrade(shared_dir: Path) -> None
     assert name == "ReadOnlyStoreError"
     assert "upgraded to store schema version" in text
     assert str(path) in text
+
+
+def test_checking_a_file_keeps_this_process_s_locks(tmp_path: Path) -> None:
+    """Regression: the header check used to open() and close() the database file, which
+    drops every POSIX lock this process holds on it (a live writer's too); another process
+    could then checkpoint and remove the WAL under the writer ("disk I/O error")."""
+    from nbtrain.store import TelemetryStore
+    from nbtrain.store.writer import acquire_writer
+
+    db = tmp_path / "locks.sqlite"
+    w = acquire_writer(db)
+    try:
+        w.call(lambda c: c.execute("INSERT INTO runs (run_id, status) VALUES ('r', 'running')"))
+        for _ in range(3):
+            TelemetryStore(db).runs()  # checks the file while the writer holds its locks
+        other = (
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=5); "
+            "c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); "
+            "c.execute('UPDATE runs SET name = ?', ('x',)); c.commit(); c.close()"
+        )
+        done = subprocess.run([sys.executable, "-c", other, str(db)], capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # The other process could not take the WAL away: this process still holds its lock.
+        assert Path(f"{db}-wal").exists()
+        assert Path(f"{db}-shm").exists()
+        # This process's writer still works, and so does a fresh connection here.
+        w.call(lambda c: c.execute("UPDATE runs SET status = 'completed'"))
+        conn = sqlite3.connect(db)
+        assert conn.execute("SELECT name, status FROM runs").fetchall() == [("x", "completed")]
+        conn.close()
+    finally:
+        w.release()

@@ -1,7 +1,8 @@
 """The committed bundle: present, identical to a fresh build of js/, shipped in the wheel.
 
-The npm-based checks run when Node and js/node_modules are there (``npm ci`` in js/), and
-always in CI, where their absence fails; the wheel check always runs.
+The npm-based checks (fresh build, vitest, ``tsc`` type-check of the JS) run when Node and
+js/node_modules are there (``npm ci`` in js/), and always in CI, where their absence fails;
+the wheel check always runs.
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ def test_fresh_build_is_byte_for_byte_the_committed_bundle() -> None:
 def test_vitest_suite_passes() -> None:
     result = subprocess.run(
         ["npm", "test", "--silent"], cwd=JS, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+@needs_npm
+def test_js_type_checks_strictly() -> None:
+    """``checkJs`` + ``strict`` over js/src with anywidget's own types (js/tsconfig.json)."""
+    config = (JS / "tsconfig.json").read_text()
+    assert '"checkJs": true' in config
+    assert '"strict": true' in config
+    result = subprocess.run(
+        ["npm", "run", "--silent", "typecheck"], cwd=JS, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 

@@ -17,12 +17,20 @@ from widget_events import episode, grid, new_live, progress, started, steps
 
 from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.widgets.dashboard_data import LiveTracker, Packet
-from nbtrain.widgets.envinfo import env_catalogue
+from nbtrain.widgets.envinfo import AGENT_SPACES, env_catalogue
 from nbtrain.widgets.form_fields import count_preview, worker_preview
 from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
-from nbtrain.widgets.form_spec import SECTIONS
+from nbtrain.widgets.form_spec import AGENTS, SECTIONS, hyper_by_agent
+from nbtrain.widgets.vocab import dashboard_vocab
 
-_ENVS = {"FrozenLake-v1", "Taxi-v4", "CliffWalking-v1", "CartPole-v1", "MountainCarContinuous-v0"}
+_ENVS = {
+    "FrozenLake-v1",
+    "Taxi-v4",
+    "CliffWalking-v1",
+    "CartPole-v1",
+    "MountainCar-v0",
+    "MountainCarContinuous-v0",
+}
 FIXTURE = Path(__file__).resolve().parents[2] / "js" / "test" / "fixtures" / "protocol.json"
 CURVES = FIXTURE.parent / "curves.json"
 CURVE_EPISODES = 1200  # past 1024, so the curve's buckets merge once (level 1)
@@ -55,12 +63,16 @@ def build_fixture() -> dict[str, Any]:
     assert third is not None
     rows = ["7", "gpu-a", "", "000007", "w3"]
     return {
+        "vocab": dashboard_vocab(),
         "snapshot": _encode(snapshot),
         "deltas": [_encode(first), _encode(second), _encode(third)],
         "form": {
             "sections": sections_with_help(SECTIONS),
             "agent_help": AGENT_HELP,
             "tabular_agents": list(TABULAR_AGENTS),
+            "agent_spaces": AGENT_SPACES,
+            "agent_hyper": hyper_by_agent(),
+            "agents": list(AGENTS),
             "envs": [e for e in env_catalogue() if e["id"] in _ENVS],
             "workers_rows": rows,
             "workers_preview": worker_preview(rows),

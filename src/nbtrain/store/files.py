@@ -33,7 +33,6 @@ from nbtrain.errors import (
 )
 from nbtrain.store import schema
 
-MAGIC = b"SQLite format 3\x00"
 # SQLite primary result codes (the low byte of ``sqlite_errorcode``).
 NOMEM, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB = 7, 8, 10, 11, 13, 14, 15, 26
 BUSY, LOCKED = 5, 6
@@ -104,30 +103,45 @@ def check_file(path: Path) -> None:
         raise StoreAccessError(f"{path} is not a regular file; pass the path of a database file")
     if st.st_size == 0:
         return
+    # Never open() the file here: closing any descriptor of it releases every POSIX lock
+    # this process holds on it, the locks of a live SQLite writer of this very process
+    # included (another process could then check the WAL out from under it). SQLite's own
+    # VFS keeps such descriptors open while locks are held, so the file is asked through it.
+    if not os.access(path, os.R_OK):
+        raise StoreAccessError(f"{path} cannot be read (permission denied); check its permissions")
+    if st.st_size < 100:  # an SQLite header alone is 100 bytes
+        raise CorruptStoreError(
+            f"{path} is not an SQLite database (only {st.st_size} bytes); {_RESTORE}"
+        )
+    _check_header(path, st.st_size)
+
+
+def _check_header(path: Path, size: int) -> None:
+    """Refuse a file that is not SQLite, or shorter than the pages its header counts."""
     try:
-        with open(path, "rb") as f:
-            header = f.read(100)
-    except OSError as exc:
-        raise StoreAccessError(
-            f"{path} cannot be read ({exc.strerror}); check its permissions"
-        ) from exc
-    if len(header) < 100 or not header.startswith(MAGIC):
-        raise CorruptStoreError(f"{path} is not an SQLite database; {_RESTORE}")
-    _check_length(path, header, st.st_size)
+        conn = sqlite3.connect(
+            f"{schema.uri_for(path, readonly=True, immutable=True)}", uri=True, timeout=0
+        )
+        try:
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if primary_code(exc) == NOTADB or "not a database" in str(exc):
+            raise CorruptStoreError(f"{path} is not an SQLite database; {_RESTORE}") from exc
+        raise CorruptStoreError(f"{path} cannot be read as a database ({exc}); {_RESTORE}") from exc
+    _check_length(path, page_size, pages, size)
 
 
-def _check_length(path: Path, header: bytes, size: int) -> None:
+def _check_length(path: Path, page_size: int, pages: int, size: int) -> None:
     """A file shorter than the pages its header counts was truncated (copied partly, cut
     off). Skipped while a WAL or journal is beside it: the truth is partly there."""
     for suffix in ("-wal", "-journal"):
         with contextlib.suppress(OSError):
             if os.stat(f"{path}{suffix}").st_size > 0:
                 return
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    counted = pages > 0 and header[24:28] == header[92:96]  # SQLite's own validity rule
-    if counted and pages * page_size > size:
+    if pages > 0 and pages * page_size > size:
         raise CorruptStoreError(
             f"{path} is truncated: its header counts {pages * page_size} bytes, the file has "
             f"{size}; {_RESTORE}"

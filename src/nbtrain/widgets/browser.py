@@ -19,8 +19,9 @@ import ipywidgets
 import traitlets
 
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
-from nbtrain.widgets._common import DEFERRED, STATIC, RequestWidget, reject_unknown_kwargs
+from nbtrain.widgets._common import STATIC, RequestWidget, reject_unknown_kwargs
 from nbtrain.widgets.browser_data import SORT_KEYS, RunIndex, overlay
+from nbtrain.widgets.retention import archive_target, confirm_summary, default_archive, in_thread
 
 if TYPE_CHECKING:
     from nbtrain.widgets.dashboard import RunDashboard
@@ -81,11 +82,10 @@ class RunBrowser(ipywidgets.VBox):  # type: ignore[misc]
         path = resolve_db(db)
         self._index = RunIndex(path)
         self._db = path
-        default_archive = path.with_name(f"{path.stem}-archive{path.suffix or '.sqlite'}")
         self.table = RunTable(
             db=str(path),
             page_size=page_size,
-            archive_to=str(archive_to if archive_to is not None else default_archive),
+            archive_to=str(archive_to if archive_to is not None else default_archive(path)),
         )
         self.detail = ipywidgets.VBox()
         super().__init__(children=[self.table, self.detail])
@@ -212,73 +212,36 @@ class RunBrowser(ipywidgets.VBox):  # type: ignore[misc]
     # -- requests from the view ------------------------------------------------------------
     def _summary(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
         """What the confirm step shows: the per-worker summary and what would go."""
-        from nbtrain.store.runfolder import folder_bytes, run_folder
-
-        run_id = str(params.get("run_id", ""))
-        store = self._index.store
-        columns = ["worker_id", "status", "exit_code", "episodes", "steps", "mean_return"]
-        summary = store.run_summary(run_id)[columns].astype({"worker_id": str})
-        workers = [
-            {k: _plain(v) for k, v in record.items()}
-            for record in summary.to_dict(orient="records")
-        ]
-        live = any(w["status"] in ("pending", "running") for w in workers)
-        return {
-            "run_id": run_id,
-            "workers": workers,
-            "live": live,
-            "folder_bytes": folder_bytes(run_folder(self._db, run_id)),
-        }
+        return confirm_summary(self._index.store, self._db, str(params.get("run_id", "")))
 
     def _delete(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
         run_id = str(params.get("run_id", ""))
-        return self._in_thread(
-            params["id"], "delete", run_id, lambda: self._index.store.delete_run(run_id)
+        return in_thread(
+            self.table,
+            params["id"],
+            "delete",
+            run_id,
+            lambda: self._index.store.delete_run(run_id),
+            lambda _counts: self._forget(run_id),
         )
 
     def _archive(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
         run_id = str(params.get("run_id", ""))
-        to = str(params.get("to") or self.table.archive_to)
-        if not to:
-            raise ValueError("archive needs a destination file")
-        target = Path(to).expanduser()
-        if not target.is_absolute():
-            target = self._db.parent / target
+        target = archive_target(self._db, str(params.get("to") or self.table.archive_to))
         self.table.archive_to = str(target)
-        return self._in_thread(
+        return in_thread(
+            self.table,
             params["id"],
             "archive",
             run_id,
             lambda: self._index.store.archive_run(run_id, to=target),
+            lambda _counts: self._forget(run_id),
         )
 
-    def _in_thread(self, request_id: str, what: str, run_id: str, work: Any) -> Any:
-        """Deleting or archiving a large run takes a while: off the kernel's main thread."""
-
-        def main() -> None:
-            try:
-                counts = work()
-            except Exception as err:
-                self.table.report_error(what, err, run_id=run_id)
-                self.table.respond(request_id, error=err)
-                return
-            if run_id in self.table.selected:
-                self.table.selected = [r for r in self.table.selected if r != run_id]
-            self.refresh()
-            self.table.respond(request_id, result={"run_id": run_id, "counts": counts})
-
-        threading.Thread(target=main, name=f"nbtrain-{what}-{run_id}", daemon=True).start()
-        return DEFERRED
-
-
-def _plain(value: Any) -> Any:
-    """A summary cell as JSON: NaN becomes None, numpy scalars Python numbers."""
-    if isinstance(value, str) or value is None:
-        return value
-    number = float(value)
-    if number != number:
-        return None
-    return int(number) if number.is_integer() else round(number, 4)
+    def _forget(self, run_id: str) -> None:
+        if run_id in self.table.selected:
+            self.table.selected = [r for r in self.table.selected if r != run_id]
+        self.refresh()
 
 
 __all__ = ["RunBrowser", "RunTable"]

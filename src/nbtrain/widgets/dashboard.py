@@ -18,10 +18,10 @@ import traitlets
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.widgets._common import (
     DEFERRED,
-    RequestWidget,
     bundle_trait,
     reject_unknown_kwargs,
 )
+from nbtrain.widgets.dashboard_actions import RunActions
 from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet
 from nbtrain.widgets.dashboard_store import store_snapshot
 from nbtrain.widgets.fallback import StaticTwin, html_table, publish, text_table
@@ -35,8 +35,9 @@ MIN_INTERVAL = 0.1  # at most 10 messages per second per dashboard
 PER_WORKER_INTERVAL = 0.025  # with many workers, tick slower so bytes/s stay flat
 
 
-class RunDashboard(RequestWidget):
-    """One tab per worker plus an overview; works for live and finished runs."""
+class RunDashboard(RunActions):
+    """One tab per worker plus an overview; works for live and finished runs. Once the run
+    has ended it offers Evaluate policies and Keep / Archive / Delete (``RunActions``)."""
 
     _esm = bundle_trait("dashboard.js")
     _css = bundle_trait("dashboard.css")
@@ -45,6 +46,8 @@ class RunDashboard(RequestWidget):
     run_id = traitlets.Unicode("").tag(sync=True)
     worker_ids = traitlets.List(traitlets.Unicode()).tag(sync=True)
     env_id = traitlets.Unicode("").tag(sync=True)
+    # statuses, recent-episode count, rolling window, grid kinds (widgets/vocab.py)
+    vocab = traitlets.Dict().tag(sync=True)
 
     def __init__(
         self, run: Run | str, db: str | os.PathLike[str] = "nbtrain.sqlite", **kwargs: Any
@@ -72,12 +75,22 @@ class RunDashboard(RequestWidget):
             worker_ids, env_id = list(self._live.worker_ids), self._live.env_id
         else:
             worker_ids, env_id = self._run().worker_ids, ""
-        super().__init__(run_id=run_id, worker_ids=worker_ids, env_id=env_id)
+        from nbtrain.widgets.retention import default_archive
+        from nbtrain.widgets.vocab import dashboard_vocab
+
+        super().__init__(
+            run_id=run_id,
+            worker_ids=worker_ids,
+            env_id=env_id,
+            archive_to=str(default_archive(self._db)),
+            vocab=dashboard_vocab(),
+        )
         self._lock = threading.Lock()
         self._tracker = LiveTracker(self._live) if self._live is not None else None
         self.sent_messages = 0
         self.sent_bytes = 0
         self._handlers.update(hello=self._hello, stop=self._stop, focus=self._focus)
+        self._install_actions()
         if self._live is not None:
             self._live.on_worker_start(self._ensure_ticker)  # updates resume after a restart
 
@@ -154,6 +167,9 @@ class RunDashboard(RequestWidget):
         if closed is not None:
             closed.set()
         ticker = getattr(self, "_ticker", None)
+        evaluation = getattr(self, "eval_dashboard", None)
+        if evaluation is not None:
+            evaluation.close()
         super().close()
         if ticker is not None and ticker is not threading.current_thread():
             ticker.join(timeout=2)

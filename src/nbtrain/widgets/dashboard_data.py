@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nbtrain.dispatch.session import FINAL_STATUSES
 from nbtrain.widgets.colours import worker_colour, worker_colours
 from nbtrain.widgets.outcome import outcome_text
 
@@ -45,7 +46,6 @@ SCALARS = (
     "last100_return",
     "last20_return",
 )
-FINAL_STATUSES = frozenset({"completed", "failed", "stopped"})
 RECENT = 20
 RECENT_MIN_INTERVAL = 0.5  # a table cannot be read faster; it was half the bytes at 10 Hz
 FRAME_MIN_INTERVAL = {"ansi": 0.1, "grid": 0.1, "rgb_array": 0.25}

@@ -15,6 +15,8 @@ from nbtrain.config.agentref import TABULAR_AGENTS
 
 __all__ = [
     "ACTION_LABELS",
+    "AGENT_SPACES",
+    "GRID_KINDS",
     "EnvFacts",
     "env_catalogue",
     "env_mismatch",
@@ -25,6 +27,20 @@ __all__ = [
 ]
 
 EnvFacts = dict[str, Any]
+
+# The spaces each built-in agent handles: observation kinds, action kinds, and the observation
+# kinds that need a kwarg first (a tabular agent on Box observations needs ``bins``). The
+# form's env list (JS) and its env error (here) both read this; agents not listed take any.
+AGENT_SPACES: dict[str, dict[str, Any]] = {
+    **{
+        name: {"obs": ["discrete"], "action": ["discrete"], "obs_with": {"box": "bins"}}
+        for name in TABULAR_AGENTS
+    },
+    "tile_sarsa": {"obs": ["box"], "action": ["discrete"], "obs_with": {}},
+}
+
+# The toy-text worlds the widgets draw as a grid (the view learns them from this, item 5).
+GRID_KINDS = ("frozenlake", "cliffwalking", "taxi")
 
 # Action names by grid kind, in the envs' action order.
 ACTION_LABELS: dict[str, list[str]] = {
@@ -71,37 +87,41 @@ def env_catalogue() -> tuple[EnvFacts, ...]:
 
 
 def envs_for_agent(agent: str) -> list[str]:
-    """Ids the agent can handle: tabular agents need discrete observations and actions."""
-    facts = env_catalogue()
-    if agent in TABULAR_AGENTS:
-        return [f["id"] for f in facts if f["obs"] == "discrete" and f["action"] == "discrete"]
-    return [f["id"] for f in facts]
+    """Ids the agent can handle without extra kwargs (``AGENT_SPACES``; others: all)."""
+    return [f["id"] for f in env_catalogue() if not env_mismatch(agent, f["id"])]
 
 
 def env_mismatch(agent: str, env_id: str, agent_kwargs: dict[str, Any] | None = None) -> str:
     """Why ``agent`` cannot train on the registered ``env_id`` ("" when it can, or when
     either is unknown here: the config's own validation speaks then)."""
-    if agent not in TABULAR_AGENTS:
+    needs = AGENT_SPACES.get(agent)
+    if needs is None:
         return ""
     facts = next((f for f in env_catalogue() if f["id"] == env_id), None)
     if facts is None:
         return ""
-    if facts["action"] != "discrete":
+    if facts["action"] not in needs["action"]:
         return (
             f"{agent} picks from a discrete set of actions; {env_id} has {facts['action']} "
             "actions (use a custom agent)"
         )
-    if facts["obs"] != "discrete" and not (agent_kwargs or {}).get("bins"):
+    kwarg = needs["obs_with"].get(facts["obs"])
+    if facts["obs"] in needs["obs"] or (kwarg and (agent_kwargs or {}).get(kwarg)):
+        return ""
+    if agent in TABULAR_AGENTS:
         return (
             f"{agent} keeps a table per state; {env_id} has {facts['obs']} observations: "
             'give "bins" (and "bounds") in Other agent kwargs, or use tile_sarsa'
         )
-    return ""
+    return (
+        f"{agent} tile-codes continuous (Box) observations; {env_id} has {facts['obs']} "
+        "observations (use q_learning, sarsa or expected_sarsa)"
+    )
 
 
 def grid_kind(env_id: str) -> str | None:
     name = env_id.rsplit("/", 1)[-1].split(":")[-1].lower()
-    for kind in ("frozenlake", "cliffwalking", "taxi"):
+    for kind in GRID_KINDS:
         if name.startswith(kind):
             return kind
     return None

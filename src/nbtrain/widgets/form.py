@@ -8,6 +8,7 @@ Each edit is validated in Python by ``TrainConfig`` itself; errors come back per
 
 from __future__ import annotations
 
+import importlib.util
 import numbers
 import os
 import threading
@@ -19,7 +20,7 @@ import traitlets
 from nbtrain.config.agentref import TABULAR_AGENTS
 from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
 from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
-from nbtrain.widgets.envinfo import env_catalogue, env_mismatch
+from nbtrain.widgets.envinfo import AGENT_SPACES, env_catalogue, env_mismatch
 from nbtrain.widgets.fallback import StaticTwin, publish
 from nbtrain.widgets.form_fields import (
     CONFIG_KEYS,
@@ -30,12 +31,35 @@ from nbtrain.widgets.form_fields import (
     worker_preview,
 )
 from nbtrain.widgets.form_help import AGENT_HELP, sections_with_help
-from nbtrain.widgets.form_spec import AGENTS, SECTIONS
+from nbtrain.widgets.form_spec import (
+    AGENTS,
+    BACKEND_FIELD,
+    BACKENDS,
+    SECTIONS,
+    hyper_by_agent,
+)
 from nbtrain.widgets.outcome import FINAL, outcome_text
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
     from nbtrain.run import Run
+
+
+def ray_available() -> bool:
+    """Whether Ray can be imported here, found without importing it (that takes seconds)."""
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        return False
+
+
+def with_backend_field(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``sections`` with the "Workers run on" choice in the Run section."""
+    out = [dict(s) for s in sections]
+    for section in out:
+        if section["title"] == "Run":
+            section["fields"] = [*section["fields"], dict(BACKEND_FIELD)]
+    return out
 
 
 class FormCore(RequestWidget):
@@ -65,6 +89,10 @@ class FormCore(RequestWidget):
     agent_help = traitlets.Dict().tag(sync=True)
     # agents that need discrete observations and actions (the envs offered follow)
     tabular_agents = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    # per built-in agent: the spaces it handles (envinfo.AGENT_SPACES) and its
+    # hyperparameter fields' placeholder and help (from its signature and PARAM_HELP)
+    agent_spaces = traitlets.Dict().tag(sync=True)
+    agent_hyper = traitlets.Dict().tag(sync=True)
 
 
 class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
@@ -74,17 +102,30 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
     hyperparameters (``alpha``, ``gamma``, ``epsilon``, ``epsilon_min``, ``epsilon_decay``).
     """
 
-    def __init__(self, db: str | os.PathLike[str] = "nbtrain.sqlite", **field_defaults: Any):
-        reject_unknown_kwargs("TrainForm", field_defaults, CONFIG_KEYS | {"db"})
+    def __init__(
+        self,
+        db: str | os.PathLike[str] = "nbtrain.sqlite",
+        *,
+        backend: str = "local",
+        **field_defaults: Any,
+    ):
+        reject_unknown_kwargs("TrainForm", field_defaults, CONFIG_KEYS | {"db", "backend"})
         values, extras = values_from_config(_plain_workers(field_defaults))
+        values["backend"] = backend
+        self.ray_available = ray_available()
+        sections = sections_with_help(SECTIONS)
+        if self.ray_available:
+            sections = with_backend_field(sections)
         self._extras = extras
         agents = list(AGENTS) + sorted(extras["agent_objects"])
         if values["agent"] not in agents:
             agents.append(values["agent"])
         core = FormCore(
-            sections=sections_with_help(SECTIONS),
+            sections=sections,
             agent_help=AGENT_HELP,
             tabular_agents=list(TABULAR_AGENTS),
+            agent_spaces=AGENT_SPACES,
+            agent_hyper=hyper_by_agent(),
             agents=agents,
             envs=list(env_catalogue()),
             values=values,
@@ -150,6 +191,11 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         )
         if mismatch and "env_id" not in errors:
             errors["env_id"] = mismatch
+        backend = str(values.get("backend") or "local")
+        if backend not in BACKENDS:
+            errors["backend"] = f"unknown backend {backend!r}; choose one of {list(BACKENDS)}"
+        elif backend == "ray" and not self.ray_available:
+            errors["backend"] = "Ray is not installed here: pip install 'nbtrain[ray]'"
         if errors and error is None:
             error = ValueError("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
             config = None
@@ -190,6 +236,11 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         return dict(self.core.errors)
 
     @property
+    def backend(self) -> str:
+        """Where Launch starts the workers: ``"local"`` (subprocesses) or ``"ray"``."""
+        return str(self.core.values.get("backend") or "local")
+
+    @property
     def config(self) -> TrainConfig:
         """The form as a ``TrainConfig``; raises the validation error when the form is invalid."""
         if self._config is None:
@@ -215,7 +266,7 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
             for run in still:
                 run.stop()
             still = []
-        run = launch(config, db=self.db)
+        run = launch(config, db=self.db, backend=self.backend)
         self.run = run
         self._runs[run.run_id] = run
         dashboard = run.dashboard()

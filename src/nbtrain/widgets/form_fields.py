@@ -39,6 +39,7 @@ DEFAULT_VALUES: dict[str, Any] = {
     "workers_mode": "count",
     "workers_count": "1",
     "workers_list": [""],
+    "backend": "local",
 }
 
 # keyword arguments TrainForm accepts besides db: TrainConfig's fields and the hyperparameters

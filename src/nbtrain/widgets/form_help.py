@@ -1,10 +1,11 @@
-# ruff: noqa: RUF001  (the Greek letters are the names a textbook uses)
-"""What the form says under its fields and next to each agent, for a newcomer.
+"""What the form says under the run's fields and next to each agent, for a newcomer.
 
-Kept apart from ``form_spec`` (the layout, whose defaults come from the agents' own
-signatures) so the two can be merged into one home without touching the view: the form
-adds these texts to the sections it sends, and the ``agent_kwargs`` field for everything
-the hyperparameter fields do not cover.
+The hyperparameters' defaults and help are the agents' own (their signatures and
+``PARAM_HELP``, read through ``nbtrain.agents.params`` by ``form_spec``). What stays here has
+no home in the agents: the run fields' help and one line per agent (the agent classes carry
+no such line; adding one would mean editing ``nbtrain/agents``). The form adds these texts to
+the sections it sends, and the ``agent_kwargs`` field for what the hyperparameter fields do
+not cover.
 """
 
 from __future__ import annotations
@@ -12,22 +13,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+# Help for the run's own fields. The hyperparameters' help is not here: it comes from each
+# agent's PARAM_HELP through nbtrain.agents.params (form_spec), the one source that the
+# agents' docstrings and docs read too.
 FIELD_HELP: dict[str, str] = {
-    "alpha": "α, step size: how far one update moves a value toward its target (0 < α ≤ 1)",
-    "gamma": "γ, discount: what a reward one step later is worth now (γ near 1 looks far ahead)",
-    "epsilon": "ε, exploration: the chance of a random action instead of the best known one",
-    "epsilon_min": "ε never decays below this",
-    "epsilon_decay": "after each episode ε ← max(ε_min, ε·decay); 1.0 keeps ε constant",
-    "max_steps_per_episode": (
-        "an episode is cut off (truncated) after this many steps; "
-        "blank: the environment's own limit"
-    ),
     "step_delay": "seconds to wait after each step so you can watch; 0 trains at full speed",
     "episodes": "episodes each worker plays",
     "seed": "the run's seed; each worker's own seed is derived from it and its id",
     "agent_kwargs": (
         'other keyword arguments for the agent, as JSON: {"bins": 8} for a tabular agent '
-        "on continuous observations, or a custom agent's own"
+        'on continuous observations, {"tilings": 8, "tiles": 8} for tile_sarsa, '
+        "or a custom agent's own"
     ),
 }
 
@@ -35,7 +31,10 @@ AGENT_HELP: dict[str, str] = {
     "q_learning": "Q-learning: learns the value of the best next action, whatever it does next",
     "sarsa": "SARSA: learns the value of the action it really takes next (more careful)",
     "expected_sarsa": "Expected SARSA: averages over its next action under ε-greedy",
-    "tile_sarsa": "linear SARSA on tile-coded features, for continuous observations",
+    "tile_sarsa": (
+        "linear SARSA on tile-coded features (Sutton & Barto §10.1): continuous (Box) "
+        "observations, discrete actions"
+    ),
     "random": "random actions: a baseline that does not learn",
 }
 

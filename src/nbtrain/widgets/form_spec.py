@@ -5,15 +5,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from nbtrain.agents.factory import BUILTIN_AGENTS
 from nbtrain.agents.params import agent_params
 
 HYPER = ("alpha", "gamma", "epsilon", "epsilon_min", "epsilon_decay")
-# Defaults and help come from the tabular agents' own signature (nbtrain.agents.params),
-# the single source that their docstring and config validation read too.
+# Defaults and help come from the agents' own signatures and PARAM_HELP
+# (nbtrain.agents.params), the single source that their docstrings and config validation
+# read too. The fields start with q_learning's; the view switches to the chosen agent's.
 _TABULAR = agent_params("q_learning")
 HYPER_DEFAULTS = {k: _TABULAR[k].default for k in HYPER}
 HYPER_HELP = {k: _TABULAR[k].help for k in HYPER}
-AGENTS = ("q_learning", "sarsa", "expected_sarsa", "random")
+AGENTS = tuple(BUILTIN_AGENTS)
+
+
+def hyper_by_agent() -> dict[str, dict[str, dict[str, str]]]:
+    """Per built-in agent, the hyperparameter fields it has: ``{name: {placeholder, help}}``
+    (an agent without any, like ``random``, gets none: the view hides the fields)."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for agent in AGENTS:
+        params = agent_params(agent)
+        out[agent] = {
+            k: {"placeholder": str(params[k].default), "help": params[k].help}
+            for k in HYPER
+            if k in params
+        }
+    return out
+
+
+# Where the workers run; offered only when Ray is importable (see form.ray_available).
+BACKENDS = {"local": "this machine (subprocesses)", "ray": "Ray"}
+BACKEND_FIELD: dict[str, Any] = {
+    "name": "backend",
+    "label": "Workers run on",
+    "kind": "select",
+    "choices": list(BACKENDS),
+    "labels": BACKENDS,
+    "help": "Ray: the cluster at RAY_ADDRESS, or a local Ray instance started for this kernel",
+}
 
 # (name, label, kind, extra); kinds the view knows: text, int, float, env, select, json,
 # workers. ``placeholder`` shows the default a blank field stands for.

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-FINAL = frozenset({"completed", "failed", "stopped"})
+from nbtrain.dispatch.session import FINAL_STATUSES
+
+FINAL = FINAL_STATUSES  # the run's own vocabulary (nbtrain.dispatch.session), not restated
 
 
 def format_duration(seconds: float) -> str:
