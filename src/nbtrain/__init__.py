@@ -90,7 +90,13 @@ _LAZY = {
 }
 
 
+# Sub-packages reachable as attributes (``nbtrain.widgets.worker_colour``), loaded on use.
+_SUBPACKAGES = frozenset({"agents", "config", "store", "widgets"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"nbtrain.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nbtrain' has no attribute {name!r}")

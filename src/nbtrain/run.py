@@ -33,8 +33,7 @@ from nbtrain.errors import (
     WorkerFailedError,
 )
 from nbtrain.ids import check_run_id, normalize_worker_id
-from nbtrain.statuses import FINAL_STATUSES as FINAL_STATUSES  # widgets/ import it from here
-from nbtrain.statuses import run_status_of
+from nbtrain.statuses import FINAL_STATUSES, run_status_of
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -38,8 +38,7 @@ from nbtrain.log_codes import (
     LOG_WORKER_STOP_REQUESTED,
 )
 from nbtrain.logs import log
-from nbtrain.statuses import FINAL_STATUSES as FINAL_STATUSES  # widgets/ import it from here
-from nbtrain.statuses import run_status_of
+from nbtrain.statuses import FINAL_STATUSES, run_status_of
 from nbtrain.store.liveness import RunFix, add_memory_source
 from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.worker.config_file import WorkerConfig

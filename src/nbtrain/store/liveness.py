@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbtrain.procinfo import process_alive, this_host
-from nbtrain.statuses import LIVE_STATUSES
-from nbtrain.statuses import run_status_of as run_status_of  # widgets/ import it from here
+from nbtrain.statuses import LIVE_STATUSES, run_status_of
 from nbtrain.store import schema
 
 if TYPE_CHECKING:

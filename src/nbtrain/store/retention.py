@@ -28,7 +28,7 @@ import pandas as pd
 from nbtrain.errors import RunError, StoreError, UnknownRunError
 from nbtrain.log_codes import LOG_SERVICE_RUN_ARCHIVED, LOG_SERVICE_RUN_DELETED
 from nbtrain.logs import log
-from nbtrain.statuses import LIVE_STATUSES as LIVE_STATUSES  # widgets/ import it from here
+from nbtrain.statuses import LIVE_STATUSES
 from nbtrain.store import runfolder, schema
 from nbtrain.store.frames import frame
 from nbtrain.store.migrations import migrate

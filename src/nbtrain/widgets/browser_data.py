@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from nbtrain.statuses import LIVE_STATUSES, run_status_of
 from nbtrain.store import TelemetryStore, schema
 from nbtrain.store.compare import compare_band
-from nbtrain.store.liveness import run_status_of
-from nbtrain.store.retention import CHUNK_ROW_BYTES, EPISODE_ROW_BYTES, LIVE_STATUSES
+from nbtrain.store.retention import CHUNK_ROW_BYTES, EPISODE_ROW_BYTES
 
 SORT_KEYS = ("name", "created", "status", "workers", "episodes", "steps", "size")
 LIVE_COUNTS_S = 1.0

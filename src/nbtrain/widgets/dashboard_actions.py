@@ -52,7 +52,7 @@ class RunActions(RequestWidget):
         )
 
     def _ended(self) -> Run:
-        from nbtrain.run import FINAL_STATUSES
+        from nbtrain.statuses import FINAL_STATUSES
 
         run = self._run()
         going = sorted(w for w, s in run.status().items() if s not in FINAL_STATUSES)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nbtrain.dispatch.session import FINAL_STATUSES
+from nbtrain.statuses import FINAL_STATUSES
 from nbtrain.widgets.colours import worker_colour, worker_colours
 from nbtrain.widgets.outcome import outcome_text
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nbtrain.dispatch.session import FINAL_STATUSES
+from nbtrain.statuses import FINAL_STATUSES
 
 FINAL = FINAL_STATUSES  # the run's own vocabulary (nbtrain.dispatch.session), not restated
 

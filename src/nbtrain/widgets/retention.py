@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.dispatch.session import FINAL_STATUSES
+from nbtrain.statuses import FINAL_STATUSES
 from nbtrain.widgets._common import DEFERRED, RequestWidget
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from nbtrain.dispatch.session import FINAL_STATUSES
 from nbtrain.live.curve import ROLLING
+from nbtrain.statuses import FINAL_STATUSES
 from nbtrain.widgets.dashboard_data import RECENT
 from nbtrain.widgets.envinfo import GRID_KINDS
 from nbtrain.wire.events import WorkerStatus
