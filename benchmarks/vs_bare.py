@@ -228,9 +228,9 @@ def main() -> None:
     # A kernel pays these imports once, at its first launch() and wait(); measured here and
     # kept out of the runs, so a one-round --quick run does not charge them to one mode.
     t0 = time.perf_counter()
-    importlib.import_module("nbtrain.dispatch.launcher")
+    importlib.import_module("nbtrain.run")
     with contextlib.suppress(ImportError):
-        importlib.import_module("nbtrain.widgets.kernel_poll")
+        importlib.import_module("nbtrain.jupyter_events")
     print(f"first-use imports of launch() and wait(): {time.perf_counter() - t0:.2f} s "
           "(once per kernel; not in the figures below)")  # fmt: skip
     print(f"FrozenLake-v1 (not slippery), q_learning, {episodes:,} episodes per worker, "
