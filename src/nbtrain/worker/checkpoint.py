@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nbtrain.agents.atomic import FILE_MODE, replace_atomically, temp_path
+from nbtrain.agents.atomic import FILE_MODE, replace_atomically, saving_into, temp_path
 from nbtrain.worker.config_file import WorkerConfig
 
 __all__ = [
@@ -72,7 +72,8 @@ def save_atomically(save: Saver, target: Path, episode: int) -> None:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = temp_path(target)
     try:
-        save(str(tmp), episode)
+        with saving_into(tmp):
+            save(str(tmp), episode)
         if not tmp.exists():
             raise FileNotFoundError(
                 f"the agent's save({str(tmp)!r}) wrote nothing there; save(path) must write "

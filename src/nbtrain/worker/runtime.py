@@ -15,14 +15,16 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nbtrain import log_codes
+from nbtrain.agents.atomic import without_fsync
 from nbtrain.ids import format_episode_id
 from nbtrain.logs import log
 from nbtrain.seeding import episode_seed
 from nbtrain.wire.events import Artifact, Ended, EndStatus, Episode, Started
 from nbtrain.worker.checkpoint import (
+    Saver,
     checkpoint_label,
     resume_point,
     save_atomically,
@@ -72,6 +74,7 @@ class Worker:
         self.emitter = TelemetryEmitter(sink, self.run_id, self.worker_id)
         self.state = LoopState(self.cfg.start_episode)
         self.policy_file = launch.run_dir / f"policy-{self.worker_id}.json"
+        self._saver: Saver | Literal[False] | None = None  # found on the first save
         self.env: Any = None
         self.agent: Any = None
 
@@ -178,14 +181,24 @@ class Worker:
                 path = self.launch.config_path.parent / path
         start_agent(self.agent, cfg, path, self.policy_file)
 
-    def _save_policy(self, episode: int) -> None:
-        """Checkpoint the agent atomically to ``policy-{worker_id}.json`` (if it can save)."""
-        save = saver(self.agent)
-        if save is None:
+    def _save_policy(self, episode: int, *, final: bool = True) -> None:
+        """Checkpoint the agent atomically to ``policy-{worker_id}.json`` (if it can save).
+
+        Periodic checkpoints (``final=False``) skip fsync: they guard against a crashed
+        worker, which the page cache survives; the final save is durable."""
+        if self._saver is None:
+            self._saver = saver(self.agent) or False
+        save = self._saver
+        if save is False:
             return
         path = self.policy_file
-        save_atomically(save, path, episode)
-        self._log(20, log_codes.LOG_WORKER_POLICY_SAVED, "policy saved to %s", path)
+        if final:
+            save_atomically(save, path, episode)
+        else:
+            with without_fsync():
+                save_atomically(save, path, episode)
+        self._log(20 if final else 10, log_codes.LOG_WORKER_POLICY_SAVED, "policy saved to %s",
+                  path)  # fmt: skip
         self.emitter.emit(
             Artifact(
                 run_id=self.run_id,
@@ -316,7 +329,7 @@ class Worker:
                 # the kernel has, so a restart after the last stored episode never replays
                 # episodes the checkpointed agent has already learned from
                 deadline = emitter.flush()
-                self._save_policy(ep + 1)
+                self._save_policy(ep + 1, final=False)
             if ended_at >= deadline or delay or ep == first:
                 # The first episode goes out at once: a new run shows data without waiting.
                 deadline = emitter.flush()
