@@ -117,7 +117,14 @@ def check_file(path: Path) -> None:
 
 
 def _check_header(path: Path, size: int) -> None:
-    """Refuse a file that is not SQLite, or shorter than the pages its header counts."""
+    """Refuse a file that is not SQLite, or shorter than the pages its header counts.
+
+    While a WAL or journal is beside the file, part of the truth is there: only "not a
+    database at all" is decided here, and everything else is left to the real connection."""
+    side_files = False
+    for suffix in ("-wal", "-journal"):
+        with contextlib.suppress(OSError):
+            side_files = side_files or os.stat(f"{path}{suffix}").st_size > 0
     try:
         conn = sqlite3.connect(
             f"{schema.uri_for(path, readonly=True, immutable=True)}", uri=True, timeout=0
@@ -130,17 +137,16 @@ def _check_header(path: Path, size: int) -> None:
     except sqlite3.DatabaseError as exc:
         if primary_code(exc) == NOTADB or "not a database" in str(exc):
             raise CorruptStoreError(f"{path} is not an SQLite database; {_RESTORE}") from exc
+        if side_files:
+            return
         raise CorruptStoreError(f"{path} cannot be read as a database ({exc}); {_RESTORE}") from exc
-    _check_length(path, page_size, pages, size)
+    if not side_files:
+        _check_length(path, page_size, pages, size)
 
 
 def _check_length(path: Path, page_size: int, pages: int, size: int) -> None:
     """A file shorter than the pages its header counts was truncated (copied partly, cut
-    off). Skipped while a WAL or journal is beside it: the truth is partly there."""
-    for suffix in ("-wal", "-journal"):
-        with contextlib.suppress(OSError):
-            if os.stat(f"{path}{suffix}").st_size > 0:
-                return
+    off); only checked when no WAL or journal holds part of the truth."""
     if pages > 0 and pages * page_size > size:
         raise CorruptStoreError(
             f"{path} is truncated: its header counts {pages * page_size} bytes, the file has "
