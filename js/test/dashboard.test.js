@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import dashboard, { DashboardState, statusLine, vocabulary } from "../src/dashboard.js";
 import { FakeModel, loadFixture, tick } from "./fake_model.js";
 
@@ -131,8 +131,9 @@ describe("dashboard view", () => {
     await frame();
     model.receive({ kind: "delta", seq: 3, workers: { "000007": { scalars: { status: "failed", exit_code: 1, error: "ValueError: boom", traceback: "Traceback...\nValueError: boom" } } } });
     el.querySelector('.nbt-tab[data-key="000007"]').click();
-    await frame();
-    expect(el.querySelector(".nbt-error-line").textContent).toBe("ValueError: boom");
+    // The redraw waits for an animation frame: poll instead of guessing its delay (a fixed
+    // 30 ms wait failed once on a loaded machine).
+    await vi.waitFor(() => expect(el.querySelector(".nbt-error-line")?.textContent).toBe("ValueError: boom"), { timeout: 2000 });
     expect(el.querySelector(".nbt-traceback").textContent).toContain("Traceback");
     expect(el.querySelector(".nbt-stop").disabled).toBe(true);
     expect(el.querySelector('.nbt-tab[data-key="000007"]').dataset.status).toBe("failed");
