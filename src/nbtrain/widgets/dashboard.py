@@ -8,6 +8,7 @@ view shows the same state; deltas never repeat history.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -15,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
+from nbtrain.log_codes import (
+    LOG_LIVE_CONTROLLER_BUFFER_STEPS_FLUSHED,
+    LOG_UI_DASHBOARD_CALLBACK_ERROR,
+)
+from nbtrain.logs import log
 from nbtrain.widgets._common import (
     DEFERRED,
     bundle_trait,
@@ -106,6 +111,9 @@ class RunDashboard(RunActions):
         self.sent_messages += 1
         self.sent_bytes += packet.nbytes
         self._send_message(packet.content, packet.buffers)
+        # At most 10 a second and only at DEBUG: what the live buffers sent to the views.
+        log(logging.DEBUG, LOG_LIVE_CONTROLLER_BUFFER_STEPS_FLUSHED,
+            "dashboard update of %d bytes sent", packet.nbytes, run_id=self.run_id)  # fmt: skip
 
     def _ensure_ticker(self) -> None:
         """Start the ticker, or make a running one look again before it ends (a worker may

@@ -9,6 +9,7 @@ Each edit is validated in Python by ``TrainConfig`` itself; errors come back per
 from __future__ import annotations
 
 import importlib.util
+import logging
 import numbers
 import os
 import threading
@@ -18,7 +19,8 @@ import ipywidgets
 import traitlets
 
 from nbtrain.config.agentref import TABULAR_AGENTS
-from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR
+from nbtrain.log_codes import LOG_UI_TRAIN_FORM_ERROR, LOG_UI_TRAIN_FORM_INFO
+from nbtrain.logs import log
 from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
 from nbtrain.widgets.envinfo import AGENT_SPACES, env_catalogue, env_mismatch
 from nbtrain.widgets.fallback import StaticTwin, publish
@@ -267,6 +269,8 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
                 run.stop()
             still = []
         run = launch(config, db=self.db, backend=self.backend)
+        log(logging.INFO, LOG_UI_TRAIN_FORM_INFO, "the form launched run %r with workers %s",
+            config.name, ", ".join(run.worker_ids), run_id=run.run_id)  # fmt: skip
         self.run = run
         self._runs[run.run_id] = run
         dashboard = run.dashboard()
