@@ -39,26 +39,12 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.statuses import FINAL_STATUSES, run_status_of
-from nbtrain.store.liveness import RunFix, add_memory_source
+from nbtrain.store.liveness import RunFix, add_memory_source, discard_unfinished
 from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.worker.config_file import WorkerConfig
 
 # After a storage failure the workers get this long to stop before they are killed.
 STORE_FAILURE_STOP_S = 3.0
-
-
-def discard_unfinished(conn: sqlite3.Connection, run_id: str, worker_id: str) -> int:
-    """Delete the steps of episodes the worker never finished; return its next episode index."""
-    last = conn.execute(
-        "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
-        (run_id, worker_id),
-    ).fetchone()[0]
-    next_index = 0 if last is None else int(last) + 1
-    conn.execute(
-        "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
-        (run_id, worker_id, next_index),
-    )
-    return next_index
 
 
 def update_worker(conn: sqlite3.Connection, run_id: str, worker_id: str, **fields: Any) -> None:

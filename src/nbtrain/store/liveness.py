@@ -114,6 +114,21 @@ def find_dead(conn: sqlite3.Connection, run_id: str | None = None) -> list[RunFi
     return fixes
 
 
+def discard_unfinished(conn: sqlite3.Connection, run_id: str, worker_id: str) -> int:
+    """Delete the steps of episodes the worker never finished (they are not episodes, and
+    a restart would collide with them); return its next episode index."""
+    last = conn.execute(
+        "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
+        (run_id, worker_id),
+    ).fetchone()[0]
+    next_index = 0 if last is None else int(last) + 1
+    conn.execute(
+        "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
+        (run_id, worker_id, next_index),
+    )
+    return next_index
+
+
 def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> bool:
     """Commit one correction unless the run changed hands meanwhile."""
     conn.execute("BEGIN IMMEDIATE")
@@ -132,14 +147,7 @@ def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> 
                 "WHERE run_id = ? AND worker_id = ? AND status IN ('pending', 'running')",
                 (error, now, fix.run_id, wid),
             )
-            last = conn.execute(
-                "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
-                (fix.run_id, wid),
-            ).fetchone()[0]
-            conn.execute(
-                "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index > ?",
-                (fix.run_id, wid, -1 if last is None else int(last)),
-            )
+            discard_unfinished(conn, fix.run_id, wid)
         conn.execute("UPDATE runs SET status = ? WHERE run_id = ?", (fix.run_status, fix.run_id))
         conn.execute("COMMIT")
     except BaseException:

@@ -41,6 +41,7 @@ from nbtrain.logs import log
 from nbtrain.statuses import WORKER_STATUSES
 from nbtrain.store.batch import BatchWriter
 from nbtrain.store.chunks_write import to_json
+from nbtrain.store.liveness import discard_unfinished
 from nbtrain.store.migrations import ensure_writable
 from nbtrain.store.ops import (
     WORKER_FIELDS,
@@ -249,16 +250,7 @@ class StoreWriter:
         batch = self._batch
 
         def call(conn: Any) -> int:
-            last = conn.execute(
-                "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
-                (run_id, wid),
-            ).fetchone()[0]
-            next_index = 0 if last is None else int(last) + 1
-            conn.execute(
-                "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
-                (run_id, wid, next_index),
-            )
-            return next_index
+            return discard_unfinished(conn, run_id, wid)
 
         op = Op(call=call, barrier=True, label=f"discard {wid}", future=Future(), urgent=True)
         with self._prepare_lock:  # steps queued after this are accepted from any index
