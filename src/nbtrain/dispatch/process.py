@@ -43,6 +43,40 @@ def worker_command(config_path: Path, worker_id: str) -> list[str]:
     ]
 
 
+def spawn_worker(
+    command: list[str], worker_id: str, *, cwd: str | None
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start a worker in its own session with its private pipes.
+
+    Returns the process, the read end of its telemetry pipe and the write end of its control
+    pipe; nothing is left open if it cannot start. Shared by the local backend and the Ray
+    actor, which runs the same worker the same way on its node."""
+    telemetry_r, telemetry_w = os.pipe()
+    control_r, control_w = os.pipe()
+    env = dict(os.environ)
+    env[WORKER_ID_ENV] = worker_id
+    env[TELEMETRY_FD_ENV] = str(telemetry_w)
+    env[CONTROL_FD_ENV] = str(control_r)
+    try:
+        popen = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(telemetry_w, control_r),
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except BaseException:
+        for fd in (telemetry_r, telemetry_w, control_r, control_w):
+            os.close(fd)
+        raise
+    os.close(telemetry_w)
+    os.close(control_r)
+    return popen, telemetry_r, control_w
+
+
 class LocalBackend(Backend):
     """Workers as subprocesses of this kernel, talking over private pipes (the default).
 
@@ -90,30 +124,9 @@ class WorkerProcess(WorkerHandle):
     def __init__(self, worker_id: str, config_path: Path, *, cwd: str | None = None) -> None:
         self.worker_id = worker_id
         self.config_path = config_path
-        telemetry_r, telemetry_w = os.pipe()
-        control_r, control_w = os.pipe()
-        env = dict(os.environ)
-        env[WORKER_ID_ENV] = worker_id
-        env[TELEMETRY_FD_ENV] = str(telemetry_w)
-        env[CONTROL_FD_ENV] = str(control_r)
-        try:
-            self.popen = subprocess.Popen(
-                worker_command(config_path, worker_id),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(telemetry_w, control_r),
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except BaseException:
-            for fd in (telemetry_r, telemetry_w, control_r, control_w):
-                os.close(fd)
-            raise
-        os.close(telemetry_w)
-        os.close(control_r)
-        self.telemetry_fd = telemetry_r
+        self.popen, self.telemetry_fd, control_w = spawn_worker(
+            worker_command(config_path, worker_id), worker_id, cwd=cwd
+        )
         self._control_fd: int | None = control_w
         self.started_at = time.time()
         self.stop_requested = False

@@ -18,7 +18,6 @@ import os
 import selectors
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +26,11 @@ from pathlib import Path
 
 import msgspec
 
+from nbtrain.dispatch.process import spawn_worker
 from nbtrain.procinfo import process_start_token
 from nbtrain.wire.codec import encode_frame
 from nbtrain.wire.events import Stop
-from nbtrain.worker.cli import CONTROL_FD_ENV, TELEMETRY_FD_ENV, WORKER_ID_ENV
+from nbtrain.worker.cli import WORKER_ID_ENV
 from nbtrain.worker.config_file import WorkerConfig
 
 #: A batch is sent once it holds this many bytes of telemetry...
@@ -66,31 +66,13 @@ class WorkerActor:
         self._start(worker_id, cwd if os.path.isdir(cwd) else self._private)
 
     def _start(self, worker_id: str, cwd: str) -> None:
-        telemetry_r, telemetry_w = os.pipe()
-        control_r, control_w = os.pipe()
-        env = dict(os.environ)
-        env[WORKER_ID_ENV] = worker_id
-        env[TELEMETRY_FD_ENV] = str(telemetry_w)
-        env[CONTROL_FD_ENV] = str(control_r)
         try:
-            self.popen = subprocess.Popen(
-                self.command(worker_id),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(telemetry_w, control_r),
-                env=env,
-                cwd=cwd,
-                start_new_session=True,
+            self.popen, self._telemetry_fd, control_w = spawn_worker(
+                self.command(worker_id), worker_id, cwd=cwd
             )
         except BaseException:
-            for fd in (telemetry_r, telemetry_w, control_r, control_w):
-                os.close(fd)
             shutil.rmtree(self._private, ignore_errors=True)
             raise
-        os.close(telemetry_w)
-        os.close(control_r)
-        self._telemetry_fd = telemetry_r
         self._control_fd: int | None = control_w
 
     def command(self, worker_id: str) -> list[str]:
