@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrain.dispatch.control import (
-    DEFAULT_DB,
     open_db,
     request_stop,
     stored_worker_config,
     take_over,
 )
 from nbtrain.dispatch.session import RunSession, live_session
-from nbtrain.dispatch.start import coerce_config, start_run
+from nbtrain.dispatch.start import DEFAULT_DB, coerce_config, start_run
 from nbtrain.errors import (
     ConfigError,
     RunError,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from nbtrain.dispatch.backend import resolve_backend
 from nbtrain.dispatch.runfiles import run_dir_for
 from nbtrain.dispatch.session import RunSession
+from nbtrain.dispatch.start import decode_agent
 from nbtrain.errors import RunError, StoreError, UnknownRunError
 from nbtrain.procinfo import own_identity
 from nbtrain.store import schema
@@ -27,8 +28,6 @@ from nbtrain.store.writer import acquire_writer
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
     from nbtrain.worker.config_file import WorkerConfig
-
-DEFAULT_DB = "nbtrain.sqlite"
 
 
 def open_db(db: str | os.PathLike[str]) -> Path:
@@ -59,7 +58,6 @@ def _run_row(db: Path, run_id: str) -> tuple[object, ...]:
 def stored_config(db: Path, run_id: str) -> TrainConfig:
     """The run's TrainConfig from its ``runs`` row; its digest must match the stored one."""
     from nbtrain.config import TrainConfig
-    from nbtrain.dispatch.start import decode_agent
 
     payload, digest, pickled, *_ = _run_row(db, run_id)
     if not isinstance(payload, str):
