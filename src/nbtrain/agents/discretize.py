@@ -41,6 +41,11 @@ class DiscreteEncoder(Discretizer):
     def encode(self, obs: Any) -> int:
         return int(obs) - self._start
 
+    @property
+    def fast_encode(self) -> Any:
+        """``encode``, or for spaces starting at 0 the builtin ``int`` (no Python frame)."""
+        return int if self._start == 0 else self.encode
+
 
 class RadixEncoder(Discretizer):
     """Several small integer components combined as digits of a mixed-radix number."""

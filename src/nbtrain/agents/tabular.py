@@ -31,9 +31,10 @@ from typing import Any, ClassVar
 
 from gymnasium import spaces
 
-from nbtrain.agents.discretize import MAX_TABLE_CELLS, make_discretizer
+from nbtrain.agents.atomic import write_atomic
+from nbtrain.agents.discretize import MAX_TABLE_CELLS, DiscreteEncoder, make_discretizer
 from nbtrain.agents.params import document_params
-from nbtrain.agents.policyfile import TABULAR_FORMAT, read_policy, write_policy
+from nbtrain.agents.policyfile import TABULAR_FORMAT, policy_json, read_policy
 
 POLICY_VERSION = 1
 TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
@@ -123,7 +124,8 @@ class TabularAgent:
         self.seed = None if seed is None else int(seed)
         self._rng = random.Random(self.seed)
         self._random = self._rng.random
-        self._encode = self.discretizer.encode
+        disc = self.discretizer
+        self._encode = disc.fast_encode if isinstance(disc, DiscreteEncoder) else disc.encode
         self._cached_obs: object = _NO_OBS
         self._cached_state = 0
 
@@ -152,11 +154,20 @@ class TabularAgent:
         return self._greedy(row)
 
     def act(self, obs: Any, explore: bool = True) -> int:
-        """ε-greedy while exploring, else greedy; ties broken uniformly at random."""
-        row = self.q[self._state(obs)]
-        if explore:
-            return self._policy(row) + self.action_start
-        return self._greedy(row) + self.action_start
+        """ε-greedy while exploring, else greedy; ties broken uniformly at random.
+
+        ``_policy`` and ``_greedy`` written out inline (the same draws in the same order):
+        three calls fewer per step took a quarter off this method's cost, and it runs at
+        every step (benchmarks/vs_bare.py)."""
+        row = self.q[self._cached_state if obs is self._cached_obs else self._encode(obs)]
+        rand = self._random
+        if explore and rand() < self.epsilon:
+            return int(rand() * self.n_actions) + self.action_start
+        best = max(row)
+        if row.count(best) == 1:
+            return row.index(best) + self.action_start
+        ties = [i for i, v in enumerate(row) if v == best]
+        return ties[int(rand() * len(ties))] + self.action_start
 
     def q_values(self, obs: Any) -> list[float]:
         """A copy of the Q-values of ``obs``'s state (index 0 is ``action_space.start``)."""
@@ -197,8 +208,12 @@ class TabularAgent:
 
         ``episode``: how many episodes the worker had finished (recorded for a resume).
         """
-        write_policy(
-            path,
+        write_atomic(path, self.policy_bytes(episode=episode))
+
+    def policy_bytes(self, *, episode: int | None = None) -> bytes:
+        """What :meth:`save` writes; the worker's periodic checkpoints write these bytes
+        into a file of their own (no new file per checkpoint, see ``worker.checkpoint``)."""
+        return policy_json(
             {
                 "format": TABULAR_FORMAT,
                 "version": POLICY_VERSION,
@@ -211,7 +226,7 @@ class TabularAgent:
                 "epsilon": self.epsilon,
                 "hyperparameters": self.hyperparameters(),
                 "q": self.q,
-            },
+            }
         )
 
     def load(self, path: str | os.PathLike[str]) -> None:
@@ -289,19 +304,21 @@ class QLearningAgent(TabularAgent):
         terminated: bool,
         truncated: bool,
     ) -> dict[str, Any]:
-        row = self.q[self._cached_state if obs is self._cached_obs else self._encode(obs)]
+        q = self.q
+        row = q[self._cached_state if obs is self._cached_obs else self._encode(obs)]
         a = int(action) - self.action_start
         old = row[a]
         if terminated:
-            target = float(reward)
-        else:
-            s2 = self._encode(next_obs)
-            target = float(reward) + self.gamma * max(self.q[s2])
-        if terminated or truncated:
+            delta = float(reward) - old
             self._cached_obs = _NO_OBS
         else:
-            self._cached_obs, self._cached_state = next_obs, s2
-        delta = target - old
+            s2 = self._encode(next_obs)
+            delta = float(reward) + self.gamma * max(q[s2]) - old
+            if truncated:
+                self._cached_obs = _NO_OBS
+            else:
+                self._cached_obs = next_obs
+                self._cached_state = s2
         row[a] = old + self.alpha * delta
         return {"epsilon": self.epsilon, "td_error": delta}
 
