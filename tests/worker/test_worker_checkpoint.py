@@ -136,11 +136,14 @@ def test_stale_temp_files_of_a_killed_save_are_removed(tmp_path: Path) -> None:
     stale.write_text("half a checkpoi")
     inner = tmp_path / f"..{POLICY}.4242.0.tmp.4242.0.tmp"  # the agent's own temp inside it
     inner.write_text("half")
+    swap = tmp_path / f".{POLICY}.swap.tmp"  # the periodic checkpoints' second file
+    swap.write_text("an older checkpoint")
     other = tmp_path / ".policy-000002.json.4242.0.tmp"  # another worker's: not ours
     other.write_text("x")
     assert run_worker(make_config(tmp_path, episodes=2)).code == 0
     assert not stale.exists()
     assert not inner.exists()
+    assert not swap.exists()
     assert other.exists()
 
 
@@ -153,6 +156,26 @@ def test_a_save_that_fails_leaves_no_temp_file_and_fails_the_worker(tmp_path: Pa
     assert _leftovers(tmp_path) == []
     assert not (tmp_path / POLICY).exists()
     assert [e.ep_index for e in result.of(ev.Episode)] == [0, 1, 2, 3, 4]
+
+
+def test_policy_bytes_that_are_not_bytes_fail_the_worker_by_name(tmp_path: Path) -> None:
+    config = make_config(tmp_path, agent="TextPolicyBytes", episodes=6, checkpoint_every=2)
+    result = run_worker(config)
+    assert result.code == 1
+    assert result.events[-1].error == (
+        "TypeError: agent.policy_bytes() returned str; it must return bytes"
+    )
+    assert _leftovers(tmp_path) == []
+    assert [e.ep_index for e in result.of(ev.Episode)] == [0, 1]
+
+
+def test_many_periodic_checkpoints_leave_no_file_behind(tmp_path: Path) -> None:
+    result = run_worker(make_config(tmp_path, episodes=40, checkpoint_every=2))
+    assert result.code == 0
+    assert len(result.of(ev.Artifact)) == 20
+    policy = json.loads((tmp_path / POLICY).read_text())
+    assert policy["episode"] == 40
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
 def _small_file_limit() -> None:

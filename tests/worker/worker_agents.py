@@ -92,3 +92,10 @@ class NoEpisodeSave(_Base):
 
     def learn(self, *args: Any) -> dict[str, Any]:
         return {"steps": self.steps}
+
+
+class TextPolicyBytes(NoEpisodeSave):
+    """policy_bytes() returns text instead of bytes: a periodic checkpoint must fail loudly."""
+
+    def policy_bytes(self, *, episode: int | None = None) -> str:
+        return str(self.steps)

@@ -21,6 +21,7 @@ __all__ = [
     "TILE_FORMAT",
     "PolicyFileError",
     "policy_agent",
+    "policy_json",
     "read_policy",
     "write_policy",
 ]
@@ -35,9 +36,14 @@ class PolicyFileError(ValueError):
     """A policy file that cannot be read, or was not written by a built-in agent."""
 
 
+def policy_json(data: dict[str, Any]) -> bytes:
+    """A policy file's bytes: compact JSON (the format and episode first, see checkpoint)."""
+    return json.dumps(data, separators=(",", ":")).encode("utf-8")
+
+
 def write_policy(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     """``data`` as compact JSON, written atomically with mode 0600."""
-    write_atomic(path, json.dumps(data, separators=(",", ":")).encode("utf-8"))
+    write_atomic(path, policy_json(data))
 
 
 def read_policy(path: str | os.PathLike[str], fmt: str | None = None) -> dict[str, Any]:

@@ -24,9 +24,10 @@ from typing import Any, ClassVar
 import numpy as np
 from gymnasium import spaces
 
+from nbtrain.agents.atomic import write_atomic
 from nbtrain.agents.discretize import MAX_TABLE_CELLS
 from nbtrain.agents.params import document_params
-from nbtrain.agents.policyfile import TILE_FORMAT, read_policy, write_policy
+from nbtrain.agents.policyfile import TILE_FORMAT, policy_json, read_policy
 from nbtrain.agents.tabular import _number
 from nbtrain.agents.tilecoding import make_tile_coder
 
@@ -189,9 +190,12 @@ class TileSarsaAgent:
 
     def save(self, path: str | os.PathLike[str], *, episode: int | None = None) -> None:
         """Write the weights (nonzero rows only), the tile coding and ε as JSON, atomically."""
+        write_atomic(path, self.policy_bytes(episode=episode))
+
+    def policy_bytes(self, *, episode: int | None = None) -> bytes:
+        """What :meth:`save` writes (periodic checkpoints write these bytes themselves)."""
         used = np.flatnonzero(np.any(self.w != 0.0, axis=1))
-        write_policy(
-            path,
+        return policy_json(
             {
                 "format": TILE_FORMAT,
                 "version": 1,

@@ -12,7 +12,11 @@ Three different things, kept apart on purpose:
 
 A checkpoint is written atomically: the agent saves into a fresh ``0600`` temp file beside
 the target, which is fsynced and renamed over it; any failure removes the temp file and is
-raised (a run must not go on believing it has a checkpoint it does not have).
+raised (a run must not go on believing it has a checkpoint it does not have). Periodic
+checkpoints of an agent with ``policy_bytes()`` (the built-in ones) are cheaper: no fsync,
+and the bytes swap places with the target through one reused file
+(:class:`~nbtrain.agents.atomic.SwapWriter`): about 20 us instead of about 1 ms, which was
+a sixth of a FrozenLake run's time at the default ``checkpoint_every=100``.
 """
 
 from __future__ import annotations
@@ -26,10 +30,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nbtrain.agents.atomic import FILE_MODE, replace_atomically, saving_into, temp_path
+from nbtrain.agents.atomic import (
+    FILE_MODE,
+    SwapWriter,
+    replace_atomically,
+    saving_into,
+    temp_path,
+    without_fsync,
+)
 from nbtrain.worker.config_file import WorkerConfig
 
 __all__ = [
+    "Checkpointer",
     "Saver",
     "checkpoint_label",
     "remove_stale_temps",
@@ -85,6 +97,49 @@ def save_atomically(save: Saver, target: Path, episode: int) -> None:
             os.unlink(tmp)
         raise
     replace_atomically(tmp, target)
+
+
+class Checkpointer:
+    """How one worker saves its agent to ``target``: durably at the end, cheaply between."""
+
+    def __init__(self, agent: Any, target: Path) -> None:
+        self.target = target
+        self._save = saver(agent)
+        dump = getattr(agent, "policy_bytes", None)
+        self._dump: Callable[..., bytes] | None = dump if callable(dump) else None
+        self._swap: SwapWriter | None = None
+
+    @property
+    def can_save(self) -> bool:
+        return self._save is not None
+
+    def save(self, episode: int, *, final: bool) -> bool:
+        """Save after ``episode`` episodes; False if the agent cannot save."""
+        if self._save is None:
+            return False
+        if final:
+            self.close()
+            save_atomically(self._save, self.target, episode)
+        elif self._dump is not None:
+            data = self._dump(episode=episode)
+            if not isinstance(data, bytes):
+                raise TypeError(
+                    f"agent.policy_bytes() returned {type(data).__name__}; it must return bytes"
+                )
+            if self._swap is None:
+                self.target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._swap = SwapWriter(self.target)
+            self._swap.write(data)
+        else:
+            with without_fsync():
+                save_atomically(self._save, self.target, episode)
+        return True
+
+    def close(self) -> None:
+        """Remove the swap file of periodic checkpoints (the target stays)."""
+        if self._swap is not None:
+            self._swap.close()
+            self._swap = None
 
 
 def remove_stale_temps(target: Path) -> None:

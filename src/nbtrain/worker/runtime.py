@@ -15,22 +15,14 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from nbtrain import log_codes
-from nbtrain.agents.atomic import without_fsync
 from nbtrain.ids import format_episode_id
 from nbtrain.logs import log
 from nbtrain.seeding import episode_seed
 from nbtrain.wire.events import Artifact, Ended, EndStatus, Episode, Started
-from nbtrain.worker.checkpoint import (
-    Saver,
-    checkpoint_label,
-    resume_point,
-    save_atomically,
-    saver,
-    start_agent,
-)
+from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, resume_point, start_agent
 from nbtrain.worker.cli import PROG, Launch, UsageError, parse_launch
 from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
 from nbtrain.worker.emitter import (
@@ -74,7 +66,7 @@ class Worker:
         self.emitter = TelemetryEmitter(sink, self.run_id, self.worker_id)
         self.state = LoopState(self.cfg.start_episode)
         self.policy_file = launch.run_dir / f"policy-{self.worker_id}.json"
-        self._saver: Saver | Literal[False] | None = None  # found on the first save
+        self._checkpointer: Checkpointer | None = None  # made on the first save
         self.env: Any = None
         self.agent: Any = None
 
@@ -133,6 +125,8 @@ class Worker:
             self._log(40, log_codes.LOG_WORKER_FAILED, "worker failed: %s", error)
         finally:
             self._close_env()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
         heartbeat.stop()
         try:
             self.emitter.emit_final(
@@ -186,17 +180,11 @@ class Worker:
 
         Periodic checkpoints (``final=False``) skip fsync: they guard against a crashed
         worker, which the page cache survives; the final save is durable."""
-        if self._saver is None:
-            self._saver = saver(self.agent) or False
-        save = self._saver
-        if save is False:
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self.agent, self.policy_file)
+        if not self._checkpointer.save(episode, final=final):
             return
         path = self.policy_file
-        if final:
-            save_atomically(save, path, episode)
-        else:
-            with without_fsync():
-                save_atomically(save, path, episode)
         self._log(20 if final else 10, log_codes.LOG_WORKER_POLICY_SAVED, "policy saved to %s",
                   path)  # fmt: skip
         self.emitter.emit(
@@ -206,7 +194,8 @@ class Worker:
                 kind="policy",
                 path=str(path.absolute()),
                 ts=time.time(),
-            )
+            ),
+            push=final,  # a periodic one goes out with the next flush
         )
 
     def _close_env(self) -> None:
