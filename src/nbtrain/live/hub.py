@@ -64,7 +64,8 @@ class WorkerLive:
     # a worker's own `failed` event arrives before its exit code does.
     settled: bool = False
     curve: BucketCurve = field(default_factory=BucketCurve)
-    _recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
+    # The events themselves (dicts are made when a view asks: most episodes are never shown).
+    _recent: deque[Episode] = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
     _return_sum: float = 0.0
     _return_count: int = 0
 
@@ -72,17 +73,7 @@ class WorkerLive:
         self.curve.add(event.ep_index, float(event.total_reward), event.length)
         self._return_sum += float(event.total_reward)
         self._return_count += 1
-        self._recent.append(
-            {
-                "ep_index": event.ep_index,
-                "episode_id": event.episode_id,
-                "total_reward": event.total_reward,
-                "length": event.length,
-                "terminated": event.terminated,
-                "truncated": event.truncated,
-                "ended_at": event.ended_at,
-            }
-        )
+        self._recent.append(event)
         self.episodes_done = max(self.episodes_done, event.ep_index + 1)
         eps = event.extras.get("epsilon") if event.extras else None
         if isinstance(eps, int | float):
@@ -97,7 +88,7 @@ class WorkerLive:
     def last100_return(self) -> float | None:
         """Mean return of the last 100 episodes (as ``summary()``'s ``last100_return``)."""
         last = list(self._recent)[-100:]
-        return sum(r["total_reward"] for r in last) / len(last) if last else None
+        return sum(float(e.total_reward) for e in last) / len(last) if last else None
 
     @property
     def last20_return(self) -> float | None:
@@ -107,7 +98,18 @@ class WorkerLive:
     def recent_episodes(self, n: int = 20) -> list[dict[str, Any]]:
         if n <= 0:
             return []
-        return list(self._recent)[-n:]
+        return [
+            {
+                "ep_index": e.ep_index,
+                "episode_id": e.episode_id,
+                "total_reward": e.total_reward,
+                "length": e.length,
+                "terminated": e.terminated,
+                "truncated": e.truncated,
+                "ended_at": e.ended_at,
+            }
+            for e in list(self._recent)[-n:]
+        ]
 
 
 class RunLive:

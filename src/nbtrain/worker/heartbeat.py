@@ -21,7 +21,22 @@ class LoopState:
         self.steps_done = 0
         self.episodes_done = 0
         self.ep_index = start_episode
-        self.epsilon: float | None = None
+        # The agent's last end_episode() and learn() extras: ε is read from them only when
+        # a heartbeat needs it, not once an episode.
+        self.extras: tuple[object, object] = (None, None)
+
+    @property
+    def epsilon(self) -> float | None:
+        end, step = self.extras
+        return _epsilon(end) or _epsilon(step)
+
+
+def _epsilon(extras: object) -> float | None:
+    if isinstance(extras, dict):
+        value = extras.get("epsilon")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 class Heartbeat:

@@ -48,14 +48,6 @@ def _plain(value: Any) -> Any:
     return value if tolist is None else tolist()
 
 
-def _epsilon(extras: object) -> float | None:
-    if isinstance(extras, dict):
-        value = extras.get("epsilon")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
 class Worker:
     def __init__(self, launch: Launch, sink: Sink) -> None:
         self.launch = launch
@@ -293,7 +285,7 @@ class Worker:
             if not (terminated or truncated):
                 break  # stopped mid-episode: no Episode event for it
             end_extras = end_episode() if end_episode is not None else None
-            state.epsilon = _epsilon(end_extras) or _epsilon(extras)
+            state.extras = (end_extras, extras)
             ended_at = now()
             emitter.hold(
                 Episode(
