@@ -54,10 +54,35 @@ def _steps(
     )
 
 
+@st.composite
+def _episodes(
+    draw: st.DrawFn, floats: st.SearchStrategy[float], extras: st.SearchStrategy[Any]
+) -> ev.Episodes:
+    n = draw(st.integers(min_value=0, max_value=20))
+
+    def column(strategy: st.SearchStrategy[Any]) -> list[Any]:
+        return draw(st.lists(strategy, min_size=n, max_size=n))
+
+    return ev.Episodes(
+        run_id=draw(text),
+        worker_id=draw(ids),
+        ep_index=column(counts),
+        total_reward=column(floats),
+        length=column(counts),
+        terminated=column(st.booleans()),
+        truncated=column(st.booleans()),
+        seed=column(counts),
+        started_at=column(floats),
+        ended_at=column(floats),
+        extras=column(extras),
+    )
+
+
 def _events(
     floats: st.SearchStrategy[float], extras: st.SearchStrategy[Any]
 ) -> st.SearchStrategy[Any]:
     return st.one_of(
+        _episodes(floats, extras),
         st.builds(
             ev.Started,
             **common,

@@ -14,7 +14,7 @@ import nbtrain
 from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire.codec import FrameDecoder, encode_frame
-from nbtrain.wire.events import Stop
+from nbtrain.wire.events import Episodes, Stop
 from nbtrain.worker.config_file import AgentRef, TelemetrySpec, WorkerConfig
 
 # The test agents workers import (tests/worker/worker_agents.py).
@@ -61,6 +61,7 @@ class Result:
     errors: list[Any]
     stdout: bytes
     stderr: bytes
+    wire: list[Any] = field(default_factory=list)
 
     def of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -76,6 +77,7 @@ class WorkerHandle:
     control_w: int | None
     events: list[Any] = field(default_factory=list)
     errors: list[Any] = field(default_factory=list)
+    wire: list[Any] = field(default_factory=list)  # the events as sent (Episodes batches)
     out: dict[str, bytes] = field(default_factory=dict)
     threads: list[threading.Thread] = field(default_factory=list)
     first_event: threading.Event = field(default_factory=threading.Event)
@@ -111,7 +113,8 @@ class WorkerHandle:
             self.close_control()
         for thread in self.threads:
             thread.join(10)
-        return Result(code, self.events, self.errors, self.out["stdout"], self.out["stderr"])
+        out = self.out
+        return Result(code, self.events, self.errors, out["stdout"], out["stderr"], self.wire)
 
 
 def start_worker(
@@ -162,7 +165,13 @@ def start_worker(
         with os.fdopen(fd, "rb", buffering=0) as pipe:
             while data := pipe.read(65536):
                 for item in decoder.feed(data):
-                    (handle.errors if isinstance(item, Exception) else handle.events).append(item)
+                    if isinstance(item, Exception):
+                        handle.errors.append(item)
+                    else:
+                        handle.wire.append(item)
+                        # Tests read finished episodes one by one, as a person would.
+                        expanded = item.expand() if isinstance(item, Episodes) else [item]
+                        handle.events.extend(expanded)
                     handle.first_event.set()
         handle.errors.extend(decoder.close())
 

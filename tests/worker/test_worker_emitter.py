@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -216,6 +217,92 @@ def test_rows_appended_while_a_side_event_takes_them_are_kept(pipe: tuple[int, i
     steps = [i for e in events if isinstance(e, ev.Steps) for i in e.step_index]
     assert steps == list(range(total))
     assert sum(isinstance(e, ev.Steps) for e in events) > 1  # the side thread took some
+
+
+def _episode_row(ep: int) -> tuple[Any, ...]:
+    return (ep, 1.0, 1, True, False, ep, 1.0, 2.0, {"epsilon": 0.5})
+
+
+def test_finished_episodes_go_out_as_one_batch_after_their_steps(
+    pipe: tuple[int, int],
+) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    for ep in range(3):
+        emitter.rows.append((ep, 0, 0, 1.0, True, False, 5, None, 1.0))
+        emitter.episodes.append(_episode_row(ep))
+    emitter.flush()
+    events = decode_all(read_available(r))
+    assert [type(e).__name__ for e in events] == ["Steps", "Episodes"]
+    batch = events[1]
+    assert batch.ep_index == [0, 1, 2]
+    assert [e.episode_id for e in batch.expand()] == [f"{RUN}-w000001-ep00000{i}" for i in range(3)]
+    assert emitter.episodes == []
+    assert emitter.rows == []
+
+
+def test_episodes_taken_by_a_side_event_never_go_ahead_of_their_steps(
+    pipe: tuple[int, int],
+) -> None:
+    """The heartbeat thread takes episodes and rows while the loop appends: an episode is
+    always sent after every one of its steps."""
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+
+    class SlowLen(list):  # type: ignore[type-arg]
+        """Widens the race: the loop appends while a length just read is still in use."""
+
+        def __len__(self) -> int:
+            n = super().__len__()
+            if threading.current_thread() is side:
+                time.sleep(0.0002)
+            return n
+
+    emitter.rows = SlowLen()
+    emitter.episodes = SlowLen()
+    total = 20_000
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.is_set():
+            emitter.emit_side(progress())
+            time.sleep(0.0002)
+
+    data = bytearray()
+    drained = threading.Event()
+
+    def drain() -> None:  # the pipe must never stay full: writers would block for good
+        while not drained.is_set():
+            data.extend(read_available(r))
+            time.sleep(0.001)
+
+    side = threading.Thread(target=beat)
+    reader = threading.Thread(target=drain)
+    side.start()
+    reader.start()
+    try:
+        for ep in range(total):
+            emitter.rows.append((ep, 0, 0, 1.0, False, False, 0, None, 1.0))
+            emitter.rows.append((ep, 1, 0, 1.0, True, False, 0, None, 1.0))
+            emitter.episodes.append(_episode_row(ep))
+    finally:
+        done.set()
+        side.join()
+        emitter.flush()
+        drained.set()
+        reader.join()
+    data += read_available(r)
+    stepped: dict[int, int] = {}
+    batches = 0
+    for event in decode_all(bytes(data)):
+        if isinstance(event, ev.Steps):
+            for ep in event.ep_index:
+                stepped[ep] = stepped.get(ep, 0) + 1
+        elif isinstance(event, ev.Episodes):
+            batches += 1
+            assert all(stepped.get(ep) == 2 for ep in event.ep_index)
+    assert len(stepped) == total
+    assert batches > 1  # the side thread took some
 
 
 def test_large_queues_are_written_at_once(pipe: tuple[int, int]) -> None:

@@ -47,6 +47,10 @@ def test_complete_run_event_sequence(tmp_path: Path) -> None:
     assert result.types.count("Started") == result.types.count("Ended") == 1
     episodes = result.of(ev.Episode)
     assert [e.ep_index for e in episodes] == [0, 1, 2, 3]
+    # On the wire they are Episodes batches (the first one alone: a new run shows at once).
+    sent = [type(e).__name__ for e in result.wire if isinstance(e, ev.Episode | ev.Episodes)]
+    assert sent[0] == "Episodes"
+    assert "Episode" not in sent
     run_id = started.run_id
     for episode in episodes:
         assert parse_episode_id(episode.episode_id) == (run_id, "000001", episode.ep_index)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from nbtrain.live.curve import BucketCurve
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.logs import log
@@ -26,6 +28,7 @@ from nbtrain.wire.events import (
     Artifact,
     Ended,
     Episode,
+    Episodes,
     Event,
     Frame,
     GridMap,
@@ -78,6 +81,24 @@ class WorkerLive:
         eps = event.extras.get("epsilon") if event.extras else None
         if isinstance(eps, int | float):
             self.epsilon = float(eps)
+
+    def _add_episodes(self, event: Episodes) -> None:
+        if len({len(column) for column in msgspec.structs.astuple(event)[2:]}) != 1:
+            return  # malformed: the store counts and logs it
+        add = self.curve.add
+        rewards = event.total_reward
+        for ep, reward, length in zip(event.ep_index, rewards, event.length, strict=True):
+            add(ep, float(reward), length)
+        self._return_sum += float(sum(rewards))
+        self._return_count += len(rewards)
+        # Only the episodes a view can still ask for become objects.
+        self._recent.extend(event.expand(max(len(event) - RECENT_EPISODES, 0)))
+        if event.ep_index:
+            self.episodes_done = max(self.episodes_done, max(event.ep_index) + 1)
+            last = event.extras[-1]
+            eps = last.get("epsilon") if last else None
+            if isinstance(eps, int | float):
+                self.epsilon = float(eps)
 
     @property
     def mean_return(self) -> float | None:
@@ -217,6 +238,8 @@ def _apply(worker: WorkerLive, event: Event) -> None:
             last_obs = event.obs[-1]
             if worker.grid is not None and isinstance(last_obs, int):
                 worker.position = last_obs
+    elif isinstance(event, Episodes):
+        worker._add_episodes(event)
     elif isinstance(event, Episode):
         worker._add_episode(event)
     elif isinstance(event, Progress):

@@ -43,8 +43,14 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.store import files, schema
-from nbtrain.store.chunks_write import INSERT_CHUNK, INSERT_EPISODE, chunk_rows, episode_row
-from nbtrain.wire.events import Episode, Event, Steps
+from nbtrain.store.chunks_write import (
+    INSERT_CHUNK,
+    INSERT_EPISODE,
+    chunk_rows,
+    episode_row,
+    episode_rows,
+)
+from nbtrain.wire.events import Episode, Episodes, Event, Steps
 
 if TYPE_CHECKING:
     from nbtrain.store.writer import Op
@@ -166,7 +172,7 @@ class BatchWriter:
         wids = self._wids
         for event in events:
             is_steps = isinstance(event, Steps)
-            if not is_steps and not isinstance(event, Episode):
+            if not is_steps and not isinstance(event, Episodes | Episode):
                 continue
             try:
                 wid = wids.get(event.worker_id)
@@ -177,10 +183,12 @@ class BatchWriter:
                     wids[event.worker_id] = wid
                 if is_steps:
                     chunks.extend(self._chunks(event, wid))  # type: ignore[arg-type]
+                elif isinstance(event, Episodes):
+                    episodes.extend(episode_rows(event, wid))
                 else:
                     episodes.append(episode_row(event, wid))  # type: ignore[arg-type]
             except Exception as exc:
-                n = len(event.step_index) if isinstance(event, Steps) else 1
+                n = len(event) if isinstance(event, Steps | Episodes) else 1
                 self._failed(n, f"{type(event).__name__} event", exc, event.run_id, None)
         steps = 0
         for row in chunks:

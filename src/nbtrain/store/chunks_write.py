@@ -9,13 +9,14 @@ code runs per step on this path.
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import repeat
 from typing import Any
 
 import msgspec
 
 from nbtrain.store.schema import CHUNK_COLUMNS, EPISODE_COLUMNS
 from nbtrain.wire.codec import to_builtins_hook
-from nbtrain.wire.events import Episode, Steps
+from nbtrain.wire.events import Episode, Episodes, Steps
 
 ChunkRow = tuple[Any, ...]  # (run_id, worker_id, ep_index, first_step, n_steps, rows)
 
@@ -94,6 +95,30 @@ def episode_row(event: Episode, worker_id: str) -> tuple[Any, ...]:
         event.started_at,
         event.ended_at,
         to_json(event.extras or {}),
+    )
+
+
+def episode_rows(event: Episodes, worker_id: str) -> list[tuple[Any, ...]]:
+    """The ``episodes`` rows of a batch (columns of unequal length raise ``ValueError``)."""
+    n = len(event.ep_index)
+    encode = _encoder.encode
+    extras = [encode(x).decode() if x else "{}" for x in event.extras]
+    return list(
+        zip(
+            repeat(event.run_id, n),
+            repeat(worker_id, n),
+            event.ep_index,
+            event.episode_ids(),
+            event.total_reward,
+            event.length,
+            event.terminated,
+            event.truncated,
+            event.seed,
+            event.started_at,
+            event.ended_at,
+            extras,
+            strict=True,
+        )
     )
 
 

@@ -2,9 +2,9 @@
 dashboard. Documented for other tools in ``docs/wire.md``.
 
 Every event carries ``run_id`` and ``worker_id``. Times are Unix seconds (float, UTC).
-Step events travel in column batches (:class:`Steps`): one list per field, all the same
-length, so the worker pays one tuple append per step and the kernel builds Arrow columns
-without a Python loop per row.
+Step and episode events travel in column batches (:class:`Steps`, :class:`Episodes`): one
+list per field, all the same length, so the worker pays one tuple append per step or
+episode, and the kernel decodes one object per batch instead of one per row.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from typing import Any, Literal
 
 import msgspec
 
-WIRE_VERSION = 1
+from nbtrain.ids import format_episode_id
+
+# 2: finished episodes travel in column batches (``episodes``); 1 sent one ``episode`` each.
+WIRE_VERSION = 2
 
 WorkerStatus = Literal["pending", "running", "completed", "failed", "stopped"]
 EndStatus = Literal["completed", "failed", "stopped"]
@@ -74,6 +77,64 @@ class Episode(_Event, tag="episode", frozen=True, kw_only=True):
     extras: dict[str, Any] = {}
 
 
+class Episodes(_Event, tag="episodes", frozen=True, kw_only=True):
+    """Finished episodes as columns, as a flush sends them. ``episode_id`` is not sent: it
+    follows from the ids (:meth:`expand` spells it out)."""
+
+    ep_index: list[int]
+    total_reward: list[float]
+    length: list[int]
+    terminated: list[bool]
+    truncated: list[bool]
+    seed: list[int]
+    started_at: list[float]
+    ended_at: list[float]
+    extras: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.ep_index)
+
+    def episode_ids(self) -> list[str]:
+        prefix = format_episode_id(self.run_id, 0, self.worker_id)[: -len("000000")]
+        return [f"{prefix}{ep:06d}" for ep in self.ep_index]
+
+    def expand(self, start: int = 0) -> list[Episode]:
+        """One :class:`Episode` per row from row ``start`` on; ``ValueError`` if the
+        columns differ in length."""
+        run_id, worker_id = self.run_id, self.worker_id
+        columns = (
+            self.episode_ids(),
+            self.ep_index,
+            self.total_reward,
+            self.length,
+            self.terminated,
+            self.truncated,
+            self.seed,
+            self.started_at,
+            self.ended_at,
+            self.extras,
+        )
+        return [
+            Episode(
+                run_id=run_id,
+                worker_id=worker_id,
+                episode_id=eid,
+                ep_index=ep,
+                total_reward=reward,
+                length=length,
+                terminated=term,
+                truncated=trunc,
+                seed=seed,
+                started_at=t0,
+                ended_at=t1,
+                extras=extras,
+            )
+            for eid, ep, reward, length, term, trunc, seed, t0, t1, extras in zip(
+                *(column[start:] for column in columns), strict=True
+            )
+        ]
+
+
 class Progress(_Event, tag="progress", frozen=True, kw_only=True):
     """Heartbeat, at least once a second while the worker lives."""
 
@@ -127,7 +188,7 @@ class Ended(_Event, tag="ended", frozen=True, kw_only=True):
     traceback: str | None = None
 
 
-Event = Started | Steps | Episode | Progress | GridMap | Frame | Artifact | Ended
+Event = Started | Steps | Episode | Episodes | Progress | GridMap | Frame | Artifact | Ended
 
 
 class Stop(msgspec.Struct, tag_field="type", tag="stop", frozen=True, forbid_unknown_fields=True):

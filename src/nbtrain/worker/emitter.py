@@ -17,13 +17,16 @@ from typing import Any, Protocol, TextIO
 import msgspec
 
 from nbtrain.wire.codec import FrameEncoder, event_to_json
-from nbtrain.wire.events import Ended, Episode, Progress, Started, Steps
+from nbtrain.wire.events import Ended, Episode, Episodes, Progress, Started, Steps
 
 # Steps are flushed at least this often (seconds), so a slow run never looks frozen.
 FLUSH_INTERVAL = 0.1
 
 StepRow = tuple[int, int, Any, Any, Any, Any, Any, Any, float]
 """``(ep_index, step_index, action, reward, terminated, truncated, obs, extras, ts)``"""
+EpisodeRow = tuple[int, float, int, bool, bool, int, float, float, dict[str, Any]]
+"""``(ep_index, total_reward, length, terminated, truncated, seed, started_at, ended_at,
+extras)``: the columns of :class:`Episodes`, in order."""
 
 
 class TelemetryClosedError(Exception):
@@ -31,9 +34,12 @@ class TelemetryClosedError(Exception):
 
 
 class Sink(Protocol):
-    """``send`` queues an event (encoded at once, in order); ``push`` writes what is queued."""
+    """``send`` queues an event (encoded at once, in order); ``push`` writes what is queued.
+    ``batches_episodes``: send finished episodes as :class:`Episodes` batches (the kernel's
+    wire) rather than one :class:`Episode` each (what a person reads)."""
 
     wants_steps: bool
+    batches_episodes: bool
 
     def send(self, event: msgspec.Struct) -> None: ...
 
@@ -72,6 +78,7 @@ def enlarge_pipe(fd: int, size: int = PIPE_SIZE) -> int | None:
 
 class _BufferedSink:
     wants_steps = True
+    batches_episodes = False
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -92,6 +99,8 @@ class _BufferedSink:
 
 class FrameSink(_BufferedSink):
     """Binary frames onto the telemetry pipe (the normal case, under the dispatcher)."""
+
+    batches_episodes = True
 
     def __init__(self, fd: int) -> None:
         super().__init__(fd)
@@ -114,6 +123,7 @@ class SummarySink:
     """Run by hand without ``--jsonl``: a short line about once a second and one at the end."""
 
     wants_steps = False
+    batches_episodes = False
 
     def __init__(self, stream: TextIO | None = None, interval: float = 1.0) -> None:
         self.stream = stream if stream is not None else sys.stderr
@@ -171,13 +181,14 @@ class SummarySink:
 class TelemetryEmitter:
     """Batches step rows into :class:`Steps` frames and frames into writes.
 
-    Small events given to :meth:`hold` (episodes, grid maps) are held until the next
-    flush and sent right after the :class:`Steps` events holding every step recorded since
-    the last flush. So an episode's steps always precede its :class:`Episode` event, and a
-    fast run sends a few large ``Steps`` events per flush, not one per (often 8-step)
-    episode. Every
-    write goes through one lock, so the heartbeat thread and the training loop never
-    interleave bytes of two frames; the heartbeat also pushes queued bytes.
+    The training loop appends step rows to :attr:`rows` and finished episodes to
+    :attr:`episodes` (one tuple each, no lock). A flush sends the :class:`Steps` events
+    holding every step recorded since the last flush, then the small events given to
+    :meth:`hold` (grid maps), then the finished episodes as :class:`Episodes`. So an
+    episode's steps always precede it, and a fast run sends a few large events per flush,
+    not two per (often 8-step) episode. Every write goes through one lock, so the heartbeat
+    thread and the training loop never interleave bytes of two frames; the heartbeat also
+    pushes queued bytes.
     """
 
     # Queued bytes beyond this are written at once rather than at the next deadline.
@@ -185,14 +196,17 @@ class TelemetryEmitter:
     # Steps per Steps event: the kernel decodes an event in one call that holds its GIL, so
     # a 100 ms batch goes out in pieces of about 64 KiB to keep the notebook responsive.
     MAX_STEPS_PER_EVENT = 1024
-    # Held events beyond this are sent at once (a burst of tiny episodes between flushes).
+    # Held events beyond this are sent at once.
     MAX_HELD = 4096
+    # Episodes per Episodes event (a 100 ms flush of FrozenLake holds about 2,500).
+    MAX_EPISODES_PER_EVENT = 4096
 
     def __init__(self, sink: Sink, run_id: str, worker_id: str) -> None:
         self.sink = sink
         self.run_id = run_id
         self.worker_id = worker_id
         self.rows: list[StepRow] = []
+        self.episodes: list[EpisodeRow] = []
         self._held: list[msgspec.Struct] = []
         self._lock = threading.Lock()
         self.steps_sent = 0
@@ -234,8 +248,9 @@ class TelemetryEmitter:
         far, so an episode that ended just before a long step is not held back until it ends.
 
         Taking the rows here is safe while the main thread appends: only the first ``n`` are
-        taken and deleted, and every held event's rows were appended before it was held.
-        Rows the main thread will refuse (bad extras) are left for it to report.
+        taken and deleted, and the episodes are counted first, so every step of the
+        episodes taken was appended before them and is taken too. Rows the main thread will
+        refuse (bad extras) are left for it to report.
         """
         with self._lock:
             with contextlib.suppress(Exception):  # the main thread reports it at its flush
@@ -256,8 +271,9 @@ class TelemetryEmitter:
         them or, if one fails to encode, none (nothing half-sent, nothing sent twice). On
         failure the batch stays for a later try, or with ``drop_on_error`` is dropped:
         held episodes whose steps cannot be sent must not be sent either."""
+        m = len(self.episodes)  # before the rows: see emit_side
         n = len(self.rows)
-        if not n and not self._held:
+        if not n and not m and not self._held:
             return
         mark = self.sink.pending()
         try:
@@ -265,15 +281,35 @@ class TelemetryEmitter:
                 self._send_steps(n)
             for event in self._held:
                 self.sink.send(event)
+            if m:
+                self._send_episodes(m)
         except Exception:
             self.sink.truncate(mark)
             if drop_on_error:
                 del self.rows[:n]
+                del self.episodes[:m]
                 self._held = []
             raise
         del self.rows[:n]
+        del self.episodes[:m]
         self.steps_sent += n
         self._held = []
+
+    def _send_episodes(self, m: int) -> None:
+        """Queue the first ``m`` finished episodes, in batches (or one by one for a person)."""
+        batch = self.episodes[:m]
+        run_id, worker_id = self.run_id, self.worker_id
+        if not self.sink.batches_episodes:
+            for event in Episodes(run_id=run_id, worker_id=worker_id, **_columns(batch)).expand():
+                self.sink.send(event)
+            return
+        size = self.MAX_EPISODES_PER_EVENT
+        for first in range(0, m, size):
+            self.sink.send(
+                Episodes(
+                    run_id=run_id, worker_id=worker_id, **_columns(batch[first : first + size])
+                )
+            )
 
     def _send_steps(self, n: int) -> None:
         """Queue the first ``n`` rows (the main thread may append more meanwhile)."""
@@ -305,3 +341,20 @@ class TelemetryEmitter:
                     ts=ts,
                 )
             )
+
+
+_EPISODE_COLUMNS = (
+    "ep_index",
+    "total_reward",
+    "length",
+    "terminated",
+    "truncated",
+    "seed",
+    "started_at",
+    "ended_at",
+    "extras",
+)
+
+
+def _columns(rows: list[EpisodeRow]) -> dict[str, list[Any]]:
+    return dict(zip(_EPISODE_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))

@@ -1,7 +1,7 @@
 """The worker process: build the env and the agent, train or evaluate, stream telemetry.
 
 Event order on the wire: ``Started``; ``GridMap`` before the first episode (grid worlds);
-per episode ``Steps`` and ``Frame`` batches, ``Episode``; ``Progress`` from the heartbeat at
+``Steps``, ``Frame`` and ``Episodes`` batches; ``Progress`` from the heartbeat at
 any point; ``Artifact`` when the policy is saved; ``Ended`` last. The per-step path is kept
 to a handful of attribute-free operations; see ``benchmarks/worker_overhead.py``.
 """
@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from nbtrain import log_codes
-from nbtrain.ids import format_episode_id
 from nbtrain.logs import log
 from nbtrain.seeding import episode_seed
-from nbtrain.wire.events import Artifact, Ended, EndStatus, Episode, Started
+from nbtrain.wire.events import Artifact, Ended, EndStatus, Started
 from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, resume_point, start_agent
 from nbtrain.worker.cli import PROG, Launch, UsageError, parse_launch
 from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
@@ -218,14 +217,11 @@ class Worker:
         layout = grid_layout(env)
         delay = cfg.step_delay
         every_ckpt = (cfg.checkpoint_every or 0) if train else 0
-        rows = emitter.rows
-        append = rows.append
+        append = emitter.rows.append
+        add_episode = emitter.episodes.append
         now = time.time
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
-        # Episode ids share their prefix: build it once (format_episode_id checks its parts,
-        # 1.6 us an episode; the f-string below is 0.2 us).
-        id_prefix = format_episode_id(run_id, 0, worker_id)[: -len("000000")]
         first = cfg.start_episode
 
         for ep in range(cfg.start_episode, cfg.episodes):
@@ -287,20 +283,17 @@ class Worker:
             end_extras = end_episode() if end_episode is not None else None
             state.extras = (end_extras, extras)
             ended_at = now()
-            emitter.hold(
-                Episode(
-                    run_id=run_id,
-                    worker_id=worker_id,
-                    ep_index=ep,
-                    episode_id=f"{id_prefix}{ep:06d}",
-                    total_reward=float(total),
-                    length=t,
-                    terminated=bool(terminated),
-                    truncated=bool(truncated),
-                    seed=seed,
-                    started_at=started_at,
-                    ended_at=ended_at,
-                    extras=end_extras if isinstance(end_extras, dict) else {},
+            add_episode(
+                (
+                    ep,
+                    float(total),
+                    t,
+                    bool(terminated),
+                    bool(truncated),
+                    seed,
+                    started_at,
+                    ended_at,
+                    end_extras if isinstance(end_extras, dict) else {},
                 )
             )
             state.episodes_done += 1

@@ -1,0 +1,101 @@
+"""Finished episodes travel as column batches (``Episodes``); the kernel derives their ids."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nbtrain.ids import format_episode_id, new_run_id
+from nbtrain.live.hub import RECENT_EPISODES, RunLive
+from nbtrain.store.writer import acquire_writer
+from nbtrain.wire.codec import decode_all, encode_frame
+from nbtrain.wire.events import Episode, Episodes
+
+
+def batch(run_id: str, wid: str, eps: list[int], **over: list[Any]) -> Episodes:
+    n = len(eps)
+    columns: dict[str, list[Any]] = {
+        "ep_index": eps,
+        "total_reward": [float(ep % 3) for ep in eps],
+        "length": [ep + 1 for ep in eps],
+        "terminated": [ep % 2 == 0 for ep in eps],
+        "truncated": [ep % 2 == 1 for ep in eps],
+        "seed": [1000 + ep for ep in eps],
+        "started_at": [1e9 + ep for ep in eps],
+        "ended_at": [1e9 + ep + 0.5 for ep in eps],
+        "extras": [{"epsilon": 1.0 / (ep + 1)} for ep in eps],
+    }
+    assert all(len(c) == n for c in columns.values())
+    columns.update(over)
+    return Episodes(run_id=run_id, worker_id=wid, **columns)
+
+
+@given(st.lists(st.integers(0, 10**7), max_size=30), st.integers(1, 999_999))
+def test_expanded_episodes_carry_every_field_and_their_ids(eps: list[int], worker: int) -> None:
+    run_id, wid = new_run_id(), f"{worker:06d}"
+    event = batch(run_id, wid, eps)
+    assert decode_all(encode_frame(event)) == [event]
+    out = event.expand()
+    assert [e.episode_id for e in out] == [format_episode_id(run_id, ep, wid) for ep in eps]
+    assert all(isinstance(e, Episode) for e in out)
+    for i, one in enumerate(out):
+        assert (one.ep_index, one.length, one.seed, one.extras) == (
+            eps[i], eps[i] + 1, 1000 + eps[i], {"epsilon": 1.0 / (eps[i] + 1)},
+        )  # fmt: skip
+    assert event.expand(len(eps) // 2) == out[len(eps) // 2 :]
+
+
+def test_columns_of_different_lengths_cannot_be_expanded() -> None:
+    event = batch(new_run_id(), "000001", [0, 1, 2], seed=[1, 2])
+    with pytest.raises(ValueError, match=r"shorter|longer"):
+        event.expand()
+
+
+def test_the_store_keeps_a_batch_as_rows_and_refuses_a_malformed_one(tmp_path: Path) -> None:
+    db = tmp_path / "e.sqlite"
+    writer = acquire_writer(db)
+    try:
+        run = new_run_id()
+        writer.create_run(run_id=run, name="e", created_at=time.time(), digest="", config={})
+        writer.upsert_worker(run, "000001", status="running")
+        writer.add_events([batch(run, "000001", [0, 1, 2])])
+        writer.add_events([batch(run, "000001", [3, 4], length=[9])])  # malformed: refused
+        writer.add_events([batch(run, "000001", [5])])
+        writer.flush(30)
+        assert writer.failed_writes == 2  # the two rows of the malformed batch
+    finally:
+        writer.release()
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT ep_index, episode_id, total_reward, length, terminated, truncated, seed, "
+        "extras FROM episodes WHERE run_id = ? ORDER BY ep_index",
+        (run,),
+    ).fetchall()
+    conn.close()
+    assert [r[0] for r in rows] == [0, 1, 2, 5]
+    assert [r[1] for r in rows] == [format_episode_id(run, ep, "000001") for ep in (0, 1, 2, 5)]
+    assert rows[1][2:7] == (1.0, 2, 0, 1, 1001)
+    assert json.loads(rows[3][7]) == {"epsilon": 1.0 / 6}
+
+
+def test_the_live_hub_counts_a_batch_and_ignores_a_malformed_one() -> None:
+    run = new_run_id()
+    live = RunLive(run, ["000001"])
+    n = RECENT_EPISODES + 50
+    live.apply(batch(run, "000001", list(range(n))))
+    live.apply(batch(run, "000001", [n, n + 1], total_reward=[1.0]))  # malformed: ignored
+    worker = live.workers["000001"]
+    assert worker.episodes_done == n
+    assert worker.epsilon == pytest.approx(1.0 / n)
+    assert worker.mean_return == pytest.approx(sum(ep % 3 for ep in range(n)) / n)
+    recent = worker.recent_episodes(RECENT_EPISODES)
+    assert [r["ep_index"] for r in recent] == list(range(n - RECENT_EPISODES, n))
+    assert recent[-1]["episode_id"] == format_episode_id(run, n - 1, "000001")
+    assert worker.curve.stamp == n
