@@ -1,8 +1,8 @@
 """Workers as Ray actors: the kernel side of the Ray backend.
 
 One actor per worker id (:class:`~nbtrain.dispatch.ray_actor.WorkerActor`) runs the ordinary
-worker subprocess on a cluster node and streams its telemetry back in batches (a Ray
-streaming generator, with backpressure). Here a pump thread per worker writes those batches
+worker loop in its own process on a cluster node and streams its telemetry back in batches
+(a Ray streaming generator, with backpressure). Here a pump thread per worker writes those batches
 into a local pipe, so the run's ingest thread reads a Ray worker exactly like a subprocess.
 
 Ray is imported only when a :class:`RayBackend` is constructed; ``import nbtrain`` and the
@@ -361,16 +361,12 @@ class RayWorkerHandle(WorkerHandle):
         self._call("stop")
 
     def stop(self, timeout: float) -> int:
-        """Ask; then SIGTERM through the actor; then ``ray.kill`` the actor (its worker sees
-        EOF on its control pipe and exits by itself)."""
-        deadline = time.monotonic() + max(timeout, 0.0)
+        """Ask (the worker's stop flag: what a Stop frame or SIGTERM does to a subprocess);
+        if it has not ended within ``timeout`` (a step that never returns), ``ray.kill``
+        the actor, and the worker with it."""
         self.request_stop()
-        for share, step in ((0.5, signal.SIGTERM), (0.8, None)):
-            if self._done.wait(max(deadline - time.monotonic(), 0.0) * share):
-                return self._wait()
-            if step is not None:
-                self._call("signal", step)
-        self._kill()
+        if not self._done.wait(max(timeout, 0.0)):
+            self._kill()
         return self._wait()
 
     def _wait(self) -> int:
