@@ -144,7 +144,7 @@ class LocalSender(WorkerHandle):
 def ray_sender_factory(ray: Any) -> Any:
     from nbtrain.dispatch.outbox import TELEMETRY
     from nbtrain.dispatch.ray_actor import WorkerActor
-    from nbtrain.dispatch.ray_backend import RayWorkerHandle
+    from nbtrain.dispatch.ray_handle import RayWorkerHandle
 
     class SenderActor(WorkerActor):
         """The Ray backend's actor with the sender in place of the worker loop (same

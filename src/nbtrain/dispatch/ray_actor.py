@@ -47,15 +47,43 @@ from nbtrain.worker.runtime import Worker
 BATCH_BYTES = 256 * 1024
 #: ...or once its first byte is this old (the live view stays fresh at low step rates).
 BATCH_SECONDS = 0.05
+#: How long a new worker waits for the previous one's thread to finish handing over.
+HANDOVER_S = 5.0
 
 __all__ = ["BATCH_BYTES", "BATCH_SECONDS", "Batch", "WorkerActor"]
 
 
 class WorkerActor:
-    """One worker id. Construct it with the worker's config *by value* (JSON bytes); the
-    worker starts at once, and :meth:`stream` (called once) yields what it produces."""
+    """Hosts one worker at a time. Construct it with a worker's config *by value* (JSON
+    bytes) to start that worker at once, or call :meth:`start`; :meth:`stream` (once per
+    worker) yields what the worker produces. Once a worker has ended, :meth:`start` can run
+    the next one in the same process (see :mod:`nbtrain.dispatch.ray_pool`)."""
 
-    def __init__(self, config_json: bytes, worker_id: str, cwd: str, config_dir: str) -> None:
+    def __init__(
+        self,
+        config_json: bytes | None = None,
+        worker_id: str = "",
+        cwd: str = "",
+        config_dir: str = "",
+    ) -> None:
+        self.worker_id = self.run_id = ""
+        self.flag = StopFlag()
+        self.outbox = Outbox()
+        self._thread: threading.Thread | None = None
+        if config_json is not None:
+            self.start(config_json, worker_id, cwd, config_dir)
+
+    def start(
+        self, config_json: bytes, worker_id: str, cwd: str, config_dir: str
+    ) -> dict[str, object]:
+        """Start the worker of ``config_json`` in a thread; returns :meth:`info`. Raises
+        ``RuntimeError`` if the previous worker has not ended."""
+        if self._thread is not None:
+            self._thread.join(HANDOVER_S)
+            if self._thread.is_alive():
+                raise RuntimeError(
+                    f"this actor still hosts worker {self.worker_id!r} of run {self.run_id}"
+                )
         config = msgspec.json.decode(config_json, type=WorkerConfig)
         if config.run_dir is None:
             # Artifacts go where the kernel's record of this config lives, as locally.
@@ -85,6 +113,7 @@ class WorkerActor:
             daemon=True,
         )
         self._thread.start()
+        return self.info()
 
     # -- the worker thread -----------------------------------------------------------------
     def _host(self, config: WorkerConfig, record: Path) -> None:
@@ -157,6 +186,19 @@ class WorkerActor:
         log(20, log_codes.LOG_WORKER_STOP_REQUESTED, "stop requested through its Ray actor",
             run_id=self.run_id, worker_id=self.worker_id)  # fmt: skip
         self.flag.request("stop-frame")
+
+    def hosting(self) -> tuple[str, str] | None:
+        """``(run_id, worker_id)`` of the worker running here, if one is."""
+        if self._thread is None or not self._thread.is_alive():
+            return None
+        return (self.run_id, self.worker_id)
+
+    def stop_if(self, run_id: str, worker_id: str) -> bool:
+        """:meth:`stop` if this actor runs that worker (a stop by ids from another driver)."""
+        if self.hosting() != (run_id, worker_id):
+            return False
+        self.stop()
+        return True
 
     def signal(self, signum: int) -> None:
         """What SIGTERM/SIGINT do to a subprocess worker: finish the step and end
