@@ -5,6 +5,7 @@ reused; kept actors end after ``keep_warm`` seconds."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -144,3 +145,45 @@ def test_keep_warm_must_not_be_negative(ray_cluster: Any) -> None:
 
     with pytest.raises(ValueError, match=r"keep_warm=-1 must be >= 0"):
         RayBackend(keep_warm=-1)
+
+
+AGENT = """
+class Versioned:
+    def __init__(self, observation_space, action_space, seed=0):
+        self.action_space = action_space
+        self.action_space.seed(seed)
+
+    def act(self, obs, explore=True):
+        return self.action_space.sample()
+
+    def learn(self, *args):
+        return {"version": VERSION}
+"""
+
+
+@pytest.mark.slow
+def test_an_edited_agent_module_is_imported_afresh(
+    launch: Launch, db: Path, ray_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept actor has the old module imported; a subprocess would import the new one,
+    so the next worker gets a new actor."""
+    from nbtrain.dispatch.ray_backend import RayBackend
+
+    backend = RayBackend(keep_warm=60)
+    module = db.parent / "edited_agent.py"  # in the run's working directory
+    monkeypatch.syspath_prepend(str(db.parent))  # the kernel checks that it imports
+    versions = []
+    pids = []
+    for version in (1, 1, 2):
+        if not module.exists() or version == 2:
+            module.write_text(f"VERSION = {version}\n" + AGENT)
+            stamp = time.time() + version  # a new mtime even within one clock tick
+            os.utime(module, (stamp, stamp))
+        run = launch(config(agent="edited_agent:Versioned", workers=1, episodes=2), db=db,
+                     backend=backend)  # fmt: skip
+        assert run.wait(timeout=120) == {"000001": "completed"}
+        versions.append({json.loads(e)["version"] for e in run.steps()["extras"].astype(str)})
+        pids.append(pid_of(db, run.run_id))
+    assert versions == [{1}, {1}, {2}]
+    assert pids[0] == pids[1], "unchanged code: the warm actor is reused"
+    assert pids[2] != pids[1], "edited code: a new actor imports it"

@@ -70,6 +70,9 @@ class WorkerActor:
         self.flag = StopFlag()
         self.outbox = Outbox()
         self._thread: threading.Thread | None = None
+        self._on_path: str | None = None
+        #: Source files of the modules loaded when the last worker ended, and their stat.
+        self._sources: dict[str, tuple[int, int]] = {}
         if config_json is not None:
             self.start(config_json, worker_id, cwd, config_dir)
 
@@ -84,6 +87,10 @@ class WorkerActor:
                 raise RuntimeError(
                     f"this actor still hosts worker {self.worker_id!r} of run {self.run_id}"
                 )
+            changed = _changed(self._sources)
+            if changed is not None:
+                # A subprocess would import the edited code: so must the next worker.
+                raise RuntimeError(f"{changed} changed since this actor imported it")
         config = msgspec.json.decode(config_json, type=WorkerConfig)
         if config.run_dir is None:
             # Artifacts go where the kernel's record of this config lives, as locally.
@@ -100,6 +107,7 @@ class WorkerActor:
             os.chdir(cwd)
             if cwd not in sys.path:
                 sys.path.insert(0, cwd)
+                self._on_path = cwd
         self.flag = StopFlag()
         self.outbox = Outbox()
         self._saved_streams = (sys.stdout, sys.stderr)
@@ -129,6 +137,11 @@ class WorkerActor:
                 sys.stdout.flush()
                 sys.stderr.flush()
             sys.stdout, sys.stderr = self._saved_streams
+            if self._on_path in sys.path:
+                sys.path.remove(self._on_path)
+            self._on_path = None
+            with contextlib.suppress(Exception):
+                self._sources = _sources()
             self.outbox.end(code)
 
     def _run(self, config: WorkerConfig, record: Path) -> int:
@@ -204,6 +217,30 @@ class WorkerActor:
         """What SIGTERM/SIGINT do to a subprocess worker: finish the step and end
         ``stopped`` (a hung step needs ``ray.kill``)."""
         self.flag.request(signal.Signals(signum).name)
+
+
+def _sources() -> dict[str, tuple[int, int]]:
+    """``{file: (mtime_ns, size)}`` of every loaded module that has a source file."""
+    found = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                found[path] = (st.st_mtime_ns, st.st_size)
+    return found
+
+
+def _changed(sources: dict[str, tuple[int, int]]) -> str | None:
+    """The first of ``sources`` edited (or removed) since, if any."""
+    for path, seen in sources.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return path
+        if (st.st_mtime_ns, st.st_size) != seen:
+            return path
+    return None
 
 
 def _exit_code(exc: SystemExit) -> int:
