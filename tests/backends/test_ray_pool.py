@@ -66,7 +66,7 @@ def test_without_keep_warm_each_actor_ends_with_its_worker(
 def test_a_kept_actor_ends_after_keep_warm(launch: Launch, db: Path, ray_cluster: Any) -> None:
     from nbtrain.dispatch.ray_backend import RayBackend
 
-    run = launch(config(workers=1), db=db, backend=RayBackend(keep_warm=2))
+    run = launch(config(workers=1), db=db, backend=RayBackend(keep_warm=5))
     assert run.wait(timeout=120) == {"000001": "completed"}
     pid = pid_of(db, run.run_id)
     assert pid_alive(pid), "kept for the next worker"
@@ -187,3 +187,19 @@ def test_an_edited_agent_module_is_imported_afresh(
     assert versions == [{1}, {1}, {2}]
     assert pids[0] == pids[1], "unchanged code: the warm actor is reused"
     assert pids[2] != pids[1], "edited code: a new actor imports it"
+
+
+@pytest.mark.slow
+def test_kept_actors_another_launch_cannot_use_give_their_cpus_back(
+    launch: Launch, db: Path, ray_cluster: Any
+) -> None:
+    from nbtrain.dispatch.ray_backend import RayBackend
+
+    first = launch(config(workers=1), db=db, backend=RayBackend(keep_warm=60))
+    assert first.wait(timeout=120) == {"000001": "completed"}
+    kept = pid_of(db, first.run_id)
+    assert pid_alive(kept)
+    # Both of the session's 2 CPUs: only there once the kept actor has let its CPU go.
+    big = launch(config(workers=1), db=db, backend=RayBackend(num_cpus=2, keep_warm=0))
+    assert wait_gone(kept, 15)
+    assert big.wait(timeout=120) == {"000001": "completed"}

@@ -186,7 +186,9 @@ class RayBackend(Backend):
             env_vars[WORKER_ID_ENV] = worker_id
             runtime_env["env_vars"] = env_vars
         args = (msgspec.json.encode(config), worker_id, cwd, str(config_path.parent))
-        key = self._pool_key() if self.keep_warm > 0 else None
+        # Kept actors are reused whatever keep_warm says (they hold CPUs a new actor would
+        # wait for); a runtime_env's actors are never interchangeable.
+        key = None if runtime_env else self._pool_key()
         kept = self._reuse(key, args) if key is not None else None
         if kept is not None:
             (actor, name), info = kept
@@ -199,9 +201,11 @@ class RayBackend(Backend):
             }
             if runtime_env:
                 options["runtime_env"] = runtime_env
+            # Kept actors this launch cannot use would hold CPUs it may need.
+            POOL.drain(self._end_kept, unless=key)
             actor, name, info = self._create(options, args), options["name"], None
         keep = None
-        if key is not None:
+        if key is not None and self.keep_warm > 0:
             keep_warm = self.keep_warm
 
             def keep() -> None:

@@ -63,11 +63,12 @@ class ActorPool:
         with self._lock:
             return len(self._idle.get(key, ()))
 
-    def drain(self, end: Callable[[Any], None]) -> None:
-        """End every kept actor (the backend closes, or Ray is shutting down)."""
+    def drain(self, end: Callable[[Any], None], *, unless: Hashable = None) -> None:
+        """End every kept actor (the backend closes), or all but those made for ``unless``
+        (a new actor is needed, and those cannot serve it)."""
         with self._lock:
-            entries = [entry for kept in self._idle.values() for entry in kept]
-            self._idle.clear()
+            keys = [key for key in self._idle if unless is None or key != unless]
+            entries = [entry for key in keys for entry in self._idle.pop(key)]
         for entry in entries:
             if entry.timer is not None:
                 entry.timer.cancel()
