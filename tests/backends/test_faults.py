@@ -56,3 +56,7 @@ def test_an_agent_that_kills_its_process_fails_the_worker(
         assert "Ray actor" in row["error"], row["error"]
     else:
         assert "SIGKILL" in row["error"]
+    # Only whole episodes stay: the steps of the episode it died in are gone. (A subprocess's
+    # last writes survive it in the pipe; a Ray actor loses the <= 50 ms batch it held.)
+    episodes = run.episodes()
+    assert len(run.steps()) == (int(episodes["length"].sum()) if len(episodes) else 0)
