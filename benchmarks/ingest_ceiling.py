@@ -4,7 +4,7 @@ M synthetic senders (no environment, no agent: a process that writes pre-built w
 at a set rate, batched like a real worker: one ``Steps`` frame per 100 ms, an ``Episode``
 frame every ``--episode-length`` steps) feed one kernel's real ingest thread and real
 SQLite store writer, either over subprocess pipes (local backend) or as Ray actors
-streaming batches back (Ray backend, the same actor class with the sender as its command).
+streaming batches back (Ray backend: its actor class, the sender in place of the worker loop).
 
 The offered rate doubles until the kernel falls behind: stored steps/s below 95 % of the
 offered rate, or the backlog still draining long after the senders stopped. For each level
@@ -32,14 +32,23 @@ from nbtrain.dispatch.backend import FdKind, WorkerHandle
 FLUSH = 0.1
 
 
-# -- the sender (runs as a subprocess, or as an actor's subprocess) --------------------------
-def sender(run_id: str, worker_id: str, rate: float, seconds: float, ep_len: int) -> int:
-    """Write frames at ``rate`` steps/s for ``seconds`` onto NBTRAIN_TELEMETRY_FD."""
+# -- the sender (runs as a subprocess, or in a Ray actor's process) ---------------------------
+def sender(
+    run_id: str, worker_id: str, rate: float, seconds: float, ep_len: int, write: Any = None
+) -> int:
+    """Write frames at ``rate`` steps/s for ``seconds``: onto NBTRAIN_TELEMETRY_FD, or
+    through ``write(bytes)`` (the Ray actor's outbox)."""
     from nbtrain.ids import format_episode_id
     from nbtrain.wire.codec import FrameEncoder
     from nbtrain.wire.events import Ended, Episode, Started, Steps
+    from nbtrain.worker.emitter import write_all
 
-    fd = int(os.environ["NBTRAIN_TELEMETRY_FD"])
+    if write is None:
+        fd = int(os.environ["NBTRAIN_TELEMETRY_FD"])
+
+        def write(data: bytes) -> None:
+            write_all(fd, data)
+
     # A negative episode length: episodes only (``telemetry.steps = "none"``).
     with_steps, ep_len = ep_len > 0, abs(ep_len)
     enc = FrameEncoder()
@@ -82,15 +91,12 @@ def sender(run_id: str, worker_id: str, rate: float, seconds: float, ep_len: int
     t0 = time.monotonic()
     for index, data in enumerate(ticks):
         time.sleep(max(t0 + FLUSH * index - time.monotonic(), 0.0))
-        with memoryview(data) as view:
-            written = 0
-            while written < len(view):
-                written += os.write(fd, view[written:])
+        write(data)
     enc.append(
         Ended(**common, status="completed", episodes_done=ep, steps_done=sent, ts=time.time()),
         out,
     )
-    os.write(fd, bytes(out))
+    write(bytes(out))
     return 0
 
 
@@ -136,25 +142,30 @@ class LocalSender(WorkerHandle):
 
 
 def ray_sender_factory(ray: Any) -> Any:
+    from nbtrain.dispatch.outbox import TELEMETRY
     from nbtrain.dispatch.ray_actor import WorkerActor
-    from nbtrain.dispatch.ray_backend import RayWorkerHandle
+    from nbtrain.dispatch.ray_handle import RayWorkerHandle
 
     class SenderActor(WorkerActor):
-        def __init__(self, argv: list[str]) -> None:
-            self.argv = argv
-            self._private = tempfile.mkdtemp(prefix="nbtrain-bench-")
-            self.config_path = Path(self._private, "unused.json")
-            self._start(argv[4], self._private)
+        """The Ray backend's actor with the sender in place of the worker loop (same
+        outbox, same stream)."""
 
-        def command(self, worker_id: str) -> list[str]:
-            return self.argv
+        def __init__(self, *args: Any) -> None:
+            from nbtrain.dispatch.outbox import Outbox
+            from nbtrain.worker.control import StopFlag
+
+            self.flag, self.outbox = StopFlag(), Outbox()
+            self._thread = threading.Thread(target=self._send, args=args, daemon=True)
+            self._thread.start()
+
+        def _send(self, *args: Any) -> None:
+            code = sender(*args, write=lambda data: self.outbox.put(TELEMETRY, data))
+            self.outbox.end(code)
 
     remote = ray.remote(max_concurrency=4)(SenderActor)
 
     def start(run_id: str, wid: str, rate: float, seconds: float, ep_len: int) -> Any:
-        actor = remote.options(num_cpus=0.1).remote(
-            sender_command(run_id, wid, rate, seconds, ep_len)
-        )
+        actor = remote.options(num_cpus=0.1).remote(run_id, wid, rate, seconds, ep_len)
         return RayWorkerHandle(ray, actor, wid, f"bench-{wid}", (256 * 1024, 0.05), 16)
 
     return start

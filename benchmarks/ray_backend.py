@@ -9,7 +9,11 @@ started once (so Ray's own start-up is not counted; it is printed separately). P
   local backend for comparison;
 - telemetry throughput into the store: stored steps per second of wall time.
 
-    python benchmarks/ray_backend.py [--seconds 10] [--reps 2] [--workers 2 4]
+By default the Ray backend keeps an actor whose worker ended warm for the next worker
+(``RayBackend(keep_warm=60)``), so after the first launch no run waits for new Ray worker
+processes; ``--keep-warm 0`` measures a fresh actor (a new Ray process) per worker instead.
+
+    python benchmarks/ray_backend.py [--seconds 10] [--reps 2] [--workers 2 4] [--keep-warm 60]
 """
 
 from __future__ import annotations
@@ -87,12 +91,17 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--latency-reps", type=int, default=5)
+    parser.add_argument("--keep-warm", type=float, default=60.0,
+                        help="RayBackend(keep_warm=...): 0 = a fresh actor per worker")  # fmt: skip
     args = parser.parse_args()
     # One logical CPU per worker: Ray schedules by reservation, not by real cores.
     t0 = time.perf_counter()
-    ray_backend = RayBackend(local_num_cpus=max(max(args.workers), os.cpu_count() or 1))
+    ray_backend = RayBackend(
+        local_num_cpus=max(max(args.workers), os.cpu_count() or 1), keep_warm=args.keep_warm
+    )
     ray_backend.connect()
-    print(f"{os.cpu_count()} CPUs; local Ray instance started in {time.perf_counter() - t0:.1f} s")
+    print(f"{os.cpu_count()} CPUs; local Ray instance started in {time.perf_counter() - t0:.1f} s"
+          f"; keep_warm={args.keep_warm:g}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.sqlite"
         run_once(db, ray_backend, 1, 5)  # warm: the actor class is exported once

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.kit.backends import Launch, actor_gone, slow, worker_rows
+from tests.backends.hosts import not_hosted
+from tests.kit.backends import Launch, slow, worker_rows
 from tests.kit.processes import pid_alive, wait_for, wait_gone
 
 pytestmark = pytest.mark.slow
@@ -114,14 +115,17 @@ def short_tmp() -> Iterator[str]:
 def test_actors_die_with_the_kernel_that_owns_them(
     db: Path, kernel_env: dict[str, str], ray_cluster: Any
 ) -> None:
+    from nbtrain.dispatch.ray_backend import end_kept_actors
+
     ray = ray_cluster
+    end_kept_actors()  # this process's warm actors would hold the session's 2 CPUs
     kernel_env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
     kernel, run_id, pid = start_kernel(db.parent, kernel_env)
     assert pid_alive(pid)
     kernel.kill()
     kernel.wait()
     assert wait_gone(pid, 30), "the worker outlived its kernel"
-    assert actor_gone(ray, run_id, "000001", timeout=30)
+    assert not_hosted(ray, run_id, "000001", timeout=30)
 
 
 @pytest.mark.parametrize("how", ["exit", "sigkill"])

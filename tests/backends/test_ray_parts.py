@@ -1,12 +1,17 @@
 """The Ray backend's parts without a cluster where they can be: the actor class is plain
-Python (Ray only wraps it), bad arguments, a missing Ray, and Ray never imported unless
-this backend is used."""
+Python (Ray only wraps it), so it runs a real worker in this process here; its in-memory
+pipe; bad arguments, a missing Ray, and Ray never imported unless this backend is used."""
 
 from __future__ import annotations
 
+import gc
+import os
+import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,75 +19,210 @@ import msgspec
 import pytest
 
 import nbtrain
+from nbtrain.dispatch.outbox import STDERR, STDOUT, TELEMETRY, Outbox, capture
 from nbtrain.dispatch.ray_actor import WorkerActor
 from nbtrain.wire.codec import FrameDecoder
-from nbtrain.wire.events import Ended, Episode, Event
+from nbtrain.wire.events import Ended, Episode, Event, Started
+from nbtrain.worker.emitter import TelemetryClosedError
 from tests.kit.backends import config, slow
 
 
-def relay(actor: WorkerActor) -> tuple[list[Event], bytes, int | None, int]:
-    """Everything the actor streams: events, stdout+stderr, exit code, batch count."""
+def relay(actor: WorkerActor) -> tuple[list[Event], bytes, bytes, int | None, int]:
+    """Everything the actor streams: events, stdout, stderr, exit code, batch count."""
     decoder = FrameDecoder()
     events: list[Event] = []
-    output = b""
+    stdout = stderr = b""
     code = None
     batches = 0
-    for telemetry, stdout, stderr, last in actor.stream(batch_bytes=4096, batch_seconds=0.02):
+    for telemetry, out, err, last in actor.stream(batch_bytes=4096, batch_seconds=0.02):
         batches += 1
         events += [e for e in decoder.feed(telemetry) if not isinstance(e, Exception)]
-        output += stdout + stderr
+        stdout += out
+        stderr += err
         code = last
-    return events, output, code, batches
+    return events, stdout, stderr, code, batches
 
 
-def make_actor(tmp_path: Path, cfg: nbtrain.TrainConfig) -> WorkerActor:
-    run_id = nbtrain.new_run_id()
-    wc = cfg.worker_configs(run_id=run_id, run_dir=str(tmp_path))[0]
-    return WorkerActor(msgspec.json.encode(wc), wc.worker_id, str(tmp_path), str(tmp_path))
+@pytest.fixture
+def host(db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., WorkerActor]]:
+    """Make actors in this process (no Ray), and undo what an actor does to its process:
+    WORKER_ID, sys.path, the working directory (``db`` restores it), the GC settings."""
+    monkeypatch.setenv("WORKER_ID", "")
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    threshold = gc.get_threshold()
+    streams = (sys.stdout, sys.stderr)
+    made: list[WorkerActor] = []
+
+    def make(cfg: nbtrain.TrainConfig, **fields: Any) -> WorkerActor:
+        run_id = nbtrain.new_run_id()
+        wc = cfg.worker_configs(run_id=run_id, run_dir=str(db.parent))[0]
+        wc = msgspec.structs.replace(wc, **fields)
+        actor = WorkerActor(msgspec.json.encode(wc), wc.worker_id, str(db.parent), str(db.parent))
+        made.append(actor)
+        return actor
+
+    yield make
+    for actor in made:
+        actor.outbox.close()
+        actor.flag.request("test over")
+        actor._thread.join(30)
+    assert (sys.stdout, sys.stderr) == streams, "the actor gave the streams back"
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
 
 
-def test_the_actor_relays_a_whole_worker_in_batches(db: Path) -> None:
-    actor = make_actor(db.parent, config(episodes=5, workers=1))
-    private = actor.config_path
-    assert private.stat().st_mode & 0o777 == 0o600, "the config copy is private"
-    assert actor.info()["pid"] == actor.popen.pid
-    events, _, code, batches = relay(actor)
+def test_the_actor_streams_a_whole_worker_in_batches(host: Callable[..., WorkerActor]) -> None:
+    before = sys.stdout
+    actor = host(config(episodes=5, workers=1))
+    assert actor.info()["pid"] == os.getpid(), "the worker runs in the actor's own process"
+    events, _, _, code, batches = relay(actor)
     assert code == 0
     assert batches > 1
     ended = [e for e in events if isinstance(e, Ended)]
-    assert len(ended) == 1
-    assert ended[0].status == "completed"
+    assert [e.status for e in ended] == ["completed"]
     assert [e.ep_index for e in events if isinstance(e, Episode)] == list(range(5))
-    assert not private.exists(), "the private copy is removed once the worker ended"
+    started = [e for e in events if isinstance(e, Started)]
+    assert started[0].pid == os.getpid()
+    assert sys.stdout is before, "sys.stdout is given back once the worker ended"
+    assert next(iter(actor.stream()), None) is None, "nothing after the last batch"
 
 
-def test_the_actor_asks_its_worker_to_stop(db: Path) -> None:
-    actor = make_actor(db.parent, slow(workers=1))
+def test_the_actor_stops_its_worker(host: Callable[..., WorkerActor]) -> None:
+    actor = host(slow(workers=1))
     result: list[Any] = []
     thread = threading.Thread(target=lambda: result.append(relay(actor)))
     thread.start()
     actor.stop()
     thread.join(60)
-    events, _, code, _ = result[0]
+    events, _, _, code, _ = result[0]
     assert code == 0
     assert [e.status for e in events if isinstance(e, Ended)] == ["stopped"]
 
 
-def test_the_actor_relays_a_failing_workers_stderr(db: Path) -> None:
-    actor = make_actor(
-        db.parent,
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_through_the_actor_stops_like_one_to_a_process(
+    host: Callable[..., WorkerActor], signum: int
+) -> None:
+    actor = host(slow(workers=1))
+    actor.signal(signum)
+    events, _, _, code, _ = relay(actor)
+    assert code == 0
+    assert [e.status for e in events if isinstance(e, Ended)] == ["stopped"]
+    assert actor.flag.reason == signal.Signals(signum).name
+
+
+def test_agent_output_and_a_raising_agent_reach_the_stream(
+    host: Callable[..., WorkerActor],
+) -> None:
+    actor = host(
         config(
             env_id="CliffWalking-v1",
             env_kwargs={},
             agent="pipeline_agents:Raises",
             agent_kwargs={"fail_at": 3},
             workers=1,
-        ),
+        )
     )
-    events, output, code, _ = relay(actor)
-    assert code not in (0, None)
-    assert b"agent exploded on purpose" in output
-    assert [e.status for e in events if isinstance(e, Ended)] == ["failed"]
+    events, _, stderr, code, _ = relay(actor)
+    assert code == 1
+    assert b"agent exploded on purpose" in stderr
+    assert b"Traceback" in stderr
+    ended = [e for e in events if isinstance(e, Ended)]
+    assert [e.status for e in ended] == ["failed"]
+    assert "agent exploded on purpose" in (ended[0].traceback or "")
+
+
+def test_prints_from_the_agent_are_its_stdout_and_stderr(
+    host: Callable[..., WorkerActor],
+) -> None:
+    actor = host(config(agent="pipeline_agents:Chatty", episodes=2, workers=1))
+    _, stdout, stderr, code, _ = relay(actor)
+    assert code == 0
+    assert b"x" * 10_000 in stdout
+    assert b"e" * 1_000 in stderr
+    assert b"x" * 100 not in stderr
+
+
+def test_an_agent_calling_sys_exit_gives_its_code(host: Callable[..., WorkerActor]) -> None:
+    actor = host(config(agent="backend_agents:Exits", agent_kwargs={"at": 3}, workers=1))
+    events, _, stderr, code, _ = relay(actor)
+    assert code == 3
+    assert b"exiting on purpose" in stderr
+    assert not [e for e in events if isinstance(e, Ended)], "no end reported, as for a process"
+
+
+def test_a_bad_config_is_exit_code_2_with_one_line(host: Callable[..., WorkerActor]) -> None:
+    actor = host(config(workers=1), episodes=0)
+    events, _, stderr, code, _ = relay(actor)
+    assert code == 2
+    assert events == []
+    assert b"nbtrain.worker: error:" in stderr
+    assert b"episodes=0 must be >= 1" in stderr
+
+
+def test_a_reader_that_goes_away_ends_the_worker_quietly(
+    host: Callable[..., WorkerActor],
+) -> None:
+    actor = host(slow(workers=1))
+    stream = actor.stream(batch_bytes=64, batch_seconds=0.01)
+    assert next(stream)[0], "telemetry flows"
+    stream.close()  # what Ray does when the kernel's generator is gone
+    actor._thread.join(30)
+    assert not actor._thread.is_alive()
+    assert actor.flag.stop
+
+
+# -- the outbox (the in-memory pipe between the worker thread and the stream) ----------------
+
+
+def test_the_outbox_batches_by_size_and_by_age() -> None:
+    box = Outbox()
+    box.put(TELEMETRY, b"a" * 100)
+    box.put(STDERR, b"err")
+    assert box.take(batch_bytes=50, batch_seconds=60) == (b"a" * 100, b"", b"err", None)
+    box.put(STDOUT, b"out")
+    t0 = time.monotonic()
+    assert box.take(batch_bytes=50, batch_seconds=0.05) == (b"", b"out", b"", None)
+    assert time.monotonic() - t0 >= 0.04, "a small batch waits for its age"
+    box.end(7)
+    assert box.take(batch_bytes=50, batch_seconds=60) == (b"", b"", b"", 7)
+    assert box.take(batch_bytes=50, batch_seconds=60) is None
+
+
+def test_a_full_outbox_blocks_its_writer_until_the_reader_takes() -> None:
+    box = Outbox(limit=10)
+    box.put(TELEMETRY, b"x" * 10)
+    wrote = threading.Event()
+
+    def write() -> None:
+        box.put(TELEMETRY, b"y")
+        wrote.set()
+
+    threading.Thread(target=write, daemon=True).start()
+    assert not wrote.wait(0.2), "a full outbox holds its writer back (backpressure)"
+    assert box.take(batch_bytes=1, batch_seconds=1)[0] == b"x" * 10
+    assert wrote.wait(10)
+
+
+def test_a_closed_outbox_fails_its_writers() -> None:
+    box = Outbox(limit=1)
+    box.put(TELEMETRY, b"x")
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            box.put(TELEMETRY, b"y")
+        except TelemetryClosedError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    box.close()
+    thread.join(10)
+    assert failed, "a writer blocked on a full outbox is released with an error"
+    with pytest.raises(TelemetryClosedError):
+        box.put(STDOUT, b"z")
+    capture(box, STDOUT).write("dropped quietly\n")  # print() never fails the agent
 
 
 @pytest.mark.parametrize(

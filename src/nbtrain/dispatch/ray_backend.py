@@ -1,9 +1,12 @@
 """Workers as Ray actors: the kernel side of the Ray backend.
 
-One actor per worker id (:class:`~nbtrain.dispatch.ray_actor.WorkerActor`) runs the ordinary
-worker subprocess on a cluster node and streams its telemetry back in batches (a Ray
-streaming generator, with backpressure). Here a pump thread per worker writes those batches
-into a local pipe, so the run's ingest thread reads a Ray worker exactly like a subprocess.
+One actor per running worker (:class:`~nbtrain.dispatch.ray_actor.WorkerActor`) runs the
+ordinary worker loop in its own process on a cluster node and streams its telemetry back in
+batches (a Ray streaming generator, with backpressure). Here a pump thread per worker writes
+those batches into a local pipe, so the run's ingest thread reads a Ray worker exactly like
+a subprocess. An actor whose worker ended normally is kept warm for the next worker
+(:mod:`nbtrain.dispatch.ray_pool`); any driver finds a worker's actor by run and worker id
+(:mod:`nbtrain.dispatch.ray_lookup`).
 
 Ray is imported only when a :class:`RayBackend` is constructed; ``import nbtrain`` and the
 local backend never load it.
@@ -11,21 +14,26 @@ local backend never load it.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from nbtrain.dispatch.backend import Backend, FdKind, WorkerHandle
+from nbtrain.dispatch.backend import Backend
 from nbtrain.dispatch.ray_actor import BATCH_BYTES, BATCH_SECONDS
+from nbtrain.dispatch.ray_handle import RayWorkerHandle, kill_actor
+from nbtrain.dispatch.ray_lookup import (
+    DEFAULT_NAMESPACE,
+    find_host,
+    host_name,
+    import_ray,
+    stop_worker,
+)
+from nbtrain.dispatch.ray_pool import KEEP_WARM_S, POOL
 from nbtrain.dispatch.ray_reaper import OWNER_ENV, owner_marker, start_reaper, stop_reaper
-from nbtrain.errors import RunError, UnknownWorkerError
-from nbtrain.ids import normalize_worker_id
+from nbtrain.errors import RunError
 from nbtrain.worker.cli import WORKER_ID_ENV
 
 if TYPE_CHECKING:
@@ -34,56 +42,24 @@ if TYPE_CHECKING:
 #: Unconsumed batches an actor may run ahead of the kernel before its generator pauses
 #: (and, its pipe full, the worker blocks): 16 x 256 KiB at most in flight per worker.
 BACKPRESSURE_BATCHES = 16
-#: How long a restarted worker waits for its previous actor's name to be released.
-NAME_RELEASE_S = 10.0
-#: The exit code reported when the actor (or its node) died and the worker's own is unknown.
-ACTOR_DIED_EXIT_CODE = -signal.SIGKILL
-REASON_CHARS = 2000
-_KINDS: tuple[FdKind, ...] = ("telemetry", "stdout", "stderr")
+#: How long a kept actor may take to start its next worker before a new one is made.
+REUSE_START_S = 10.0
 TEMP_DIR_ENV = "NBTRAIN_RAY_TMPDIR"
 
-
-def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(
-            f'the Ray backend needs Ray ({exc}); install it with: pip install "nbtrain[ray]"'
-        ) from exc
-    return ray
+# Where they were before a worker's actor could host several workers over time.
+__all__ = [
+    "RayBackend",
+    "RayWorkerHandle",
+    "end_kept_actors",
+    "find_host",
+    "import_ray",
+    "stop_worker",
+]
 
 
 def default_temp_dir() -> str:
     """Short (Ray's socket paths must fit in 107 bytes) and the user's own."""
     return os.environ.get(TEMP_DIR_ENV) or f"/tmp/nbtrain-ray-{os.getuid()}"
-
-
-def actor_name(run_id: str, worker_id: str) -> str:
-    return f"nbtrain-{run_id}-{worker_id}"
-
-
-def run_namespace(run_id: str) -> str:
-    return f"nbtrain-{run_id}"
-
-
-def stop_worker(
-    run_id: str, worker_id: str, *, namespace: str | None = None, address: str | None = None
-) -> None:
-    """Ask a running Ray worker to stop, by its actor's name, from any driver on its cluster
-    (it ends ``stopped`` as if its kernel had asked). ``UnknownWorkerError`` if no such
-    actor runs."""
-    ray = import_ray()
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "auto",
-                 logging_level="WARNING")  # fmt: skip
-    name = actor_name(run_id, normalize_worker_id(worker_id))
-    space = namespace or run_namespace(run_id)
-    try:
-        actor = ray.get_actor(name, namespace=space)
-    except ValueError:
-        # No such actor on this cluster: the worker is not running here.
-        raise UnknownWorkerError(run_id, normalize_worker_id(worker_id)) from None
-    ray.get(actor.stop.remote(), timeout=60)
 
 
 class RayBackend(Backend):
@@ -92,9 +68,11 @@ class RayBackend(Backend):
     ``address``: a cluster (``"ray://head:10001"``, ``"auto"``…). Without it the kernel's
     Ray is used if ``ray.init()`` already ran, else ``RAY_ADDRESS``, else a new local
     instance (``local_num_cpus`` CPUs, temp folder ``temp_dir``) that ends with the kernel.
-    ``num_cpus``: reserved per worker. ``namespace``: where the named actors live (default:
-    one namespace per run, ``nbtrain-{run_id}``). ``runtime_env``: passed to every actor
-    (e.g. ``pip`` or ``working_dir`` for a cluster whose nodes lack your code).
+    ``num_cpus``: reserved per worker. ``namespace``: where the named actors live (default
+    ``nbtrain``). ``runtime_env``: passed to every actor (e.g. ``pip`` or ``working_dir``
+    for a cluster whose nodes lack your code). ``keep_warm``: seconds an actor whose worker
+    ended normally is kept for the next worker (it still reserves its CPUs meanwhile);
+    0 ends each actor with its worker, as does a ``runtime_env``.
     """
 
     name = "ray"
@@ -111,6 +89,7 @@ class RayBackend(Backend):
         batch_bytes: int = BATCH_BYTES,
         batch_seconds: float = BATCH_SECONDS,
         backpressure: int = BACKPRESSURE_BATCHES,
+        keep_warm: float = KEEP_WARM_S,
     ) -> None:
         problems = []
         if not num_cpus > 0:
@@ -122,6 +101,8 @@ class RayBackend(Backend):
                 f"batch_bytes={batch_bytes!r}, batch_seconds={batch_seconds!r} and "
                 f"backpressure={backpressure!r} must all be positive"
             )
+        if not keep_warm >= 0:
+            problems.append(f"keep_warm={keep_warm!r} must be >= 0 (seconds)")
         if runtime_env is not None and not isinstance(runtime_env, dict):
             problems.append(f"runtime_env must be a dict, not {type(runtime_env).__name__}")
         if problems:
@@ -135,6 +116,8 @@ class RayBackend(Backend):
         self.temp_dir = temp_dir or default_temp_dir()
         self.batch = (batch_bytes, batch_seconds)
         self.backpressure = backpressure
+        # WORKER_ID in a runtime_env makes every actor's environment its own: none to reuse.
+        self.keep_warm = 0.0 if self.runtime_env else float(keep_warm)
         self._actor_class: Any = None
         self._lock = threading.Lock()
         #: True if this backend started the Ray instance it uses.
@@ -202,194 +185,78 @@ class RayBackend(Backend):
             env_vars = dict(runtime_env.get("env_vars") or {})
             env_vars[WORKER_ID_ENV] = worker_id
             runtime_env["env_vars"] = env_vars
-        options: dict[str, Any] = {
-            "name": actor_name(run_id, worker_id),
-            "namespace": self.namespace or run_namespace(run_id),
-            "num_cpus": self.num_cpus,
-            "max_restarts": 0,
-        }
-        if runtime_env:
-            options["runtime_env"] = runtime_env
         args = (msgspec.json.encode(config), worker_id, cwd, str(config_path.parent))
-        actor = self._create(options, args)
+        # Kept actors are reused whatever keep_warm says (they hold CPUs a new actor would
+        # wait for); a runtime_env's actors are never interchangeable.
+        key = None if runtime_env else self._pool_key()
+        kept = self._reuse(key, args) if key is not None else None
+        if kept is not None:
+            (actor, name), info = kept
+        else:
+            options: dict[str, Any] = {
+                "name": host_name(),
+                "namespace": self.namespace or DEFAULT_NAMESPACE,
+                "num_cpus": self.num_cpus,
+                "max_restarts": 0,
+            }
+            if runtime_env:
+                options["runtime_env"] = runtime_env
+            # Kept actors this launch cannot use would hold CPUs it may need.
+            POOL.drain(self._end_kept, unless=key)
+            actor, name, info = self._create(options, args), options["name"], None
+        keep = None
+        if key is not None and self.keep_warm > 0:
+            keep_warm = self.keep_warm
+
+            def keep() -> None:
+                POOL.give(key, (actor, name), keep_warm, self._end_kept)
+
         return RayWorkerHandle(
-            self._ray, actor, worker_id, options["name"], self.batch, self.backpressure
-        )
+            self._ray, actor, worker_id, name, self.batch, self.backpressure, info=info,
+            on_idle=keep,
+        )  # fmt: skip
+
+    def _pool_key(self) -> tuple[str, str, float]:
+        job = str(self._ray.get_runtime_context().get_job_id())
+        return (job, self.namespace or DEFAULT_NAMESPACE, float(self.num_cpus))
+
+    def _reuse(
+        self, key: tuple[str, str, float], args: tuple[Any, ...]
+    ) -> tuple[tuple[Any, str], dict[str, Any]] | None:
+        """A kept actor that has started this worker, and its info; None if none is kept
+        (one that fails to start it is ended, and the next kept one tried)."""
+        while (kept := POOL.take(key)) is not None:
+            try:
+                info = self._ray.get(kept[0].start.remote(*args), timeout=REUSE_START_S)
+            except Exception:
+                self._end_kept(kept)
+                continue
+            return kept, info
+        return None
+
+    def _end_kept(self, kept: tuple[Any, str]) -> None:
+        kill_actor(self._ray, kept[0])
 
     def _create(self, options: dict[str, Any], args: tuple[Any, ...]) -> Any:
-        """The actor; a restarted worker waits for its previous actor's name to be free."""
-        deadline = time.monotonic() + NAME_RELEASE_S
-        while True:
-            try:
-                return self._actor().options(**options).remote(*args)
-            except ValueError as exc:
-                if "already" not in str(exc) or time.monotonic() > deadline:
-                    raise RunError(
-                        f"cannot create Ray actor {options['name']!r} in namespace "
-                        f"{options['namespace']!r}: {exc}"
-                    ) from exc
-                time.sleep(0.1)
+        try:
+            return self._actor().options(**options).remote(*args)
+        except ValueError as exc:
+            raise RunError(
+                f"cannot create Ray actor {options['name']!r} in namespace "
+                f"{options['namespace']!r}: {exc}"
+            ) from exc
 
     def close(self) -> None:
-        """Shut down the local Ray instance if this backend started it."""
+        """End the actors kept warm, and shut down the local Ray instance if this backend
+        started it."""
+        end_kept_actors()
         if self.started_ray and self._ray.is_initialized():
             self._ray.shutdown()
         self.started_ray = False
         stop_reaper()
 
 
-class RayWorkerHandle(WorkerHandle):
-    """A worker in a Ray actor, seen through local pipes that a pump thread fills."""
-
-    def __init__(
-        self,
-        ray: Any,
-        actor: Any,
-        worker_id: str,
-        name: str,
-        batch: tuple[int, float],
-        backpressure: int,
-    ) -> None:
-        self._ray = ray
-        self._actor = actor
-        self.worker_id = worker_id
-        self.name = name
-        # Filled in by the pump once Ray has placed the actor (the worker's Started event
-        # also carries its pid).
-        self.pid: int | None = None
-        self.pid_start: str | None = None
-        self.host = ""
-        self.started_at = time.time()
-        self.stop_requested = False
-        self._code: int | None = None
-        self._reason: str | None = None
-        self._done = threading.Event()
-        self._fds: dict[int, FdKind] = {}
-        self._sinks: list[int | None] = []
-        try:
-            for kind in _KINDS:
-                read, write = os.pipe()
-                self._fds[read] = kind
-                self._sinks.append(write)
-            self._info = actor.info.remote()
-            self._stream = actor.stream.options(
-                _generator_backpressure_num_objects=backpressure
-            ).remote(*batch)
-        except BaseException:
-            self._close_all()
-            with contextlib.suppress(Exception):
-                ray.kill(actor, no_restart=True)
-            raise
-        self._thread = threading.Thread(
-            target=self._pump, name=f"nbtrain-ray-pump-{worker_id}", daemon=True
-        )
-        self._thread.start()
-
-    # -- the pump --------------------------------------------------------------------------
-    def _pump(self) -> None:
-        ray = self._ray
-        code: int | None = None
-        try:
-            info = ray.get(self._info)
-            self.pid, self.pid_start, self.host = info["pid"], info["pid_start"], info["host"]
-            for ref in self._stream:
-                telemetry, stdout, stderr, last = ray.get(ref)
-                for index, data in enumerate((telemetry, stdout, stderr)):
-                    self._write(index, data)
-                if last is not None:
-                    code = last
-        except ray.exceptions.RayError as exc:
-            self._reason = _reason(self.name, exc)
-        except Exception as exc:  # the pump must always end the handle
-            self._reason = f"nbtrain lost Ray actor {self.name!r}: {type(exc).__name__}: {exc}"
-        finally:
-            self._close_sinks()
-            if code is None:
-                self._reason = self._reason or f"Ray actor {self.name!r} ended without an exit code"
-                code = ACTOR_DIED_EXIT_CODE
-            self._code = code
-            self._done.set()
-
-    def _write(self, index: int, data: bytes) -> None:
-        """Blocking writes: a slow ingest slows the pump, which pauses the actor's stream."""
-        fd = self._sinks[index]
-        view = memoryview(data)
-        while fd is not None and view:
-            try:
-                view = view[os.write(fd, view) :]
-            except OSError:  # the reader was closed: drop the rest of this stream
-                self._sinks[index] = None
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                return
-
-    def _close_sinks(self) -> None:
-        for index, fd in enumerate(self._sinks):
-            self._sinks[index] = None
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-
-    def _close_all(self) -> None:
-        self._close_sinks()
-        for fd in list(self._fds):
-            self.close_fd(fd)
-
-    # -- WorkerHandle ----------------------------------------------------------------------
-    def fds(self) -> dict[int, FdKind]:
-        return dict(self._fds)
-
-    def close_fd(self, fd: int) -> None:
-        self._fds.pop(fd, None)
-        with contextlib.suppress(OSError):
-            os.close(fd)
-
-    def poll(self) -> int | None:
-        return self._code if self._done.is_set() else None
-
-    def failure_reason(self) -> str | None:
-        return self._reason if self._done.is_set() else None
-
-    def _call(self, method: str, *args: object) -> None:
-        """Fire and forget, never after Ray shut down (a call would start a new instance)."""
-        if self._ray.is_initialized():
-            with contextlib.suppress(Exception):
-                getattr(self._actor, method).remote(*args)
-
-    def request_stop(self) -> None:
-        self.stop_requested = True
-        self._call("stop")
-
-    def stop(self, timeout: float) -> int:
-        """Ask; then SIGTERM through the actor; then ``ray.kill`` the actor (its worker sees
-        EOF on its control pipe and exits by itself)."""
-        deadline = time.monotonic() + max(timeout, 0.0)
-        self.request_stop()
-        for share, step in ((0.5, signal.SIGTERM), (0.8, None)):
-            if self._done.wait(max(deadline - time.monotonic(), 0.0) * share):
-                return self._wait()
-            if step is not None:
-                self._call("signal", step)
-        self._kill()
-        return self._wait()
-
-    def _wait(self) -> int:
-        self._done.wait(30.0)
-        code = self.poll()
-        return ACTOR_DIED_EXIT_CODE if code is None else code
-
-    def _kill(self) -> None:
-        if self._ray.is_initialized():
-            with contextlib.suppress(Exception):
-                self._ray.kill(self._actor, no_restart=True)
-
-    def close_control(self) -> None:
-        """The worker has ended: release its actor (and the CPUs it reserved) now."""
-        self._kill()
-
-
-def _reason(name: str, exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if len(text) > REASON_CHARS:
-        text = text[:REASON_CHARS] + "..."
-    return f"Ray actor {name!r} died ({type(exc).__name__}): {text}"
+def end_kept_actors() -> None:
+    """End every actor this kernel keeps warm now (and release the CPUs they reserve)."""
+    ray = import_ray()
+    POOL.drain(lambda kept: kill_actor(ray, kept[0]))

@@ -48,8 +48,11 @@ def _plain(value: Any) -> Any:
 
 
 class Worker:
-    def __init__(self, launch: Launch, sink: Sink) -> None:
+    def __init__(self, launch: Launch, sink: Sink, *, handle_signals: bool = True) -> None:
+        """``handle_signals=False``: SIGTERM/SIGINT are not this worker's (it runs in a
+        thread of a process that hosts it, e.g. a Ray actor, which stops it via ``flag``)."""
         self.launch = launch
+        self.handle_signals = handle_signals
         self.cfg = launch.config
         self.worker_id = launch.worker_id
         self.run_id = self.cfg.run_id
@@ -69,7 +72,8 @@ class Worker:
     def run(self) -> int:
         """The whole life of the worker; returns the exit code."""
         cfg = self.cfg
-        install_signal_handlers(self.flag)
+        if self.handle_signals:
+            install_signal_handlers(self.flag)
         if self.launch.control_fd is not None:
             ControlReader(
                 self.launch.control_fd, self.flag, run_id=self.run_id, worker_id=self.worker_id
