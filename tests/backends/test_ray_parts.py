@@ -22,7 +22,7 @@ import nbtrain
 from nbtrain.dispatch.outbox import STDERR, STDOUT, TELEMETRY, Outbox, capture
 from nbtrain.dispatch.ray_actor import WorkerActor
 from nbtrain.wire.codec import FrameDecoder
-from nbtrain.wire.events import Ended, Episode, Event, Started
+from nbtrain.wire.events import Ended, Episodes, Event, Started
 from nbtrain.worker.emitter import TelemetryClosedError
 from tests.kit.backends import config, slow
 
@@ -80,7 +80,7 @@ def test_the_actor_streams_a_whole_worker_in_batches(host: Callable[..., WorkerA
     assert batches > 1
     ended = [e for e in events if isinstance(e, Ended)]
     assert [e.status for e in ended] == ["completed"]
-    assert [e.ep_index for e in events if isinstance(e, Episode)] == list(range(5))
+    assert [ep for e in events if isinstance(e, Episodes) for ep in e.ep_index] == list(range(5))
     started = [e for e in events if isinstance(e, Started)]
     assert started[0].pid == os.getpid()
     assert sys.stdout is before, "sys.stdout is given back once the worker ended"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,17 +40,3 @@ def worker_rows(db: Path, run_id: str) -> dict[str, dict[str, Any]]:
         con.row_factory = sqlite3.Row
         rows = con.execute("SELECT * FROM workers WHERE run_id = ?", (run_id,)).fetchall()
     return {row["worker_id"]: dict(row) for row in rows}
-
-
-def actor_gone(ray: Any, run_id: str, worker_id: str, timeout: float = 15.0) -> bool:
-    """Has the named actor of this worker gone from the cluster?"""
-    from nbtrain.dispatch.ray_backend import actor_name, run_namespace
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            ray.get_actor(actor_name(run_id, worker_id), namespace=run_namespace(run_id))
-        except ValueError:
-            return True
-        time.sleep(0.1)
-    return False

@@ -98,6 +98,8 @@ class OutboxSink(_BufferedSink):
     """The worker's frame sink: wire frames into the outbox's telemetry stream (in place of
     :class:`~nbtrain.worker.emitter.FrameSink` and its pipe)."""
 
+    batches_episodes = True  # the kernel's wire, as FrameSink
+
     def __init__(self, outbox: Outbox) -> None:
         super().__init__(-1)
         self.outbox = outbox
