@@ -73,14 +73,14 @@ def host(db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Wo
 
 def test_the_actor_streams_a_whole_worker_in_batches(host: Callable[..., WorkerActor]) -> None:
     before = sys.stdout
-    actor = host(config(episodes=5, workers=1))
+    actor = host(config(episodes=40, workers=1))
     assert actor.info()["pid"] == os.getpid(), "the worker runs in the actor's own process"
     events, _, _, code, batches = relay(actor)
     assert code == 0
     assert batches > 1
     ended = [e for e in events if isinstance(e, Ended)]
     assert [e.status for e in ended] == ["completed"]
-    assert [ep for e in events if isinstance(e, Episodes) for ep in e.ep_index] == list(range(5))
+    assert [ep for e in events if isinstance(e, Episodes) for ep in e.ep_index] == list(range(40))
     started = [e for e in events if isinstance(e, Started)]
     assert started[0].pid == os.getpid()
     assert sys.stdout is before, "sys.stdout is given back once the worker ended"
