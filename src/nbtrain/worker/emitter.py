@@ -343,17 +343,8 @@ class TelemetryEmitter:
             )
 
 
-_EPISODE_COLUMNS = (
-    "ep_index",
-    "total_reward",
-    "length",
-    "terminated",
-    "truncated",
-    "seed",
-    "started_at",
-    "ended_at",
-    "extras",
-)
+# The Episodes fields after run_id and worker_id: the order of an EpisodeRow.
+_EPISODE_COLUMNS = Episodes.__struct_fields__[2:]
 
 
 def _columns(rows: list[EpisodeRow]) -> dict[str, list[Any]]:
