@@ -4,7 +4,7 @@ Runs the real worker (``python -m nbtrain.worker``) with q_learning on FrozenLak
 CliffWalking-v1, once recording every step (``telemetry.steps="all"``) and once recording
 none, alternating, several times; the telemetry pipe is drained and decoded by a reader
 thread in this process, as the kernel would. Speed is steps per second of training, from
-the first episode's start to the last episode's end (``Episode`` timestamps), so process
+the first episode's start to the last episode's end (``Episodes`` timestamps), so process
 start-up and env construction are not counted. Goal: time ratio all / none <= 1.15.
 
     python benchmarks/worker_overhead.py [--seconds 5] [--reps 3]
@@ -25,7 +25,7 @@ from typing import Any
 from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire.codec import FrameDecoder
-from nbtrain.wire.events import Ended, Episode, Steps
+from nbtrain.wire.events import Ended, Episode, Episodes, Steps
 from nbtrain.worker.config_file import AgentRef, TelemetrySpec, WorkerConfig
 
 ENVS = ("FrozenLake-v1", "CliffWalking-v1")
@@ -67,8 +67,8 @@ def run_once(folder: Path, env_id: str, steps: str, episodes: int) -> dict[str, 
                 for item in decoder.feed(data):
                     if isinstance(item, Steps):
                         totals["step_rows"] += len(item)
-                    elif isinstance(item, Episode):
-                        episodes_seen.append(item)
+                    elif isinstance(item, Episodes):
+                        episodes_seen.extend(item.expand())
                     elif isinstance(item, Ended):
                         ended.append(item)
         totals["frames"] = decoder.frames

@@ -47,8 +47,11 @@ def test_expanded_episodes_carry_every_field_and_their_ids(eps: list[int], worke
     assert all(isinstance(e, Episode) for e in out)
     for i, one in enumerate(out):
         assert (one.ep_index, one.length, one.seed, one.extras) == (
-            eps[i], eps[i] + 1, 1000 + eps[i], {"epsilon": 1.0 / (eps[i] + 1)},
-        )  # fmt: skip
+            eps[i],
+            eps[i] + 1,
+            1000 + eps[i],
+            {"epsilon": 1.0 / (eps[i] + 1)},
+        )
     assert event.expand(len(eps) // 2) == out[len(eps) // 2 :]
 
 
@@ -99,3 +102,33 @@ def test_the_live_hub_counts_a_batch_and_ignores_a_malformed_one() -> None:
     assert [r["ep_index"] for r in recent] == list(range(n - RECENT_EPISODES, n))
     assert recent[-1]["episode_id"] == format_episode_id(run, n - 1, "000001")
     assert worker.curve.stamp == n
+
+
+def test_the_live_hub_keeps_no_object_the_cyclic_gc_must_track() -> None:
+    """Regression: holding one Episode struct per recent episode promoted thousands of
+    tracked objects a second into the oldest generation; the kernel then ran full
+    collections of 170-230 ms under load (benchmarks/kernel_latency.py p99 30 -> 160 ms)."""
+    import gc
+
+    run = new_run_id()
+    live = RunLive(run, ["000001"])
+    live.apply(batch(run, "000001", list(range(500))))
+    live.apply(
+        Episode(
+            run_id=run,
+            worker_id="000001",
+            ep_index=500,
+            episode_id="x",
+            total_reward=1.0,
+            length=1,
+            terminated=True,
+            truncated=False,
+            seed=1,
+            started_at=1.0,
+            ended_at=2.0,
+            extras={"epsilon": 0.1},
+        )
+    )
+    rows = list(live.workers["000001"]._recent)
+    assert len(rows) == RECENT_EPISODES
+    assert not any(gc.is_tracked(row) for row in rows)

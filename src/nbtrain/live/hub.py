@@ -67,8 +67,10 @@ class WorkerLive:
     # a worker's own `failed` event arrives before its exit code does.
     settled: bool = False
     curve: BucketCurve = field(default_factory=BucketCurve)
-    # The events themselves (dicts are made when a view asks: most episodes are never shown).
-    _recent: deque[Episode] = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
+    # Dicts of plain values: CPython never tracks them in the cyclic GC, so they do not push
+    # the kernel into full collections (an Episode struct each did: 170-230 ms pauses of the
+    # notebook under load, benchmarks/kernel_latency.py).
+    _recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
     _return_sum: float = 0.0
     _return_count: int = 0
 
@@ -76,7 +78,17 @@ class WorkerLive:
         self.curve.add(event.ep_index, float(event.total_reward), event.length)
         self._return_sum += float(event.total_reward)
         self._return_count += 1
-        self._recent.append(event)
+        self._recent.append(
+            _recent_row(
+                event.ep_index,
+                event.episode_id,
+                event.total_reward,
+                event.length,
+                event.terminated,
+                event.truncated,
+                event.ended_at,
+            )
+        )
         self.episodes_done = max(self.episodes_done, event.ep_index + 1)
         eps = event.extras.get("epsilon") if event.extras else None
         if isinstance(eps, int | float):
@@ -91,8 +103,20 @@ class WorkerLive:
             add(ep, float(reward), length)
         self._return_sum += float(sum(rewards))
         self._return_count += len(rewards)
-        # Only the episodes a view can still ask for become objects.
-        self._recent.extend(event.expand(max(len(event) - RECENT_EPISODES, 0)))
+        # Only the episodes a view can still ask for become rows.
+        tail = max(len(event) - RECENT_EPISODES, 0)
+        self._recent.extend(
+            map(
+                _recent_row,
+                event.ep_index[tail:],
+                event.episode_ids(tail),
+                rewards[tail:],
+                event.length[tail:],
+                event.terminated[tail:],
+                event.truncated[tail:],
+                event.ended_at[tail:],
+            )
+        )
         if event.ep_index:
             self.episodes_done = max(self.episodes_done, max(event.ep_index) + 1)
             last = event.extras[-1]
@@ -109,7 +133,7 @@ class WorkerLive:
     def last100_return(self) -> float | None:
         """Mean return of the last 100 episodes (as ``summary()``'s ``last100_return``)."""
         last = list(self._recent)[-100:]
-        return sum(float(e.total_reward) for e in last) / len(last) if last else None
+        return sum(r["total_reward"] for r in last) / len(last) if last else None
 
     @property
     def last20_return(self) -> float | None:
@@ -119,18 +143,27 @@ class WorkerLive:
     def recent_episodes(self, n: int = 20) -> list[dict[str, Any]]:
         if n <= 0:
             return []
-        return [
-            {
-                "ep_index": e.ep_index,
-                "episode_id": e.episode_id,
-                "total_reward": e.total_reward,
-                "length": e.length,
-                "terminated": e.terminated,
-                "truncated": e.truncated,
-                "ended_at": e.ended_at,
-            }
-            for e in list(self._recent)[-n:]
-        ]
+        return list(self._recent)[-n:]
+
+
+def _recent_row(
+    ep_index: int,
+    episode_id: str,
+    total_reward: float,
+    length: int,
+    terminated: bool,
+    truncated: bool,
+    ended_at: float,
+) -> dict[str, Any]:
+    return {
+        "ep_index": ep_index,
+        "episode_id": episode_id,
+        "total_reward": total_reward,
+        "length": length,
+        "terminated": terminated,
+        "truncated": truncated,
+        "ended_at": ended_at,
+    }
 
 
 class RunLive:

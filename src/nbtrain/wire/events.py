@@ -94,9 +94,10 @@ class Episodes(_Event, tag="episodes", frozen=True, kw_only=True):
     def __len__(self) -> int:
         return len(self.ep_index)
 
-    def episode_ids(self) -> list[str]:
+    def episode_ids(self, start: int = 0) -> list[str]:
+        """The ids of the episodes from row ``start`` on."""
         prefix = format_episode_id(self.run_id, 0, self.worker_id)[: -len("000000")]
-        return [f"{prefix}{ep:06d}" for ep in self.ep_index]
+        return [f"{prefix}{ep:06d}" for ep in self.ep_index[start:]]
 
     def expand(self, start: int = 0) -> list[Episode]:
         """One :class:`Episode` per row from row ``start`` on; ``ValueError`` if the
