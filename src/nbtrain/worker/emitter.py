@@ -1,8 +1,10 @@
 """Where a worker's events go, and the step batching that keeps telemetry cheap.
 
-The training loop appends one tuple per recorded step to :attr:`TelemetryEmitter.rows` and
-compares the step's timestamp with a deadline; everything else (transposing rows into the
-:class:`Steps` columns, encoding, writing) happens at most every ``FLUSH_INTERVAL`` seconds.
+The training loop appends one tuple per recorded step to :attr:`TelemetryEmitter.rows` (and
+one per finished episode to :attr:`TelemetryEmitter.episodes`) and compares the step's
+timestamp with a deadline; everything else (transposing rows into the :class:`Steps` and
+:class:`Episodes` columns, encoding, writing) happens at most every ``FLUSH_INTERVAL``
+seconds.
 """
 
 from __future__ import annotations
@@ -267,10 +269,11 @@ class TelemetryEmitter:
         return time.time() + FLUSH_INTERVAL
 
     def _close_batch(self, *, drop_on_error: bool) -> None:
-        """Queue the pending steps as :class:`Steps` events, then the held events: all of
-        them or, if one fails to encode, none (nothing half-sent, nothing sent twice). On
-        failure the batch stays for a later try, or with ``drop_on_error`` is dropped:
-        held episodes whose steps cannot be sent must not be sent either."""
+        """Queue the pending steps as :class:`Steps` events, then the held events, then the
+        finished episodes: all of them or, if one fails to encode, none (nothing half-sent,
+        nothing sent twice). On failure the batch stays for a later try, or with
+        ``drop_on_error`` is dropped: finished episodes whose steps cannot be sent must not
+        be sent either."""
         m = len(self.episodes)  # before the rows: see emit_side
         n = len(self.rows)
         if not n and not m and not self._held:
