@@ -1,9 +1,10 @@
 """How many steps per second can one kernel store? A load simulation, for both backends.
 
 M synthetic senders (no environment, no agent: a process that writes pre-built wire frames
-at a set rate, batched like a real worker: one ``Steps`` frame per 100 ms, an ``Episode``
-frame every ``--episode-length`` steps) feed one kernel's real ingest thread and real
-SQLite store writer, either over subprocess pipes (local backend) or as Ray actors
+at a set rate, batched like a real worker: per 100 ms, ``Steps`` frames and one
+``Episodes`` frame for the episodes of ``--episode-length`` steps that ended in it) feed one
+kernel's real ingest thread and real SQLite store writer, either over subprocess pipes
+(local backend) or as Ray actors
 streaming batches back (Ray backend: its actor class, the sender in place of the worker loop).
 
 The offered rate doubles until the kernel falls behind: stored steps/s below 95 % of the
@@ -38,9 +39,8 @@ def sender(
 ) -> int:
     """Write frames at ``rate`` steps/s for ``seconds``: onto NBTRAIN_TELEMETRY_FD, or
     through ``write(bytes)`` (the Ray actor's outbox)."""
-    from nbtrain.ids import format_episode_id
     from nbtrain.wire.codec import FrameEncoder
-    from nbtrain.wire.events import Ended, Episode, Started, Steps
+    from nbtrain.wire.events import Ended, Episodes, Started, Steps
     from nbtrain.worker.emitter import write_all
 
     if write is None:
@@ -68,6 +68,7 @@ def sender(
         tick += 1
         n = min(int(rate * FLUSH * tick), total) - sent
         now = time.time()
+        ended: list[int] = []
         while n > 0:
             k = min(n, ep_len - step, 1024)
             if with_steps:
@@ -79,13 +80,16 @@ def sender(
                 )  # fmt: skip
             step, n, sent = step + k, n - k, sent + k
             if step == ep_len:
-                enc.append(
-                    Episode(**common, ep_index=ep, episode_id=format_episode_id(run_id, ep,
-                            worker_id), total_reward=0.0, length=ep_len, terminated=True,
-                            truncated=False, seed=ep, started_at=now, ended_at=now),
-                    out,
-                )  # fmt: skip
+                ended.append(ep)
                 ep, step = ep + 1, 0
+        if ended:
+            k = len(ended)
+            enc.append(
+                Episodes(**common, ep_index=ended, total_reward=[0.0] * k, length=[ep_len] * k,
+                         terminated=[True] * k, truncated=[False] * k, seed=ended,
+                         started_at=[now] * k, ended_at=[now] * k, extras=[{}] * k),
+                out,
+            )  # fmt: skip
         ticks.append(bytes(out))
         out.clear()
     t0 = time.monotonic()
