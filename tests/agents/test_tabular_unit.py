@@ -246,3 +246,26 @@ def test_repr_and_q_values():
     agent.q_values(1)[0] = 9.0  # a copy
     assert agent.q[1][0] == 0.0
     assert "ExpectedSarsaAgent(states=6, actions=4" in repr(agent)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=4, max_size=4), min_size=6, max_size=6
+    ),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**32 - 1),
+    st.integers(-3, 3),
+)
+def test_act_draws_exactly_as_the_policy_it_inlines(q, epsilon, seed, start):
+    """act() writes out _policy/_greedy for speed; SARSA's target still uses them: the
+    two must make the same choices from the same random stream, ties included."""
+    space = spaces.Discrete(4, start=start)
+    inline = QLearningAgent(OBS, space, seed=seed, epsilon=epsilon, epsilon_min=0.0)
+    spelled = QLearningAgent(OBS, space, seed=seed, epsilon=epsilon, epsilon_min=0.0)
+    inline.q = [list(row) for row in q]
+    for step in range(40):
+        state = step % 6
+        explore = step % 3 != 0
+        expected = spelled._policy(q[state]) if explore else spelled._greedy(q[state])
+        assert inline.act(state, explore=explore) == expected + start

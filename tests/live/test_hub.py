@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -230,3 +231,21 @@ def test_worker_start_listeners_are_called_and_held_weakly() -> None:
     live.set_process("000001", status="running", pid=1)
     assert Listener.calls == 1  # the collected listener is gone
     assert len(live._start_listeners) == 1
+
+
+def test_a_bool_is_not_an_epsilon() -> None:
+    """The hub and the worker's heartbeat read ε with one rule (wire.events.extras_epsilon)."""
+    from nbtrain.ids import new_run_id
+    from nbtrain.live.hub import RunLive
+    from nbtrain.wire.events import Episode
+
+    run = new_run_id()
+    live = RunLive(run, ["000001"])
+    common: dict[str, Any] = {
+        "run_id": run, "worker_id": "000001", "total_reward": 1.0, "length": 1,
+        "terminated": True, "truncated": False, "seed": 1, "started_at": 1.0, "ended_at": 2.0,
+    }  # fmt: skip
+    live.apply(Episode(**common, ep_index=0, episode_id="a", extras={"epsilon": 0.25}))
+    live.apply(Episode(**common, ep_index=1, episode_id="b", extras={"epsilon": True}))
+    assert live.workers["000001"].epsilon == 0.25
+    assert live.workers["000001"].episodes_done == 2

@@ -137,9 +137,6 @@ class TabularAgent:
 
     # -- acting -------------------------------------------------------------------------
 
-    def _state(self, obs: Any) -> int:
-        return self._cached_state if obs is self._cached_obs else self._encode(obs)
-
     def _greedy(self, row: list[float]) -> int:
         best = max(row)
         if row.count(best) == 1:

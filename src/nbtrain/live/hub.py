@@ -35,6 +35,7 @@ from nbtrain.wire.events import (
     Progress,
     Started,
     Steps,
+    extras_epsilon,
 )
 
 RECENT_EPISODES = 200
@@ -89,10 +90,7 @@ class WorkerLive:
                 event.ended_at,
             )
         )
-        self.episodes_done = max(self.episodes_done, event.ep_index + 1)
-        eps = event.extras.get("epsilon") if event.extras else None
-        if isinstance(eps, int | float):
-            self.epsilon = float(eps)
+        self._ended(event.ep_index, event.extras)
 
     def _add_episodes(self, event: Episodes) -> None:
         if len({len(column) for column in msgspec.structs.astuple(event)[2:]}) != 1:
@@ -118,11 +116,14 @@ class WorkerLive:
             )
         )
         if event.ep_index:
-            self.episodes_done = max(self.episodes_done, max(event.ep_index) + 1)
-            last = event.extras[-1]
-            eps = last.get("epsilon") if last else None
-            if isinstance(eps, int | float):
-                self.epsilon = float(eps)
+            self._ended(max(event.ep_index), event.extras[-1])
+
+    def _ended(self, last_ep: int, extras: object) -> None:
+        """After episodes up to ``last_ep``: the count, and ε from the last one's extras."""
+        self.episodes_done = max(self.episodes_done, last_ep + 1)
+        eps = extras_epsilon(extras)
+        if eps is not None:
+            self.epsilon = eps
 
     @property
     def mean_return(self) -> float | None:

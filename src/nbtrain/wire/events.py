@@ -27,6 +27,15 @@ class _Event(msgspec.Struct, tag_field="type", frozen=True, forbid_unknown_field
     worker_id: str
 
 
+def extras_epsilon(extras: object) -> float | None:
+    """The agent's ε in an extras dict (``{"epsilon": 0.42, ...}``), if it names a number."""
+    if isinstance(extras, dict):
+        value = extras.get("epsilon")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
 class Started(_Event, tag="started", frozen=True, kw_only=True):
     pid: int
     ts: float

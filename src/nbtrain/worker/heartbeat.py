@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from nbtrain.wire.events import Progress
+from nbtrain.wire.events import Progress, extras_epsilon
 from nbtrain.worker.control import StopFlag
 from nbtrain.worker.emitter import TelemetryClosedError, TelemetryEmitter
 
@@ -28,15 +28,7 @@ class LoopState:
     @property
     def epsilon(self) -> float | None:
         end, step = self.extras
-        return _epsilon(end) or _epsilon(step)
-
-
-def _epsilon(extras: object) -> float | None:
-    if isinstance(extras, dict):
-        value = extras.get("epsilon")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
+        return extras_epsilon(end) or extras_epsilon(step)
 
 
 class Heartbeat:
