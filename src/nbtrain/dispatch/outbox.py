@@ -17,10 +17,7 @@ import threading
 import time
 from typing import Any
 
-import msgspec
-
-from nbtrain.wire.codec import FrameEncoder
-from nbtrain.worker.emitter import PIPE_SIZE, TelemetryClosedError, _BufferedSink
+from nbtrain.worker.emitter import PIPE_SIZE, FrameSink, TelemetryClosedError
 
 TELEMETRY, STDOUT, STDERR = 0, 1, 2
 
@@ -94,19 +91,13 @@ class Outbox:
         return sum(len(part) for part in self._parts)
 
 
-class OutboxSink(_BufferedSink):
-    """The worker's frame sink: wire frames into the outbox's telemetry stream (in place of
-    :class:`~nbtrain.worker.emitter.FrameSink` and its pipe)."""
-
-    batches_episodes = True  # the kernel's wire, as FrameSink
+class OutboxSink(FrameSink):
+    """The worker's frame sink, writing into the outbox's telemetry stream instead of a pipe
+    (the same frames, encoder and episode batching as :class:`FrameSink`)."""
 
     def __init__(self, outbox: Outbox) -> None:
         super().__init__(-1)
         self.outbox = outbox
-        self._encoder = FrameEncoder()
-
-    def send(self, event: msgspec.Struct) -> None:
-        self._encoder.append(event, self._out)
 
     def push(self) -> None:
         if self._out:

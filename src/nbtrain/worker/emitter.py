@@ -107,7 +107,8 @@ class FrameSink(_BufferedSink):
     def __init__(self, fd: int) -> None:
         super().__init__(fd)
         self._encoder = FrameEncoder()
-        enlarge_pipe(fd)
+        if fd >= 0:  # -1: a subclass delivers the bytes itself (the Ray actor's outbox)
+            enlarge_pipe(fd)
 
     def send(self, event: msgspec.Struct) -> None:
         self._encoder.append(event, self._out)
