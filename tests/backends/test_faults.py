@@ -13,6 +13,7 @@ import pytest
 
 from tests.kit.backends import Launch, config, worker_rows
 from tests.kit.processes import wait_for, wait_gone
+from tests.kit.truth import no_live_rows, whole_episodes
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,8 @@ def test_a_hung_step_is_ended_by_stop(launch: Launch, db: Path, backend: str) ->
     row = worker_rows(db, run.run_id)["000001"]
     assert row["status"] == "stopped"
     assert "hanging now" in (row["output"] or ""), "what the agent printed reached the kernel"
+    whole_episodes(db, run.run_id)
+    no_live_rows(db, run.run_id)
 
 
 def test_an_agent_calling_sys_exit_fails_with_its_code(
@@ -42,6 +45,8 @@ def test_an_agent_calling_sys_exit_fails_with_its_code(
     assert row["exit_code"] == 3
     assert "exited with code 3" in row["error"]
     assert "exiting on purpose" in row["error"]
+    whole_episodes(db, run.run_id)
+    no_live_rows(db, run.run_id)
 
 
 def test_an_agent_that_kills_its_process_fails_the_worker(
@@ -52,6 +57,8 @@ def test_an_agent_that_kills_its_process_fails_the_worker(
     assert run.wait(timeout=120) == {"000001": "failed"}
     row = worker_rows(db, run.run_id)["000001"]
     assert row["exit_code"] == -signal.SIGKILL
+    whole_episodes(db, run.run_id)
+    no_live_rows(db, run.run_id)
     if backend == "ray":
         assert "Ray actor" in row["error"], row["error"]
     else:

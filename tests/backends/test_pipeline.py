@@ -17,6 +17,7 @@ import nbtrain
 from tests.backends.hosts import not_hosted
 from tests.kit.backends import Launch, config, slow, worker_rows
 from tests.kit.processes import wait_for, wait_gone
+from tests.kit.truth import no_live_rows, whole_episodes
 
 pytestmark = pytest.mark.slow
 
@@ -71,6 +72,8 @@ def test_stop_a_long_run(
     rows = worker_rows(db, run.run_id)
     assert {w: r["status"] for w, r in rows.items()} == {"000001": "stopped", "000002": "stopped"}
     assert run.run_status == "stopped"
+    whole_episodes(db, run.run_id)
+    no_live_rows(db, run.run_id)
     if backend == "ray":
         # The actors ended their workers; they are kept warm for the next ones.
         ray = request.getfixturevalue("ray_cluster")
@@ -98,6 +101,7 @@ def test_raising_agent_fails_with_its_traceback(launch: Launch, db: Path, backen
     assert "Traceback" in row["traceback"]
     assert row["exit_code"] not in (0, None)
     assert len(run.steps()) == 0, "steps of the unfinished episode must not stay"
+    no_live_rows(db, run.run_id)
 
 
 def test_notebook_agent_class_travels_by_value(launch: Launch, db: Path, backend: str) -> None:
@@ -133,6 +137,7 @@ def test_restart_continues_the_episode_counter(launch: Launch, db: Path, backend
     assert episodes["ep_index"].tolist() == list(range(30))
     assert done < 30
     assert episodes["episode_id"].is_unique
+    assert whole_episodes(db, run.run_id) == 30
 
 
 def test_chatty_worker_output_is_relayed(launch: Launch, db: Path, backend: str) -> None:
@@ -166,6 +171,8 @@ def test_actor_killed_from_outside_fails_with_rays_reason(
     assert len(run.episodes(worker_id=2)) == 40
     last = run.episodes(worker_id=1)["ep_index"].max()
     assert run.steps(worker_id=1)["ep_index"].max() <= last
+    assert whole_episodes(db, run.run_id) == 40 + last + 1
+    no_live_rows(db, run.run_id)
 
 
 def test_a_worker_no_node_can_host_fails_the_launch(

@@ -63,17 +63,6 @@ def rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[obje
         conn.close()
 
 
-def episodes_have_all_steps(db: Path) -> list[tuple[object, ...]]:
-    """Stored episodes whose steps are not all stored (empty when the store is honest)."""
-    return rows(
-        db,
-        "SELECT e.run_id, e.worker_id, e.ep_index, e.length, COALESCE(SUM(c.n_steps), 0) "
-        "FROM episodes e LEFT JOIN step_chunks c ON c.run_id = e.run_id "
-        "AND c.worker_id = e.worker_id AND c.ep_index = e.ep_index "
-        "GROUP BY e.run_id, e.worker_id, e.ep_index HAVING COALESCE(SUM(c.n_steps), 0) != e.length",
-    )
-
-
 def worker_pids(db: Path, run_id: str) -> list[int]:
     return [
         int(r[0])

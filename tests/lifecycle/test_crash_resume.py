@@ -8,8 +8,9 @@ import signal
 from pathlib import Path
 
 import nbtrain
-from tests.kit.kernel import episodes_have_all_steps, rows
+from tests.kit.kernel import rows
 from tests.kit.processes import wait_for
+from tests.kit.truth import episodes_have_all_steps
 
 
 def _epsilon_of(run: nbtrain.Run, ep_index: int) -> float:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import nbtrain
 from nbtrain.store.liveness import kernel_ended_error
-from tests.kit.kernel import Kernel, episodes_have_all_steps, rows, worker_pids
+from tests.kit.kernel import Kernel, rows, worker_pids
 from tests.kit.processes import pid_alive, wait_for
+from tests.kit.truth import episodes_have_all_steps
 
 
 def _kill_kernel_mid_run(db: Path, kernels: list[Kernel]) -> tuple[Kernel, str, int]:

@@ -12,8 +12,9 @@ import pytest
 
 import nbtrain
 from nbtrain.errors import RunError
-from tests.kit.kernel import Kernel, episodes_have_all_steps, rows, worker_pids
+from tests.kit.kernel import Kernel, rows, worker_pids
 from tests.kit.processes import pid_alive, wait_for
+from tests.kit.truth import episodes_have_all_steps
 
 
 def _running_kernel(db: Path, kernels: list[Kernel], workers: int = 2) -> Kernel:

@@ -12,8 +12,9 @@ import pytest
 
 import nbtrain
 from nbtrain.errors import StoreError
-from tests.kit.kernel import Kernel, episodes_have_all_steps, rows
+from tests.kit.kernel import Kernel, rows
 from tests.kit.processes import pid_alive, wait_for
+from tests.kit.truth import episodes_have_all_steps
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from tests.kit.events import full_episode, steps
+from tests.kit.truth import whole_episodes
 
 from nbtrain.errors import StoreError, StoreWriteError
 from nbtrain.ids import new_run_id
@@ -37,24 +38,6 @@ def new_run(w: StoreWriter) -> str:
     run = new_run_id()
     w.create_run(run_id=run, name="t", created_at=time.time(), digest="", config={})
     return run
-
-
-def whole_episodes(db: Path) -> int:
-    """Every stored episode has all its steps; returns how many episodes are stored."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        rows = conn.execute(
-            """SELECT e.worker_id, e.ep_index, e.length, COALESCE(SUM(c.n_steps), 0)
-            FROM episodes AS e LEFT JOIN step_chunks AS c
-              ON c.run_id = e.run_id AND c.worker_id = e.worker_id AND c.ep_index = e.ep_index
-            GROUP BY e.run_id, e.worker_id, e.ep_index"""
-        ).fetchall()
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    finally:
-        conn.close()
-    broken = [r for r in rows if r[2] != r[3]]
-    assert not broken, broken[:5]
-    return len(rows)
 
 
 class Watch:
