@@ -36,7 +36,9 @@ def _step_epsilons(result: Any, ep_index: int) -> list[float]:
 
 
 def test_checkpoints_every_n_episodes_and_at_the_end(tmp_path: Path) -> None:
-    result = run_worker(make_config(tmp_path, episodes=25, checkpoint_every=10))
+    # step_delay flushes after every step: each snapshot is written at the next flush
+    config = make_config(tmp_path, episodes=25, checkpoint_every=10, step_delay=0.0002)
+    result = run_worker(config)
     assert result.code == 0, result.stderr.decode()
     artifacts = result.of(ev.Artifact)
     assert len(artifacts) == 3  # after episodes 10 and 20, and at the end (25)
@@ -52,6 +54,39 @@ def test_checkpoints_every_n_episodes_and_at_the_end(tmp_path: Path) -> None:
     assert data["episode"] == 25
     assert data["epsilon"] == result.of(ev.Episode)[-1].extras["epsilon"]
     assert stat.S_IMODE(policy.stat().st_mode) == 0o600
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_fast_run_writes_one_checkpoint_per_flush_not_one_per_boundary(
+    tmp_path: Path,
+) -> None:
+    # 5,000 FrozenLake episodes take well under a second: about one flush per 100 ms, each
+    # writing the newest snapshot; a file per boundary would be 5,000 writes
+    result = run_worker(make_config(tmp_path, episodes=5000, checkpoint_every=1))
+    assert result.code == 0, result.stderr.decode()
+    artifacts = result.of(ev.Artifact)
+    assert 1 <= len(artifacts) < 500
+    assert json.loads((tmp_path / POLICY).read_text())["episode"] == 5000
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_failing_worker_writes_the_snapshot_its_sent_episodes_cover(tmp_path: Path) -> None:
+    # no flush happens between the snapshot after episode 5 and the failure in episode 8:
+    # the failure path sends episodes 0-7 and then writes that snapshot
+    config = make_config(
+        tmp_path,
+        agent="SnapshotThenFail",
+        episodes=1000,
+        checkpoint_every=5,
+        agent_kwargs={"fail_after": 8},
+    )
+    result = run_worker(config)
+    assert result.code == 1
+    assert "agent exploded on purpose" in result.events[-1].error
+    assert [e.ep_index for e in result.of(ev.Episode)] == list(range(8))
+    assert json.loads((tmp_path / POLICY).read_text()) == {"episode": 5}
+    kinds = [type(e).__name__ for e in result.events]
+    assert kinds.index("Artifact") > max(i for i, k in enumerate(kinds) if k == "Episode")
     assert _leftovers(tmp_path) == []
 
 
@@ -170,7 +205,7 @@ def test_policy_bytes_that_are_not_bytes_fail_the_worker_by_name(tmp_path: Path)
 
 
 def test_many_periodic_checkpoints_leave_no_file_behind(tmp_path: Path) -> None:
-    result = run_worker(make_config(tmp_path, episodes=40, checkpoint_every=2))
+    result = run_worker(make_config(tmp_path, episodes=40, checkpoint_every=2, step_delay=0.0002))
     assert result.code == 0
     assert len(result.of(ev.Artifact)) == 20
     policy = json.loads((tmp_path / POLICY).read_text())

@@ -99,3 +99,26 @@ class TextPolicyBytes(NoEpisodeSave):
 
     def policy_bytes(self, *, episode: int | None = None) -> str:
         return str(self.steps)
+
+
+class SnapshotThenFail(_Base):
+    """Has ``policy_bytes`` (periodic checkpoints are snapshots) and fails in ``learn`` once
+    ``fail_after`` episodes have ended."""
+
+    episodes = 0
+
+    def end_episode(self) -> dict[str, Any]:
+        self.episodes += 1
+        return {}
+
+    def learn(self, *args: Any) -> dict[str, Any]:
+        if self.episodes >= self.kw.get("fail_after", 7):
+            raise RuntimeError("agent exploded on purpose")
+        return super().learn(*args)
+
+    def policy_bytes(self, *, episode: int | None = None) -> bytes:
+        return b'{"episode": %d}' % (episode or 0)
+
+    def save(self, path: str, *, episode: int | None = None) -> None:
+        with open(path, "wb") as fh:
+            fh.write(self.policy_bytes(episode=episode))

@@ -116,6 +116,8 @@ class Worker:
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"
             tb = traceback.format_exc()
+            with contextlib.suppress(Exception):
+                self._flush()  # the episodes before the failure, then their checkpoint
             print(tb, file=sys.stderr, end="", flush=True)
             self._log(40, log_codes.LOG_WORKER_FAILED, "worker failed: %s", error)
         finally:
@@ -170,15 +172,45 @@ class Worker:
                 path = self.launch.config_path.parent / path
         start_agent(self.agent, cfg, path, self.policy_file)
 
+    @property
+    def _checkpoints(self) -> Checkpointer:
+        if self._checkpointer is None:
+            self._checkpointer = Checkpointer(self.agent, self.policy_file)
+        return self._checkpointer
+
     def _save_policy(self, episode: int, *, final: bool = True) -> None:
         """Checkpoint the agent atomically to ``policy-{worker_id}.json`` (if it can save).
 
         Periodic checkpoints (``final=False``) skip fsync: they guard against a crashed
         worker, which the page cache survives; the final save is durable."""
-        if self._checkpointer is None:
-            self._checkpointer = Checkpointer(self.agent, self.policy_file)
-        if not self._checkpointer.save(episode, final=final):
-            return
+        if self._checkpoints.save(episode, final=final):
+            self._announce_policy(final=final)
+
+    def _checkpoint(self, episode: int) -> float | None:
+        """The periodic checkpoint after ``episode`` episodes: a snapshot written at the next
+        flush, or (an agent without ``policy_bytes``) a flush and a save now, which returns
+        the next flush deadline."""
+        if self._checkpoints.snapshot(episode):
+            return None
+        deadline = self._flush()  # episodes first: a checkpoint is never ahead of them
+        self._save_policy(episode, final=False)
+        return deadline
+
+    def _flush(self) -> float:
+        """Send what is pending, then write the checkpoint snapshot it covers; returns the
+        next flush deadline."""
+        checkpoints = self._checkpointer
+        try:
+            deadline = self.emitter.flush()
+        except BaseException:
+            if checkpoints is not None:
+                checkpoints.discard()  # its episodes were dropped, not sent
+            raise
+        if checkpoints is not None and checkpoints.write_pending() is not None:
+            self._announce_policy(final=False)
+        return deadline
+
+    def _announce_policy(self, *, final: bool) -> None:
         path = self.policy_file
         self._log(20 if final else 10, log_codes.LOG_WORKER_POLICY_SAVED, "policy saved to %s",
                   path)  # fmt: skip
@@ -223,6 +255,7 @@ class Worker:
         every_ckpt = (cfg.checkpoint_every or 0) if train else 0
         append = emitter.rows.append
         add_episode = emitter.episodes.append
+        flush = self._flush
         now = time.time
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
@@ -266,7 +299,7 @@ class Worker:
                         )
                     )
                     if ts >= deadline:
-                        deadline = emitter.flush()
+                        deadline = flush()
                 if t == next_frame:
                     next_frame += frame_every
                     frame = frames.frame(ep, t) if frames is not None else None
@@ -278,7 +311,7 @@ class Worker:
                 if terminated or truncated or flag.stop:
                     break
                 if delay:
-                    deadline = emitter.flush()
+                    deadline = flush()
                     self._sleep(delay)
                     if flag.stop:
                         break
@@ -303,14 +336,14 @@ class Worker:
             state.episodes_done += 1
             state.ep_index = ep + 1
             if every_ckpt and (ep + 1) % every_ckpt == 0 and ep + 1 < cfg.episodes:
-                # episodes first, then the checkpoint: it is never ahead of the telemetry
-                # the kernel has, so a restart after the last stored episode never replays
-                # episodes the checkpointed agent has already learned from
-                deadline = emitter.flush()
-                self._save_policy(ep + 1, final=False)
+                flushed = self._checkpoint(ep + 1)
+                if flushed is not None:
+                    deadline = flushed
             if ended_at >= deadline or delay or ep == first:
                 # The first episode goes out at once: a new run shows data without waiting.
-                deadline = emitter.flush()
+                deadline = flush()
+        if self._checkpointer is not None:
+            self._checkpointer.discard()  # the final save follows (train mode)
         emitter.flush()
 
     def _sleep(self, seconds: float) -> None:
