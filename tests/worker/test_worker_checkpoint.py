@@ -67,6 +67,16 @@ def test_a_fast_run_writes_one_checkpoint_per_flush_not_one_per_boundary(
     artifacts = result.of(ev.Artifact)
     assert 1 <= len(artifacts) < 500
     assert json.loads((tmp_path / POLICY).read_text())["episode"] == 5000
+    # steps encoded early (a full event's worth at an episode end) still precede their
+    # episode, all of them
+    seen: dict[int, int] = {}
+    for event in result.events:
+        if isinstance(event, ev.Steps):
+            for ep in event.ep_index:
+                seen[ep] = seen.get(ep, 0) + 1
+        elif isinstance(event, ev.Episode):
+            assert seen.get(event.ep_index) == event.length
+    assert len(seen) == 5000
     assert _leftovers(tmp_path) == []
 
 

@@ -343,3 +343,57 @@ def test_big_writes_go_through_whole(pipe: tuple[int, int]) -> None:
     write_all(w, data)
     reader.join(10)
     assert bytes(received) == data
+
+
+def test_steps_encoded_early_go_out_before_their_episodes_at_the_flush(
+    pipe: tuple[int, int],
+) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    for t in range(5):
+        emitter.rows.append((0, t, 0, 0.0, t == 4, False, t, {"e": t}, 1.0))
+    emitter.episodes.append((0, 1.0, 5, True, False, 3, 1.0, 2.0, {}))
+    emitter.encode_steps()
+    assert emitter.rows == []
+    assert emitter.steps_sent == 5
+    assert read_available(r) == b""  # encoded, not written: the flush writes
+    emitter.rows.append((1, 0, 0, 0.0, False, False, 0, None, 3.0))  # episode 1 under way
+    emitter.flush()
+    early, late, episodes = decode_all(read_available(r))
+    assert isinstance(early, ev.Steps)
+    assert early.step_index == [0, 1, 2, 3, 4]
+    assert isinstance(late, ev.Steps)
+    assert late.ep_index == [1]
+    assert isinstance(episodes, ev.Episodes)
+    assert episodes.ep_index == [0]
+
+
+def test_steps_that_cannot_be_encoded_early_drop_what_is_pending(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.rows.append((0, 0, 0, 0.0, True, False, 0, {"e": 0}, 1.0))
+    emitter.encode_steps()  # good steps, queued
+    emitter.rows.append((1, 0, 0, 0.0, True, False, 0, 0.25, 1.0))  # learn() returned a float
+    emitter.episodes.append((0, 1.0, 1, True, False, 3, 1.0, 2.0, {}))
+    emitter.episodes.append((1, 1.0, 1, True, False, 4, 1.0, 2.0, {}))
+    with pytest.raises(TypeError, match=r"agent.learn\(\) returned float"):
+        emitter.encode_steps()
+    assert emitter.rows == []
+    assert emitter.episodes == []
+    emitter.flush()
+    (only,) = decode_all(read_available(r))  # the first, good batch; no episode
+    assert isinstance(only, ev.Steps)
+    assert only.ep_index == [0]
+
+
+def test_early_encoded_steps_are_written_once_the_queue_passes_its_bound(
+    pipe: tuple[int, int],
+) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.MAX_PENDING = 1000
+    for t in range(100):
+        emitter.rows.append((0, t, 0, 0.0, False, False, t, {"e": t}, 1.0))
+    emitter.encode_steps()
+    (steps,) = decode_all(read_available(r))
+    assert steps.step_index == list(range(100))

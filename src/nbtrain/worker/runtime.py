@@ -253,7 +253,9 @@ class Worker:
         layout = grid_layout(env)
         delay = cfg.step_delay
         every_ckpt = (cfg.checkpoint_every or 0) if train else 0
-        append = emitter.rows.append
+        rows = emitter.rows
+        append = rows.append
+        encode_at = emitter.MAX_STEPS_PER_EVENT
         add_episode = emitter.episodes.append
         flush = self._flush
         now = time.time
@@ -335,6 +337,8 @@ class Worker:
             )
             state.episodes_done += 1
             state.ep_index = ep + 1
+            if len(rows) >= encode_at:
+                emitter.encode_steps()
             if every_ckpt and (ep + 1) % every_ckpt == 0 and ep + 1 < cfg.episodes:
                 flushed = self._checkpoint(ep + 1)
                 if flushed is not None:
