@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from tests.kit.worker import Result, make_config, run_worker, worker_env
 
-from nbtrain.ids import parse_episode_id
+from nbtrain.ids import new_run_id, parse_episode_id
 from nbtrain.seeding import episode_seed
 from nbtrain.wire import events as ev
 from nbtrain.worker.config_file import AgentRef
@@ -279,3 +279,40 @@ def test_extras_that_cannot_be_sent_fail_the_worker_cleanly(
     assert ended.status == "failed"
     assert message in (ended.error or "")
     assert not result.of(ev.Episode)  # no episode without its steps
+
+
+def _without_times(result: Result) -> tuple[list[Any], list[Any]]:
+    """Every step row and every episode, timestamps left out (batching depends on time)."""
+    steps: list[Any] = []
+    for batch in result.of(ev.Steps):
+        columns = (batch.ep_index, batch.step_index, batch.action, batch.reward)
+        columns += (batch.terminated, batch.truncated, batch.obs, batch.extras)
+        steps.extend(zip(*columns, strict=True))
+    episodes = [
+        msgspec.structs.replace(e, started_at=0.0, ended_at=0.0) for e in result.of(ev.Episode)
+    ]
+    return steps, episodes
+
+
+@pytest.mark.parametrize(
+    ("builtin", "plain"),
+    [("q_learning", "PlainQLearning"), ("expected_sarsa", "PlainExpectedSarsa")],
+)
+def test_built_in_tabular_agents_train_as_act_and_learn_would(
+    tmp_path: Path, builtin: str, plain: str
+) -> None:
+    # the built-in agent gets the one-call episode (agents/tabular_fused.py), its subclass
+    # the generic loop: the same seeds must give the same telemetry and the same table
+    common: dict[str, Any] = {"episodes": 300, "checkpoint_every": None, "seed": 11}
+    common["run_id"] = new_run_id()
+    fast = run_worker(
+        make_config(tmp_path, "fast.json", agent=AgentRef(kind="builtin", name=builtin), **common)
+    )
+    fast_q = json.loads((tmp_path / "policy-000001.json").read_text())["q"]
+    generic = run_worker(make_config(tmp_path, "generic.json", agent=plain, **common))
+    generic_q = json.loads((tmp_path / "policy-000001.json").read_text())["q"]
+    assert fast.code == generic.code == 0
+    assert len(fast.of(ev.Episode)) == 300
+    assert sum(len(s) for s in fast.of(ev.Steps)) > 300
+    assert _without_times(fast) == _without_times(generic)
+    assert fast_q == generic_q

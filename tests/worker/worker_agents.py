@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from nbtrain.agents.tabular import ExpectedSarsaAgent, QLearningAgent
+
 
 class _Base:
     def __init__(self, observation_space: Any, action_space: Any, seed: int = 0, **kw: Any) -> None:
@@ -122,3 +124,11 @@ class SnapshotThenFail(_Base):
     def save(self, path: str, *, episode: int | None = None) -> None:
         with open(path, "wb") as fh:
             fh.write(self.policy_bytes(episode=episode))
+
+
+class PlainQLearning(QLearningAgent):
+    """The built-in Q-learning through the generic act/learn loop (not the exact type)."""
+
+
+class PlainExpectedSarsa(ExpectedSarsaAgent):
+    """The built-in Expected SARSA through the generic act/learn loop."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nbtrain import log_codes
+from nbtrain.agents.tabular_fused import fused_episode
 from nbtrain.logs import log
 from nbtrain.seeding import episode_seed
 from nbtrain.wire.events import Artifact, Ended, EndStatus, Started
@@ -262,6 +263,11 @@ class Worker:
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
         first = cfg.start_episode
+        # Built-in Q-learning / Expected SARSA: act and learn inline, one call an episode.
+        fused = None
+        if train and frames is None and not delay and every == 1 and conv_obs is conv_act is None:
+            fused = fused_episode(agent)
+        fused_append = append if record else None
 
         for ep in range(cfg.start_episode, cfg.episodes):
             if flag.stop:
@@ -273,50 +279,56 @@ class Worker:
             if layout is not None and ep == first:
                 # The map does not change between episodes: once per worker process.
                 emitter.hold(grid_event(run_id, worker_id, ep, layout))
-            total = 0.0
-            t = 0
-            next_rec = 0 if record else -1  # t never equals -1: nothing recorded
-            next_frame = 0 if frames is not None else -1
-            terminated = truncated = False
-            while True:
-                action = act(obs, explore=train)
-                next_obs, reward, terminated, truncated, _ = step(action)
-                if train:
-                    extras = learn(obs, action, reward, next_obs, terminated, truncated)
-                total += reward
-                if t == next_rec:
-                    next_rec += every
-                    ts = now()
-                    append(
-                        (
-                            ep,
-                            t,
-                            action if conv_act is None else conv_act(action),
-                            reward,
-                            terminated,
-                            truncated,
-                            next_obs if conv_obs is None else conv_obs(next_obs),
-                            extras,
-                            ts,
+            if fused is not None:
+                total, t, terminated, truncated, extras, deadline = fused(
+                    agent, step, obs, ep, flag=flag, counters=state, append=fused_append,
+                    now=now, deadline=deadline, flush=flush,
+                )  # fmt: skip
+            else:
+                total = 0.0
+                t = 0
+                next_rec = 0 if record else -1  # t never equals -1: nothing recorded
+                next_frame = 0 if frames is not None else -1
+                terminated = truncated = False
+                while True:
+                    action = act(obs, explore=train)
+                    next_obs, reward, terminated, truncated, _ = step(action)
+                    if train:
+                        extras = learn(obs, action, reward, next_obs, terminated, truncated)
+                    total += reward
+                    if t == next_rec:
+                        next_rec += every
+                        ts = now()
+                        append(
+                            (
+                                ep,
+                                t,
+                                action if conv_act is None else conv_act(action),
+                                reward,
+                                terminated,
+                                truncated,
+                                next_obs if conv_obs is None else conv_obs(next_obs),
+                                extras,
+                                ts,
+                            )
                         )
-                    )
-                    if ts >= deadline:
-                        deadline = flush()
-                if t == next_frame:
-                    next_frame += frame_every
-                    frame = frames.frame(ep, t) if frames is not None else None
-                    if frame is not None:
-                        emitter.emit(frame, push=False)
-                t += 1
-                state.steps_done += 1
-                obs = next_obs
-                if terminated or truncated or flag.stop:
-                    break
-                if delay:
-                    deadline = flush()
-                    self._sleep(delay)
-                    if flag.stop:
+                        if ts >= deadline:
+                            deadline = flush()
+                    if t == next_frame:
+                        next_frame += frame_every
+                        frame = frames.frame(ep, t) if frames is not None else None
+                        if frame is not None:
+                            emitter.emit(frame, push=False)
+                    t += 1
+                    state.steps_done += 1
+                    obs = next_obs
+                    if terminated or truncated or flag.stop:
                         break
+                    if delay:
+                        deadline = flush()
+                        self._sleep(delay)
+                        if flag.stop:
+                            break
             if not (terminated or truncated):
                 break  # stopped mid-episode: no Episode event for it
             end_extras = end_episode() if end_episode is not None else None

@@ -1,0 +1,194 @@
+"""The one-call training episode (``agents/tabular_fused.py``) against ``act`` + ``learn``:
+the same actions, rewards, step rows, Q-values, random state and cached observation, step by
+step, on real Gymnasium environments; and which agents get it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nbtrain.agents import make_agent
+from nbtrain.agents.tabular import _NO_OBS, QLearningAgent, SarsaAgent, TabularAgent
+from nbtrain.agents.tabular_fused import fused_episode
+from nbtrain.seeding import episode_seed
+from nbtrain.worker.config_file import AgentRef
+
+ENVS: dict[str, dict[str, Any]] = {
+    "FrozenLake-v1": {"is_slippery": False},
+    "FrozenLake8x8-v1": {},
+    "CliffWalking-v1": {},
+    "Taxi-v4": {},
+}
+
+
+class Flag:
+    """``stop`` turns true once ``counters.steps_done`` reaches ``at`` (None: never)."""
+
+    def __init__(self, counters: Counters, at: int | None) -> None:
+        self.counters = counters
+        self.at = at
+
+    @property
+    def stop(self) -> bool:
+        return self.at is not None and self.counters.steps_done >= self.at
+
+
+class Counters:
+    steps_done = 0
+
+
+class Clock:
+    """A fake ``time.time`` that advances 1 per call: flushes land at known steps."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.flushes: list[int] = []
+
+    def now(self) -> float:
+        self.t += 1.0
+        return self.t
+
+
+def _make(env_id: str, algorithm: str, seed: int, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    env = gym.make(env_id, max_episode_steps=40, **ENVS[env_id])
+    agent = make_agent(
+        AgentRef(kind="builtin", name=algorithm),
+        env.observation_space,
+        env.action_space,
+        seed=seed,
+        agent_kwargs=kwargs,
+    )
+    return env, agent
+
+
+def _generic_episode(
+    agent: TabularAgent, step: Any, obs: Any, ep: int, flag: Flag, counters: Counters,
+    rows: list[Any] | None, clock: Clock, deadline: float, flush_every: float,
+) -> tuple[Any, ...]:  # fmt: skip
+    """The worker's generic inner loop (train mode, every step or none, no frames)."""
+    total, t, extras = 0.0, 0, None
+    terminated = truncated = False
+    while True:
+        action = agent.act(obs, explore=True)
+        next_obs, reward, terminated, truncated, _ = step(action)
+        extras = agent.learn(obs, action, reward, next_obs, terminated, truncated)
+        total += reward
+        if rows is not None:
+            ts = clock.now()
+            rows.append((ep, t, action, reward, terminated, truncated, next_obs, extras, ts))
+            if ts >= deadline:
+                clock.flushes.append(len(rows))
+                deadline = ts + flush_every
+        t += 1
+        counters.steps_done += 1
+        obs = next_obs
+        if terminated or truncated or flag.stop:
+            break
+    return total, t, terminated, truncated, (extras if rows is not None else None), deadline
+
+
+def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str, Any],
+          episodes: int, record: bool, stop_at: int | None) -> dict[str, Any]:  # fmt: skip
+    env, agent = _make(env_id, algorithm, seed, kwargs)
+    counters = Counters()
+    flag = Flag(counters, stop_at)
+    clock = Clock()
+    rows: list[Any] | None = [] if record else None
+    results = []
+    deadline, flush_every = 5.0, 7.0
+    run = fused_episode(agent)
+    assert run is not None
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=episode_seed(seed, ep))
+        if fused:
+
+            def flush(c: Clock = clock, r: list[Any] | None = rows) -> float:
+                c.flushes.append(len(r or ()))
+                return c.t + flush_every
+
+            result = run(
+                agent, env.step, obs, ep, flag=flag, counters=counters,
+                append=None if rows is None else rows.append, now=clock.now,
+                deadline=deadline, flush=flush,
+            )  # fmt: skip
+        else:
+            result = _generic_episode(
+                agent, env.step, obs, ep, flag, counters, rows, clock, deadline, flush_every
+            )
+        deadline = result[-1]
+        results.append(result)
+        if not (result[2] or result[3]):
+            break  # stopped mid-episode
+        results.append(agent.end_episode())
+    return {
+        "results": results,
+        "rows": rows,
+        "flushes": clock.flushes,
+        "q": agent.q,
+        "rng": agent._rng.getstate(),
+        "epsilon": agent.epsilon,
+        # the cached state counts only while an observation is cached
+        "cached": None
+        if agent._cached_obs is _NO_OBS
+        else (agent._cached_obs, agent._cached_state),
+        "steps": counters.steps_done,
+    }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    env_id=st.sampled_from(sorted(ENVS)),
+    algorithm=st.sampled_from(["q_learning", "expected_sarsa"]),
+    seed=st.integers(0, 2**32 - 1),
+    epsilon=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    initial_q=st.sampled_from([0.0, 1.0, -0.5]),
+    episodes=st.integers(1, 12),
+    record=st.booleans(),
+    stop_at=st.none() | st.integers(1, 200),
+)
+def test_a_fused_episode_is_act_and_learn_step_by_step(
+    env_id: str, algorithm: str, seed: int, epsilon: float, initial_q: float,
+    episodes: int, record: bool, stop_at: int | None,
+) -> None:  # fmt: skip
+    kwargs = {"epsilon": epsilon, "epsilon_min": 0.0, "initial_q": initial_q}
+    generic = _play(False, env_id, algorithm, seed, kwargs, episodes, record, stop_at)
+    fused = _play(True, env_id, algorithm, seed, kwargs, episodes, record, stop_at)
+    assert fused == generic
+
+
+def test_the_comparison_sees_a_difference() -> None:
+    # the property above would pass vacuously if both sides ran the same code
+    kwargs = {"epsilon": 0.5}
+    a = _play(True, "FrozenLake-v1", "q_learning", 1, kwargs, 5, True, None)
+    b = _play(True, "FrozenLake-v1", "q_learning", 2, kwargs, 5, True, None)
+    assert a != b
+    assert a["rows"]
+    assert a["flushes"]
+
+
+def test_only_exact_q_learning_and_expected_sarsa_are_fused() -> None:
+    env = gym.make("FrozenLake-v1")
+    space = (env.observation_space, env.action_space)
+
+    class Custom(QLearningAgent):
+        pass
+
+    assert fused_episode(QLearningAgent(*space, seed=0)) is not None
+    assert fused_episode(_make("FrozenLake-v1", "expected_sarsa", 0, {})[1]) is not None
+    assert fused_episode(SarsaAgent(*space, seed=0)) is None
+    assert fused_episode(Custom(*space, seed=0)) is None
+    assert fused_episode(object()) is None
+
+
+@pytest.mark.parametrize("algorithm", ["q_learning", "expected_sarsa"])
+def test_the_agent_is_left_as_learn_leaves_it_after_a_stop(algorithm: str) -> None:
+    # stopped after the 3rd step of a long episode: the next act() must reuse its state
+    generic = _play(False, "FrozenLake8x8-v1", algorithm, 3, {"epsilon": 1.0}, 1, True, 3)
+    fused = _play(True, "FrozenLake8x8-v1", algorithm, 3, {"epsilon": 1.0}, 1, True, 3)
+    assert fused["steps"] == 3
+    assert fused["cached"] is not None
+    assert fused["cached"] == generic["cached"]
