@@ -53,42 +53,72 @@ class BucketCurve:
         self._roll: list[float] = []
         self._stamps: list[int] = []
         self._window: deque[float] = deque(maxlen=ROLLING)
-        self._window_sum = 0.0
+        self._window_sum = 0.0  # of the window, recomputed after each batch (no drift)
 
     def add(self, ep_index: int, reward: float, length: int) -> None:
-        if len(self._window) == ROLLING:
-            self._window_sum -= self._window[0]
-        self._window.append(reward)
-        self._window_sum += reward
-        # recomputed from the window now and then so the running sum cannot drift
-        roll = self._window_sum / len(self._window)
-        if self.stamp % 4096 == 0:
-            self._window_sum = float(sum(self._window))
-        while (ep_index >> self.level) >= self.cap:
+        self.add_many([ep_index], [reward], [length])
+
+    def add_many(self, ep_index: list[int], reward: list[float], length: list[int]) -> None:
+        """Episodes in arrival order, as many :meth:`add` calls would put them (sums and
+        rolling means up to float rounding).
+
+        A wire batch of one worker is a run of increasing indexes, so it is taken bucket by
+        bucket with C-level ``sum``/``min``/``max`` over slices, not episode by episode: the
+        per-episode loop was ~0.8 us of the kernel's ~15 us an episode (4 workers)."""
+        n = len(ep_index)
+        if n == 0:
+            return
+        while (max(ep_index) >> self.level) >= self.cap:
             self._merge()
-        k = ep_index >> self.level
-        while len(self._count) <= k:
-            self._count.append(0)
-            self._last.append(-1)
-            self._min.append(reward)
-            self._max.append(reward)
-            self._sum.append(0.0)
-            self._len.append(0.0)
-            self._roll.append(0.0)
-            self._stamps.append(0)
-        self.stamp += 1
-        if self._count[k] == 0:
-            self._min[k] = self._max[k] = reward
-        else:
-            self._min[k] = min(self._min[k], reward)
-            self._max[k] = max(self._max[k], reward)
-        self._count[k] += 1
-        self._sum[k] += reward
-        self._len[k] += length
-        if ep_index >= self._last[k]:
-            self._last[k] = ep_index
-            self._roll[k] = roll
-        self._stamps[k] = self.stamp
+        level = self.level
+        window = self._window
+        count, last, lo, hi = self._count, self._last, self._min, self._max
+        sums, lens, roll, stamps = self._sum, self._len, self._roll, self._stamps
+        stamp0 = self.stamp
+        # consecutive indexes (what a worker sends): a bucket's segment ends where it does
+        start = ep_index[0]
+        consecutive = ep_index == list(range(start, start + n))
+        i = 0
+        while i < n:
+            # a segment: one bucket, indexes non-decreasing (anything else: one at a time)
+            first = ep_index[i]
+            k = first >> level
+            if consecutive:
+                j = min(n, i + ((k + 1) << level) - first)
+                prev = ep_index[j - 1]
+            else:
+                j = i + 1
+                prev = first
+                while j < n:
+                    ep = ep_index[j]
+                    if ep < prev or ep >> level != k:
+                        break
+                    prev = ep
+                    j += 1
+            seg = reward[i:j]
+            window.extend(seg)
+            missing = k + 1 - len(count)
+            if missing > 0:
+                count += [0] * missing
+                last += [-1] * missing
+                stamps += [0] * missing
+                for column in (lo, hi, sums, lens, roll):
+                    column += [0.0] * missing
+            if count[k] == 0:
+                lo[k], hi[k] = min(seg), max(seg)
+            else:
+                # min(a, b) keeps a unless b < a: the order of arguments is the order of adds
+                lo[k], hi[k] = min(lo[k], *seg), max(hi[k], *seg)
+            count[k] += j - i
+            sums[k] = sum(seg, sums[k])
+            lens[k] = sum(length[i:j], lens[k])
+            if prev >= last[k]:
+                last[k] = prev
+                roll[k] = sum(window) / len(window)
+            stamps[k] = stamp0 + j
+            i = j
+        self.stamp = stamp0 + n
+        self._window_sum = float(sum(window))
 
     def _merge(self) -> None:
         """Level + 1: buckets 2j and 2j+1 become bucket j. A merged bucket keeps the newer

@@ -95,10 +95,8 @@ class WorkerLive:
     def _add_episodes(self, event: Episodes) -> None:
         if len({len(column) for column in msgspec.structs.astuple(event)[2:]}) != 1:
             return  # malformed: the store counts and logs it
-        add = self.curve.add
         rewards = event.total_reward
-        for ep, reward, length in zip(event.ep_index, rewards, event.length, strict=True):
-            add(ep, float(reward), length)
+        self.curve.add_many(event.ep_index, rewards, event.length)
         self._return_sum += float(sum(rewards))
         self._return_count += len(rewards)
         # Only the episodes a view can still ask for become rows.
