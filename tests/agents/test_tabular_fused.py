@@ -88,7 +88,7 @@ def _generic_episode(
         obs = next_obs
         if terminated or truncated or flag.stop:
             break
-    return total, t, terminated, truncated, (extras if rows is not None else None), deadline
+    return total, t, terminated, truncated, deadline
 
 
 def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str, Any],
@@ -124,6 +124,8 @@ def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str,
         if not (result[2] or result[3]):
             break  # stopped mid-episode
         results.append(agent.end_episode())
+    if fused and rows is not None:  # its rows carry learn()'s extras as two values
+        rows = [(*r[:7], {"epsilon": r[7], "td_error": r[8]}, r[9]) for r in rows]
     return {
         "results": results,
         "rows": rows,

@@ -397,3 +397,23 @@ def test_early_encoded_steps_are_written_once_the_queue_passes_its_bound(
     emitter.encode_steps()
     (steps,) = decode_all(read_available(r))
     assert steps.step_index == list(range(100))
+
+
+def test_rows_with_epsilon_and_td_error_encode_as_the_extras_dict_would(
+    pipe: tuple[int, int],
+) -> None:
+    # the one-call tabular episode records (..., ε, TD error, ts) instead of a dict a step
+    r, w = pipe
+    plain = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    td = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    td.td_extras = True
+    for t in range(3):
+        eps, delta = 0.5, -0.25 * t
+        plain.rows.append((0, t, 1, 0.0, False, False, t, {"epsilon": eps, "td_error": delta}, 9.0))
+        td.rows.append((0, t, 1, 0.0, False, False, t, eps, delta, 9.0))
+    plain.flush()
+    expected = read_available(r)
+    td.flush()
+    assert read_available(r) == expected  # byte for byte
+    (steps,) = decode_all(expected)
+    assert steps.extras[2] == {"epsilon": 0.5, "td_error": -0.5}

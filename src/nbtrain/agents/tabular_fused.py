@@ -25,8 +25,8 @@ from nbtrain.agents.tabular import _NO_OBS, ExpectedSarsaAgent, QLearningAgent, 
 
 __all__ = ["EpisodeResult", "fused_episode"]
 
-EpisodeResult = tuple[float, int, bool, bool, dict[str, Any] | None, float]
-"""``(total_reward, length, terminated, truncated, last_extras, flush_deadline)``"""
+EpisodeResult = tuple[float, int, bool, bool, float]
+"""``(total_reward, length, terminated, truncated, flush_deadline)``"""
 
 
 class _Flag(Protocol):
@@ -75,7 +75,8 @@ def _episode(
     flush: Callable[[], float],
 ) -> EpisodeResult:
     """Play and learn one episode from ``obs`` (explore on), recording each step with
-    ``append`` as the generic loop does (``flush`` when a step passes ``deadline``).
+    ``append`` as a ``TdStepRow`` (``flush`` when a step passes ``deadline``): the generic
+    loop's row with learn()'s extras dict as its two values.
 
     Stops after the step during which ``flag.stop`` was set, as the generic loop does."""
     q = agent.q
@@ -91,7 +92,6 @@ def _episode(
     s2 = s
     total = 0.0
     t = 0
-    extras: dict[str, Any] | None = None
     terminated = truncated = False
     next_obs: Any = obs
     while True:
@@ -121,9 +121,9 @@ def _episode(
         row[a] = old + alpha * delta
         total += reward
         if append is not None:
-            extras = {"epsilon": eps, "td_error": delta}
+            # learn()'s extras {"epsilon": eps, "td_error": delta}, as two fields of the row
             ts = now()
-            append((ep, t, action, reward, terminated, truncated, next_obs, extras, ts))
+            append((ep, t, action, reward, terminated, truncated, next_obs, eps, delta, ts))
             if ts >= deadline:
                 deadline = flush()
         t += 1
@@ -136,4 +136,4 @@ def _episode(
         agent._cached_obs = _NO_OBS
     else:
         agent._cached_obs, agent._cached_state = next_obs, s2
-    return total, t, terminated, truncated, extras, deadline
+    return total, t, terminated, truncated, deadline

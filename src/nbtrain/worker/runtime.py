@@ -268,6 +268,7 @@ class Worker:
         if train and frames is None and not delay and every == 1 and conv_obs is conv_act is None:
             fused = fused_episode(agent)
         fused_append = append if record else None
+        emitter.td_extras = fused is not None  # its rows carry ε and the TD error, no dict
 
         for ep in range(cfg.start_episode, cfg.episodes):
             if flag.stop:
@@ -280,7 +281,7 @@ class Worker:
                 # The map does not change between episodes: once per worker process.
                 emitter.hold(grid_event(run_id, worker_id, ep, layout))
             if fused is not None:
-                total, t, terminated, truncated, extras, deadline = fused(
+                total, t, terminated, truncated, deadline = fused(
                     agent, step, obs, ep, flag=flag, counters=state, append=fused_append,
                     now=now, deadline=deadline, flush=flush,
                 )  # fmt: skip
