@@ -60,7 +60,7 @@ describe("live curve truth", () => {
   for (const rate of Object.keys(fx.live)) {
     it(`at ${rate} episodes per tick every point is a real episode statistic`, () => {
       const c = replay(fx.live[rate]);
-      expect(c.level).toBe(1); // 1200 episodes in at most 1024 buckets
+      expect(c.level).toBe(1); // 800 episodes in at most 512 buckets
       checkTruth(c);
       expect(c.lastRoll()).toBeCloseTo(fx.rolling20.at(-1), 10);
     });

@@ -33,7 +33,7 @@ _ENVS = {
 }
 FIXTURE = Path(__file__).resolve().parents[2] / "js" / "test" / "fixtures" / "protocol.json"
 CURVES = FIXTURE.parent / "curves.json"
-CURVE_EPISODES = 1200  # past 1024, so the curve's buckets merge once (level 1)
+CURVE_EPISODES = 800  # past 512, so the curve's buckets merge once (level 1)
 EPISODE_RATES = (7, 60, 700)  # episodes per dashboard tick
 
 
