@@ -41,7 +41,7 @@ def sender(
     through ``write(bytes)`` (the Ray actor's outbox)."""
     from nbtrain.wire.codec import FrameEncoder
     from nbtrain.wire.events import Ended, Episodes, Started, Steps
-    from nbtrain.worker.emitter import write_all
+    from nbtrain.worker.sinks import write_all
 
     if write is None:
         fd = int(os.environ["NBTRAIN_TELEMETRY_FD"])

@@ -23,7 +23,7 @@ from nbtrain.dispatch.outbox import STDERR, STDOUT, TELEMETRY, Outbox, capture
 from nbtrain.dispatch.ray_actor import WorkerActor
 from nbtrain.wire.codec import FrameDecoder
 from nbtrain.wire.events import Ended, Episodes, Event, Started
-from nbtrain.worker.emitter import TelemetryClosedError
+from nbtrain.worker.sinks import TelemetryClosedError
 from tests.kit.backends import config, slow
 
 

@@ -17,11 +17,11 @@ from tests.kit.pipes import read_available, read_n
 
 from nbtrain.wire import events as ev
 from nbtrain.wire.codec import decode_all
-from nbtrain.worker.emitter import (
+from nbtrain.worker.emitter import TelemetryEmitter
+from nbtrain.worker.sinks import (
     PIPE_SIZE,
     FrameSink,
     TelemetryClosedError,
-    TelemetryEmitter,
     enlarge_pipe,
     write_all,
 )

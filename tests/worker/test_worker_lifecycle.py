@@ -14,7 +14,7 @@ import pytest
 from tests.kit.worker import make_config, run_worker, start_worker, worker_env
 
 from nbtrain.wire import events as ev
-from nbtrain.worker.runtime import main
+from nbtrain.worker.entry import main
 
 SLOW_STEPS = {"step_delay": 0.02, "episodes": 1000, "max_steps_per_episode": 100}
 

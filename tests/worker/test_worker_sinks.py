@@ -8,7 +8,7 @@ from tests.kit.events import progress
 from tests.kit.pipes import read_available
 
 from nbtrain.wire import events as ev
-from nbtrain.worker.emitter import (
+from nbtrain.worker.sinks import (
     JsonLinesSink,
     SummarySink,
 )

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from nbtrain.worker.emitter import PIPE_SIZE, FrameSink, TelemetryClosedError
+from nbtrain.worker.sinks import PIPE_SIZE, FrameSink, TelemetryClosedError
 
 TELEMETRY, STDOUT, STDERR = 0, 1, 2
 

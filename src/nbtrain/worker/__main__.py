@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from nbtrain.worker.runtime import main
+from nbtrain.worker.entry import main
 
 raise SystemExit(main())

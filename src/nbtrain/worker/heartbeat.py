@@ -8,7 +8,8 @@ import time
 
 from nbtrain.wire.events import Progress, extras_epsilon
 from nbtrain.worker.control import StopFlag
-from nbtrain.worker.emitter import TelemetryClosedError, TelemetryEmitter
+from nbtrain.worker.emitter import TelemetryEmitter
+from nbtrain.worker.sinks import TelemetryClosedError
 
 HEARTBEAT_INTERVAL_S = 0.5
 

@@ -23,22 +23,16 @@ from nbtrain.logs import log
 from nbtrain.seeding import episode_seed
 from nbtrain.wire.events import Artifact, Ended, EndStatus, Started
 from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, resume_point, start_agent
-from nbtrain.worker.cli import PROG, Launch, UsageError, parse_launch
+from nbtrain.worker.cli import Launch
 from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
-from nbtrain.worker.emitter import (
-    FLUSH_INTERVAL,
-    FrameSink,
-    JsonLinesSink,
-    Sink,
-    SummarySink,
-    TelemetryClosedError,
-    TelemetryEmitter,
-)
+from nbtrain.worker.emitter import FLUSH_INTERVAL, TelemetryEmitter
 from nbtrain.worker.frames import FrameMaker, grid_event, grid_layout
 from nbtrain.worker.heartbeat import Heartbeat, LoopState
+from nbtrain.worker.sinks import (
+    Sink,
+    TelemetryClosedError,
+)
 
-# Debug aid for tests: write the names of all imported modules to this file at exit.
-MODULES_DUMP_ENV = "NBTRAIN_WORKER_DUMP_MODULES"
 GC_THRESHOLD = 50_000  # allocations between young collections (CPython default: 700)
 
 
@@ -371,35 +365,6 @@ class Worker:
             if left <= 0:
                 return
             time.sleep(min(left, 0.05))
-
-
-def _make_sink(launch: Launch) -> Sink:
-    if launch.telemetry_fd is not None:
-        return FrameSink(launch.telemetry_fd)
-    if launch.jsonl:
-        # Events keep the real stdout; anything the agent prints goes to stderr instead.
-        events_fd = os.dup(1)
-        sys.stdout.flush()
-        os.dup2(2, 1)
-        return JsonLinesSink(events_fd)
-    return SummarySink()
-
-
-def _dump_modules() -> None:
-    target = os.environ.get(MODULES_DUMP_ENV)
-    if target:
-        Path(target).write_text("\n".join(sorted(sys.modules)))
-
-
-def main(argv: list[str] | None = None) -> int:
-    try:
-        launch = parse_launch(argv)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    code = Worker(launch, _make_sink(launch)).run()
-    _dump_modules()
-    return code
 
 
 def _tune_gc() -> None:
