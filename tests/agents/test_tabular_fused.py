@@ -138,13 +138,14 @@ def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str,
         if agent._cached_obs is _NO_OBS
         else (agent._cached_obs, agent._cached_state),
         "steps": counters.steps_done,
+        "pending": getattr(agent, "_pending_action", None),  # SARSA's A' for the next act()
     }
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     env_id=st.sampled_from(sorted(ENVS)),
-    algorithm=st.sampled_from(["q_learning", "expected_sarsa"]),
+    algorithm=st.sampled_from(["q_learning", "expected_sarsa", "sarsa"]),
     seed=st.integers(0, 2**32 - 1),
     epsilon=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
     initial_q=st.sampled_from([0.0, 1.0, -0.5]),
@@ -172,7 +173,7 @@ def test_the_comparison_sees_a_difference() -> None:
     assert a["flushes"]
 
 
-def test_only_exact_q_learning_and_expected_sarsa_are_fused() -> None:
+def test_only_the_exact_built_in_types_are_fused() -> None:
     env = gym.make("FrozenLake-v1")
     space = (env.observation_space, env.action_space)
 
@@ -181,12 +182,12 @@ def test_only_exact_q_learning_and_expected_sarsa_are_fused() -> None:
 
     assert fused_episode(QLearningAgent(*space, seed=0)) is not None
     assert fused_episode(_make("FrozenLake-v1", "expected_sarsa", 0, {})[1]) is not None
-    assert fused_episode(SarsaAgent(*space, seed=0)) is None
+    assert fused_episode(SarsaAgent(*space, seed=0)) is not None
     assert fused_episode(Custom(*space, seed=0)) is None
     assert fused_episode(object()) is None
 
 
-@pytest.mark.parametrize("algorithm", ["q_learning", "expected_sarsa"])
+@pytest.mark.parametrize("algorithm", ["q_learning", "expected_sarsa", "sarsa"])
 def test_the_agent_is_left_as_learn_leaves_it_after_a_stop(algorithm: str) -> None:
     # stopped after the 3rd step of a long episode: the next act() must reuse its state
     generic = _play(False, "FrozenLake8x8-v1", algorithm, 3, {"epsilon": 1.0}, 1, True, 3)
@@ -194,3 +195,5 @@ def test_the_agent_is_left_as_learn_leaves_it_after_a_stop(algorithm: str) -> No
     assert fused["steps"] == 3
     assert fused["cached"] is not None
     assert fused["cached"] == generic["cached"]
+    assert fused["pending"] == generic["pending"]
+    assert (fused["pending"] is not None) == (algorithm == "sarsa")

@@ -296,7 +296,11 @@ def _without_times(result: Result) -> tuple[list[Any], list[Any]]:
 
 @pytest.mark.parametrize(
     ("builtin", "plain"),
-    [("q_learning", "PlainQLearning"), ("expected_sarsa", "PlainExpectedSarsa")],
+    [
+        ("q_learning", "PlainQLearning"),
+        ("expected_sarsa", "PlainExpectedSarsa"),
+        ("sarsa", "PlainSarsa"),
+    ],
 )
 def test_built_in_tabular_agents_train_as_act_and_learn_would(
     tmp_path: Path, builtin: str, plain: str

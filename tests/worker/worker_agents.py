@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from nbtrain.agents.tabular import ExpectedSarsaAgent, QLearningAgent
+from nbtrain.agents.tabular import ExpectedSarsaAgent, QLearningAgent, SarsaAgent
 
 
 class _Base:
@@ -132,3 +132,7 @@ class PlainQLearning(QLearningAgent):
 
 class PlainExpectedSarsa(ExpectedSarsaAgent):
     """The built-in Expected SARSA through the generic act/learn loop."""
+
+
+class PlainSarsa(SarsaAgent):
+    """The built-in SARSA through the generic act/learn loop."""

@@ -8,12 +8,10 @@ inline, reading the agent's state once per episode: the same random draws in the
 order, the same Q-values, the same step rows. ``tests/agents/test_tabular_fused.py`` holds
 this to the methods it replaces, step by step.
 
-Used by the worker for training episodes of an agent whose type is exactly
-:class:`~nbtrain.agents.tabular.QLearningAgent` or
-:class:`~nbtrain.agents.tabular.ExpectedSarsaAgent` (a subclass may override ``act`` or
-``learn``) on discrete observations and actions, with every step or none recorded, no
-frames and no ``step_delay``. SARSA keeps the generic loop: its next action is chosen inside
-``learn``.
+Used by the worker for training episodes of an agent whose type is exactly one of the
+built-in tabular agents (a subclass may override ``act`` or ``learn``) on discrete
+observations and actions, with every step or none recorded, no frames and no
+``step_delay``.
 """
 
 from __future__ import annotations
@@ -21,7 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from nbtrain.agents.tabular import _NO_OBS, ExpectedSarsaAgent, QLearningAgent, TabularAgent
+from nbtrain.agents.tabular import (
+    _NO_OBS,
+    ExpectedSarsaAgent,
+    QLearningAgent,
+    SarsaAgent,
+    TabularAgent,
+)
 
 __all__ = ["EpisodeResult", "fused_episode"]
 
@@ -58,6 +62,8 @@ def fused_episode(agent: object) -> EpisodeFn | None:
     """The one-call episode for ``agent``, or None where the generic loop must run."""
     if type(agent) is QLearningAgent or type(agent) is ExpectedSarsaAgent:
         return _episode
+    if type(agent) is SarsaAgent:
+        return _sarsa_episode
     return None
 
 
@@ -135,5 +141,79 @@ def _episode(
     if terminated or truncated:
         agent._cached_obs = _NO_OBS
     else:
+        agent._cached_obs, agent._cached_state = next_obs, s2
+    return total, t, terminated, truncated, deadline
+
+
+def _sarsa_episode(
+    agent: TabularAgent,
+    step: Callable[[Any], tuple[Any, Any, bool, bool, Any]],
+    obs: Any,
+    ep: int,
+    *,
+    flag: _Flag,
+    counters: _Counters,
+    append: Callable[[tuple[Any, ...]], None] | None,
+    now: Callable[[], float],
+    deadline: float,
+    flush: Callable[[], float],
+) -> EpisodeResult:
+    """SARSA's episode: the first action from ``act`` (once an episode), then each next
+    action A' drawn ε-greedily on the next state before the update, as ``learn`` does, and
+    played at the next step (``act`` would return that same pending A')."""
+    assert isinstance(agent, SarsaAgent)
+    action = agent.act(obs, True)
+    q = agent.q
+    rand = agent._random
+    eps = agent.epsilon
+    n = agent.n_actions
+    start = agent.action_start
+    alpha = agent.alpha
+    gamma = agent.gamma
+    encode = agent._encode
+    s = agent._cached_state if obs is agent._cached_obs else encode(obs)
+    a = int(action) - start
+    a2 = s2 = 0
+    total = 0.0
+    t = 0
+    terminated = truncated = False
+    next_obs: Any = obs
+    while True:
+        row = q[s]
+        next_obs, reward, terminated, truncated, _ = step(action)
+        old = row[a]
+        if terminated:
+            delta = float(reward) - old
+        else:
+            s2 = encode(next_obs)
+            row2 = q[s2]
+            # _policy(row2): the next action, before this update (as learn draws it)
+            if rand() < eps:
+                a2 = int(rand() * n)
+            else:
+                best = max(row2)
+                if row2.count(best) == 1:
+                    a2 = row2.index(best)
+                else:
+                    ties = [i for i, v in enumerate(row2) if v == best]
+                    a2 = ties[int(rand() * len(ties))]
+            delta = float(reward) + gamma * row2[a2] - old
+        row[a] = old + alpha * delta
+        total += reward
+        if append is not None:
+            ts = now()
+            append((ep, t, action, reward, terminated, truncated, next_obs, eps, delta, ts))
+            if ts >= deadline:
+                deadline = flush()
+        t += 1
+        counters.steps_done += 1
+        if terminated or truncated or flag.stop:
+            break
+        s, a, action = s2, a2, a2 + start
+    if terminated or truncated:
+        agent._pending_action = None
+        agent._cached_obs = _NO_OBS
+    else:  # stopped: the next act() plays the pending A' from this state
+        agent._pending_action = a2 + start
         agent._cached_obs, agent._cached_state = next_obs, s2
     return total, t, terminated, truncated, deadline

@@ -257,7 +257,7 @@ class Worker:
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
         first = cfg.start_episode
-        # Built-in Q-learning / Expected SARSA: act and learn inline, one call an episode.
+        # Built-in tabular agents: act and learn inline, one call an episode.
         fused = None
         if train and frames is None and not delay and every == 1 and conv_obs is conv_act is None:
             fused = fused_episode(agent)
