@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from tests.kit.worker import make_config, run_worker
+
+from nbtrain.wire import events as ev
 from nbtrain.worker.heartbeat import LoopState
 
 
@@ -23,3 +27,22 @@ def test_epsilon_comes_from_the_last_extras(end: object, step: object, expected:
     assert state.epsilon is None
     state.extras = (end, step)
     assert state.epsilon == expected
+
+
+def test_heartbeats_during_the_first_one_call_episode_carry_epsilon(tmp_path: Path) -> None:
+    # The built-in agent's one-call episode returns no per-step extras; before its first
+    # episode ends, the heartbeat's ε comes from the agent's starting ε.
+    config = make_config(
+        tmp_path,
+        env_id="worker_agents:NbtSlowCorridor-v0",
+        episodes=1,
+        max_steps_per_episode=40,  # 40 steps of 30 ms: about two heartbeats
+        agent_kwargs={"epsilon": 0.75},
+    )
+    result = run_worker(config)
+    assert result.code == 0, result.stderr.decode()
+    kinds = [type(e).__name__ for e in result.events]
+    first_episode = kinds.index("Episode")
+    beats = [e for e in result.events[:first_episode] if isinstance(e, ev.Progress)]
+    assert beats, kinds
+    assert {b.epsilon for b in beats} == {0.75}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import gymnasium as gym
+
 from nbtrain.agents.tabular import ExpectedSarsaAgent, QLearningAgent, SarsaAgent
 
 
@@ -136,3 +138,28 @@ class PlainExpectedSarsa(ExpectedSarsaAgent):
 
 class PlainSarsa(SarsaAgent):
     """The built-in SARSA through the generic act/learn loop."""
+
+
+class SlowCorridor(gym.Env[int, int]):
+    """Four states, two actions, never terminates; every step takes ``delay`` seconds (a
+    slow simulator: one episode outlasts several heartbeats)."""
+
+    observation_space = gym.spaces.Discrete(4)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, delay: float = 0.03) -> None:
+        self.delay = delay
+        self.state = 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.state = 0
+        return self.state, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        time.sleep(self.delay)
+        self.state = (self.state + (1 if action else 3)) % 4
+        return self.state, 0.0, False, False, {}
+
+
+gym.register("NbtSlowCorridor-v0", entry_point=SlowCorridor, max_episode_steps=40)

@@ -263,6 +263,9 @@ class Worker:
             fused = fused_episode(agent)
         fused_append = append if record else None
         emitter.td_extras = fused is not None  # its rows carry ε and the TD error, no dict
+        if fused is not None:
+            # it returns no per-step extras: the heartbeat's ε until the first episode ends
+            state.extras = (None, {"epsilon": agent.epsilon})
 
         for ep in range(cfg.start_episode, cfg.episodes):
             if flag.stop:
