@@ -1,4 +1,5 @@
-"""A whole training episode of the built-in Q-learning or Expected SARSA agent in one call.
+"""A whole training episode of a built-in tabular agent (Q-learning, Expected SARSA, SARSA)
+in one call.
 
 The worker's generic loop calls ``agent.act`` and ``agent.learn`` at every step; for a
 FrozenLake step of ~6 us, those two calls, their attribute lookups and the extras dict that
@@ -6,7 +7,8 @@ FrozenLake step of ~6 us, those two calls, their attribute lookups and the extra
 (``benchmarks/vs_bare.py``). Here the same ε-greedy choice and the same update are written
 inline, reading the agent's state once per episode: the same random draws in the same
 order, the same Q-values, the same step rows. ``tests/agents/test_tabular_fused.py`` holds
-this to the methods it replaces, step by step.
+this to the methods it replaces, step by step. The two functions below share their
+preamble on purpose: a helper call per episode is what this module removes.
 
 Used by the worker for training episodes of an agent whose type is exactly one of the
 built-in tabular agents (a subclass may override ``act`` or ``learn``) on discrete
@@ -27,7 +29,7 @@ from nbtrain.agents.tabular import (
     TabularAgent,
 )
 
-__all__ = ["EpisodeResult", "fused_episode"]
+__all__ = ["EpisodeFn", "EpisodeResult", "fused_episode"]
 
 EpisodeResult = tuple[float, int, bool, bool, float]
 """``(total_reward, length, terminated, truncated, flush_deadline)``"""
