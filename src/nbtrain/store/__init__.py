@@ -11,17 +11,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
-
-from nbtrain.store.frames import expand_extras
 from nbtrain.store.liveness import RunFix, patch, settle
 from nbtrain.store.migrations import ensure_writable, migrate, needs_migration
-from nbtrain.store.queries import Reader
 from nbtrain.store.schema import SCHEMA_VERSION
-from nbtrain.store.summary import aggregate as _aggregate
-from nbtrain.store.summary import run_summary as _run_summary
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nbtrain.store.queries import Reader
+
+# The readers (queries, frames, summary) import pandas and pyarrow, ~0.3 s: they load when
+# a store is first read, not when ``launch()`` imports this package for its writer.
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -214,8 +216,10 @@ class _Frames:
         UnknownRunError
             No such run.
         """
+        from nbtrain.store.summary import run_summary
+
         fixes = self._settle(run_id)
-        return patch(_run_summary(self._reader, run_id), fixes, by_worker=True)
+        return patch(run_summary(self._reader, run_id), fixes, by_worker=True)
 
     def aggregate(self, run_id: str, metric: str = "total_reward") -> pd.DataFrame:
         """Aggregate an episode metric across a run's workers, per episode index.
@@ -244,7 +248,9 @@ class _Frames:
         --------
         >>> store.aggregate(run_id)["mean"].rolling(50).mean().plot()  # doctest: +SKIP
         """
-        return _aggregate(self._reader, run_id, metric)
+        from nbtrain.store.summary import aggregate
+
+        return aggregate(self._reader, run_id, metric)
 
 
 def _with_extras(frame: pd.DataFrame, extras: str) -> pd.DataFrame:
@@ -254,6 +260,8 @@ def _with_extras(frame: pd.DataFrame, extras: str) -> pd.DataFrame:
         raise ValueError(f"extras must be 'json' or 'columns', not {extras!r}")
     if "extras" not in frame.columns:
         raise ValueError("extras='columns' needs the 'extras' column; add it to columns=")
+    from nbtrain.store.frames import expand_extras
+
     return expand_extras(frame)
 
 
@@ -302,6 +310,8 @@ class TelemetryStore(_Frames):
         self.path = Path(path).expanduser().resolve()
         if needs_migration(self.path):
             migrate(self.path)
+        from nbtrain.store.queries import Reader
+
         self._reader = Reader(self.path)
 
     def __repr__(self) -> str:
