@@ -64,8 +64,8 @@ def _check(curve: BucketCurve, ref: ReferenceCurve) -> None:
     assert curve.stamp == ref.stamp
     assert got["index"].tolist() == keys
     exact = {"count": "count", "last_ep": "last", "r_min": "lo", "r_max": "hi"}
-    for name, key in exact.items():
-        assert got[name].tolist() == [ref.buckets[k][key] for k in keys], name
+    for name, key in exact.items():  # NaN equals NaN here: min/max keep NaNs by arrival
+        np.testing.assert_array_equal(got[name], [ref.buckets[k][key] for k in keys], name)
     counts = [ref.buckets[k]["count"] for k in keys]
     means = [ref.buckets[k]["sum"] / c for k, c in zip(keys, counts, strict=True)]
     np.testing.assert_allclose(got["r_mean"], means, rtol=1e-9, atol=1e-9)
@@ -76,13 +76,19 @@ def _check(curve: BucketCurve, ref: ReferenceCurve) -> None:
     for k in keys:  # the stamps: a view asking since a bucket's change sees the newer ones
         newer = sorted(j for j in keys if ref.buckets[j]["stamp"] > ref.buckets[k]["stamp"])
         assert curve.since(ref.buckets[k]["stamp"])["index"].tolist() == newer
-    assert curve.last_roll == pytest.approx(sum(ref.window) / len(ref.window))
+    expected_roll = sum(ref.window) / len(ref.window)
+    assert curve.last_roll is not None
+    if math.isnan(expected_roll):
+        assert math.isnan(curve.last_roll)
+    else:
+        assert curve.last_roll == pytest.approx(expected_roll)
 
 
 episodes = st.lists(
     st.tuples(
         st.integers(0, 300),
-        st.floats(-1e6, 1e6, allow_nan=False),
+        # NaN returns too: where merges happen decides which min/max a NaN bucket keeps
+        st.floats(-1e6, 1e6, allow_nan=False) | st.just(math.nan),
         st.integers(1, 100),
     ),
     min_size=1,

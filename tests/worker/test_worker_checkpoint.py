@@ -322,3 +322,39 @@ def test_checkpoint_label_reads_only_the_head_of_builtin_files(tmp_path: Path) -
     )
     labels = [checkpoint_label(tmp_path / n) for n in ("a", "b", "c", "d", "e", "f", "none")]
     assert labels == ["a@ep320", "b", "c@ep7", "d@ep5", "e", "f@ep9", "none"]
+
+
+def test_a_snapshot_whose_episodes_were_dropped_is_never_written(tmp_path: Path) -> None:
+    # Regression (review): 300-step episodes, so a full Steps event is encoded early at the
+    # end of episode 4; the agent's bad extras in episode 5 drop that whole batch (episodes
+    # 1-4 with it), and the failure path must not then write the snapshot taken after
+    # episode 4: it would be ahead of what the kernel received.
+    config = make_config(
+        tmp_path,
+        env_id="worker_agents:NbtSlowCorridor-v0",
+        env_kwargs={"delay": 0.0},
+        max_steps_per_episode=300,
+        agent="BytesBadExtrasLater",
+        agent_kwargs={"bad_after": 4},
+        episodes=50,
+        checkpoint_every=1,
+    )
+    result = run_worker(config)
+    assert result.code == 1
+    assert "returned float" in result.events[-1].error
+    received = [e.ep_index for e in result.of(ev.Episode)]
+    written = json.loads((tmp_path / POLICY).read_text())["episode"]
+    assert written <= len(received)  # never ahead of the episodes the kernel has
+    assert received == list(range(len(received)))
+    assert _leftovers(tmp_path) == []
+
+
+def test_an_agent_that_cannot_save_gets_no_periodic_checkpoint(tmp_path: Path) -> None:
+    # step_delay: a flush after every step, where a pending snapshot would be written
+    config = make_config(
+        tmp_path, agent="BytesWithoutSave", episodes=20, checkpoint_every=2, step_delay=0.0002
+    )
+    result = run_worker(config)
+    assert result.code == 0, result.stderr.decode()
+    assert result.of(ev.Artifact) == []
+    assert not (tmp_path / POLICY).exists()

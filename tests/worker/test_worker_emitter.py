@@ -355,10 +355,10 @@ def test_steps_encoded_early_go_out_before_their_episodes_at_the_flush(
     emitter.episodes.append((0, 1.0, 5, True, False, 3, 1.0, 2.0, {}))
     emitter.encode_steps()
     assert emitter.rows == []
-    assert emitter.steps_sent == 5
     assert read_available(r) == b""  # encoded, not written: the flush writes
     emitter.rows.append((1, 0, 0, 0.0, False, False, 0, None, 3.0))  # episode 1 under way
     emitter.flush()
+    assert emitter.steps_sent == 6  # counted once their batch went out
     early, late, episodes = decode_all(read_available(r))
     assert isinstance(early, ev.Steps)
     assert early.step_index == [0, 1, 2, 3, 4]
@@ -368,35 +368,57 @@ def test_steps_encoded_early_go_out_before_their_episodes_at_the_flush(
     assert episodes.ep_index == [0]
 
 
-def test_steps_that_cannot_be_encoded_early_drop_what_is_pending(pipe: tuple[int, int]) -> None:
+def test_a_dropped_batch_takes_back_its_early_encoded_steps(pipe: tuple[int, int]) -> None:
+    # nothing half-sent: episode 0's steps were encoded early, but the batch they belong to
+    # fails at episode 1, so episode 0 is dropped with it, steps and all
     r, w = pipe
     emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
     emitter.rows.append((0, 0, 0, 0.0, True, False, 0, {"e": 0}, 1.0))
-    emitter.encode_steps()  # good steps, queued
-    emitter.rows.append((1, 0, 0, 0.0, True, False, 0, 0.25, 1.0))  # learn() returned a float
     emitter.episodes.append((0, 1.0, 1, True, False, 3, 1.0, 2.0, {}))
+    emitter.encode_steps()
+    emitter.rows.append((1, 0, 0, 0.0, True, False, 0, 0.25, 1.0))  # learn() returned a float
     emitter.episodes.append((1, 1.0, 1, True, False, 4, 1.0, 2.0, {}))
     with pytest.raises(TypeError, match=r"agent.learn\(\) returned float"):
         emitter.encode_steps()
     assert emitter.rows == []
     assert emitter.episodes == []
-    emitter.flush()
-    (only,) = decode_all(read_available(r))  # the first, good batch; no episode
-    assert isinstance(only, ev.Steps)
-    assert only.ep_index == [0]
+    assert emitter.dropped == 1
+    emitter.emit_final(progress())
+    assert decode_all(read_available(r)) == [progress()]
+    assert emitter.steps_sent == 0
 
 
-def test_early_encoded_steps_are_written_once_the_queue_passes_its_bound(
+def test_a_flush_that_fails_takes_back_the_early_encoded_steps_too(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    emitter.rows.append((0, 0, 0, 0.0, True, False, 0, {"e": 0}, 1.0))
+    emitter.encode_steps()
+    emitter.episodes.append((0, 1.0, 1, True, False, 3, 1.0, 2.0, {"bad": object()}))
+    with pytest.raises(NotImplementedError):
+        emitter.flush()  # the episode cannot be encoded: its early steps go too
+    assert emitter.dropped == 1
+    emitter.emit_final(progress())
+    assert decode_all(read_available(r)) == [progress()]
+
+
+def test_a_heartbeat_sends_early_encoded_steps_before_their_episode(
     pipe: tuple[int, int],
 ) -> None:
     r, w = pipe
     emitter = TelemetryEmitter(FrameSink(w), RUN, "000001")
-    emitter.MAX_PENDING = 1000
-    for t in range(100):
-        emitter.rows.append((0, t, 0, 0.0, False, False, t, {"e": t}, 1.0))
+    for t in range(3):
+        emitter.rows.append((0, t, 0, 0.0, t == 2, False, t, {"e": t}, 1.0))
     emitter.encode_steps()
-    (steps,) = decode_all(read_available(r))
-    assert steps.step_index == list(range(100))
+    emitter.episodes.append((0, 1.0, 3, True, False, 3, 1.0, 2.0, {}))
+    emitter.emit_side(progress())
+    steps, episodes, beat = decode_all(read_available(r))
+    assert isinstance(steps, ev.Steps)
+    assert steps.step_index == [0, 1, 2]
+    assert isinstance(episodes, ev.Episodes)
+    assert episodes.ep_index == [0]
+    assert beat == progress()
+    assert emitter.steps_sent == 3
+    assert emitter.dropped == 0
 
 
 def test_rows_with_epsilon_and_td_error_encode_as_the_extras_dict_would(

@@ -163,3 +163,33 @@ class SlowCorridor(gym.Env[int, int]):
 
 
 gym.register("NbtSlowCorridor-v0", entry_point=SlowCorridor, max_episode_steps=40)
+
+
+class BytesBadExtrasLater(_Base):
+    """Has ``policy_bytes`` and ``save``; ``learn`` returns a float (not a dict) once
+    ``bad_after`` episodes have ended, so the batch holding that step cannot be sent."""
+
+    episodes = 0
+
+    def end_episode(self) -> dict[str, Any]:
+        self.episodes += 1
+        return {}
+
+    def learn(self, *args: Any) -> Any:
+        if self.episodes >= self.kw.get("bad_after", 4):
+            return 0.25
+        return super().learn(*args)
+
+    def policy_bytes(self, *, episode: int | None = None) -> bytes:
+        return b'{"episode": %d}' % (episode or 0)
+
+    def save(self, path: str, *, episode: int | None = None) -> None:
+        with open(path, "wb") as fh:
+            fh.write(self.policy_bytes(episode=episode))
+
+
+class BytesWithoutSave(_Base):
+    """``policy_bytes`` but no ``save``: it cannot be checkpointed at all."""
+
+    def policy_bytes(self, *, episode: int | None = None) -> bytes:
+        return b"{}"

@@ -72,12 +72,7 @@ class BucketCurve:
         n = len(ep_index)
         if n == 0:
             return
-        while (max(ep_index) >> self.level) >= self.cap:
-            self._merge()
-        level = self.level
         window = self._window
-        count, last, lo, hi = self._count, self._last, self._min, self._max
-        sums, lens, roll, stamps = self._sum, self._len, self._roll, self._stamps
         stamp0 = self.stamp
         # consecutive indexes (what a worker sends): a bucket's segment ends where it does
         start = ep_index[0]
@@ -86,6 +81,13 @@ class BucketCurve:
         while i < n:
             # a segment: one bucket, indexes non-decreasing (anything else: one at a time)
             first = ep_index[i]
+            # merge when the episode that needs it arrives, as one add() at a time does (it
+            # matters for the NaN-keeping min/max); a segment never needs a merge inside it
+            while (first >> self.level) >= self.cap:
+                self._merge()
+            level = self.level
+            count, last, lo, hi = self._count, self._last, self._min, self._max
+            sums, lens, roll, stamps = self._sum, self._len, self._roll, self._stamps
             k = first >> level
             if consecutive:
                 j = min(n, i + ((k + 1) << level) - first)

@@ -130,7 +130,7 @@ class Checkpointer:
     def snapshot(self, episode: int) -> bool:
         """Take the agent's bytes after ``episode`` episodes, to write at the next flush;
         False if the agent has no ``policy_bytes`` (save it now with :meth:`save`)."""
-        if self._dump is None:
+        if self._dump is None or self._save is None:
             return False
         self._pending = (episode, self._bytes(episode))
         return True

@@ -72,6 +72,12 @@ class TelemetryEmitter:
         self.rows: list[StepRow] = []
         # True: rows are TdStepRow (the one-call tabular episode), not StepRow
         self.td_extras = False
+        # Where the current batch's early-encoded steps begin in the sink (encode_steps).
+        self._early: int | None = None
+        self._early_steps = 0
+        # Batches dropped because they could not be encoded (a checkpoint taken before a
+        # drop must not be written: the episodes it follows were never sent).
+        self.dropped = 0
         self.episodes: list[EpisodeRow] = []
         self._held: list[msgspec.Struct] = []
         self._lock = threading.Lock()
@@ -123,6 +129,9 @@ class TelemetryEmitter:
                 self._close_batch(drop_on_error=False)
             self.sink.send(event)
             self.sink.push()
+            # If that close failed, steps encode_steps had queued went out with this write:
+            # a later drop can no longer take them back.
+            self._early = None
 
     def encode_steps(self) -> None:
         """Encode the pending steps now, while they are still in the CPU's cache, and leave
@@ -130,24 +139,20 @@ class TelemetryEmitter:
         ends with a full event's worth of rows: a 100 ms batch of FrozenLake is ~15,000
         rows (~6 MB of tuples and dicts), which had fallen out of the cache by the deadline.
 
-        Finished episodes wait for the flush: their steps still go first. If the steps
-        cannot be encoded, everything pending is dropped and the error raised (as
-        :meth:`emit` does); steps encoded by earlier calls stay queued."""
+        The steps encoded early stay part of the batch the next flush closes: if anything
+        of that batch fails to encode, they are taken back out with the rest (nothing
+        half-sent). Finished episodes wait for the flush: their steps still go first."""
         with self._lock:
             n = len(self.rows)
-            mark = self.sink.pending()
+            if self._early is None:
+                self._early = self.sink.pending()
             try:
                 self._send_steps(n)
             except Exception:
-                self.sink.truncate(mark)
-                del self.rows[:n]
-                del self.episodes[:]
-                self._held = []
+                self._drop_batch(n, len(self.episodes), self._early)
                 raise
             del self.rows[:n]
-            self.steps_sent += n
-            if self.sink.pending() > self.MAX_PENDING:
-                self.sink.push()
+            self._early_steps += n
 
     def flush(self) -> float:
         """Write pending steps and queued frames (main thread only); returns the next
@@ -161,11 +166,11 @@ class TelemetryEmitter:
         """Queue the pending steps as :class:`Steps` events, then the held events, then the
         finished episodes: all of them or, if one fails to encode, none (nothing half-sent,
         nothing sent twice). On failure the batch stays for a later try, or with
-        ``drop_on_error`` is dropped: finished episodes whose steps cannot be sent must not
-        be sent either."""
+        ``drop_on_error`` is dropped, the steps :meth:`encode_steps` queued included:
+        finished episodes whose steps cannot be sent must not be sent either."""
         m = len(self.episodes)  # before the rows: see emit_side
         n = len(self.rows)
-        if not n and not m and not self._held:
+        if not n and not m and not self._held and self._early is None:
             return
         mark = self.sink.pending()
         try:
@@ -176,16 +181,28 @@ class TelemetryEmitter:
             if m:
                 self._send_episodes(m)
         except Exception:
-            self.sink.truncate(mark)
             if drop_on_error:
-                del self.rows[:n]
-                del self.episodes[:m]
-                self._held = []
+                self._drop_batch(n, m, mark)
+            else:
+                self.sink.truncate(mark)
             raise
         del self.rows[:n]
         del self.episodes[:m]
-        self.steps_sent += n
+        self.steps_sent += n + self._early_steps
         self._held = []
+        self._early = None
+        self._early_steps = 0
+
+    def _drop_batch(self, n: int, m: int, mark: int) -> None:
+        """Forget the batch being closed: its rows, held events and episodes, and the bytes
+        queued for it since ``mark`` (or since :meth:`encode_steps` began, if it did)."""
+        self.sink.truncate(self._early if self._early is not None else mark)
+        del self.rows[:n]
+        del self.episodes[:m]
+        self._held = []
+        self._early = None
+        self._early_steps = 0
+        self.dropped += 1
 
     def _send_episodes(self, m: int) -> None:
         """Queue the first ``m`` finished episodes, in batches (or one by one for a person)."""

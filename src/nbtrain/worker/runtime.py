@@ -56,6 +56,7 @@ class Worker:
         self.state = LoopState(self.cfg.start_episode)
         self.policy_file = launch.run_dir / f"policy-{self.worker_id}.json"
         self._checkpointer: Checkpointer | None = None  # made on the first save
+        self._snapshot_drops = 0  # emitter.dropped when the pending snapshot was taken
         self.env: Any = None
         self.agent: Any = None
 
@@ -185,7 +186,11 @@ class Worker:
         """The periodic checkpoint after ``episode`` episodes: a snapshot written at the next
         flush, or (an agent without ``policy_bytes``) a flush and a save now, which returns
         the next flush deadline."""
-        if self._checkpoints.snapshot(episode):
+        checkpoints = self._checkpoints
+        if not checkpoints.can_save:
+            return None
+        if checkpoints.snapshot(episode):
+            self._snapshot_drops = self.emitter.dropped
             return None
         deadline = self._flush()  # episodes first: a checkpoint is never ahead of them
         self._save_policy(episode, final=False)
@@ -193,16 +198,15 @@ class Worker:
 
     def _flush(self) -> float:
         """Send what is pending, then write the checkpoint snapshot it covers; returns the
-        next flush deadline."""
+        next flush deadline. A snapshot taken before the emitter dropped a batch it could
+        not encode is never written: the episodes it follows were not sent."""
+        deadline = self.emitter.flush()
         checkpoints = self._checkpointer
-        try:
-            deadline = self.emitter.flush()
-        except BaseException:
-            if checkpoints is not None:
-                checkpoints.discard()  # its episodes were dropped, not sent
-            raise
-        if checkpoints is not None and checkpoints.write_pending() is not None:
-            self._announce_policy(final=False)
+        if checkpoints is not None and checkpoints.pending:
+            if self.emitter.dropped != self._snapshot_drops:
+                checkpoints.discard()
+            elif checkpoints.write_pending() is not None:
+                self._announce_policy(final=False)
         return deadline
 
     def _announce_policy(self, *, final: bool) -> None:
