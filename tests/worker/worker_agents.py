@@ -105,9 +105,9 @@ class TextPolicyBytes(NoEpisodeSave):
         return str(self.steps)
 
 
-class SnapshotThenFail(_Base):
-    """Has ``policy_bytes`` (periodic checkpoints are snapshots) and fails in ``learn`` once
-    ``fail_after`` episodes have ended."""
+class _CountsAndSnapshots(_Base):
+    """Counts ended episodes; has ``policy_bytes`` (periodic checkpoints are snapshots)
+    and a ``save`` writing the same bytes."""
 
     episodes = 0
 
@@ -115,17 +115,21 @@ class SnapshotThenFail(_Base):
         self.episodes += 1
         return {}
 
-    def learn(self, *args: Any) -> dict[str, Any]:
-        if self.episodes >= self.kw.get("fail_after", 7):
-            raise RuntimeError("agent exploded on purpose")
-        return super().learn(*args)
-
     def policy_bytes(self, *, episode: int | None = None) -> bytes:
         return b'{"episode": %d}' % (episode or 0)
 
     def save(self, path: str, *, episode: int | None = None) -> None:
         with open(path, "wb") as fh:
             fh.write(self.policy_bytes(episode=episode))
+
+
+class SnapshotThenFail(_CountsAndSnapshots):
+    """Fails in ``learn`` once ``fail_after`` episodes have ended."""
+
+    def learn(self, *args: Any) -> dict[str, Any]:
+        if self.episodes >= self.kw.get("fail_after", 7):
+            raise RuntimeError("agent exploded on purpose")
+        return super().learn(*args)
 
 
 class PlainQLearning(QLearningAgent):
@@ -165,27 +169,14 @@ class SlowCorridor(gym.Env[int, int]):
 gym.register("NbtSlowCorridor-v0", entry_point=SlowCorridor, max_episode_steps=40)
 
 
-class BytesBadExtrasLater(_Base):
-    """Has ``policy_bytes`` and ``save``; ``learn`` returns a float (not a dict) once
-    ``bad_after`` episodes have ended, so the batch holding that step cannot be sent."""
-
-    episodes = 0
-
-    def end_episode(self) -> dict[str, Any]:
-        self.episodes += 1
-        return {}
+class BytesBadExtrasLater(_CountsAndSnapshots):
+    """``learn`` returns a float (not a dict) once ``bad_after`` episodes have ended, so the
+    batch holding that step cannot be sent."""
 
     def learn(self, *args: Any) -> Any:
         if self.episodes >= self.kw.get("bad_after", 4):
             return 0.25
         return super().learn(*args)
-
-    def policy_bytes(self, *, episode: int | None = None) -> bytes:
-        return b'{"episode": %d}' % (episode or 0)
-
-    def save(self, path: str, *, episode: int | None = None) -> None:
-        with open(path, "wb") as fh:
-            fh.write(self.policy_bytes(episode=episode))
 
 
 class BytesWithoutSave(_Base):

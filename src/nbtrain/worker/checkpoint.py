@@ -141,7 +141,10 @@ class Checkpointer:
             return None
         episode, data = self._pending
         self._pending = None
-        self._swap_in(data)
+        if self._swap is None:
+            self.target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._swap = SwapWriter(self.target)
+        self._swap.write(data)
         return episode
 
     def discard(self) -> None:
@@ -156,9 +159,7 @@ class Checkpointer:
             self._pending = None
             self.close()
             save_atomically(self._save, self.target, episode)
-        elif self._dump is not None:
-            self._swap_in(self._bytes(episode))
-        else:
+        else:  # periodic, for an agent without policy_bytes (the others take snapshot())
             with without_fsync():
                 save_atomically(self._save, self.target, episode)
         return True
@@ -171,12 +172,6 @@ class Checkpointer:
                 f"agent.policy_bytes() returned {type(data).__name__}; it must return bytes"
             )
         return data
-
-    def _swap_in(self, data: bytes) -> None:
-        if self._swap is None:
-            self.target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._swap = SwapWriter(self.target)
-        self._swap.write(data)
 
     def close(self) -> None:
         """Remove the swap file of periodic checkpoints (the target stays)."""
