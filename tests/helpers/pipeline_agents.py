@@ -57,3 +57,19 @@ class Garbage(_Base):
             fd = int(os.environ["NBTRAIN_TELEMETRY_FD"])
             os.write(fd, b"\x00garbage\xffNBT\x09\x00\x00\x00\x05junk")
         return super().act(obs, explore)
+
+
+class BadExtrasAfter(_Base):
+    """``learn`` returns a float, not a dict, once ``bad_after`` episodes have ended: the
+    batch holding that step cannot be encoded and the worker fails."""
+
+    episodes = 0
+
+    def end_episode(self) -> dict[str, Any]:
+        self.episodes += 1
+        return {}
+
+    def learn(self, *args: Any) -> Any:
+        if self.episodes >= self.kw.get("bad_after", 3):
+            return 0.25
+        return {"steps": self.steps}

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 import nbtrain
 from tests.kit.processes import pid_alive, wait_gone
+from tests.kit.truth import episodes_have_all_steps, no_live_rows
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +127,31 @@ def test_failing_custom_agent_reports_traceback(db: Path) -> None:
     assert row["exit_code"] != 0
     assert len(run.episodes()) == 0
     assert len(run.steps()) == 0, "steps of the unfinished episode must not stay"
+
+
+def test_a_batch_that_cannot_be_encoded_leaves_the_database_true(db: Path) -> None:
+    # Random walks on CliffWalking take hundreds of steps, so full Steps events are encoded
+    # early at episode ends; the bad extras of episode 3 drop the batch they sit in, early
+    # steps included. What the database holds must still be whole episodes.
+    run = nbtrain.launch(
+        config(
+            env_id="CliffWalking-v1",
+            env_kwargs={},
+            agent="pipeline_agents:BadExtrasAfter",
+            agent_kwargs={"bad_after": 3},
+            max_steps_per_episode=400,
+            episodes=50,
+            workers=1,
+        ),
+        db=db,
+    )
+    assert run.wait(timeout=60) == {"000001": "failed"}
+    assert "returned float" in run.store.workers(run.run_id).iloc[0]["error"]
+    stored = sorted(run.episodes()["ep_index"])
+    assert stored == list(range(len(stored)))
+    assert len(stored) <= 3  # episodes 0-2 at most (how many got out depends on timing)
+    assert episodes_have_all_steps(db) == []
+    no_live_rows(db, run.run_id)
 
 
 def test_garbage_on_the_telemetry_pipe_is_counted_and_ingest_goes_on(
