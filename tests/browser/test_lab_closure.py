@@ -138,7 +138,10 @@ def test_keep_delete_and_archive_from_the_closure_summary_after_the_confirm_step
     )
     ids = nb.wait_output(0, r"RUNS \w{26} \w{26}", FIRST_RENDER_MS).split("RUNS ")[1].split()
     gone, moved = ids[0], ids[1]
-    assert counts(db, gone) == {"runs": 1, "workers": 2, "episodes": 60, "step_chunks": 60}
+    before = counts(db, gone)
+    chunks = before.pop("step_chunks")
+    assert before == {"runs": 1, "workers": 2, "episodes": 60}
+    assert 2 <= chunks <= 60  # a chunk per flush: at least one per worker, at most per episode
     first = dashboard_of(page, gone)
     actions = first.locator(":scope > .nbt-closure-actions")
     expect(actions).to_be_visible(timeout=FIRST_RENDER_MS)

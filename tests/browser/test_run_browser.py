@@ -117,7 +117,10 @@ def test_delete_and_archive_only_after_the_confirm_step(
     rows = root.locator("tr.nbt-run")
     gone = rows.nth(0).get_attribute("data-run-id")
     assert gone
-    assert counts(db, gone) == {"runs": 1, "workers": 2, "episodes": 60, "step_chunks": 60}
+    before = counts(db, gone)
+    chunks = before.pop("step_chunks")
+    assert before == {"runs": 1, "workers": 2, "episodes": 60}
+    assert 2 <= chunks <= 60  # a chunk per flush: at least one per worker, at most per episode
 
     # Delete asks first, with the per-worker summary; Cancel deletes nothing.
     rows.nth(0).locator(".nbt-delete").click()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections import Counter
 from pathlib import Path
 from typing import Any
-
-_EPISODE_STEPS = """SELECT e.run_id, e.worker_id, e.ep_index, e.length, COALESCE(SUM(c.n_steps), 0)
-    FROM episodes AS e LEFT JOIN step_chunks AS c
-      ON c.run_id = e.run_id AND c.worker_id = e.worker_id AND c.ep_index = e.ep_index
-    {where}
-    GROUP BY e.run_id, e.worker_id, e.ep_index"""
 
 
 def _read(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -22,8 +18,31 @@ def _read(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
 
 
 def _episode_steps(db: Path, run_id: str | None) -> list[tuple[Any, ...]]:
-    where, params = ("WHERE e.run_id = ?", (run_id,)) if run_id else ("", ())
-    return _read(db, _EPISODE_STEPS.format(where=where), params)
+    """``(run_id, worker_id, ep_index, length, steps stored)`` of each stored episode.
+
+    Steps are counted row by row from the chunks (a chunk may span episodes; each row then
+    ends with its ep_index), and each chunk's ``n_steps`` is checked against its rows."""
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
+    counts: Counter[tuple[str, str, int]] = Counter()
+    chunks = _read(
+        db, f"SELECT run_id, worker_id, ep_index, n_steps, last_ep, rows FROM step_chunks {where}",
+        params,
+    )  # fmt: skip
+    for run, wid, ep_index, n_steps, last_ep, text in chunks:
+        rows = json.loads(text)
+        assert len(rows) == n_steps, f"chunk {run}/{wid}/{ep_index} says {n_steps} steps"
+        if last_ep is None:
+            counts[run, wid, ep_index] += len(rows)
+            continue
+        eps = [row[-1] for row in rows]
+        lie = f"chunk {run}/{wid}/{ep_index} lies about its episodes"
+        assert eps == sorted(eps), lie
+        assert (eps[0], eps[-1]) == (ep_index, last_ep), lie
+        counts.update((run, wid, ep) for ep in eps)
+    episodes = _read(
+        db, f"SELECT run_id, worker_id, ep_index, length FROM episodes {where}", params
+    )
+    return [(*row, counts[row[0], row[1], row[2]]) for row in episodes]
 
 
 def episodes_have_all_steps(db: Path, run_id: str | None = None) -> list[tuple[Any, ...]]:

@@ -60,26 +60,30 @@ def event(run: str, wid: str, rows: list[tuple[int, int]], **columns: list[Any])
 
 
 def chunk_keys(db: Path, run: str) -> list[tuple[Any, ...]]:
+    """``(worker_id, ep_index, first_step, n_steps, last_ep)`` of the run's chunks."""
     conn = sqlite3.connect(db)
     try:
-        sql = ("SELECT worker_id, ep_index, first_step, n_steps FROM step_chunks "
+        sql = ("SELECT worker_id, ep_index, first_step, n_steps, last_ep FROM step_chunks "
                "WHERE run_id = ? ORDER BY 1, 2, 3")  # fmt: skip
         return conn.execute(sql, (run,)).fetchall()
     finally:
         conn.close()
 
 
-def test_an_event_spanning_episodes_is_split_per_episode(writer: StoreWriter, db: Path) -> None:
+def test_an_event_spanning_episodes_is_one_chunk(writer: StoreWriter, db: Path) -> None:
     run = new_run(writer, "000001")
     rows = [(0, 7), (0, 8), (1, 0), (1, 1), (1, 2), (4, 0)]
     writer.add_events([event(run, "000001", rows), event(run, "000001", [(4, 1), (5, 0)])])
     writer.flush()
-    assert chunk_keys(db, run) == [
-        ("000001", 0, 7, 2), ("000001", 1, 0, 3), ("000001", 4, 0, 1),
-        ("000001", 4, 1, 1), ("000001", 5, 0, 1),
-    ]  # fmt: skip
+    assert chunk_keys(db, run) == [("000001", 0, 7, 6, 4), ("000001", 4, 1, 2, 5)]
+    conn = sqlite3.connect(db)
+    text = conn.execute("SELECT rows FROM step_chunks WHERE first_step = 1").fetchone()[0]
+    assert [row[0] for row in json.loads(text)] == [1, 0]  # step_index
+    assert [row[-1] for row in json.loads(text)] == [4, 5]  # ep_index, last in each row
     df = TelemetryStore(db).steps(run, 1)
     assert list(zip(df["ep_index"], df["step_index"], strict=True)) == [*rows, (4, 1), (5, 0)]
+    view = conn.execute("SELECT ep_index, step_index FROM steps ORDER BY 1, 2").fetchall()
+    assert view == [*rows, (4, 1), (5, 0)]
     assert writer.rows_written >= 8
     assert writer.failed_writes == 0
 
@@ -162,16 +166,20 @@ def test_malformed_events_are_counted_and_the_writer_goes_on(
     caplog.set_level(logging.WARNING, logger="nbtrain")
     run = new_run(writer, "000001")
     unsorted_eps = event(run, "000001", [(1, 0), (0, 1), (1, 1)])
-    unsorted_steps = event(run, "000001", [(2, 3), (2, 1)])
+    unsorted_steps = event(run, "000001", [(2, 0), (2, 3), (2, 1)])
+    twice = event(run, "000001", [(2, 4), (3, 0), (3, 0)])  # a step sent twice in one event
     short = msgspec.structs.replace(event(run, "000001", [(3, 0), (3, 1)]), ts=[1.0])
     bad_value = event(run, "000001", [(4, 0)], extras=[{"x": object()}])
-    writer.add_events([unsorted_eps, unsorted_steps, short, bad_value])
+    writer.add_events([unsorted_eps, unsorted_steps, twice, short, bad_value])
     writer.add_events([event(run, "000001", [(5, 0), (5, 1)])])
     writer.flush()
-    assert writer.failed_writes == 3 + 2 + 2 + 1
+    assert writer.failed_writes == 3 + 3 + 3 + 2 + 1
     codes = [getattr(r, "code", None) for r in caplog.records]
-    assert codes.count(LOG_SERVICE_SQLITE_WRITE_FAILED) == 4
-    assert chunk_keys(db, run) == [("000001", 5, 0, 2)]
+    messages = [r.getMessage() for r in caplog.records]
+    assert codes.count(LOG_SERVICE_SQLITE_WRITE_FAILED) == 5
+    assert sum("not increasing in episode 2" in m for m in messages) == 1
+    assert sum("not increasing in episode 3" in m for m in messages) == 1
+    assert chunk_keys(db, run) == [("000001", 5, 0, 2, 5)]
 
 
 def test_resent_steps_are_dropped_until_discarded(writer: StoreWriter, db: Path) -> None:
@@ -181,12 +189,16 @@ def test_resent_steps_are_dropped_until_discarded(writer: StoreWriter, db: Path)
     writer.add_events([event(run, "000001", [(0, 1), (1, 0), (1, 1)])])  # only (1, 1) is new
     writer.flush()
     assert writer.failed_writes == 3 + 2
-    assert chunk_keys(db, run) == [("000001", 0, 0, 2), ("000001", 1, 0, 1), ("000001", 1, 1, 1)]
+    assert chunk_keys(db, run) == [("000001", 0, 0, 3, 1), ("000001", 1, 1, 1, 1)]
     assert writer.discard_unfinished_steps(run, 1) == 0  # no episode stored
     writer.add_events([first, episode(run, "000001", 0, length=2)])
     writer.flush()
     assert writer.failed_writes == 5
-    assert chunk_keys(db, run) == [("000001", 0, 0, 2), ("000001", 1, 0, 1)]
+    assert chunk_keys(db, run) == [("000001", 0, 0, 3, 1)]
+    assert writer.discard_unfinished_steps(run, 1) == 1  # episode 0 is stored, 1 is not
+    assert chunk_keys(db, run) == [("000001", 0, 0, 2, 0)]
+    df = TelemetryStore(db).steps(run)
+    assert list(zip(df["ep_index"], df["step_index"], strict=True)) == [(0, 0), (0, 1)]
 
 
 def test_a_duplicate_chunk_from_another_writer_fails_alone(db: Path) -> None:
@@ -201,7 +213,7 @@ def test_a_duplicate_chunk_from_another_writer_fails_alone(db: Path) -> None:
         assert w.failed_writes == 3
     finally:
         w.release()
-    assert chunk_keys(db, run) == [("000001", 0, 0, 3), ("000001", 1, 0, 2)]
+    assert chunk_keys(db, run) == [("000001", 0, 0, 3, 0), ("000001", 1, 0, 2, 1)]
 
 
 V1_STEPS_DDL = """CREATE TABLE steps (
@@ -242,6 +254,6 @@ def test_a_version_1_file_moves_its_step_rows_into_chunks(
     assert df["truncated"].tolist() == [True, False, False]
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert chunk_keys(db, run) == [("000001", 3, 5, 1), ("000002", 0, 0, 2)]
+    assert chunk_keys(db, run) == [("000001", 3, 5, 1, None), ("000002", 0, 0, 2, None)]
     assert conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 3
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '_v1%'").fetchall()

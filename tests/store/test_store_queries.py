@@ -241,27 +241,39 @@ def test_chunks_written_by_hand_are_read_leniently(
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO runs(run_id) VALUES (?)", (run,))
     conn.execute("INSERT INTO workers(run_id, worker_id) VALUES (?, '000001')", (run,))
-    sql = "INSERT INTO step_chunks VALUES (?, '000001', ?, ?, ?, ?)"
+    sql = (  # one-episode chunks as schema 3 wrote them (no last_ep, rows without ep_index)
+        "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, rows) "
+        "VALUES (?, '000001', ?, ?, ?, ?)"
+    )
     conn.execute(sql, (run, 0, 0, 2, '[[0,1,null,0,1,5,null,1.5],[1,2,1,1,0,6,{"a":1},2.5]]'))
     conn.execute(sql, (run, 1, 0, 1, "not json"))
     conn.execute(sql, (run, 2, 0, 1, "[[0,1,0.5]]"))  # wrong row shape
     conn.execute(sql, (run, 3, 0, 0, "[]"))
+    spans = (  # chunks spanning episodes (schema 4): each row ends with its ep_index
+        "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
+        "rows) VALUES (?, '000001', ?, 0, ?, ?, ?)"
+    )
+    conn.execute(spans, (run, 4, 1, 4, "[[0,1,0.5,false,false,3,{},1.0]]"))  # no ep_index
+    conn.execute(spans, (run, 5, 1, 5, '[[0,1,0.5,false,false,3,{},1.0,"5"]]'))  # not an int
+    conn.execute(spans, (run, 6, 2, 7, "[[0,1,0.5,0,1,3,{},3.0,6],[0,2,1,1,0,4,{},4.0,7]]"))
     conn.commit()
     conn.close()
     caplog.set_level(logging.WARNING, logger="nbtrain")
     df = TelemetryStore(db).steps(run, 1)
-    assert df["step_index"].tolist() == [0, 1]
-    assert df["reward"].isna().tolist() == [True, False]
-    assert df["terminated"].tolist() == [False, True]
-    assert df["truncated"].tolist() == [True, False]
-    assert df["extras"].isna().tolist() == [True, False]
+    assert df["step_index"].tolist() == [0, 1, 0, 0]
+    assert df["ep_index"].tolist() == [0, 0, 6, 7]
+    assert df["reward"].isna().tolist() == [True, False, False, False]
+    assert df["terminated"].tolist() == [False, True, False, True]
+    assert df["truncated"].tolist() == [True, False, True, False]
+    assert df["extras"].isna().tolist() == [True, False, False, False]
     assert df["extras"].iloc[1] == '{"a":1}'
     assert df["ts"].iloc[1] == pd.Timestamp(2.5, unit="s", tz="UTC")
     assert str(df["reward"].dtype) == "float64"
     assert str(df["terminated"].dtype) == "bool"
     failed = [r for r in caplog.records if r.code == LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED]
     assert len(failed) == 1
-    assert "2 stored step chunk(s)" in failed[0].getMessage()
+    assert "4 stored step chunk(s)" in failed[0].getMessage()
+    assert TelemetryStore(db).steps(run, 1, ep_index=7)["action"].tolist() == [2]
 
 
 def test_legacy_fixture_is_upgraded_in_place(

@@ -105,7 +105,10 @@ def test_null_worker_id_is_rejected(db: Path) -> None:
 def test_duplicate_chunk_key_is_rejected(db: Path) -> None:
     conn = sqlite3.connect(db)
     run = new_run_id()
-    sql = "INSERT INTO step_chunks VALUES (?, ?, ?, ?, 1, '[[0,0,0.0,false,false,0,{},1.0]]')"
+    sql = (
+        "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, rows) "
+        "VALUES (?, ?, ?, ?, 1, 0, '[[0,0,0.0,false,false,0,{},1.0,0]]')"
+    )
     conn.execute(sql, (run, "000001", 0, 0))
     conn.execute(sql, (run, "000002", 0, 0))
     conn.execute(sql, (run, "000001", 0, 5))

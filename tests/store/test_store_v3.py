@@ -3,6 +3,8 @@ runs(), run(), nearest run ids, snapshots and distrust of the file's own SQL."""
 
 from __future__ import annotations
 
+import itertools
+import json
 import sqlite3
 import threading
 import time
@@ -37,8 +39,42 @@ def columns(db: Path, table: str) -> list[str]:
     return [r[1] for r in sqlite3.connect(db).execute(f"PRAGMA table_info({table})")]
 
 
+# The steps view as schemas 2 and 3 made it (one episode per chunk, rows without ep_index).
+V3_VIEW = """CREATE VIEW steps AS SELECT c.run_id AS run_id, c.worker_id AS worker_id,
+    c.ep_index AS ep_index, json_extract(j.value, '$[0]') AS step_index,
+    json_extract(j.value, '$[1]') AS action, json_extract(j.value, '$[2]') AS reward,
+    json_extract(j.value, '$[3]') AS terminated, json_extract(j.value, '$[4]') AS truncated,
+    json_extract(j.value, '$[5]') AS obs, json_extract(j.value, '$[6]') AS extras,
+    json_extract(j.value, '$[7]') AS ts
+FROM step_chunks AS c, json_each(c.rows) AS j"""
+
+
+def downgrade_to_v3(db: Path) -> None:
+    """Make ``db`` what schema 3 wrote: a chunk per episode, rows without their ep_index."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN")
+    chunks = conn.execute("SELECT run_id, worker_id, rows FROM step_chunks").fetchall()
+    conn.execute("DELETE FROM step_chunks")
+    conn.execute("DROP VIEW steps")
+    conn.execute("ALTER TABLE step_chunks DROP COLUMN last_ep")
+    for run, wid, text in chunks:
+        rows = json.loads(text)
+        for ep, part in itertools.groupby(rows, key=lambda row: row[-1]):
+            part = [row[:-1] for row in part]
+            conn.execute(
+                "INSERT INTO step_chunks VALUES (?, ?, ?, ?, ?, ?)",
+                (run, wid, ep, part[0][0], len(part), json.dumps(part)),
+            )
+    conn.execute(V3_VIEW)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.execute("COMMIT")
+    conn.close()
+
+
 def downgrade_to_v2(db: Path) -> None:
     """Make ``db`` exactly what schema 2 wrote: the same tables without the v3 columns."""
+    downgrade_to_v3(db)
     conn = sqlite3.connect(db, isolation_level=None)
     for table, column in schema.V3_COLUMNS:
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column.split()[0]}")
@@ -67,8 +103,8 @@ def test_v2_file_is_upgraded_in_place(db: Path) -> None:
     assert columns(db, "runs")[6:] == V3_RUNS
     assert columns(db, "workers")[10:] == V3_WORKERS
     conn = sqlite3.connect(db)
-    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (3,)
-    assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "3"
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,) == (4,)
+    assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "4"
     workers = store.workers(run)
     assert workers[["status", "pid", "exit_code"]].values.tolist() == [["completed", 7.0, 0.0]]
     assert workers["pid_start"].isna().all()

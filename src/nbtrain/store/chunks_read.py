@@ -1,16 +1,18 @@
 """Reading ``step_chunks`` rows back into step columns (the fast read path of ``steps()``).
 
 Each chunk is one JSON array of ``[step_index, action, reward, terminated, truncated, obs,
-extras, ts]`` rows. A chunk is decoded with one typed ``msgspec`` call (extras as
-``msgspec.Raw``, so no dicts are built) and transposed with ``zip(*rows)``; the columns
-become numpy arrays once, at the end. Per-row values never go through SQLite's JSON
+extras, ts, ep_index]`` rows (without ``ep_index`` in one-episode chunks from before schema
+version 4, whose ``last_ep`` is NULL). A chunk is decoded with one typed ``msgspec`` call
+(extras as ``msgspec.Raw``, so no dicts are built) and transposed with ``zip(*rows)``; the
+columns become numpy arrays once, at the end. Per-row values never go through SQLite's JSON
 functions, which is what makes this several times faster than the ``steps`` view.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from itertools import repeat
 from typing import Any
 
 import msgspec
@@ -23,8 +25,11 @@ from nbtrain.logs import log
 from nbtrain.store.frames import value_column
 from nbtrain.store.schema import CHUNK_FIELDS
 
-_Row = tuple[Any, Any, Any, Any, Any, Any, msgspec.Raw, Any]
-_decoder = msgspec.json.Decoder(list[_Row])
+_Row = tuple[Any, Any, Any, Any, Any, Any, msgspec.Raw, Any, int]
+_LegacyRow = tuple[Any, Any, Any, Any, Any, Any, msgspec.Raw, Any]
+_decode = msgspec.json.Decoder(list[_Row]).decode
+_decode_legacy = msgspec.json.Decoder(list[_LegacyRow]).decode
+_EP = len(CHUNK_FIELDS) - 1  # each row's episode: the last field
 _NULL = msgspec.Raw(b"null")
 _INT32_MAX = 2**31 - 1
 
@@ -33,32 +38,42 @@ class ChunkColumns:
     """Step columns gathered from chunks, in the order the chunks were given."""
 
     def __init__(self) -> None:
-        self.workers: list[str] = []
-        self.episodes: list[int] = []
+        self.workers: list[str] = []  # per chunk, with its number of rows kept
         self.counts: list[int] = []
         self.fields: list[list[Any]] = [[] for _ in CHUNK_FIELDS]
         self.bad_chunks = 0
         self.first_error: str | None = None
 
-    def add(self, records: Iterable[tuple[str, int, str | bytes]]) -> None:
-        """Decode ``(worker_id, ep_index, rows)`` records; a chunk that cannot be decoded is
-        skipped (counted in ``bad_chunks``) rather than failing the whole read."""
-        decode = _decoder.decode
+    def add(
+        self,
+        records: Iterable[tuple[str, int, int | None, str | bytes]],
+        episodes: Collection[int] | None = None,
+    ) -> None:
+        """Decode ``(worker_id, ep_index, last_ep, rows)`` records, keeping only the steps
+        of ``episodes`` when given; a chunk that cannot be decoded is skipped (counted in
+        ``bad_chunks``) rather than failing the whole read."""
         fields = self.fields
-        workers, episodes, counts = self.workers, self.episodes, self.counts
-        for worker_id, ep_index, text in records:
+        workers, counts = self.workers, self.counts
+        for worker_id, ep_index, last_ep, text in records:
+            legacy = last_ep is None  # one episode, rows without their ep_index
+            if legacy and episodes is not None and ep_index not in episodes:
+                continue
             try:
-                rows = decode(text)
+                rows: list[Any] = (_decode_legacy if legacy else _decode)(text)
             except (msgspec.DecodeError, TypeError) as exc:
                 self.bad_chunks += 1
                 self.first_error = self.first_error or f"{worker_id}/{ep_index}: {exc}"
                 continue
+            if episodes is not None and not legacy:
+                rows = [row for row in rows if row[_EP] in episodes]
             if not rows:
                 continue
-            for column, values in zip(fields, zip(*rows, strict=True), strict=True):
+            columns = zip(*rows, strict=True)
+            for column, values in zip(fields[:_EP] if legacy else fields, columns, strict=True):
                 column.extend(values)
+            if legacy:
+                fields[_EP].extend(repeat(ep_index, len(rows)))
             workers.append(worker_id)
-            episodes.append(ep_index)
             counts.append(len(rows))
 
     def __len__(self) -> int:
@@ -83,10 +98,8 @@ class ChunkColumns:
             codes = np.repeat(np.array([code[w] for w in self.workers], dtype="int32"),
                               self.counts)  # fmt: skip
             return pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype="str"))
-        if name == "ep_index":
-            return np.repeat(np.array(self.episodes, dtype="int64"), self.counts)
         values = self.fields[CHUNK_FIELDS.index(name)]
-        if name == "step_index":
+        if name in ("step_index", "ep_index"):
             return _numbers(values, "int64")
         if name == "reward":
             return _numbers(values, "float64")

@@ -1,15 +1,17 @@
 """Turning telemetry events into rows to write: chunk rows for steps, tuples for episodes.
 
-A ``Steps`` event becomes one ``step_chunks`` row per episode it touches. Its ``ep_index``
-column is non-decreasing (the worker emits steps in order), so episode boundaries are found
-with ``bisect`` and each chunk is one ``msgspec`` encode call over zipped columns: no Python
-code runs per step on this path.
+A ``Steps`` event becomes one ``step_chunks`` row, whatever the number of episodes it
+touches: each step row carries its ``ep_index``, and the chunk its first and last episode.
+Writing a row per episode cost the kernel a B-tree insert per episode, more than encoding
+a short episode's steps. The checks and the encoding run at C speed over whole columns;
+Python code runs once per event, and once per place where ``step_index`` does not increase
+(an episode boundary, for a well-behaved worker).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from itertools import repeat
+from itertools import compress, repeat
+from operator import ge
 from typing import Any
 
 import msgspec
@@ -18,7 +20,8 @@ from nbtrain.store.schema import CHUNK_COLUMNS, EPISODE_COLUMNS
 from nbtrain.wire.codec import to_builtins_hook
 from nbtrain.wire.events import Episode, Episodes, Steps
 
-ChunkRow = tuple[Any, ...]  # (run_id, worker_id, ep_index, first_step, n_steps, rows)
+# (run_id, worker_id, ep_index, first_step, n_steps, last_ep, rows)
+ChunkRow = tuple[Any, ...]
 
 
 # numpy values in configs and extras become plain numbers and lists (the wire's own hook).
@@ -34,51 +37,40 @@ class BadSteps(ValueError):
 
 
 def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
-    """The ``step_chunks`` rows of ``event`` from row ``start`` on, one per episode.
+    """The ``step_chunks`` row of ``event`` from row ``start`` on (none when it is empty).
 
-    Checks what chunking relies on, at C speed: equal column lengths, ``ep_index``
-    non-decreasing and ``step_index`` non-decreasing within each episode. Raises
-    :class:`BadSteps` otherwise (the whole event is refused: its order is unknown).
+    Checks what readers rely on: equal column lengths and ``(ep_index, step_index)``
+    strictly increasing, so that no step is stored twice and rows come back in order.
+    Raises :class:`BadSteps` otherwise (the whole event is refused: its order is unknown).
     """
-    ep = event.ep_index
-    steps = event.step_index
-    n = len(steps)
-    columns = (steps, ep, event.action, event.reward, event.terminated, event.truncated,
-               event.obs, event.extras, event.ts)  # fmt: skip
+    columns: tuple[list[Any], ...] = (
+        event.step_index, event.ep_index, event.action, event.reward, event.terminated,
+        event.truncated, event.obs, event.extras, event.ts,
+    )  # fmt: skip
     lengths = set(map(len, columns))
     if len(lengths) != 1:
         raise BadSteps(f"Steps columns have different lengths {sorted(lengths)}")
-    if sorted(ep) != ep:
-        raise BadSteps("Steps ep_index is not non-decreasing")
-    extras: list[Any] = event.extras
+    if start:
+        columns = tuple(column[start:] for column in columns)
+    steps, ep, action, reward, terminated, truncated, obs, extras, ts = columns
+    if not steps:
+        return []
+    _check_order(ep, steps)
     if None in extras:  # stored as {} (the agent returned nothing)
         extras = [{} if x is None else x for x in extras]
-    rows = list(
-        zip(
-            steps,
-            event.action,
-            event.reward,
-            event.terminated,
-            event.truncated,
-            event.obs,
-            extras,
-            event.ts,
-            strict=True,
-        )
-    )
-    run_id = event.run_id
-    encode = _encoder.encode
-    out: list[ChunkRow] = []
-    a = start
-    while a < n:
-        index = ep[a]
-        b = n if ep[-1] == index else bisect_right(ep, index, a)
-        part = steps[a:b]
-        if sorted(part) != part:
-            raise BadSteps(f"Steps step_index is not increasing in episode {index}")
-        out.append((run_id, worker_id, index, steps[a], b - a, encode(rows[a:b]).decode()))
-        a = b
-    return out
+    rows = list(zip(steps, action, reward, terminated, truncated, obs, extras, ts, ep, strict=True))
+    text = _encoder.encode(rows).decode()
+    return [(event.run_id, worker_id, ep[0], steps[0], len(steps), ep[-1], text)]
+
+
+def _check_order(ep: list[int], steps: list[int]) -> None:
+    """Raise :class:`BadSteps` unless ``(ep, steps)`` pairs strictly increase."""
+    if sorted(ep) != ep:
+        raise BadSteps("Steps ep_index is not non-decreasing")
+    # Where step_index does not increase, a new episode must start.
+    for i in compress(range(len(steps) - 1), map(ge, steps, steps[1:])):
+        if ep[i] == ep[i + 1]:
+            raise BadSteps(f"Steps step_index is not increasing in episode {ep[i]}")
 
 
 def episode_row(event: Episode, worker_id: str) -> tuple[Any, ...]:

@@ -18,10 +18,13 @@ import contextlib
 import os
 import sqlite3
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from nbtrain.procinfo import process_alive, this_host
 from nbtrain.statuses import LIVE_STATUSES, run_status_of
@@ -126,7 +129,43 @@ def discard_unfinished(conn: sqlite3.Connection, run_id: str, worker_id: str) ->
         "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
         (run_id, worker_id, next_index),
     )
+    _cut_last_chunk(conn, run_id, worker_id, next_index)
     return next_index
+
+
+# A step row as readers decode it: eight step fields, then its episode.
+_decode_rows = msgspec.json.Decoder(list[tuple[Any, Any, Any, Any, Any, Any, Any, Any, int]]).decode
+
+
+def _cut_last_chunk(conn: sqlite3.Connection, run_id: str, worker_id: str, cut: int) -> None:
+    """Drop the steps of episodes from ``cut`` on out of the chunk that begins before
+    ``cut``, when it reaches past it. Chunks do not overlap, so only the worker's last chunk
+    that begins before ``cut`` can; its steps are in order, so what stays is a prefix."""
+    row = conn.execute(
+        "SELECT ep_index, first_step, last_ep, rows FROM step_chunks "
+        "WHERE run_id = ? AND worker_id = ? AND ep_index < ? "
+        "ORDER BY ep_index DESC, first_step DESC LIMIT 1",
+        (run_id, worker_id, cut),
+    ).fetchone()
+    if row is None or row[2] is None or row[2] < cut:
+        return
+    ep_index, first_step, _, text = row
+    key = (run_id, worker_id, ep_index, first_step)
+    where = "WHERE run_id = ? AND worker_id = ? AND ep_index = ? AND first_step = ?"
+    try:
+        raws = msgspec.json.decode(text, type=list[msgspec.Raw])
+        episodes = [row[-1] for row in _decode_rows(text)]
+    except msgspec.DecodeError:
+        return  # readers skip a chunk they cannot decode; it is left for inspection
+    keep = bisect_left(episodes, cut)
+    if keep == 0:
+        conn.execute(f"DELETE FROM step_chunks {where}", key)
+        return
+    text = b"[" + b",".join(raws[:keep]) + b"]"
+    conn.execute(
+        f"UPDATE step_chunks SET n_steps = ?, last_ep = ?, rows = ? {where}",
+        (keep, episodes[keep - 1], text.decode(), *key),
+    )
 
 
 def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> bool:

@@ -10,7 +10,9 @@ Version 1 (never released) had a row-per-step ``steps`` table; version 2 stores 
 ``step_chunks`` (one JSON array per episode part) behind a ``steps`` view. Upgrading from 0
 or 1 moves step rows into chunks, one per episode (at most ``MIGRATION_CHUNK`` steps each).
 Version 3 adds the owner lease to ``runs`` and ``pid_start`` / ``resumed_from`` / ``backend``
-to ``workers`` (nullable columns, added in place).
+to ``workers`` (nullable columns, added in place). Version 4 lets a chunk span episodes: each
+new step row ends with its ``ep_index`` and ``step_chunks.last_ep`` is the chunk's last
+episode; existing chunks are left as they are (``last_ep`` NULL) and read as before.
 
 Checking the version only reads; a file that is already current is never written. Every
 failure is a :class:`~nbtrain.errors.StoreError` subclass naming the path (see
@@ -316,6 +318,16 @@ def _upgrade_v2(conn: sqlite3.Connection) -> None:
     _stamp(conn, 3)
 
 
+def _upgrade_v3(conn: sqlite3.Connection) -> None:
+    """Version 3 -> 4: chunks may span episodes (``last_ep``; NULL in existing one-episode
+    chunks, whose rows stay as they are) and the view reads each row's episode."""
+    if "last_ep" not in schema.table_columns(conn, "step_chunks"):
+        conn.execute("ALTER TABLE step_chunks ADD COLUMN last_ep INTEGER")
+    conn.execute("DROP VIEW IF EXISTS steps")
+    conn.execute(schema.STEPS_VIEW_DDL)
+    _stamp(conn, 4)
+
+
 def _stamp(conn: sqlite3.Connection, version: int) -> None:
     conn.execute(f"PRAGMA user_version = {version}")
     conn.execute(
@@ -323,7 +335,7 @@ def _stamp(conn: sqlite3.Connection, version: int) -> None:
     )
 
 
-_UPGRADES.update({0: _upgrade_legacy, 1: _upgrade_v1, 2: _upgrade_v2})
+_UPGRADES.update({0: _upgrade_legacy, 1: _upgrade_v1, 2: _upgrade_v2, 3: _upgrade_v3})
 
 
 _decode_json = msgspec.json.decode
@@ -348,7 +360,7 @@ def _json_extras(text: Any) -> Any:
 
 def _chunk_steps(conn: sqlite3.Connection, table: str, columns: list[str], worker: str) -> None:
     """Copy a row-per-step table into ``step_chunks`` (one chunk per episode part)."""
-    fields = [c if c in columns else "NULL" for c in schema.CHUNK_FIELDS]
+    fields = [c if c in columns else "NULL" for c in schema.LEGACY_CHUNK_FIELDS]
     rows = conn.execute(
         f'SELECT run_id, {worker}, ep_index, {", ".join(fields)} FROM "{table}" '
         f"ORDER BY run_id, 2, ep_index, step_index"
@@ -366,4 +378,4 @@ def _chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
                  _json_extras(r[9]), r[10]]
                 for r in part
             ]  # fmt: skip
-            yield (*key, part[0][3], len(part), to_json(steps))
+            yield (*key, part[0][3], len(part), None, to_json(steps))

@@ -281,18 +281,24 @@ class Reader:
         indexes = index_list(ep_index)
         self.check_run(run_id)
         self.check_workers(run_id, workers)
-        where, params = _where(run_id, workers, indexes)
         chunks = ChunkColumns()
         try:
-            with self.connection() as conn:
-                # One statement: a consistent snapshot even while a writer commits (WAL).
-                chunks.add(
-                    conn.execute(
-                        f"SELECT worker_id, ep_index, rows FROM step_chunks {where} "
-                        "ORDER BY worker_id, ep_index, first_step",
-                        tuple(params),
+            if indexes is None:
+                with self.connection() as conn:
+                    # One statement: a consistent snapshot even while a writer commits (WAL).
+                    where, params = _where(run_id, workers, None)
+                    chunks.add(
+                        conn.execute(
+                            f"SELECT worker_id, ep_index, last_ep, rows FROM step_chunks "
+                            f"{where} ORDER BY worker_id, ep_index, first_step",
+                            tuple(params),
+                        )
                     )
-                )
+            else:
+                # Several statements: one read transaction keeps them on one snapshot.
+                snapshot = self.snapshot() if self._conn is None else contextlib.nullcontext(self)
+                with snapshot as reader, reader.connection() as conn:
+                    chunks.add(_episode_chunks(conn, run_id, workers, indexes), set(indexes))
         except sqlite3.Error as exc:
             raise files.store_error(exc, self.path, writing=False) from exc
         chunks.log_failures(run_id)
@@ -336,6 +342,50 @@ def describe_config(config: Any, worker_rows: int) -> tuple[Any, Any, Any, int]:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+# Requested episodes closer than this are read with one range scan (the episodes between
+# them are decoded and dropped) rather than with two lookups.
+_RANGE_GAP = 32
+
+
+def _episode_chunks(
+    conn: sqlite3.Connection, run_id: str, workers: list[str] | None, indexes: list[int]
+) -> Iterator[tuple[Any, ...]]:
+    """``(worker_id, ep_index, last_ep, rows)`` of the chunks holding steps of ``indexes``,
+    in key order, each once. A chunk spans episodes ``ep_index..last_ep``, so each range of
+    episodes starts its scan at the last chunk that begins before it."""
+    if workers is None:
+        workers = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT DISTINCT worker_id FROM step_chunks WHERE run_id = ?", (run_id,)
+            )
+        ]
+    ranges: list[list[int]] = []
+    for index in sorted(set(indexes)):
+        if ranges and index - ranges[-1][1] <= _RANGE_GAP:
+            ranges[-1][1] = index
+        else:
+            ranges.append([index, index])
+    key = "run_id = ? AND worker_id = ?"
+    for worker_id in sorted(workers):
+        last: tuple[int, int] | None = None  # key of the last chunk yielded
+        for lo, hi in ranges:
+            start = conn.execute(
+                f"SELECT MAX(ep_index) FROM step_chunks WHERE {key} AND ep_index < ?",
+                (run_id, worker_id, lo),
+            ).fetchone()[0]
+            records = conn.execute(
+                f"SELECT worker_id, ep_index, first_step, last_ep, rows FROM step_chunks "
+                f"WHERE {key} AND ep_index BETWEEN ? AND ? ORDER BY ep_index, first_step",
+                (run_id, worker_id, lo if start is None else start, hi),
+            )
+            for wid, ep_index, first_step, last_ep, rows in records:
+                if last is not None and (ep_index, first_step) <= last:
+                    continue  # read already for the previous range
+                last = (ep_index, first_step)
+                yield wid, ep_index, last_ep, rows
 
 
 def _where(

@@ -7,11 +7,16 @@ Storage conventions:
 
 * timestamps (``created_at``, ``started_at``, ``ended_at``, ``ts``) are REAL Unix seconds (UTC);
 * ``terminated`` / ``truncated`` are INTEGER 0/1;
-* steps are stored in chunks, one ``step_chunks`` row per (``Steps`` event, episode), whose
-  ``rows`` is one JSON array of ``[step_index, action, reward, terminated, truncated, obs,
-  extras, ts]`` arrays: a row per step costs more kernel CPU than a training step, a chunk
-  costs a fraction of that. ``steps`` is a view that expands the chunks with ``json_each``
-  (slow, ~9 us a row; for ad-hoc SQL), ``TelemetryStore.steps`` decodes chunks directly;
+* steps are stored in chunks, one ``step_chunks`` row per ``Steps`` event (a worker's steps
+  since its last flush, often hundreds of short episodes), whose ``rows`` is one JSON array
+  of ``[step_index, action, reward, terminated, truncated, obs, extras, ts, ep_index]``
+  arrays; ``ep_index`` / ``last_ep`` are the first and last episode in it. A row per step
+  costs more kernel CPU than a training step, a row per episode still costs more than the
+  kernel's whole work for a short episode's steps (one B-tree insert each); a chunk per
+  flush costs a fraction of that. Chunks written before schema version 4 hold one episode
+  each, rows without the trailing ``ep_index`` and ``last_ep`` NULL; both kinds are read.
+  ``steps`` is a view that expands the chunks with ``json_each`` (slow, ~9 us a row; for
+  ad-hoc SQL), ``TelemetryStore.steps`` decodes chunks directly;
 * in the view, discrete ``action`` / ``obs`` are INTEGER, float scalars REAL, arrays JSON
   text; ``extras`` is JSON text, ``'{}'`` when the agent returned nothing.
 
@@ -25,7 +30,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 5000
 # The WAL is truncated back to this size after checkpoints, so it stays bounded.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -73,18 +78,20 @@ STEP_COLUMNS = (
     "extras",
     "ts",
 )
-# The columns of a chunk row, and the fields of each step inside its JSON ``rows``.
-CHUNK_COLUMNS = ("run_id", "worker_id", "ep_index", "first_step", "n_steps", "rows")
-CHUNK_FIELDS = STEP_COLUMNS[3:]
+# The columns of a chunk row, and the fields of each step inside its JSON ``rows``: the
+# step's own columns, then its episode (absent in chunks from before version 4).
+CHUNK_COLUMNS = ("run_id", "worker_id", "ep_index", "first_step", "n_steps", "last_ep", "rows")
+CHUNK_FIELDS = (*STEP_COLUMNS[3:], "ep_index")
+LEGACY_CHUNK_FIELDS = STEP_COLUMNS[3:]
 
 _EXTRACT = ",\n".join(
-    f"    json_extract(j.value, '$[{i}]') AS {name}" for i, name in enumerate(CHUNK_FIELDS)
+    f"    json_extract(j.value, '$[{i}]') AS {name}" for i, name in enumerate(LEGACY_CHUNK_FIELDS)
 )
 # json_extract rather than ``->>`` so that SQL tools with an older SQLite can read it too.
 STEPS_VIEW_DDL = f"""CREATE VIEW steps AS SELECT
     c.run_id AS run_id,
     c.worker_id AS worker_id,
-    c.ep_index AS ep_index,
+    COALESCE(json_extract(j.value, '$[{len(LEGACY_CHUNK_FIELDS)}]'), c.ep_index) AS ep_index,
 {_EXTRACT}
 FROM step_chunks AS c, json_each(c.rows) AS j"""
 
@@ -140,13 +147,15 @@ TABLES_DDL = (
     UNIQUE (episode_id)
 )""",
     # WITHOUT ROWID: the primary key is the clustering order, so a worker's chunks are
-    # contiguous on disk and reading them back is one range scan.
+    # contiguous on disk and reading them back is one range scan. ``last_ep`` comes before
+    # ``rows`` so that reading it never walks a large chunk's overflow pages.
     """CREATE TABLE step_chunks (
     run_id TEXT NOT NULL,
     worker_id TEXT NOT NULL,
     ep_index INTEGER NOT NULL,
     first_step INTEGER NOT NULL,
     n_steps INTEGER NOT NULL,
+    last_ep INTEGER,
     rows TEXT NOT NULL,
     PRIMARY KEY (run_id, worker_id, ep_index, first_step)
 ) WITHOUT ROWID""",

@@ -1,0 +1,222 @@
+"""Chunks that span episodes (schema 4): one chunk per ``Steps`` event, read back whole or by
+episode, cut back when a worker's last episodes never finished, next to schema-3 chunks."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.kit.events import T0, episode
+from tests.store.test_store_v3 import downgrade_to_v3
+
+from nbtrain.ids import new_run_id
+from nbtrain.store import TelemetryStore
+from nbtrain.store.queries import _RANGE_GAP
+from nbtrain.store.writer import StoreWriter, acquire_writer
+from nbtrain.wire.events import Steps
+
+
+def steps_event(run: str, wid: str, rows: list[tuple[int, int]]) -> Steps:
+    n = len(rows)
+    return Steps(
+        run_id=run,
+        worker_id=wid,
+        ep_index=[e for e, _ in rows],
+        step_index=[s for _, s in rows],
+        action=[s % 3 for _, s in rows],
+        reward=[e + s / 8 for e, s in rows],
+        terminated=[False] * n,
+        truncated=[False] * n,
+        obs=[[e, s] for e, s in rows],
+        extras=[{"e": e, "s": s} for e, s in rows],
+        ts=[T0 + e + s / 1000 for e, s in rows],
+    )
+
+
+def new_run(w: StoreWriter, *workers: str) -> str:
+    run = new_run_id()
+    w.create_run(run_id=run, name="s", created_at=time.time(), digest="", config={})
+    for wid in workers:
+        w.upsert_worker(run, wid, status="running")
+    return run
+
+
+def pairs(df: Any) -> list[tuple[int, int]]:
+    return list(zip(df["ep_index"].tolist(), df["step_index"].tolist(), strict=True))
+
+
+def view_pairs(db: Path, run: str, wid: str) -> list[tuple[int, int]]:
+    conn = sqlite3.connect(db)
+    try:
+        sql = ("SELECT ep_index, step_index FROM steps WHERE run_id = ? AND worker_id = ? "
+               "ORDER BY ep_index, step_index")  # fmt: skip
+        return [tuple(r) for r in conn.execute(sql, (run, wid))]
+    finally:
+        conn.close()
+
+
+@st.composite
+def recorded_steps(draw: st.DrawFn) -> tuple[list[tuple[int, int]], list[int], int]:
+    """``(ep_index, step_index)`` rows of a worker (some episodes long, every n-th step
+    recorded, some episodes without a recorded step), cut points into events, and the
+    number of episodes stored before the worker died."""
+    lengths = draw(st.lists(st.integers(0, 3 * _RANGE_GAP), min_size=1, max_size=60))
+    every = draw(st.integers(1, 3))
+    rows = [(e, s) for e, n in enumerate(lengths) for s in range(0, n, every)]
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=8)))
+    stored = draw(st.integers(0, len(lengths)))
+    return rows, cuts, stored
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    drawn=recorded_steps(),
+    wanted=st.lists(st.integers(0, 70), max_size=12),
+)
+def test_steps_read_back_whole_by_episode_and_after_a_cut(
+    drawn: tuple[list[tuple[int, int]], list[int], int], wanted: list[int]
+) -> None:
+    rows, cuts, stored = drawn
+    with tempfile.TemporaryDirectory() as folder:
+        db = Path(folder) / "s.sqlite"
+        w = acquire_writer(db)
+        try:
+            run = new_run(w, "000001", "000002")
+            bounds = [0, *cuts, len(rows)]
+            events = [rows[a:b] for a, b in itertools.pairwise(bounds) if a < b]
+            w.add_events([steps_event(run, "000001", part) for part in events])
+            w.add_events([steps_event(run, "000002", [(0, 0), (1, 0), (70, 0)])])
+            w.flush()
+            assert w.failed_writes == 0
+            store = TelemetryStore(db)
+            whole = store.steps(run, 1)
+            assert pairs(whole) == rows
+            assert whole["obs"].tolist() == [[e, s] for e, s in rows]
+            assert whole["extras"].tolist() == [json.dumps({"e": e, "s": s}).replace(" ", "")
+                                                for e, s in rows]  # fmt: skip
+            assert view_pairs(db, run, "000001") == rows
+            some = store.steps(run, 1, ep_index=wanted)
+            assert pairs(some) == [r for r in rows if r[0] in set(wanted)]
+            both = store.steps(run, ep_index=wanted)
+            assert pairs(both) == pairs(some) + [
+                r for r in [(0, 0), (1, 0), (70, 0)] if r[0] in set(wanted)
+            ]
+            # The worker died after `stored` episodes: the rest of its steps go.
+            w.add_events([episode(run, "000001", i) for i in range(stored)])
+            assert w.discard_unfinished_steps(run, 1) == stored
+            kept = [r for r in rows if r[0] < stored]
+            assert pairs(store.steps(run, 1)) == kept
+            assert view_pairs(db, run, "000001") == kept
+            assert pairs(store.steps(run, 1, ep_index=wanted)) == [
+                r for r in kept if r[0] in set(wanted)
+            ]
+            assert pairs(store.steps(run, 2)) == [(0, 0), (1, 0), (70, 0)]
+            # Its restart writes from `stored` on without colliding.
+            again = [(stored, 0), (stored, 1), (stored + 1, 0)]
+            w.add_events([steps_event(run, "000001", again)])
+            w.flush()
+            assert w.failed_writes == 0
+            assert pairs(store.steps(run, 1)) == kept + again
+        finally:
+            w.release()
+
+
+def test_a_long_episode_across_chunks_is_read_whole_by_index(tmp_path: Path) -> None:
+    db = tmp_path / "long.sqlite"
+    w = acquire_writer(db)
+    try:
+        run = new_run(w, "000001")
+        rows = [(0, 0), (1, 0), *[(2, s) for s in range(3000)], (3, 0)]
+        w.add_events([steps_event(run, "000001", rows[i : i + 1024]) for i in range(0, 3003, 1024)])
+        w.flush()
+    finally:
+        w.release()
+    store = TelemetryStore(db)
+    conn = sqlite3.connect(db)
+    keys = conn.execute("SELECT ep_index, first_step, last_ep FROM step_chunks").fetchall()
+    assert keys == [(0, 0, 2), (2, 1022, 2), (2, 2046, 3)]
+    assert pairs(store.steps(run, 1, ep_index=2)) == rows[2:-1]
+    assert pairs(store.steps(run, 1, ep_index=[3, 0])) == [(0, 0), (3, 0)]
+    assert len(store.steps(run, 1, ep_index=[])) == 0
+    assert len(store.steps(run, 1, ep_index=4)) == 0
+
+
+def test_a_schema_3_file_keeps_its_chunks_and_takes_new_ones(tmp_path: Path) -> None:
+    """Upgrading adds ``last_ep`` and the new view; old one-episode chunks are not rewritten
+    and read as before, next to chunks that span episodes."""
+    db = tmp_path / "v3.sqlite"
+    w = acquire_writer(db)
+    run = new_run(w, "000001")
+    old = [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1)]
+    w.add_events([steps_event(run, "000001", old)])
+    w.add_events([episode(run, "000001", i) for i in range(3)])
+    w.release()
+    downgrade_to_v3(db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT COUNT(*) FROM step_chunks").fetchone() == (3,)
+    before = conn.execute("SELECT ep_index, rows FROM step_chunks ORDER BY 1").fetchall()
+    conn.close()
+    w = acquire_writer(db)  # upgrades to schema 4
+    try:
+        new = [(3, 0), (4, 0), (4, 1), (5, 0)]
+        w.add_events([steps_event(run, "000001", new)])
+        w.add_events([episode(run, "000001", i) for i in (3, 4)])
+        w.flush()
+        assert w.discard_unfinished_steps(run, 1) == 5  # episode 5 never finished
+    finally:
+        w.release()
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+    assert (
+        conn.execute(
+            "SELECT ep_index, rows FROM step_chunks WHERE last_ep IS NULL ORDER BY 1"
+        ).fetchall()
+        == before
+    )
+    assert conn.execute("SELECT ep_index, n_steps, last_ep FROM step_chunks WHERE last_ep "
+                        "IS NOT NULL").fetchall() == [(3, 3, 4)]  # fmt: skip
+    store = TelemetryStore(db)
+    assert pairs(store.steps(run)) == old + new[:3]
+    assert view_pairs(db, run, "000001") == old + new[:3]
+    assert pairs(store.steps(run, ep_index=[1, 4])) == [(1, 0), (4, 0), (4, 1)]
+    assert store.steps(run)["extras"].tolist()[-1] == '{"e":4,"s":1}'
+
+
+@pytest.mark.parametrize("text", ["not json", "[[0,1,0.5,false,false,3,{},1.0]]"])
+def test_a_chunk_that_cannot_be_decoded_is_left_by_the_cut(tmp_path: Path, text: str) -> None:
+    """Readers skip such a chunk (and log it); cutting leaves it for inspection, and
+    recovery goes on."""
+    db = tmp_path / "bad.sqlite"
+    w = acquire_writer(db)
+    try:
+        run = new_run(w, "000001")
+        w.flush()
+        conn = sqlite3.connect(db)
+        conn.execute(
+            "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
+            "rows) VALUES (?, '000001', 0, 0, 1, 3, ?)",
+            (run, text),
+        )
+        conn.commit()
+        assert w.discard_unfinished_steps(run, 1) == 0
+        assert conn.execute("SELECT rows FROM step_chunks").fetchall() == []
+        conn.execute(
+            "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
+            "rows) VALUES (?, '000001', 0, 0, 1, 3, ?)",
+            (run, text),
+        )
+        conn.commit()
+        w.add_events([episode(run, "000001", 0)])
+        assert w.discard_unfinished_steps(run, 1) == 1
+        assert conn.execute("SELECT rows FROM step_chunks").fetchall() == [(text,)]
+        conn.close()
+    finally:
+        w.release()
