@@ -19,6 +19,7 @@ from tests.store.test_store_v3 import downgrade_to_v3
 
 from nbtrain.ids import new_run_id
 from nbtrain.store import TelemetryStore
+from nbtrain.store.chunks_write import CHUNK_BYTES
 from nbtrain.store.queries import _RANGE_GAP
 from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.wire.events import Steps
@@ -141,8 +142,22 @@ def test_a_long_episode_across_chunks_is_read_whole_by_index(tmp_path: Path) -> 
         w.release()
     store = TelemetryStore(db)
     conn = sqlite3.connect(db)
-    keys = conn.execute("SELECT ep_index, first_step, last_ep FROM step_chunks").fetchall()
-    assert keys == [(0, 0, 2), (2, 1022, 2), (2, 2046, 3)]
+    chunks = conn.execute(
+        "SELECT ep_index, first_step, n_steps, last_ep, rows FROM step_chunks"
+    ).fetchall()
+    # Episode 2 lies in several chunks, the first of which begins in episode 0.
+    assert [c[0] for c in chunks[:2]] == [0, 2]
+    assert chunks[0][3] == 2
+    assert chunks[-1][3] == 3
+    assert sum(c[2] for c in chunks) == len(rows)
+    stored = [(row[-1], row[0]) for c in chunks for row in json.loads(c[4])]
+    assert stored == rows
+    assert [(c[0], c[1]) for c in chunks] == [
+        stored[i] for i in itertools.accumulate([0] + [c[2] for c in chunks[:-1]])
+    ]
+    # Each chunk is at most about CHUNK_BYTES (sized from the piece before it).
+    assert max(len(c[4]) for c in chunks) < 1.5 * CHUNK_BYTES
+    assert len(chunks) >= 3000 * 60 // CHUNK_BYTES
     assert pairs(store.steps(run, 1, ep_index=2)) == rows[2:-1]
     assert pairs(store.steps(run, 1, ep_index=[3, 0])) == [(0, 0), (3, 0)]
     assert len(store.steps(run, 1, ep_index=[])) == 0
