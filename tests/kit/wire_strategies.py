@@ -51,6 +51,9 @@ def _steps(
         obs=column(st.one_of(counts, st.lists(st.lists(floats, max_size=3), max_size=3))),
         extras=column(st.one_of(st.none(), extras)),
         ts=column(floats),
+        extras_columns=draw(
+            st.none() | st.dictionaries(text, st.lists(floats, min_size=n, max_size=n), max_size=3)
+        ),
     )
 
 

@@ -13,11 +13,14 @@ import msgspec
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.kit.events import T0, episode, steps
 
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED, LOG_SERVICE_SQLITE_WRITE_FAILED
 from nbtrain.store import SCHEMA_VERSION, TelemetryStore, schema
+from nbtrain.store.chunks_write import BadSteps, chunk_rows
 from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.wire.events import Steps
 
@@ -257,3 +260,49 @@ def test_a_version_1_file_moves_its_step_rows_into_chunks(
     assert chunk_keys(db, run) == [("000001", 3, 5, 1, None), ("000002", 0, 0, 2, None)]
     assert conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0] == 3
     assert not conn.execute("SELECT name FROM sqlite_master WHERE name LIKE '_v1%'").fetchall()
+
+
+# -- extras sent as columns -------------------------------------------------------------------
+
+keys = st.text(max_size=8)
+values = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53),
+                   st.floats(allow_nan=False), st.text(max_size=5))  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 12).flatmap(
+    lambda n: st.tuples(st.just(n), st.dictionaries(keys, st.lists(values, min_size=n, max_size=n),
+                                                     max_size=4))))  # fmt: skip
+def test_extras_columns_are_stored_as_the_same_dicts_would_be(
+    drawn: tuple[int, dict[str, list[Any]]],
+) -> None:
+    n, columns = drawn
+    rows = [(i // 3, i % 3) for i in range(n)]
+    dicts = [{k: column[i] for k, column in columns.items()} for i in range(n)]
+    as_dicts = event("r", "000001", rows, extras=dicts)
+    as_columns = event("r", "000001", rows, extras=[])
+    as_columns = msgspec.structs.replace(as_columns, extras_columns=columns)
+    assert chunk_rows(as_columns, "000001") == chunk_rows(as_dicts, "000001")
+    assert chunk_rows(as_columns, "000001", 1) == chunk_rows(as_dicts, "000001", 1)
+
+
+def test_extras_columns_that_do_not_fit_refuse_the_event(
+    writer: StoreWriter, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="nbtrain")
+    run = new_run(writer, "000001")
+    rows = [(0, 0), (0, 1)]
+    short = msgspec.structs.replace(
+        event(run, "000001", rows, extras=[]), extras_columns={"epsilon": [0.5]}
+    )
+    both = msgspec.structs.replace(event(run, "000001", rows), extras_columns={"e": [1, 2]})
+    with pytest.raises(BadSteps, match="extras column 'epsilon' has 1 values for 2 steps"):
+        chunk_rows(short, "000001")
+    with pytest.raises(BadSteps, match="both extras and extras_columns"):
+        chunk_rows(both, "000001")
+    good = msgspec.structs.replace(event(run, "000001", [(1, 0)], extras=[]), extras_columns={})
+    writer.add_events([short, both, good])
+    writer.flush()
+    assert writer.failed_writes == 4
+    assert chunk_keys(db, run) == [("000001", 1, 0, 1, 1)]
+    assert TelemetryStore(db).steps(run)["extras"].tolist() == ["{}"]

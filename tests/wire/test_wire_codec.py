@@ -98,7 +98,7 @@ def test_control_frames() -> None:
     with pytest.raises(MalformedPayloadError, match="not a valid control"):
         decode_all(encode_frame(progress()), kind="control")
     with pytest.raises(ValueError, match="'both'"):
-        FrameDecoder(kind="both")  # type: ignore[arg-type]
+        FrameDecoder(kind="both")
 
 
 def test_bad_magic_is_reported_once_per_garbage_run() -> None:
@@ -246,3 +246,21 @@ def test_every_event_has_a_json_line(item: Any) -> None:
     line = event_to_json(item)
     assert b"\n" not in line
     assert msgspec.json.decode(line, type=ev.Event) == item
+
+
+def test_step_extras_reads_either_form() -> None:
+    base: dict[str, Any] = {
+        "run_id": "r", "worker_id": "000001", "ep_index": [0, 0], "step_index": [0, 1],
+        "action": [1, 2], "reward": [0.0, 1.0], "terminated": [False, True],
+        "truncated": [False, False], "obs": [3, 4], "ts": [1.0, 2.0],
+    }  # fmt: skip
+    dicts = ev.Steps(**base, extras=[{"a": 1}, None])
+    assert dicts.step_extras() == [{"a": 1}, None]
+    columns = ev.Steps(**base, extras=[], extras_columns={"a": [1, 2], "b": [0.5, None]})
+    assert columns.step_extras() == [{"a": 1, "b": 0.5}, {"a": 2, "b": None}]
+    assert list(columns.step_extras()[0]) == ["a", "b"]
+    empty = ev.Steps(**base, extras=[], extras_columns={})
+    assert empty.step_extras() == [{}, {}]
+    short = ev.Steps(**base, extras=[], extras_columns={"a": [1]})
+    with pytest.raises(ValueError, match=r"column 'a' has 1 values for 2 steps"):
+        short.step_extras()

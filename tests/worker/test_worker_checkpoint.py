@@ -29,7 +29,7 @@ def _leftovers(folder: Path) -> list[str]:
 def _step_epsilons(result: Any, ep_index: int) -> list[float]:
     out = []
     for batch in result.of(ev.Steps):
-        for ep, extras in zip(batch.ep_index, batch.extras, strict=True):
+        for ep, extras in zip(batch.ep_index, batch.step_extras(), strict=True):
             if ep == ep_index:
                 out.append(extras["epsilon"])
     return out
@@ -255,7 +255,7 @@ def test_custom_agent_without_episode_or_restore_is_saved_and_resumed(tmp_path: 
     )
     assert again.code == 0, again.stderr.decode()
     assert again.events[0].resumed_from == POLICY  # the file, no episode recorded
-    assert again.of(ev.Steps)[0].extras[0]["steps"] == first.events[-1].steps_done + 1
+    assert again.of(ev.Steps)[0].step_extras()[0]["steps"] == first.events[-1].steps_done + 1
 
 
 def test_policy_in_train_mode_never_overrides_the_configured_epsilon(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from tests.kit.events import progress
 from tests.kit.pipes import read_available, read_n
 
+from nbtrain.store.chunks_write import chunk_rows
 from nbtrain.wire import events as ev
 from nbtrain.wire.codec import decode_all
 from nbtrain.worker.emitter import TelemetryEmitter
@@ -421,10 +422,11 @@ def test_a_heartbeat_sends_early_encoded_steps_before_their_episode(
     assert emitter.dropped == 0
 
 
-def test_rows_with_epsilon_and_td_error_encode_as_the_extras_dict_would(
+def test_rows_with_epsilon_and_td_error_are_stored_as_the_extras_dict_would_be(
     pipe: tuple[int, int],
 ) -> None:
-    # the one-call tabular episode records (..., ε, TD error, ts) instead of a dict a step
+    # the one-call tabular episode records (..., ε, TD error, ts) instead of a dict a step;
+    # they go out as two extras columns and the kernel stores the same JSON as for dicts
     r, w = pipe
     plain = TelemetryEmitter(FrameSink(w), RUN, "000001")
     td = TelemetryEmitter(FrameSink(w), RUN, "000001")
@@ -434,8 +436,10 @@ def test_rows_with_epsilon_and_td_error_encode_as_the_extras_dict_would(
         plain.rows.append((0, t, 1, 0.0, False, False, t, {"epsilon": eps, "td_error": delta}, 9.0))
         td.rows.append((0, t, 1, 0.0, False, False, t, eps, delta, 9.0))
     plain.flush()
-    expected = read_available(r)
+    (expected,) = decode_all(read_available(r))
     td.flush()
-    assert read_available(r) == expected  # byte for byte
-    (steps,) = decode_all(expected)
-    assert steps.extras[2] == {"epsilon": 0.5, "td_error": -0.5}
+    (steps,) = decode_all(read_available(r))
+    assert steps.extras == []
+    assert steps.extras_columns == {"epsilon": [0.5] * 3, "td_error": [0.0, -0.25, -0.5]}
+    assert expected.extras[2] == {"epsilon": 0.5, "td_error": -0.5}
+    assert chunk_rows(steps, "000001") == chunk_rows(expected, "000001")

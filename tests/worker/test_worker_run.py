@@ -24,7 +24,7 @@ def steps_by_episode(result: Result) -> dict[int, list[int]]:
     seen: dict[int, list[int]] = defaultdict(list)
     for batch in result.of(ev.Steps):
         columns = [batch.ep_index, batch.action, batch.reward, batch.terminated]
-        columns += [batch.truncated, batch.obs, batch.extras, batch.ts]
+        columns += [batch.truncated, batch.obs, batch.step_extras(), batch.ts]
         assert all(len(c) == len(batch) for c in columns)
         for ep, index in zip(batch.ep_index, batch.step_index, strict=True):
             seen[ep].append(index)
@@ -79,7 +79,7 @@ def test_complete_run_event_sequence(tmp_path: Path) -> None:
     assert ended.steps_done == sum(e.length for e in episodes)
     batch = result.of(ev.Steps)[0]
     assert all(isinstance(x, int) for x in batch.obs + batch.action)
-    assert set(batch.extras[0]) == {"epsilon", "td_error"}
+    assert set(batch.step_extras()[0]) == {"epsilon", "td_error"}
     assert all(e.worker_id == "000001" and e.run_id == run_id for e in result.events)
 
 
@@ -168,7 +168,7 @@ def test_eval_plays_greedily_from_saved_policy(tmp_path: Path) -> None:
     episodes = result.of(ev.Episode)
     assert [e.total_reward for e in episodes] == [1.0, 1.0, 1.0]  # solved, no exploration
     assert len({e.length for e in episodes}) == 1
-    assert all(x is None for b in result.of(ev.Steps) for x in b.extras)  # no learning
+    assert all(x is None for b in result.of(ev.Steps) for x in b.step_extras())  # no learning
     assert result.of(ev.Artifact) == []
     assert not (eval_dir / "policy-000001.json").exists()
 
@@ -286,7 +286,7 @@ def _without_times(result: Result) -> tuple[list[Any], list[Any]]:
     steps: list[Any] = []
     for batch in result.of(ev.Steps):
         columns = (batch.ep_index, batch.step_index, batch.action, batch.reward)
-        columns += (batch.terminated, batch.truncated, batch.obs, batch.extras)
+        columns += (batch.terminated, batch.truncated, batch.obs, batch.step_extras())
         steps.extend(zip(*columns, strict=True))
     episodes = [
         msgspec.structs.replace(e, started_at=0.0, ended_at=0.0) for e in result.of(ev.Episode)

@@ -53,9 +53,14 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     strictly increasing, so that no step is stored twice and rows come back in order.
     Raises :class:`BadSteps` otherwise (the whole event is refused: its order is unknown).
     """
+    extras = event.extras
+    if event.extras_columns is not None:
+        if extras:
+            raise BadSteps("Steps has both extras and extras_columns")
+        extras = _extras_from_columns(event.extras_columns, len(event.step_index))
     columns: tuple[list[Any], ...] = (
         event.step_index, event.ep_index, event.action, event.reward, event.terminated,
-        event.truncated, event.obs, event.extras, event.ts,
+        event.truncated, event.obs, extras, event.ts,
     )  # fmt: skip
     lengths = set(map(len, columns))
     if len(lengths) != 1:
@@ -80,6 +85,48 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
         size = max(1, CHUNK_BYTES * (b - a) // max(1, len(text)))
         a = b
     return out
+
+
+def _extras_from_columns(columns: dict[str, list[Any]], n: int) -> list[Any]:
+    """Each step's extras, from ``Steps.extras_columns``: one small struct per step that
+    encodes as the dict would (the keys in order), made at C speed."""
+    for key, values in columns.items():
+        if len(values) != n:
+            raise BadSteps(f"Steps extras column {key!r} has {len(values)} values for {n} steps")
+    if not columns:
+        return [_EMPTY] * n
+    keys = tuple(columns)
+    made = _extras_type(keys)
+    if made is None:
+        rows = zip(*columns.values(), strict=True)  # lengths checked above
+        return [dict(zip(keys, values, strict=True)) for values in rows]
+    return list(map(made, *columns.values()))
+
+
+_EMPTY: dict[str, Any] = {}
+_extras_types: dict[tuple[str, ...], type[msgspec.Struct] | None] = {}
+
+
+def _extras_type(keys: tuple[str, ...]) -> type[msgspec.Struct] | None:
+    """A struct type whose fields encode under ``keys`` (fields ``f0``, ``f1``... renamed),
+    or None for keys msgspec does not take as names (control characters, quotes)."""
+    if keys in _extras_types:
+        return _extras_types[keys]
+    if len(_extras_types) >= 64:  # keys come from workers: keep the cache bounded
+        _extras_types.clear()
+    names = [f"f{i}" for i in range(len(keys))]
+    made: type[msgspec.Struct] | None
+    try:
+        made = msgspec.defstruct(
+            "StepExtras",
+            [(name, Any) for name in names],
+            rename=dict(zip(names, keys, strict=True)),
+            gc=False,
+        )
+    except ValueError:
+        made = None
+    _extras_types[keys] = made
+    return made
 
 
 def _check_order(ep: list[int], steps: list[int]) -> None:

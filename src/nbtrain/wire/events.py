@@ -56,6 +56,11 @@ class Steps(_Event, tag="steps", frozen=True, kw_only=True):
 
     ``action`` and ``obs`` hold ints for discrete spaces and (nested) lists of numbers for
     array spaces; ``extras`` holds the agent's per-step dict (or None).
+
+    ``extras_columns`` is the other way to send extras, when every step has the same keys
+    (the built-in tabular agents' ε and TD error): ``extras`` is then empty and step i's
+    dict is ``{key: column[i] for key, column in extras_columns.items()}``. No map per step
+    on the wire, and no dict per step when the kernel decodes it.
     """
 
     ep_index: list[int]
@@ -67,9 +72,26 @@ class Steps(_Event, tag="steps", frozen=True, kw_only=True):
     obs: list[Any]
     extras: list[dict[str, Any] | None]
     ts: list[float]
+    extras_columns: dict[str, list[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.step_index)
+
+    def step_extras(self) -> list[dict[str, Any] | None]:
+        """Each step's extras dict, from ``extras`` or from ``extras_columns`` (a column
+        without one value per step raises ``ValueError``)."""
+        columns = self.extras_columns
+        if columns is None:
+            return self.extras
+        for key, values in columns.items():
+            if len(values) != len(self):
+                n = len(self)
+                raise ValueError(f"extras column {key!r} has {len(values)} values for {n} steps")
+        if not columns:
+            return [{} for _ in self.step_index]
+        keys = list(columns)
+        rows = zip(*columns.values(), strict=True)
+        return [dict(zip(keys, values, strict=True)) for values in rows]
 
 
 class Episode(_Event, tag="episode", frozen=True, kw_only=True):

@@ -32,16 +32,6 @@ EpisodeRow = tuple[int, float, int, bool, bool, int, float, float, dict[str, Any
 extras)``: the columns of :class:`Episodes`, in order."""
 
 
-class TdExtras(msgspec.Struct, gc=False):
-    """The extras of a built-in tabular agent's step, made when a batch is encoded: the
-    same bytes as the dict ``{"epsilon": ..., "td_error": ...}`` (a struct encodes as a map
-    in field order), without a GC-tracked dict per step held until the flush (~4 % of a
-    FrozenLake worker's time, benchmarks/vs_bare.py)."""
-
-    epsilon: float
-    td_error: float
-
-
 class TelemetryEmitter:
     """Batches step rows into :class:`Steps` frames and frames into writes.
 
@@ -226,11 +216,13 @@ class TelemetryEmitter:
         size = self.MAX_STEPS_PER_EVENT
         for first in range(0, n, size):
             part = batch[first : first + size]
+            columns: dict[str, list[Any]] | None = None
             if self.td_extras:
                 ep, step, action, reward, term, trunc, obs, eps, td, ts = map(
                     list, zip(*part, strict=True)
                 )
-                extras: list[Any] = list(map(TdExtras, eps, td))
+                extras: list[Any] = []
+                columns = {"epsilon": eps, "td_error": td}
             else:
                 ep, step, action, reward, term, trunc, obs, extras, ts = map(
                     list, zip(*part, strict=True)
@@ -254,6 +246,7 @@ class TelemetryEmitter:
                     obs=obs,
                     extras=extras,
                     ts=ts,
+                    extras_columns=columns,
                 )
             )
 
