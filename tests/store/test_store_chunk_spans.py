@@ -130,38 +130,60 @@ def test_steps_read_back_whole_by_episode_and_after_a_cut(
             w.release()
 
 
-def test_a_long_episode_across_chunks_is_read_whole_by_index(tmp_path: Path) -> None:
+def stored_rows(chunks: list[tuple[Any, ...]]) -> list[tuple[int, int]]:
+    """``(ep_index, step_index)`` of each stored row, from either chunk layout."""
+    out: list[tuple[int, int]] = []
+    for ep_index, _, _, last_ep, text in chunks:
+        rows = json.loads(text)
+        if last_ep is None:
+            assert all(len(row) == 8 for row in rows)
+            out += [(ep_index, row[0]) for row in rows]
+        else:
+            assert all(len(row) == 9 for row in rows)
+            assert (rows[0][-1], rows[-1][-1]) == (ep_index, last_ep)
+            out += [(row[-1], row[0]) for row in rows]
+    return out
+
+
+LAYOUTS = {
+    # mean steps per episode >= LONG_EPISODE: a chunk per episode (pieces of it when long)
+    "per episode": [(0, 0), (1, 0), *[(2, s) for s in range(3000)], (3, 0)],
+    # short on average: chunks span episodes, the long one among them too
+    "spanning": [*[(e, 0) for e in range(200)], *[(200, s) for s in range(3000)], (201, 0)],
+}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_long_episode_across_chunks_is_read_whole_by_index(tmp_path: Path, layout: str) -> None:
+    rows = LAYOUTS[layout]
+    long = rows[-2][0]
     db = tmp_path / "long.sqlite"
     w = acquire_writer(db)
     try:
         run = new_run(w, "000001")
-        rows = [(0, 0), (1, 0), *[(2, s) for s in range(3000)], (3, 0)]
-        w.add_events([steps_event(run, "000001", rows[i : i + 1024]) for i in range(0, 3003, 1024)])
+        w.add_events([steps_event(run, "000001", rows)])
         w.flush()
+        assert w.failed_writes == 0
     finally:
         w.release()
     store = TelemetryStore(db)
     conn = sqlite3.connect(db)
     chunks = conn.execute(
-        "SELECT ep_index, first_step, n_steps, last_ep, rows FROM step_chunks"
+        "SELECT ep_index, first_step, n_steps, last_ep, rows FROM step_chunks ORDER BY 1, 2"
     ).fetchall()
-    # Episode 2 lies in several chunks, the first of which begins in episode 0.
-    assert [c[0] for c in chunks[:2]] == [0, 2]
-    assert chunks[0][3] == 2
-    assert chunks[-1][3] == 3
+    assert stored_rows(chunks) == rows
     assert sum(c[2] for c in chunks) == len(rows)
-    stored = [(row[-1], row[0]) for c in chunks for row in json.loads(c[4])]
-    assert stored == rows
-    assert [(c[0], c[1]) for c in chunks] == [
-        stored[i] for i in itertools.accumulate([0] + [c[2] for c in chunks[:-1]])
-    ]
-    # Each chunk is at most about CHUNK_BYTES (sized from the piece before it).
+    assert {c[3] is None for c in chunks} == {layout == "per episode"}
+    # The long episode lies in several chunks, each at most about CHUNK_BYTES.
+    holding = [c for c in chunks if long in {row[0] for row in stored_rows([c])}]
+    assert len(holding) >= 3000 * 60 // CHUNK_BYTES
     assert max(len(c[4]) for c in chunks) < 1.5 * CHUNK_BYTES
-    assert len(chunks) >= 3000 * 60 // CHUNK_BYTES
-    assert pairs(store.steps(run, 1, ep_index=2)) == rows[2:-1]
-    assert pairs(store.steps(run, 1, ep_index=[3, 0])) == [(0, 0), (3, 0)]
+    assert pairs(store.steps(run, 1, ep_index=long)) == [r for r in rows if r[0] == long]
+    assert pairs(store.steps(run, 1, ep_index=[long + 1, 0])) == [(0, 0), (long + 1, 0)]
+    assert pairs(store.steps(run, 1)) == rows
+    assert view_pairs(db, run, "000001") == rows
     assert len(store.steps(run, 1, ep_index=[])) == 0
-    assert len(store.steps(run, 1, ep_index=4)) == 0
+    assert len(store.steps(run, 1, ep_index=long + 2)) == 0
 
 
 def test_a_schema_3_file_keeps_its_chunks_and_takes_new_ones(tmp_path: Path) -> None:

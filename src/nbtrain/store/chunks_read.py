@@ -40,7 +40,10 @@ class ChunkColumns:
     def __init__(self) -> None:
         self.workers: list[str] = []  # per chunk, with its number of rows kept
         self.counts: list[int] = []
-        self.fields: list[list[Any]] = [[] for _ in CHUNK_FIELDS]
+        self.fields: list[list[Any]] = [[] for _ in CHUNK_FIELDS[:_EP]]
+        # ep_index as (value, count) runs: a chunk of one episode adds one run
+        self.ep_values: list[int] = []
+        self.ep_counts: list[int] = []
         self.bad_chunks = 0
         self.first_error: str | None = None
 
@@ -69,10 +72,14 @@ class ChunkColumns:
             if not rows:
                 continue
             columns = zip(*rows, strict=True)
-            for column, values in zip(fields[:_EP] if legacy else fields, columns, strict=True):
+            for column, values in zip(fields, columns, strict=False):  # not the episode
                 column.extend(values)
-            if legacy:
-                fields[_EP].extend(repeat(ep_index, len(rows)))
+            if legacy:  # the episode column as runs: one value for the whole chunk
+                self.ep_values.append(ep_index)
+                self.ep_counts.append(len(rows))
+            else:
+                self.ep_values.extend(next(columns))
+                self.ep_counts.extend(repeat(1, len(rows)))
             workers.append(worker_id)
             counts.append(len(rows))
 
@@ -98,8 +105,10 @@ class ChunkColumns:
             codes = np.repeat(np.array([code[w] for w in self.workers], dtype="int32"),
                               self.counts)  # fmt: skip
             return pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype="str"))
+        if name == "ep_index":
+            return np.repeat(np.array(self.ep_values, dtype="int64"), self.ep_counts)
         values = self.fields[CHUNK_FIELDS.index(name)]
-        if name in ("step_index", "ep_index"):
+        if name == "step_index":
             return _numbers(values, "int64")
         if name == "reward":
             return _numbers(values, "float64")

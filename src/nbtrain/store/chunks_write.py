@@ -1,16 +1,24 @@
 """Turning telemetry events into rows to write: chunk rows for steps, tuples for episodes.
 
-A ``Steps`` event becomes ``step_chunks`` rows of ~14 KB of JSON each, whatever the
-episodes they span: each step row carries its ``ep_index``, and the chunk its first and
-last episode.
-Writing a row per episode cost the kernel a B-tree insert per episode, more than encoding
-a short episode's steps. The checks and the encoding run at C speed over whole columns;
-Python code runs once per event, and once per place where ``step_index`` does not increase
-(an episode boundary, for a well-behaved worker).
+A ``Steps`` event becomes ``step_chunks`` rows of at most ~14 KB of JSON each, in one of two
+layouts, by the event's mean steps per episode:
+
+* short episodes (FrozenLake: ~6 steps): chunks span episodes, each step row ends with its
+  ``ep_index`` and the chunk names its last episode (``last_ep``). A chunk per episode cost
+  the kernel a B-tree insert per episode, more than encoding a short episode's steps;
+* long episodes: a chunk holds one episode (``last_ep`` NULL, rows without ``ep_index``),
+  as chunks did before schema version 4. The insert per episode is small next to its
+  steps, and reading such chunks back needs no per-step episode column.
+
+The checks and the encoding run at C speed over whole columns; Python code runs once per
+chunk, and once per place where ``step_index`` does not increase (an episode boundary, for
+a well-behaved worker).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Callable
 from itertools import compress, repeat
 from operator import ge
 from typing import Any
@@ -39,6 +47,8 @@ def to_json(value: Any) -> str:
 # bytes per step of the piece before; the first is a guess.
 CHUNK_BYTES = 14_000
 _FIRST_PIECE = 128
+# Events with at least this many steps per episode (on average) get a chunk per episode.
+LONG_EPISODE = 32
 
 
 class BadSteps(ValueError):
@@ -46,8 +56,8 @@ class BadSteps(ValueError):
 
 
 def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
-    """The ``step_chunks`` rows of ``event`` from row ``start`` on: pieces of about
-    ``CHUNK_BYTES`` of JSON each, whatever the episodes they span.
+    """The ``step_chunks`` rows of ``event`` from row ``start`` on (see the module's
+    docstring for the two layouts).
 
     Checks what readers rely on: equal column lengths and ``(ep_index, step_index)``
     strictly increasing, so that no step is stored twice and rows come back in order.
@@ -73,18 +83,44 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     _check_order(ep, steps)
     if None in extras:  # stored as {} (the agent returned nothing)
         extras = [{} if x is None else x for x in extras]
-    rows = list(zip(steps, action, reward, terminated, truncated, obs, extras, ts, ep, strict=True))
-    run_id, encode, n = event.run_id, _encoder.encode, len(rows)
-    out: list[ChunkRow] = []
-    a, size = 0, _FIRST_PIECE
-    while a < n:
-        b = min(n, a + size)
-        text = encode(rows[a:b])
-        out.append((run_id, worker_id, ep[a], steps[a], b - a, ep[b - 1], text.decode()))
-        # The next piece's size, from this one's bytes per step.
-        size = max(1, CHUNK_BYTES * (b - a) // max(1, len(text)))
-        a = b
+    n, run_id, out = len(steps), event.run_id, []
+    if n >= LONG_EPISODE * (ep[-1] - ep[0] + 1):
+        rows = list(zip(steps, action, reward, terminated, truncated, obs, extras, ts, strict=True))
+        a, size = 0, _FIRST_PIECE
+        while a < n:  # a chunk per episode, in pieces when it is long
+            index = ep[a]
+            b = n if ep[-1] == index else bisect_right(ep, index, a)
+
+            def one(i: int, j: int, text: str, index: int = index) -> None:
+                out.append((run_id, worker_id, index, steps[i], j - i, None, text))
+
+            size = _pieces(rows, a, b, size, one)
+            a = b
+    else:
+        rows = list(
+            zip(steps, action, reward, terminated, truncated, obs, extras, ts, ep, strict=True)
+        )
+
+        def spanning(i: int, j: int, text: str) -> None:
+            out.append((run_id, worker_id, ep[i], steps[i], j - i, ep[j - 1], text))
+
+        _pieces(rows, 0, n, _FIRST_PIECE, spanning)
     return out
+
+
+def _pieces(
+    rows: list[tuple[Any, ...]], a: int, b: int, size: int, emit: Callable[[int, int, str], None]
+) -> int:
+    """Encode ``rows[a:b]`` in pieces of about ``CHUNK_BYTES``, each sized from the bytes
+    per row of the piece before (``size`` rows for the first); return the next size."""
+    encode = _encoder.encode
+    while a < b:
+        c = min(b, a + size)
+        text = encode(rows[a:c])
+        emit(a, c, text.decode())
+        size = max(1, CHUNK_BYTES * (c - a) // max(1, len(text)))
+        a = c
+    return size
 
 
 def _extras_from_columns(columns: dict[str, list[Any]], n: int) -> list[Any]:
