@@ -257,3 +257,52 @@ def test_a_chunk_that_cannot_be_decoded_is_left_by_the_cut(tmp_path: Path, text:
         conn.close()
     finally:
         w.release()
+
+
+def test_review_mends_reads_and_refusals(tmp_path: Path) -> None:
+    """Regressions found in review: a worker named twice with an ep_index filter read every
+    row twice; an unordered event after stored steps was partly stored; an ep_index too
+    large for SQLite raised OverflowError."""
+    db = tmp_path / "mend.sqlite"
+    w = acquire_writer(db)
+    try:
+        run = new_run(w, "000001", "000002")
+        rows = [(0, 0), (0, 1), (1, 0)]
+        w.add_events([steps_event(run, "000001", rows), steps_event(run, "000002", [(0, 0)])])
+        w.flush()
+        store = TelemetryStore(db)
+        assert pairs(store.steps(run, [1, "000001"], ep_index=[0, 1])) == rows
+        both = store.steps(run, ep_index=[0])
+        assert both["worker_id"].tolist() == ["000001", "000001", "000002"]
+        # (1, 0) is stored; this event starts before it and is not ordered: refused whole.
+        w.add_events([steps_event(run, "000001", [(0, 5), (9, 0), (2, 0), (3, 0)])])
+        w.flush()
+        assert w.failed_writes == 4
+        assert pairs(store.steps(run, 1)) == rows
+        with pytest.raises(ValueError, match=r"from 0 to 2\*\*63 - 1"):
+            store.steps(run, 1, ep_index=2**63)
+    finally:
+        w.release()
+
+
+def test_the_cut_reads_the_rows_not_last_ep(tmp_path: Path) -> None:
+    """A chunk whose last_ep understates its rows (written by hand) is still cut."""
+    db = tmp_path / "lie.sqlite"
+    w = acquire_writer(db)
+    try:
+        run = new_run(w, "000001")
+        w.flush()
+        conn = sqlite3.connect(db)
+        conn.execute(
+            "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
+            "rows) VALUES (?, '000001', 0, 0, 2, 0, ?)",
+            (run, "[[0,1,0.0,false,false,3,{},1.0,0],[0,1,0.0,false,false,3,{},2.0,1]]"),
+        )
+        conn.commit()
+        w.add_events([episode(run, "000001", 0)])
+        assert w.discard_unfinished_steps(run, 1) == 1
+        assert conn.execute("SELECT n_steps, last_ep FROM step_chunks").fetchall() == [(1, 0)]
+        conn.close()
+        assert pairs(TelemetryStore(db).steps(run)) == [(0, 0)]
+    finally:
+        w.release()

@@ -182,7 +182,7 @@ def test_malformed_events_are_counted_and_the_writer_goes_on(
     assert codes.count(LOG_SERVICE_SQLITE_WRITE_FAILED) == 5
     assert sum("not increasing in episode 2" in m for m in messages) == 1
     assert sum("not increasing in episode 3" in m for m in messages) == 1
-    assert chunk_keys(db, run) == [("000001", 5, 0, 2, 5)]
+    assert chunk_keys(db, run) == [("000001", 5, 0, 2, None)]
 
 
 def test_resent_steps_are_dropped_until_discarded(writer: StoreWriter, db: Path) -> None:
@@ -192,7 +192,7 @@ def test_resent_steps_are_dropped_until_discarded(writer: StoreWriter, db: Path)
     writer.add_events([event(run, "000001", [(0, 1), (1, 0), (1, 1)])])  # only (1, 1) is new
     writer.flush()
     assert writer.failed_writes == 3 + 2
-    assert chunk_keys(db, run) == [("000001", 0, 0, 3, 1), ("000001", 1, 1, 1, 1)]
+    assert chunk_keys(db, run) == [("000001", 0, 0, 3, 1), ("000001", 1, 1, 1, None)]
     assert writer.discard_unfinished_steps(run, 1) == 0  # no episode stored
     writer.add_events([first, episode(run, "000001", 0, length=2)])
     writer.flush()
@@ -216,7 +216,7 @@ def test_a_duplicate_chunk_from_another_writer_fails_alone(db: Path) -> None:
         assert w.failed_writes == 3
     finally:
         w.release()
-    assert chunk_keys(db, run) == [("000001", 0, 0, 3, 0), ("000001", 1, 0, 2, 1)]
+    assert chunk_keys(db, run) == [("000001", 0, 0, 3, None), ("000001", 1, 0, 2, None)]
 
 
 V1_STEPS_DDL = """CREATE TABLE steps (
@@ -304,5 +304,5 @@ def test_extras_columns_that_do_not_fit_refuse_the_event(
     writer.add_events([short, both, good])
     writer.flush()
     assert writer.failed_writes == 4
-    assert chunk_keys(db, run) == [("000001", 1, 0, 1, 1)]
+    assert chunk_keys(db, run) == [("000001", 1, 0, 1, None)]
     assert TelemetryStore(db).steps(run)["extras"].tolist() == ["{}"]

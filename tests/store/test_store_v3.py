@@ -53,12 +53,16 @@ def downgrade_to_v3(db: Path) -> None:
     """Make ``db`` what schema 3 wrote: a chunk per episode, rows without their ep_index."""
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("BEGIN")
-    chunks = conn.execute("SELECT run_id, worker_id, rows FROM step_chunks").fetchall()
+    chunks = conn.execute(
+        "SELECT run_id, worker_id, ep_index, last_ep, rows FROM step_chunks"
+    ).fetchall()
     conn.execute("DELETE FROM step_chunks")
     conn.execute("DROP VIEW steps")
     conn.execute("ALTER TABLE step_chunks DROP COLUMN last_ep")
-    for run, wid, text in chunks:
+    for run, wid, first, last, text in chunks:
         rows = json.loads(text)
+        if last is None:  # one episode already, in the old layout
+            rows = [[*row, first] for row in rows]
         for ep, part in itertools.groupby(rows, key=lambda row: row[-1]):
             part = [row[:-1] for row in part]
             conn.execute(

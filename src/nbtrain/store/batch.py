@@ -46,6 +46,7 @@ from nbtrain.store import files, schema
 from nbtrain.store.chunks_write import (
     INSERT_CHUNK,
     INSERT_EPISODE,
+    check_order,
     chunk_rows,
     episode_row,
     episode_rows,
@@ -203,6 +204,7 @@ class BatchWriter:
         start = 0
         last = self._last.get(key)
         if last is not None and (ep[0], steps[0]) <= last:
+            check_order(ep, steps)  # _after bisects: only an ordered event can be cut
             start = _after(ep, steps, last)
             self._failed(start, "steps (already stored)",
                          ValueError(f"step {last} or an earlier one sent again"), *key)  # fmt: skip

@@ -1,8 +1,9 @@
 """Reading ``step_chunks`` rows back into step columns (the fast read path of ``steps()``).
 
 Each chunk is one JSON array of ``[step_index, action, reward, terminated, truncated, obs,
-extras, ts, ep_index]`` rows (without ``ep_index`` in one-episode chunks from before schema
-version 4, whose ``last_ep`` is NULL). A chunk is decoded with one typed ``msgspec`` call
+extras, ts, ep_index]`` rows when it spans episodes, or of the same rows without
+``ep_index`` when it holds one episode (``last_ep`` NULL; see
+:mod:`nbtrain.store.chunks_write`). A chunk is decoded with one typed ``msgspec`` call
 (extras as ``msgspec.Raw``, so no dicts are built) and transposed with ``zip(*rows)``; the
 columns become numpy arrays once, at the end. Per-row values never go through SQLite's JSON
 functions, which is what makes this several times faster than the ``steps`` view.

@@ -1,14 +1,15 @@
 """Turning telemetry events into rows to write: chunk rows for steps, tuples for episodes.
 
-A ``Steps`` event becomes ``step_chunks`` rows of at most ~14 KB of JSON each, in one of two
+A ``Steps`` event becomes ``step_chunks`` rows of about 8 KB of JSON at most, in one of two
 layouts, by the event's mean steps per episode:
 
 * short episodes (FrozenLake: ~6 steps): chunks span episodes, each step row ends with its
   ``ep_index`` and the chunk names its last episode (``last_ep``). A chunk per episode cost
   the kernel a B-tree insert per episode, more than encoding a short episode's steps;
-* long episodes: a chunk holds one episode (``last_ep`` NULL, rows without ``ep_index``),
-  as chunks did before schema version 4. The insert per episode is small next to its
-  steps, and reading such chunks back needs no per-step episode column.
+* long episodes, or an event within one episode: a chunk holds one episode (``last_ep``
+  NULL, rows without ``ep_index``), as chunks did before schema version 4. The insert per
+  episode is small next to its steps, and reading such chunks back needs no per-step
+  episode column.
 
 The checks and the encoding run at C speed over whole columns; Python code runs once per
 chunk, and once per place where ``step_index`` does not increase (an episode boundary, for
@@ -18,9 +19,8 @@ a well-behaved worker).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
-from itertools import compress, repeat
-from operator import ge
+from itertools import compress, islice, repeat
+from operator import ge, lt
 from typing import Any
 
 import msgspec
@@ -41,12 +41,13 @@ def to_json(value: Any) -> str:
     return _encoder.encode(value).decode()
 
 
-# A chunk's JSON stays below SQLite's largest in-page payload (~16 KB with the 64 KiB pages
-# of new files): a larger one spills into overflow pages, each a whole page filled in part
-# (1,024 FrozenLake steps in one chunk made the file 15 % larger). Pieces are sized from the
-# bytes per step of the piece before; the first is a guess.
-CHUNK_BYTES = 14_000
-_FIRST_PIECE = 128
+# A chunk's JSON stays well below SQLite's largest in-page payload (~16 KB with the 64 KiB
+# pages of new files): 1,024 FrozenLake steps in one chunk spilled into overflow pages and
+# made the file 15 % larger than a chunk per episode; 14 KB chunks packed pages less well
+# than 8 KB ones (117 vs 108 bytes a step for the chunks alone). Pieces are sized from the
+# bytes per step of the piece before (across events: a hint, shared by writers).
+CHUNK_BYTES = 8_000
+_row_bytes = [100]
 # Events with at least this many steps per episode (on average) get a chunk per episode.
 LONG_EPISODE = 32
 
@@ -75,52 +76,43 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     lengths = set(map(len, columns))
     if len(lengths) != 1:
         raise BadSteps(f"Steps columns have different lengths {sorted(lengths)}")
+    if columns[0]:
+        check_order(columns[1], columns[0])  # the whole event, before any part is left out
     if start:
         columns = tuple(column[start:] for column in columns)
     steps, ep, action, reward, terminated, truncated, obs, extras, ts = columns
     if not steps:
         return []
-    _check_order(ep, steps)
     if None in extras:  # stored as {} (the agent returned nothing)
         extras = [{} if x is None else x for x in extras]
-    n, run_id, out = len(steps), event.run_id, []
-    if n >= LONG_EPISODE * (ep[-1] - ep[0] + 1):
+    n, run_id, encode = len(steps), event.run_id, _encoder.encode
+    out: list[ChunkRow] = []
+    # Pieces of about CHUNK_BYTES, each sized from the bytes per step of the one before.
+    a, size = 0, max(1, CHUNK_BYTES // _row_bytes[0])
+    if ep[0] == ep[-1] or n >= LONG_EPISODE * (ep[-1] - ep[0] + 1):
         rows = list(zip(steps, action, reward, terminated, truncated, obs, extras, ts, strict=True))
-        a, size = 0, _FIRST_PIECE
         while a < n:  # a chunk per episode, in pieces when it is long
             index = ep[a]
             b = n if ep[-1] == index else bisect_right(ep, index, a)
-
-            def one(i: int, j: int, text: str, index: int = index) -> None:
-                out.append((run_id, worker_id, index, steps[i], j - i, None, text))
-
-            size = _pieces(rows, a, b, size, one)
-            a = b
-    else:
-        rows = list(
-            zip(steps, action, reward, terminated, truncated, obs, extras, ts, ep, strict=True)
-        )
-
-        def spanning(i: int, j: int, text: str) -> None:
-            out.append((run_id, worker_id, ep[i], steps[i], j - i, ep[j - 1], text))
-
-        _pieces(rows, 0, n, _FIRST_PIECE, spanning)
-    return out
-
-
-def _pieces(
-    rows: list[tuple[Any, ...]], a: int, b: int, size: int, emit: Callable[[int, int, str], None]
-) -> int:
-    """Encode ``rows[a:b]`` in pieces of about ``CHUNK_BYTES``, each sized from the bytes
-    per row of the piece before (``size`` rows for the first); return the next size."""
-    encode = _encoder.encode
-    while a < b:
-        c = min(b, a + size)
-        text = encode(rows[a:c])
-        emit(a, c, text.decode())
-        size = max(1, CHUNK_BYTES * (c - a) // max(1, len(text)))
+            while a < b:
+                c = min(b, a + size)
+                text = encode(rows[a:c])
+                out.append((run_id, worker_id, index, steps[a], c - a, None, text.decode()))
+                size = max(1, CHUNK_BYTES * (c - a) // len(text))
+                a = c
+        _row_bytes[0] = max(1, CHUNK_BYTES // size)
+        return out
+    spanning = list(
+        zip(steps, action, reward, terminated, truncated, obs, extras, ts, ep, strict=True)
+    )
+    while a < n:
+        c = min(n, a + size)
+        text = encode(spanning[a:c])
+        out.append((run_id, worker_id, ep[a], steps[a], c - a, ep[c - 1], text.decode()))
+        size = max(1, CHUNK_BYTES * (c - a) // len(text))
         a = c
-    return size
+    _row_bytes[0] = max(1, CHUNK_BYTES // size)
+    return out
 
 
 def _extras_from_columns(columns: dict[str, list[Any]], n: int) -> list[Any]:
@@ -141,13 +133,15 @@ def _extras_from_columns(columns: dict[str, list[Any]], n: int) -> list[Any]:
 
 _EMPTY: dict[str, Any] = {}
 _extras_types: dict[tuple[str, ...], type[msgspec.Struct] | None] = {}
+_UNKNOWN = object()
 
 
 def _extras_type(keys: tuple[str, ...]) -> type[msgspec.Struct] | None:
     """A struct type whose fields encode under ``keys`` (fields ``f0``, ``f1``... renamed),
     or None for keys msgspec does not take as names (control characters, quotes)."""
-    if keys in _extras_types:
-        return _extras_types[keys]
+    found = _extras_types.get(keys, _UNKNOWN)
+    if found is not _UNKNOWN:  # one lookup: another writer's thread may clear the cache
+        return found  # type: ignore[return-value]
     if len(_extras_types) >= 64:  # keys come from workers: keep the cache bounded
         _extras_types.clear()
     names = [f"f{i}" for i in range(len(keys))]
@@ -165,12 +159,17 @@ def _extras_type(keys: tuple[str, ...]) -> type[msgspec.Struct] | None:
     return made
 
 
-def _check_order(ep: list[int], steps: list[int]) -> None:
-    """Raise :class:`BadSteps` unless ``(ep, steps)`` pairs strictly increase."""
+def check_order(ep: list[int], steps: list[int]) -> None:
+    """Raise :class:`BadSteps` unless the ``(ep, steps)`` pairs (not empty) strictly
+    increase."""
     if sorted(ep) != ep:
         raise BadSteps("Steps ep_index is not non-decreasing")
+    if ep[0] == ep[-1]:  # one episode: its steps increase
+        if not all(map(lt, steps, islice(steps, 1, None))):
+            raise BadSteps(f"Steps step_index is not increasing in episode {ep[0]}")
+        return
     # Where step_index does not increase, a new episode must start.
-    for i in compress(range(len(steps) - 1), map(ge, steps, steps[1:])):
+    for i in compress(range(len(steps) - 1), map(ge, steps, islice(steps, 1, None))):
         if ep[i] == ep[i + 1]:
             raise BadSteps(f"Steps step_index is not increasing in episode {ep[i]}")
 

@@ -147,7 +147,7 @@ def _cut_last_chunk(conn: sqlite3.Connection, run_id: str, worker_id: str, cut: 
         "ORDER BY ep_index DESC, first_step DESC LIMIT 1",
         (run_id, worker_id, cut),
     ).fetchone()
-    if row is None or row[2] is None or row[2] < cut:
+    if row is None or row[2] is None:  # none, or one episode before the cut
         return
     ep_index, first_step, _, text = row
     key = (run_id, worker_id, ep_index, first_step)
@@ -158,6 +158,8 @@ def _cut_last_chunk(conn: sqlite3.Connection, run_id: str, worker_id: str, cut: 
     except msgspec.DecodeError:
         return  # readers skip a chunk they cannot decode; it is left for inspection
     keep = bisect_left(episodes, cut)
+    if keep == len(raws):
+        return  # nothing past the cut (last_ep is not trusted for that: one decode a cut)
     if keep == 0:
         conn.execute(f"DELETE FROM step_chunks {where}", key)
         return

@@ -10,9 +10,9 @@ Version 1 (never released) had a row-per-step ``steps`` table; version 2 stores 
 ``step_chunks`` (one JSON array per episode part) behind a ``steps`` view. Upgrading from 0
 or 1 moves step rows into chunks, one per episode (at most ``MIGRATION_CHUNK`` steps each).
 Version 3 adds the owner lease to ``runs`` and ``pid_start`` / ``resumed_from`` / ``backend``
-to ``workers`` (nullable columns, added in place). Version 4 lets a chunk span episodes: each
-new step row ends with its ``ep_index`` and ``step_chunks.last_ep`` is the chunk's last
-episode; existing chunks are left as they are (``last_ep`` NULL) and read as before.
+to ``workers`` (nullable columns, added in place). Version 4 lets a chunk span episodes
+(``step_chunks.last_ep`` set, each row ending with its ``ep_index``); existing chunks hold
+one episode each, the layout with ``last_ep`` NULL, and are left as they are.
 
 Checking the version only reads; a file that is already current is never written. Every
 failure is a :class:`~nbtrain.errors.StoreError` subclass naming the path (see

@@ -114,8 +114,8 @@ def index_list(ep_index: object) -> list[int] | None:
     items = list(ep_index) if isinstance(ep_index, Iterable) else [ep_index]
     out = []
     for item in items:
-        if isinstance(item, bool) or not hasattr(item, "__index__") or int(item) < 0:
-            raise ValueError(f"episode index {item!r} must be an integer >= 0")
+        if isinstance(item, bool) or not hasattr(item, "__index__") or not 0 <= int(item) < 2**63:
+            raise ValueError(f"episode index {item!r} must be an integer from 0 to 2**63 - 1")
         out.append(int(item))
     return out
 
@@ -356,12 +356,7 @@ def _episode_chunks(
     in key order, each once. A chunk spans episodes ``ep_index..last_ep``, so each range of
     episodes starts its scan at the last chunk that begins before it."""
     if workers is None:
-        workers = [
-            str(row[0])
-            for row in conn.execute(
-                "SELECT DISTINCT worker_id FROM step_chunks WHERE run_id = ?", (run_id,)
-            )
-        ]
+        workers = _chunk_workers(conn, run_id)
     ranges: list[list[int]] = []
     for index in sorted(set(indexes)):
         if ranges and index - ranges[-1][1] <= _RANGE_GAP:
@@ -369,7 +364,7 @@ def _episode_chunks(
         else:
             ranges.append([index, index])
     key = "run_id = ? AND worker_id = ?"
-    for worker_id in sorted(workers):
+    for worker_id in sorted(set(workers)):
         last: tuple[int, int] | None = None  # key of the last chunk yielded
         for lo, hi in ranges:
             start = conn.execute(
@@ -386,6 +381,16 @@ def _episode_chunks(
                     continue  # read already for the previous range
                 last = (ep_index, first_step)
                 yield wid, ep_index, last_ep, rows
+
+
+def _chunk_workers(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The workers with chunks in the run, one key lookup each (``SELECT DISTINCT`` would
+    read every chunk of the run)."""
+    found: list[str] = []
+    sql = "SELECT MIN(worker_id) FROM step_chunks WHERE run_id = ? AND worker_id > ?"
+    while (row := conn.execute(sql, (run_id, found[-1] if found else "")).fetchone())[0]:
+        found.append(str(row[0]))
+    return found
 
 
 def _where(

@@ -7,14 +7,14 @@ Storage conventions:
 
 * timestamps (``created_at``, ``started_at``, ``ended_at``, ``ts``) are REAL Unix seconds (UTC);
 * ``terminated`` / ``truncated`` are INTEGER 0/1;
-* steps are stored in chunks, one ``step_chunks`` row per ``Steps`` event (a worker's steps
-  since its last flush, often hundreds of short episodes), whose ``rows`` is one JSON array
-  of ``[step_index, action, reward, terminated, truncated, obs, extras, ts, ep_index]``
-  arrays; ``ep_index`` / ``last_ep`` are the first and last episode in it. A row per step
-  costs more kernel CPU than a training step, a row per episode still costs more than the
-  kernel's whole work for a short episode's steps (one B-tree insert each); a chunk per
-  flush costs a fraction of that. Chunks written before schema version 4 hold one episode
-  each, rows without the trailing ``ep_index`` and ``last_ep`` NULL; both kinds are read.
+* steps are stored in chunks of up to ~8 KB of JSON, ``rows`` being one JSON array with an
+  array per step (see :mod:`nbtrain.store.chunks_write`). Where a worker's episodes are
+  short, a chunk spans episodes: rows ``[step_index, action, reward, terminated, truncated,
+  obs, extras, ts, ep_index]``, ``ep_index`` / ``last_ep`` the first and last episode in it.
+  Otherwise a chunk holds one episode (or a piece of a long one): rows without the trailing
+  ``ep_index`` and ``last_ep`` NULL, the only layout before schema version 4. A row per step
+  costs more kernel CPU than a training step, a row per short episode more than encoding
+  its steps (one B-tree insert each); a chunk costs a fraction of that.
   ``steps`` is a view that expands the chunks with ``json_each`` (slow, ~9 us a row; for
   ad-hoc SQL), ``TelemetryStore.steps`` decodes chunks directly;
 * in the view, discrete ``action`` / ``obs`` are INTEGER, float scalars REAL, arrays JSON
@@ -147,8 +147,8 @@ TABLES_DDL = (
     UNIQUE (episode_id)
 )""",
     # WITHOUT ROWID: the primary key is the clustering order, so a worker's chunks are
-    # contiguous on disk and reading them back is one range scan. ``last_ep`` comes before
-    # ``rows`` so that reading it never walks a large chunk's overflow pages.
+    # contiguous on disk and reading them back is one range scan. In new files ``last_ep``
+    # comes before ``rows`` (upgraded ones have it last: ALTER TABLE appends columns).
     """CREATE TABLE step_chunks (
     run_id TEXT NOT NULL,
     worker_id TEXT NOT NULL,

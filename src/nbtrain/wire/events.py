@@ -16,7 +16,7 @@ import msgspec
 from nbtrain.ids import format_episode_id
 
 # 2: finished episodes travel in column batches (``episodes``); 1 sent one ``episode`` each.
-WIRE_VERSION = 2
+WIRE_VERSION = 3  # 3: Steps.extras_columns
 
 WorkerStatus = Literal["pending", "running", "completed", "failed", "stopped"]
 EndStatus = Literal["completed", "failed", "stopped"]
