@@ -46,6 +46,7 @@ from nbtrain.store import files, schema
 from nbtrain.store.chunks_write import (
     INSERT_CHUNK,
     INSERT_EPISODE,
+    INSERT_SPANNING_CHUNK,
     check_order,
     chunk_rows,
     episode_row,
@@ -65,10 +66,10 @@ class Rows:
 
     def weight(self, row: tuple[Any, ...]) -> int:
         """Stored rows a row stands for: its steps for a chunk (``n_steps``), else one."""
-        return int(row[4]) if self.sql == INSERT_CHUNK else 1
+        return int(row[4]) if self.sql != INSERT_EPISODE else 1
 
     def total(self) -> int:
-        if self.sql == INSERT_CHUNK:
+        if self.sql != INSERT_EPISODE:
             return sum(row[4] for row in self.rows)
         return len(self.rows)
 
@@ -402,7 +403,11 @@ def _add_rows(
     items: list[Rows | Op], chunks: list[tuple[Any, ...]], episodes: list[tuple[Any, ...]]
 ) -> None:
     if chunks:
-        items.append(Rows(INSERT_CHUNK, chunks, "steps"))
+        one = [row for row in chunks if len(row) == 6]  # one episode each: last_ep NULL
+        if len(one) < len(chunks):
+            items.append(Rows(INSERT_SPANNING_CHUNK, [r for r in chunks if len(r) == 7], "steps"))
+        if one:
+            items.append(Rows(INSERT_CHUNK, one, "steps"))
     if episodes:
         items.append(Rows(INSERT_EPISODE, episodes, "episodes"))
 

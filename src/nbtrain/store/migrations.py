@@ -378,4 +378,4 @@ def _chunks(rows: Iterator[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
                  _json_extras(r[9]), r[10]]
                 for r in part
             ]  # fmt: skip
-            yield (*key, part[0][3], len(part), None, to_json(steps))
+            yield (*key, part[0][3], len(part), to_json(steps))

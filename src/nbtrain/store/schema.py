@@ -80,7 +80,7 @@ STEP_COLUMNS = (
 )
 # The columns of a chunk row, and the fields of each step inside its JSON ``rows``: the
 # step's own columns, then its episode (absent in chunks from before version 4).
-CHUNK_COLUMNS = ("run_id", "worker_id", "ep_index", "first_step", "n_steps", "last_ep", "rows")
+CHUNK_COLUMNS = ("run_id", "worker_id", "ep_index", "first_step", "n_steps", "rows", "last_ep")
 CHUNK_FIELDS = (*STEP_COLUMNS[3:], "ep_index")
 LEGACY_CHUNK_FIELDS = STEP_COLUMNS[3:]
 
