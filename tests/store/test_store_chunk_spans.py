@@ -146,7 +146,7 @@ def stored_rows(chunks: list[tuple[Any, ...]]) -> list[tuple[int, int]]:
 
 
 LAYOUTS = {
-    # mean steps per episode >= LONG_EPISODE: a chunk per episode (pieces of it when long)
+    # mean steps per episode >= LONG_EPISODE: a chunk per episode
     "per episode": [(0, 0), (1, 0), *[(2, s) for s in range(3000)], (3, 0)],
     # short on average: chunks span episodes, the long one among them too
     "spanning": [*[(e, 0) for e in range(200)], *[(200, s) for s in range(3000)], (201, 0)],
@@ -174,10 +174,12 @@ def test_a_long_episode_across_chunks_is_read_whole_by_index(tmp_path: Path, lay
     assert stored_rows(chunks) == rows
     assert sum(c[2] for c in chunks) == len(rows)
     assert {c[3] is None for c in chunks} == {layout == "per episode"}
-    # The long episode lies in several chunks, each at most about CHUNK_BYTES.
     holding = [c for c in chunks if long in {row[0] for row in stored_rows([c])}]
-    assert len(holding) >= 3000 * 60 // CHUNK_BYTES
-    assert max(len(c[4]) for c in chunks) < 1.5 * CHUNK_BYTES
+    if layout == "per episode":  # one chunk per episode of the event, whatever its size
+        assert [c[2] for c in chunks] == [1, 1, 3000, 1]
+    else:  # the long episode lies in several chunks, each at most about CHUNK_BYTES
+        assert len(holding) >= 3000 * 60 // CHUNK_BYTES
+        assert max(len(c[4]) for c in chunks) < 1.5 * CHUNK_BYTES
     assert pairs(store.steps(run, 1, ep_index=long)) == [r for r in rows if r[0] == long]
     assert pairs(store.steps(run, 1, ep_index=[long + 1, 0])) == [(0, 0), (long + 1, 0)]
     assert pairs(store.steps(run, 1)) == rows

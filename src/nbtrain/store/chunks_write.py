@@ -1,15 +1,16 @@
 """Turning telemetry events into rows to write: chunk rows for steps, tuples for episodes.
 
-A ``Steps`` event becomes ``step_chunks`` rows of about 8 KB of JSON at most, in one of two
-layouts, by the event's mean steps per episode:
+A ``Steps`` event becomes ``step_chunks`` rows in one of two layouts, by the event's mean
+steps per episode:
 
-* short episodes (FrozenLake: ~6 steps): chunks span episodes, each step row ends with its
-  ``ep_index`` and the chunk names its last episode (``last_ep``). A chunk per episode cost
-  the kernel a B-tree insert per episode, more than encoding a short episode's steps;
-* long episodes, or an event within one episode: a chunk holds one episode (``last_ep``
-  NULL, rows without ``ep_index``), as chunks did before schema version 4. The insert per
-  episode is small next to its steps, and reading such chunks back needs no per-step
-  episode column.
+* short episodes (FrozenLake: ~6 steps): chunks of about 8 KB of JSON span episodes, each
+  step row ends with its ``ep_index`` and the chunk names its last episode (``last_ep``).
+  A chunk per episode cost the kernel a B-tree insert per episode, more than encoding a
+  short episode's steps;
+* long episodes, or an event within one episode: a chunk holds an episode's steps in the
+  event (``last_ep`` NULL, rows without ``ep_index``), as chunks did before schema version
+  4. The insert per episode is small next to its steps, and reading such chunks back needs
+  no per-step episode column.
 
 The checks and the encoding run at C speed over whole columns; Python code runs once per
 chunk, and once per place where ``step_index`` does not increase (an episode boundary, for
@@ -89,26 +90,22 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
         extras = [{} if x is None else x for x in extras]
     n, run_id, encode = len(steps), event.run_id, _encoder.encode
     out: list[ChunkRow] = []
-    # Pieces of about CHUNK_BYTES, each sized from the bytes per step of the one before.
-    a, size = 0, max(1, CHUNK_BYTES // _row_bytes[0])
-    if ep[0] == ep[-1] and n <= size:  # the usual small event of one episode: one piece
-        rows = list(zip(steps, action, reward, terminated, truncated, obs, extras, ts, strict=True))
-        text = encode(rows)
-        _row_bytes[0] = max(1, len(text) // n)
-        return [(run_id, worker_id, ep[0], steps[0], n, text.decode())]
     if ep[0] == ep[-1] or n >= LONG_EPISODE * (ep[-1] - ep[0] + 1):
+        # A chunk per episode of the event, whatever its size: cut into pieces, the steps of
+        # 1,000-step episodes cost more CPU and took more room (85 vs 79 bytes a step).
         rows = list(zip(steps, action, reward, terminated, truncated, obs, extras, ts, strict=True))
-        while a < n:  # a chunk per episode, in pieces when it is long
+        if ep[0] == ep[-1]:
+            return [(run_id, worker_id, ep[0], steps[0], n, encode(rows).decode())]
+        a = 0
+        while a < n:
             index = ep[a]
             b = n if ep[-1] == index else bisect_right(ep, index, a)
-            while a < b:
-                c = min(b, a + size)
-                text = encode(rows[a:c])
-                out.append((run_id, worker_id, index, steps[a], c - a, text.decode()))
-                size = max(1, CHUNK_BYTES * (c - a) // len(text))
-                a = c
-        _row_bytes[0] = max(1, CHUNK_BYTES // size)
+            out.append((run_id, worker_id, index, steps[a], b - a, encode(rows[a:b]).decode()))
+            a = b
         return out
+    # Spanning chunks of about CHUNK_BYTES, each sized from the bytes per step of the one
+    # before.
+    a, size = 0, max(1, CHUNK_BYTES // _row_bytes[0])
     spanning = list(
         zip(steps, action, reward, terminated, truncated, obs, extras, ts, ep, strict=True)
     )

@@ -7,11 +7,11 @@ Storage conventions:
 
 * timestamps (``created_at``, ``started_at``, ``ended_at``, ``ts``) are REAL Unix seconds (UTC);
 * ``terminated`` / ``truncated`` are INTEGER 0/1;
-* steps are stored in chunks of up to ~8 KB of JSON, ``rows`` being one JSON array with an
-  array per step (see :mod:`nbtrain.store.chunks_write`). Where a worker's episodes are
-  short, a chunk spans episodes: rows ``[step_index, action, reward, terminated, truncated,
-  obs, extras, ts, ep_index]``, ``ep_index`` / ``last_ep`` the first and last episode in it.
-  Otherwise a chunk holds one episode (or a piece of a long one): rows without the trailing
+* steps are stored in chunks, ``rows`` being one JSON array with an array per step (see
+  :mod:`nbtrain.store.chunks_write`). Where a worker's episodes are short, chunks of ~8 KB
+  span episodes: rows ``[step_index, action, reward, terminated, truncated, obs, extras,
+  ts, ep_index]``, ``ep_index`` / ``last_ep`` the first and last episode in the chunk.
+  Otherwise a chunk holds an episode's steps from one batch: rows without the trailing
   ``ep_index`` and ``last_ep`` NULL, the only layout before schema version 4. A row per step
   costs more kernel CPU than a training step, a row per short episode more than encoding
   its steps (one B-tree insert each); a chunk costs a fraction of that.
