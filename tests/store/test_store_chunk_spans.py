@@ -7,7 +7,6 @@ import itertools
 import json
 import sqlite3
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.kit.events import T0, episode
+from tests.store.test_store_chunks import new_run
 from tests.store.test_store_v3 import downgrade_to_v3
 
-from nbtrain.ids import new_run_id
 from nbtrain.store import TelemetryStore
 from nbtrain.store.chunks_write import CHUNK_BYTES
 from nbtrain.store.queries import _RANGE_GAP
-from nbtrain.store.writer import StoreWriter, acquire_writer
+from nbtrain.store.writer import acquire_writer
 from nbtrain.wire.events import Steps
 
 
@@ -42,12 +41,14 @@ def steps_event(run: str, wid: str, rows: list[tuple[int, int]]) -> Steps:
     )
 
 
-def new_run(w: StoreWriter, *workers: str) -> str:
-    run = new_run_id()
-    w.create_run(run_id=run, name="s", created_at=time.time(), digest="", config={})
-    for wid in workers:
-        w.upsert_worker(run, wid, status="running")
-    return run
+def hand_chunk(conn: sqlite3.Connection, run: str, n_steps: int, last_ep: int, text: str) -> None:
+    """A spanning chunk of worker 000001 from episode 0, written by hand (not validated)."""
+    conn.execute(
+        "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
+        "rows) VALUES (?, '000001', 0, 0, ?, ?, ?)",
+        (run, n_steps, last_ep, text),
+    )
+    conn.commit()
 
 
 def pairs(df: Any) -> list[tuple[int, int]]:
@@ -239,20 +240,10 @@ def test_a_chunk_that_cannot_be_decoded_is_left_by_the_cut(tmp_path: Path, text:
         run = new_run(w, "000001")
         w.flush()
         conn = sqlite3.connect(db)
-        conn.execute(
-            "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
-            "rows) VALUES (?, '000001', 0, 0, 1, 3, ?)",
-            (run, text),
-        )
-        conn.commit()
+        hand_chunk(conn, run, 1, 3, text)
         assert w.discard_unfinished_steps(run, 1) == 0
         assert conn.execute("SELECT rows FROM step_chunks").fetchall() == []
-        conn.execute(
-            "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
-            "rows) VALUES (?, '000001', 0, 0, 1, 3, ?)",
-            (run, text),
-        )
-        conn.commit()
+        hand_chunk(conn, run, 1, 3, text)
         w.add_events([episode(run, "000001", 0)])
         assert w.discard_unfinished_steps(run, 1) == 1
         assert conn.execute("SELECT rows FROM step_chunks").fetchall() == [(text,)]
@@ -295,12 +286,9 @@ def test_the_cut_reads_the_rows_not_last_ep(tmp_path: Path) -> None:
         run = new_run(w, "000001")
         w.flush()
         conn = sqlite3.connect(db)
-        conn.execute(
-            "INSERT INTO step_chunks(run_id, worker_id, ep_index, first_step, n_steps, last_ep, "
-            "rows) VALUES (?, '000001', 0, 0, 2, 0, ?)",
-            (run, "[[0,1,0.0,false,false,3,{},1.0,0],[0,1,0.0,false,false,3,{},2.0,1]]"),
+        hand_chunk(
+            conn, run, 2, 0, "[[0,1,0.0,false,false,3,{},1.0,0],[0,1,0.0,false,false,3,{},2.0,1]]"
         )
-        conn.commit()
         w.add_events([episode(run, "000001", 0)])
         assert w.discard_unfinished_steps(run, 1) == 1
         assert conn.execute("SELECT n_steps, last_ep FROM step_chunks").fetchall() == [(1, 0)]
