@@ -18,8 +18,8 @@ from tests.store.test_store_chunks import new_run
 from tests.store.test_store_v3 import downgrade_to_v3
 
 from nbtrain.store import TelemetryStore
+from nbtrain.store.chunks_read import RANGE_GAP
 from nbtrain.store.chunks_write import CHUNK_BYTES
-from nbtrain.store.queries import _RANGE_GAP
 from nbtrain.store.writer import acquire_writer
 from nbtrain.wire.events import Steps
 
@@ -70,7 +70,7 @@ def recorded_steps(draw: st.DrawFn) -> tuple[list[tuple[int, int]], list[int], i
     """``(ep_index, step_index)`` rows of a worker (some episodes long, every n-th step
     recorded, some episodes without a recorded step), cut points into events, and the
     number of episodes stored before the worker died."""
-    lengths = draw(st.lists(st.integers(0, 3 * _RANGE_GAP), min_size=1, max_size=60))
+    lengths = draw(st.lists(st.integers(0, 3 * RANGE_GAP), min_size=1, max_size=60))
     every = draw(st.integers(1, 3))
     rows = [(e, s) for e, n in enumerate(lengths) for s in range(0, n, every)]
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=8)))

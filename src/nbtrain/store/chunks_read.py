@@ -7,12 +7,14 @@ extras, ts, ep_index]`` rows when it spans episodes, or of the same rows without
 (extras as ``msgspec.Raw``, so no dicts are built) and transposed with ``zip(*rows)``; the
 columns become numpy arrays once, at the end. Per-row values never go through SQLite's JSON
 functions, which is what makes this several times faster than the ``steps`` view.
+:func:`episode_chunks` finds the chunks that hold given episodes with key lookups only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+import sqlite3
+from collections.abc import Collection, Iterable, Iterator
 from itertools import repeat
 from typing import Any
 
@@ -121,6 +123,55 @@ class ChunkColumns:
         if name == "extras":
             return _texts(values)
         return value_column(values)
+
+
+# Requested episodes closer than this are read with one range scan (the episodes between
+# them are decoded and dropped) rather than with two lookups.
+RANGE_GAP = 32
+
+
+def episode_chunks(
+    conn: sqlite3.Connection, run_id: str, workers: list[str] | None, indexes: list[int]
+) -> Iterator[tuple[Any, ...]]:
+    """``(worker_id, ep_index, last_ep, rows)`` of the chunks holding steps of ``indexes``,
+    in key order, each once. A chunk spans episodes ``ep_index..last_ep``, so each range of
+    episodes starts its scan at the last chunk that begins before it."""
+    if workers is None:
+        workers = _chunk_workers(conn, run_id)
+    ranges: list[list[int]] = []
+    for index in sorted(set(indexes)):
+        if ranges and index - ranges[-1][1] <= RANGE_GAP:
+            ranges[-1][1] = index
+        else:
+            ranges.append([index, index])
+    key = "run_id = ? AND worker_id = ?"
+    for worker_id in sorted(set(workers)):
+        last: tuple[int, int] | None = None  # key of the last chunk yielded
+        for lo, hi in ranges:
+            start = conn.execute(
+                f"SELECT MAX(ep_index) FROM step_chunks WHERE {key} AND ep_index < ?",
+                (run_id, worker_id, lo),
+            ).fetchone()[0]
+            records = conn.execute(
+                f"SELECT worker_id, ep_index, first_step, last_ep, rows FROM step_chunks "
+                f"WHERE {key} AND ep_index BETWEEN ? AND ? ORDER BY ep_index, first_step",
+                (run_id, worker_id, lo if start is None else start, hi),
+            )
+            for wid, ep_index, first_step, last_ep, rows in records:
+                if last is not None and (ep_index, first_step) <= last:
+                    continue  # read already for the previous range
+                last = (ep_index, first_step)
+                yield wid, ep_index, last_ep, rows
+
+
+def _chunk_workers(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The workers with chunks in the run, one key lookup each (``SELECT DISTINCT`` would
+    read every chunk of the run)."""
+    found: list[str] = []
+    sql = "SELECT MIN(worker_id) FROM step_chunks WHERE run_id = ? AND worker_id > ?"
+    while (row := conn.execute(sql, (run_id, found[-1] if found else "")).fetchone())[0]:
+        found.append(str(row[0]))
+    return found
 
 
 def _numbers(values: list[Any], dtype: str) -> np.ndarray[Any, Any]:

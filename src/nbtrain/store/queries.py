@@ -24,7 +24,7 @@ import pandas as pd
 from nbtrain.errors import UnknownRunError, UnknownWorkerError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.store import files, schema
-from nbtrain.store.chunks_read import ChunkColumns
+from nbtrain.store.chunks_read import ChunkColumns, episode_chunks
 from nbtrain.store.frames import Values, constant, convert, frame, parse_json
 
 RUN_KINDS = {
@@ -298,7 +298,7 @@ class Reader:
                 # Several statements: one read transaction keeps them on one snapshot.
                 snapshot = self.snapshot() if self._conn is None else contextlib.nullcontext(self)
                 with snapshot as reader, reader.connection() as conn:
-                    chunks.add(_episode_chunks(conn, run_id, workers, indexes), set(indexes))
+                    chunks.add(episode_chunks(conn, run_id, workers, indexes), set(indexes))
         except sqlite3.Error as exc:
             raise files.store_error(exc, self.path, writing=False) from exc
         chunks.log_failures(run_id)
@@ -342,55 +342,6 @@ def describe_config(config: Any, worker_rows: int) -> tuple[Any, Any, Any, int]:
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-# Requested episodes closer than this are read with one range scan (the episodes between
-# them are decoded and dropped) rather than with two lookups.
-_RANGE_GAP = 32
-
-
-def _episode_chunks(
-    conn: sqlite3.Connection, run_id: str, workers: list[str] | None, indexes: list[int]
-) -> Iterator[tuple[Any, ...]]:
-    """``(worker_id, ep_index, last_ep, rows)`` of the chunks holding steps of ``indexes``,
-    in key order, each once. A chunk spans episodes ``ep_index..last_ep``, so each range of
-    episodes starts its scan at the last chunk that begins before it."""
-    if workers is None:
-        workers = _chunk_workers(conn, run_id)
-    ranges: list[list[int]] = []
-    for index in sorted(set(indexes)):
-        if ranges and index - ranges[-1][1] <= _RANGE_GAP:
-            ranges[-1][1] = index
-        else:
-            ranges.append([index, index])
-    key = "run_id = ? AND worker_id = ?"
-    for worker_id in sorted(set(workers)):
-        last: tuple[int, int] | None = None  # key of the last chunk yielded
-        for lo, hi in ranges:
-            start = conn.execute(
-                f"SELECT MAX(ep_index) FROM step_chunks WHERE {key} AND ep_index < ?",
-                (run_id, worker_id, lo),
-            ).fetchone()[0]
-            records = conn.execute(
-                f"SELECT worker_id, ep_index, first_step, last_ep, rows FROM step_chunks "
-                f"WHERE {key} AND ep_index BETWEEN ? AND ? ORDER BY ep_index, first_step",
-                (run_id, worker_id, lo if start is None else start, hi),
-            )
-            for wid, ep_index, first_step, last_ep, rows in records:
-                if last is not None and (ep_index, first_step) <= last:
-                    continue  # read already for the previous range
-                last = (ep_index, first_step)
-                yield wid, ep_index, last_ep, rows
-
-
-def _chunk_workers(conn: sqlite3.Connection, run_id: str) -> list[str]:
-    """The workers with chunks in the run, one key lookup each (``SELECT DISTINCT`` would
-    read every chunk of the run)."""
-    found: list[str] = []
-    sql = "SELECT MIN(worker_id) FROM step_chunks WHERE run_id = ? AND worker_id > ?"
-    while (row := conn.execute(sql, (run_id, found[-1] if found else "")).fetchone())[0]:
-        found.append(str(row[0]))
-    return found
 
 
 def _where(
