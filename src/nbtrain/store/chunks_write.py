@@ -67,11 +67,13 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     strictly increasing, so that no step is stored twice and rows come back in order.
     Raises :class:`BadSteps` otherwise (the whole event is refused: its order is unknown).
     """
-    extras = event.extras
+    extras: list[Any] = event.extras
     if event.extras_columns is not None:
         if extras:
             raise BadSteps("Steps has both extras and extras_columns")
-        extras = _extras_from_columns(event.extras_columns, len(event.step_index))
+        extras = _extras_from_columns(event)
+    elif None in extras:  # stored as {} (the agent returned nothing)
+        extras = [{} if x is None else x for x in extras]
     columns: tuple[list[Any], ...] = (
         event.step_index, event.ep_index, event.action, event.reward, event.terminated,
         event.truncated, event.obs, extras, event.ts,
@@ -86,8 +88,6 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     steps, ep, action, reward, terminated, truncated, obs, extras, ts = columns
     if not steps:
         return []
-    if None in extras:  # stored as {} (the agent returned nothing)
-        extras = [{} if x is None else x for x in extras]
     n, run_id, encode = len(steps), event.run_id, _encoder.encode
     out: list[ChunkRow] = []
     if ep[0] == ep[-1] or n >= LONG_EPISODE * (ep[-1] - ep[0] + 1):
@@ -119,23 +119,21 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     return out
 
 
-def _extras_from_columns(columns: dict[str, list[Any]], n: int) -> list[Any]:
+def _extras_from_columns(event: Steps) -> list[Any]:
     """Each step's extras, from ``Steps.extras_columns``: one small struct per step that
-    encodes as the dict would (the keys in order), made at C speed."""
-    for key, values in columns.items():
-        if len(values) != n:
-            raise BadSteps(f"Steps extras column {key!r} has {len(values)} values for {n} steps")
-    if not columns:
-        return [_EMPTY] * n
-    keys = tuple(columns)
-    made = _extras_type(keys)
+    encodes as the dict would (the keys in order), made at C speed; dicts where a struct
+    cannot take the keys."""
+    try:
+        event.check_extras_columns()
+    except ValueError as exc:
+        raise BadSteps(f"Steps {exc}") from exc
+    columns = event.extras_columns or {}
+    made = _extras_type(tuple(columns)) if columns else None
     if made is None:
-        rows = zip(*columns.values(), strict=True)  # lengths checked above
-        return [dict(zip(keys, values, strict=True)) for values in rows]
+        return event.step_extras()
     return list(map(made, *columns.values()))
 
 
-_EMPTY: dict[str, Any] = {}
 _extras_types: dict[tuple[str, ...], type[msgspec.Struct] | None] = {}
 _UNKNOWN = object()
 

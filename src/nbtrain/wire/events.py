@@ -77,16 +77,20 @@ class Steps(_Event, tag="steps", frozen=True, kw_only=True):
     def __len__(self) -> int:
         return len(self.step_index)
 
-    def step_extras(self) -> list[dict[str, Any] | None]:
-        """Each step's extras dict, from ``extras`` or from ``extras_columns`` (a column
-        without one value per step raises ``ValueError``)."""
-        columns = self.extras_columns
-        if columns is None:
-            return self.extras
-        for key, values in columns.items():
+    def check_extras_columns(self) -> None:
+        """Raise ``ValueError`` unless each extras column has one value per step."""
+        for key, values in (self.extras_columns or {}).items():
             if len(values) != len(self):
                 n = len(self)
                 raise ValueError(f"extras column {key!r} has {len(values)} values for {n} steps")
+
+    def step_extras(self) -> list[dict[str, Any] | None]:
+        """Each step's extras dict, from ``extras`` or from ``extras_columns`` (checked with
+        :meth:`check_extras_columns`)."""
+        columns = self.extras_columns
+        if columns is None:
+            return self.extras
+        self.check_extras_columns()
         if not columns:
             return [{} for _ in self.step_index]
         keys = list(columns)
