@@ -17,11 +17,10 @@ def _read(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
         conn.close()
 
 
-def _episode_steps(db: Path, run_id: str | None) -> list[tuple[Any, ...]]:
-    """``(run_id, worker_id, ep_index, length, steps stored)`` of each stored episode.
-
-    Steps are counted row by row from the chunks (a chunk may span episodes; each row then
-    ends with its ep_index), and each chunk's ``n_steps`` is checked against its rows."""
+def _step_counts(db: Path, run_id: str | None) -> Counter[tuple[str, str, int]]:
+    """Steps stored per ``(run_id, worker_id, ep_index)``, counted row by row from the
+    chunks (a chunk may span episodes; each row then ends with its ep_index); each chunk's
+    ``n_steps`` and episode range are checked against its rows."""
     where, params = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
     counts: Counter[tuple[str, str, int]] = Counter()
     chunks = _read(
@@ -39,10 +38,25 @@ def _episode_steps(db: Path, run_id: str | None) -> list[tuple[Any, ...]]:
         assert eps == sorted(eps), lie
         assert (eps[0], eps[-1]) == (ep_index, last_ep), lie
         counts.update((run, wid, ep) for ep in eps)
+    return counts
+
+
+def _episode_steps(db: Path, run_id: str | None) -> list[tuple[Any, ...]]:
+    """``(run_id, worker_id, ep_index, length, steps stored)`` of each stored episode."""
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
+    counts = _step_counts(db, run_id)
     episodes = _read(
         db, f"SELECT run_id, worker_id, ep_index, length FROM episodes {where}", params
     )
     return [(*row, counts[row[0], row[1], row[2]]) for row in episodes]
+
+
+def orphan_steps(db: Path, run_id: str | None = None) -> list[tuple[str, str, int]]:
+    """``(run_id, worker_id, ep_index)`` with stored steps but no stored episode: steps of
+    episodes that never finished, which recovery must have removed (empty when it did)."""
+    where, params = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())
+    stored = set(_read(db, f"SELECT run_id, worker_id, ep_index FROM episodes {where}", params))
+    return sorted(key for key in _step_counts(db, run_id) if key not in stored)
 
 
 def episodes_have_all_steps(db: Path, run_id: str | None = None) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 import nbtrain
 from tests.kit.processes import pid_alive, wait_gone
-from tests.kit.truth import episodes_have_all_steps, no_live_rows
+from tests.kit.truth import episodes_have_all_steps, no_live_rows, orphan_steps
 
 pytestmark = pytest.mark.slow
 
@@ -151,6 +151,7 @@ def test_a_batch_that_cannot_be_encoded_leaves_the_database_true(db: Path) -> No
     assert stored == list(range(len(stored)))
     assert len(stored) <= 3  # episodes 0-2 at most (how many got out depends on timing)
     assert episodes_have_all_steps(db) == []
+    assert orphan_steps(db) == []  # the failed worker's unfinished steps were removed
     no_live_rows(db, run.run_id)
 
 
