@@ -4,6 +4,7 @@ step, on real Gymnasium environments; and which agents get it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -26,15 +27,24 @@ ENVS: dict[str, dict[str, Any]] = {
 
 
 class Flag:
-    """``stop`` turns true once ``counters.steps_done`` reaches ``at`` (None: never)."""
+    """``stop`` turns true once ``at`` environment steps were taken (None: never), as if
+    a stop request arrived during that step. (Not from ``steps_done``: the one-call episode
+    adds to that counter once an episode.)"""
 
-    def __init__(self, counters: Counters, at: int | None) -> None:
-        self.counters = counters
+    def __init__(self, at: int | None) -> None:
+        self.taken = 0
         self.at = at
+
+    def counting(self, step: Any) -> Any:
+        def counted(action: Any) -> Any:
+            self.taken += 1
+            return step(action)
+
+        return counted
 
     @property
     def stop(self) -> bool:
-        return self.at is not None and self.counters.steps_done >= self.at
+        return self.at is not None and self.taken >= self.at
 
 
 class Counters:
@@ -95,35 +105,34 @@ def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str,
           episodes: int, record: bool, stop_at: int | None) -> dict[str, Any]:  # fmt: skip
     env, agent = _make(env_id, algorithm, seed, kwargs)
     counters = Counters()
-    flag = Flag(counters, stop_at)
+    flag = Flag(stop_at)
+    step = flag.counting(env.step)
     clock = Clock()
     rows: list[Any] | None = [] if record else None
     results = []
     deadline, flush_every = 5.0, 7.0
-    run = fused_episode(agent)
+
+    def flush() -> float:
+        clock.flushes.append(len(rows or ()))
+        return clock.t + flush_every
+
+    append = None if rows is None else rows.append
+    run = fused_episode(agent, step, flag, counters, append, clock.now, flush)
     assert run is not None
     for ep in range(episodes):
         obs, _ = env.reset(seed=episode_seed(seed, ep))
         if fused:
-
-            def flush(c: Clock = clock, r: list[Any] | None = rows) -> float:
-                c.flushes.append(len(r or ()))
-                return c.t + flush_every
-
-            result = run(
-                agent, env.step, obs, ep, flag=flag, counters=counters,
-                append=None if rows is None else rows.append, now=clock.now,
-                deadline=deadline, flush=flush,
-            )  # fmt: skip
+            result = run(obs, ep, deadline)
         else:
             result = _generic_episode(
-                agent, env.step, obs, ep, flag, counters, rows, clock, deadline, flush_every
+                agent, step, obs, ep, flag, counters, rows, clock, deadline, flush_every
             )
-        deadline = result[-1]
+            # the one-call episode also ends a finished episode for the agent
+            result = (*result, agent.end_episode() if result[2] or result[3] else None)
+        deadline = result[4]
         results.append(result)
         if not (result[2] or result[3]):
             break  # stopped mid-episode
-        results.append(agent.end_episode())
     if fused and rows is not None:  # its rows carry learn()'s extras as two values
         rows = [(*r[:7], {"epsilon": r[7], "td_error": r[8]}, r[9]) for r in rows]
     return {
@@ -180,11 +189,14 @@ def test_only_the_exact_built_in_types_are_fused() -> None:
     class Custom(QLearningAgent):
         pass
 
-    assert fused_episode(QLearningAgent(*space, seed=0)) is not None
-    assert fused_episode(_make("FrozenLake-v1", "expected_sarsa", 0, {})[1]) is not None
-    assert fused_episode(SarsaAgent(*space, seed=0)) is not None
-    assert fused_episode(Custom(*space, seed=0)) is None
-    assert fused_episode(object()) is None
+    def fused(agent: object) -> Any:
+        return fused_episode(agent, env.step, Flag(None), Counters(), None, time.time, time.time)
+
+    assert fused(QLearningAgent(*space, seed=0)) is not None
+    assert fused(_make("FrozenLake-v1", "expected_sarsa", 0, {})[1]) is not None
+    assert fused(SarsaAgent(*space, seed=0)) is not None
+    assert fused(Custom(*space, seed=0)) is None
+    assert fused(object()) is None
 
 
 @pytest.mark.parametrize("algorithm", ["q_learning", "expected_sarsa", "sarsa"])

@@ -5,10 +5,10 @@ The worker's generic loop calls ``agent.act`` and ``agent.learn`` at every step;
 FrozenLake step of ~6 us, those two calls, their attribute lookups and the extras dict that
 ``learn`` returns were ~8 % of a run against the bare loop a user would write
 (``benchmarks/vs_bare.py``). Here the same ε-greedy choice and the same update are written
-inline, reading the agent's state once per episode: the same random draws in the same
-order, the same Q-values, the same step rows. ``tests/agents/test_tabular_fused.py`` holds
-this to the methods it replaces, step by step. The two functions below share their
-preamble on purpose: a helper call per episode is what this module removes.
+inline, with what does not change during a run gathered once: the same random draws in
+the same order, the same Q-values, the same step rows. An episode that ends is also ended
+for the agent (``end_episode``'s ε decay, inline). ``tests/agents/test_tabular_fused.py``
+holds this to the methods it replaces, step by step.
 
 Used by the worker for training episodes of an agent whose type is exactly one of the
 built-in tabular agents (a subclass may override ``act`` or ``learn``) on discrete
@@ -19,6 +19,7 @@ observations and actions, with every step or none recorded, no frames and no
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from nbtrain.agents.tabular import (
@@ -26,13 +27,19 @@ from nbtrain.agents.tabular import (
     ExpectedSarsaAgent,
     QLearningAgent,
     SarsaAgent,
-    TabularAgent,
 )
 
 __all__ = ["EpisodeFn", "EpisodeResult", "fused_episode"]
 
-EpisodeResult = tuple[float, int, bool, bool, float]
-"""``(total_reward, length, terminated, truncated, flush_deadline)``"""
+EpisodeResult = tuple[float, int, bool, bool, float, dict[str, Any] | None]
+"""``(total_reward, length, terminated, truncated, flush_deadline, end_extras)``: an
+episode that ended is also ended for the agent (``end_extras`` is what ``end_episode()``
+returns); one stopped midway returns None there."""
+
+EpisodeFn = Callable[[Any, int, float], EpisodeResult]
+"""``episode(obs, ep_index, flush_deadline)``"""
+
+Step = Callable[[Any], tuple[Any, Any, bool, bool, Any]]
 
 
 class _Flag(Protocol):
@@ -43,59 +50,47 @@ class _Counters(Protocol):
     steps_done: int
 
 
-class EpisodeFn(Protocol):
-    def __call__(
-        self,
-        agent: TabularAgent,
-        step: Callable[[Any], tuple[Any, Any, bool, bool, Any]],
-        obs: Any,
-        ep: int,
-        *,
-        flag: _Flag,
-        counters: _Counters,
-        append: Callable[[tuple[Any, ...]], None] | None,
-        now: Callable[[], float],
-        deadline: float,
-        flush: Callable[[], float],
-    ) -> EpisodeResult: ...
-
-
-def fused_episode(agent: object) -> EpisodeFn | None:
-    """The one-call episode for ``agent``, or None where the generic loop must run."""
-    if type(agent) is QLearningAgent or type(agent) is ExpectedSarsaAgent:
-        return _episode
-    if type(agent) is SarsaAgent:
-        return _sarsa_episode
-    return None
-
-
-def _episode(
-    agent: TabularAgent,
-    step: Callable[[Any], tuple[Any, Any, bool, bool, Any]],
-    obs: Any,
-    ep: int,
-    *,
+def fused_episode(
+    agent: object,
+    step: Step,
     flag: _Flag,
     counters: _Counters,
     append: Callable[[tuple[Any, ...]], None] | None,
     now: Callable[[], float],
-    deadline: float,
     flush: Callable[[], float],
-) -> EpisodeResult:
+) -> EpisodeFn | None:
+    """The one-call episode for ``agent`` playing with ``step``, or None where the generic
+    loop must run. Every step is recorded with ``append``, or none if it is None; ``flush``
+    is called when a step's ``now()`` passes the deadline, and returns the next one.
+
+    What does not change during a run (the Q-table object, the hyperparameters, the
+    callables) is read once here, not at every episode."""
+    if type(agent) is QLearningAgent or type(agent) is ExpectedSarsaAgent:
+        run: Callable[..., EpisodeResult] = _episode
+    elif type(agent) is SarsaAgent:
+        run = _sarsa_episode
+    else:
+        return None
+    ctx = (
+        agent, step, flag, counters, append, now, flush, agent.q, agent._random,
+        agent.n_actions, agent.action_start, agent.alpha, agent.gamma, agent._encode,
+        type(agent) is ExpectedSarsaAgent, agent.epsilon_min, agent.epsilon_decay,
+    )  # fmt: skip
+    return partial(run, ctx)
+
+
+_Context = tuple[Any, ...]
+
+
+def _episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> EpisodeResult:
     """Play and learn one episode from ``obs`` (explore on), recording each step with
     ``append`` as a ``TdStepRow`` (``flush`` when a step passes ``deadline``): the generic
     loop's row with learn()'s extras dict as its two values.
 
     Stops after the step during which ``flag.stop`` was set, as the generic loop does."""
-    q = agent.q
-    rand = agent._random
+    (agent, step, flag, counters, append, now, flush, q, rand, n, start, alpha, gamma,
+     encode, expected, eps_min, eps_decay) = ctx  # fmt: skip
     eps = agent.epsilon
-    n = agent.n_actions
-    start = agent.action_start
-    alpha = agent.alpha
-    gamma = agent.gamma
-    encode = agent._encode
-    expected = type(agent) is ExpectedSarsaAgent
     s = agent._cached_state if obs is agent._cached_obs else encode(obs)
     s2 = s
     total = 0.0
@@ -135,44 +130,28 @@ def _episode(
             if ts >= deadline:
                 deadline = flush()
         t += 1
-        counters.steps_done += 1
         if terminated or truncated or flag.stop:
             break
         s = s2
-    # what learn() leaves behind: the next act() reuses the state of a non-final step
+    counters.steps_done += t
     if terminated or truncated:
+        # end_episode(): decay ε, forget the cached state
+        agent.epsilon = eps = max(eps_min, eps * eps_decay)
         agent._cached_obs = _NO_OBS
-    else:
-        agent._cached_obs, agent._cached_state = next_obs, s2
-    return total, t, terminated, truncated, deadline
+        return total, t, terminated, truncated, deadline, {"epsilon": eps}
+    # stopped: what learn() leaves behind, the next act() reuses the state of this step
+    agent._cached_obs, agent._cached_state = next_obs, s2
+    return total, t, terminated, truncated, deadline, None
 
 
-def _sarsa_episode(
-    agent: TabularAgent,
-    step: Callable[[Any], tuple[Any, Any, bool, bool, Any]],
-    obs: Any,
-    ep: int,
-    *,
-    flag: _Flag,
-    counters: _Counters,
-    append: Callable[[tuple[Any, ...]], None] | None,
-    now: Callable[[], float],
-    deadline: float,
-    flush: Callable[[], float],
-) -> EpisodeResult:
+def _sarsa_episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> EpisodeResult:
     """SARSA's episode: the first action from ``act`` (once an episode), then each next
     action A' drawn ε-greedily on the next state before the update, as ``learn`` does, and
     played at the next step (``act`` would return that same pending A')."""
-    assert isinstance(agent, SarsaAgent)
+    (agent, step, flag, counters, append, now, flush, q, rand, n, start, alpha, gamma,
+     encode, _, eps_min, eps_decay) = ctx  # fmt: skip
     action = agent.act(obs, True)
-    q = agent.q
-    rand = agent._random
     eps = agent.epsilon
-    n = agent.n_actions
-    start = agent.action_start
-    alpha = agent.alpha
-    gamma = agent.gamma
-    encode = agent._encode
     s = agent._cached_state if obs is agent._cached_obs else encode(obs)
     a = int(action) - start
     a2 = s2 = 0
@@ -208,14 +187,17 @@ def _sarsa_episode(
             if ts >= deadline:
                 deadline = flush()
         t += 1
-        counters.steps_done += 1
         if terminated or truncated or flag.stop:
             break
         s, a, action = s2, a2, a2 + start
+    counters.steps_done += t
     if terminated or truncated:
+        # end_episode(): decay ε, forget the cached state and the pending action
+        agent.epsilon = eps = max(eps_min, eps * eps_decay)
         agent._pending_action = None
         agent._cached_obs = _NO_OBS
-    else:  # stopped: the next act() plays the pending A' from this state
-        agent._pending_action = a2 + start
-        agent._cached_obs, agent._cached_state = next_obs, s2
-    return total, t, terminated, truncated, deadline
+        return total, t, terminated, truncated, deadline, {"epsilon": eps}
+    # stopped: the next act() plays the pending A' from this state
+    agent._pending_action = a2 + start
+    agent._cached_obs, agent._cached_state = next_obs, s2
+    return total, t, terminated, truncated, deadline, None

@@ -261,11 +261,11 @@ class Worker:
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
         first = cfg.start_episode
+        base_seed = cfg.seed
         # Built-in tabular agents: act and learn inline, one call an episode.
         fused = None
         if train and frames is None and not delay and every == 1 and conv_obs is conv_act is None:
-            fused = fused_episode(agent)
-        fused_append = append if record else None
+            fused = fused_episode(agent, step, flag, state, append if record else None, now, flush)
         emitter.td_extras = fused is not None  # its rows carry ε and the TD error, no dict
         if fused is not None:
             # it returns no per-step extras: the heartbeat's ε until the first episode ends
@@ -274,18 +274,14 @@ class Worker:
         for ep in range(cfg.start_episode, cfg.episodes):
             if flag.stop:
                 break
-            state.ep_index = ep
-            seed = episode_seed(cfg.seed, ep)
+            seed = episode_seed(base_seed, ep)  # (state.ep_index is ep already)
             obs, _ = env.reset(seed=seed)
             started_at = now()
             if layout is not None and ep == first:
                 # The map does not change between episodes: once per worker process.
                 emitter.hold(grid_event(run_id, worker_id, ep, layout))
             if fused is not None:
-                total, t, terminated, truncated, deadline = fused(
-                    agent, step, obs, ep, flag=flag, counters=state, append=fused_append,
-                    now=now, deadline=deadline, flush=flush,
-                )  # fmt: skip
+                total, t, terminated, truncated, deadline, end_extras = fused(obs, ep, deadline)
             else:
                 total = 0.0
                 t = 0
@@ -333,7 +329,8 @@ class Worker:
                             break
             if not (terminated or truncated):
                 break  # stopped mid-episode: no Episode event for it
-            end_extras = end_episode() if end_episode is not None else None
+            if fused is None:  # (the fused episode ended itself for the agent)
+                end_extras = end_episode() if end_episode is not None else None
             state.extras = (end_extras, extras)
             ended_at = now()
             add_episode(
