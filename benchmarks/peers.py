@@ -152,6 +152,9 @@ def main() -> None:
         result = bare_qlearning.train(SEED, args.bare)
         print(json.dumps({"steps": result["steps"], "reward_sum": result["reward_sum"]}))
         return
+    from vs_bare import byte_compile_nbtrain  # the children start as a pip install would
+
+    byte_compile_nbtrain()
     tools = args.tools.split(",") if args.tools else list(TOOLS)
     for tool in tools:
         if tool not in TOOLS:
