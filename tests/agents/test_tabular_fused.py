@@ -157,16 +157,17 @@ def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str,
     algorithm=st.sampled_from(["q_learning", "expected_sarsa", "sarsa"]),
     seed=st.integers(0, 2**32 - 1),
     epsilon=st.sampled_from([0.0, 0.1, 0.5, 1.0]),
+    floor=st.sampled_from([0.0, 0.995]),  # ε_min as a share of ε: 0.995 is reached at once
     initial_q=st.sampled_from([0.0, 1.0, -0.5]),
     episodes=st.integers(1, 12),
     record=st.booleans(),
     stop_at=st.none() | st.integers(1, 200),
 )
 def test_a_fused_episode_is_act_and_learn_step_by_step(
-    env_id: str, algorithm: str, seed: int, epsilon: float, initial_q: float,
-    episodes: int, record: bool, stop_at: int | None,
+    env_id: str, algorithm: str, seed: int, epsilon: float, floor: float,
+    initial_q: float, episodes: int, record: bool, stop_at: int | None,
 ) -> None:  # fmt: skip
-    kwargs = {"epsilon": epsilon, "epsilon_min": 0.0, "initial_q": initial_q}
+    kwargs = {"epsilon": epsilon, "epsilon_min": epsilon * floor, "initial_q": initial_q}
     generic = _play(False, env_id, algorithm, seed, kwargs, episodes, record, stop_at)
     fused = _play(True, env_id, algorithm, seed, kwargs, episodes, record, stop_at)
     assert fused == generic

@@ -46,3 +46,24 @@ def test_heartbeats_during_the_first_one_call_episode_carry_epsilon(tmp_path: Pa
     beats = [e for e in result.events[:first_episode] if isinstance(e, ev.Progress)]
     assert beats, kinds
     assert {b.epsilon for b in beats} == {0.75}
+
+
+def test_heartbeats_count_the_steps_of_a_one_call_episode_as_it_goes(tmp_path: Path) -> None:
+    # Regression: counting a one-call episode's steps only once it ended made every heartbeat
+    # of a long episode say 0 steps (and the dashboard's count, which Steps events raise,
+    # fall back to 0 at each heartbeat).
+    config = make_config(
+        tmp_path,
+        env_id="worker_agents:NbtSlowCorridor-v0",
+        episodes=1,
+        max_steps_per_episode=40,  # 40 steps of 30 ms: about two heartbeats
+        telemetry={"steps": "none"},
+    )
+    result = run_worker(config)
+    assert result.code == 0, result.stderr.decode()
+    kinds = [type(e).__name__ for e in result.events]
+    first_episode = kinds.index("Episode")
+    beats = [e for e in result.events[:first_episode] if isinstance(e, ev.Progress)]
+    assert beats, kinds
+    assert all(0 < b.steps_done < 40 for b in beats[1:]), [b.steps_done for b in beats]
+    assert any(b.steps_per_s > 0 for b in beats), [b.steps_per_s for b in beats]

@@ -130,10 +130,10 @@ def _episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> EpisodeResult
             if ts >= deadline:
                 deadline = flush()
         t += 1
+        counters.steps_done += 1  # per step: heartbeats report long episodes as they go
         if terminated or truncated or flag.stop:
             break
         s = s2
-    counters.steps_done += t
     if terminated or truncated:
         # end_episode(): decay ε, forget the cached state
         agent.epsilon = eps = max(eps_min, eps * eps_decay)
@@ -187,10 +187,10 @@ def _sarsa_episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> Episode
             if ts >= deadline:
                 deadline = flush()
         t += 1
+        counters.steps_done += 1  # per step: heartbeats report long episodes as they go
         if terminated or truncated or flag.stop:
             break
         s, a, action = s2, a2, a2 + start
-    counters.steps_done += t
     if terminated or truncated:
         # end_episode(): decay ε, forget the cached state and the pending action
         agent.epsilon = eps = max(eps_min, eps * eps_decay)
