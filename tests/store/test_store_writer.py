@@ -345,7 +345,7 @@ def test_the_wal_is_folded_into_the_file_every_few_megabytes(writer: StoreWriter
     assert count(db, "SELECT COUNT(*) FROM steps") == ep * 500
 
 
-@pytest.mark.parametrize(("page_size", "pages"), [(4096, 4096), (65536, 256)])
+@pytest.mark.parametrize(("page_size", "pages"), [(4096, 1000), (16384, 1000), (65536, 256)])
 def test_the_checkpoint_interval_is_in_bytes_not_pages(page_size: int, pages: int) -> None:
     conn = sqlite3.connect(":memory:")
     conn.execute(f"PRAGMA page_size = {page_size}")

@@ -243,9 +243,11 @@ _DEFENSIVE: int | None = (
 
 
 def set_wal_autocheckpoint(conn: sqlite3.Connection) -> None:
-    """Checkpoint every :data:`WAL_CHECKPOINT_BYTES`, whatever the file's page size."""
+    """Checkpoint every :data:`WAL_CHECKPOINT_BYTES`, or every 1,000 pages (SQLite's
+    default, kept for files made with small pages by older versions) if that comes first."""
     page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-    conn.execute(f"PRAGMA wal_autocheckpoint = {max(1, WAL_CHECKPOINT_BYTES // page_size)}")
+    pages = min(1000, max(1, WAL_CHECKPOINT_BYTES // page_size))
+    conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
 
 
 def existing_tables(conn: sqlite3.Connection) -> set[str]:
