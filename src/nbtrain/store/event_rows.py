@@ -1,0 +1,99 @@
+"""Telemetry events into the rows the store writer inserts.
+
+This runs in the thread that submits the events (the ingest thread), so the writer's queue
+holds compact chunk and episode rows rather than millions of short-lived Python objects
+(those made the cyclic GC's full collections cost more than encoding them).
+
+Steps re-sent for a worker (a step at or before the last one chunked through this writer)
+are dropped and counted before they are chunked: the chunk key only covers a chunk's first
+step, so SQL alone would not see an overlap. ``discard_unfinished_steps`` resets this
+(:meth:`EventRows.forget`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from nbtrain.ids import normalize_worker_id
+from nbtrain.store.chunks_write import check_order, chunk_rows, episode_row, episode_rows
+from nbtrain.wire.events import Episode, Episodes, Event, Steps
+
+__all__ = ["EventRows", "Failed"]
+
+Failed = Callable[[int, str, BaseException, Any, Any], None]
+"""``failed(rows, what, exc, run_id, worker_id)``: count and log rows that are not stored."""
+
+
+class EventRows:
+    """Turns ``Steps`` and ``Episode(s)`` events into rows; remembers, per worker, the last
+    step chunked. Callers serialize calls."""
+
+    def __init__(self, failed: Failed) -> None:
+        self._failed = failed
+        # (run_id, worker_id) -> (ep_index, step_index) of the last step chunked.
+        self._last: dict[tuple[str, str], tuple[int, int]] = {}
+        self._wids: dict[str, str] = {}  # worker id as sent -> normalized
+
+    def forget(self, run_id: str, worker_id: str) -> None:
+        """Accept steps of ``worker_id`` from any point again (its unfinished ones are gone)."""
+        self._last.pop((run_id, worker_id), None)
+
+    def prepare(
+        self, events: Sequence[Event]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+        """Chunk rows, episode rows and the number of steps for ``Steps`` and ``Episode``
+        events (others are ignored); a malformed event is counted and logged here. Callers
+        serialize calls (the re-sent check keeps state)."""
+        chunks: list[tuple[Any, ...]] = []
+        episodes: list[tuple[Any, ...]] = []
+        wids = self._wids
+        for event in events:
+            is_steps = isinstance(event, Steps)
+            if not is_steps and not isinstance(event, Episodes | Episode):
+                continue
+            try:
+                wid = wids.get(event.worker_id)
+                if wid is None:
+                    wid = normalize_worker_id(event.worker_id)
+                    if len(wids) > 10_000:
+                        wids.clear()
+                    wids[event.worker_id] = wid
+                if is_steps:
+                    chunks.extend(self._chunks(event, wid))  # type: ignore[arg-type]
+                elif isinstance(event, Episodes):
+                    episodes.extend(episode_rows(event, wid))
+                else:
+                    episodes.append(episode_row(event, wid))  # type: ignore[arg-type]
+            except Exception as exc:
+                n = len(event) if isinstance(event, Steps | Episodes) else 1
+                self._failed(n, f"{type(event).__name__} event", exc, event.run_id, None)
+        steps = 0
+        for row in chunks:
+            steps += row[4]
+        return chunks, episodes, steps
+
+    def _chunks(self, event: Steps, wid: str) -> list[tuple[Any, ...]]:
+        ep, steps = event.ep_index, event.step_index
+        if not steps:
+            return []
+        key = (event.run_id, wid)
+        start = 0
+        last = self._last.get(key)
+        if last is not None and (ep[0], steps[0]) <= last:
+            check_order(ep, steps)  # _after bisects: only an ordered event can be cut
+            start = _after(ep, steps, last)
+            self._failed(start, "steps (already stored)",
+                         ValueError(f"step {last} or an earlier one sent again"), *key)  # fmt: skip
+        rows = chunk_rows(event, wid, start)
+        if rows:
+            self._last[key] = (ep[-1], steps[-1])
+        return rows
+
+
+def _after(ep: list[int], steps: list[int], last: tuple[int, int]) -> int:
+    """Index of the first row whose ``(ep_index, step_index)`` comes after ``last``."""
+    i = bisect_left(ep, last[0])
+    j = bisect_right(ep, last[0], i)
+    return bisect_right(steps, last[1], i, j) if i < j else i
