@@ -1,4 +1,5 @@
-"""Real file-system faults for the retention tests: read-only folders and full disks.
+"""A store writer on a fresh file; real file-system faults for the retention tests:
+read-only folders and full disks.
 
 As root, permissions do not stop writes, so read-only means a read-only bind mount and full
 means a small tmpfs; without root, read-only is ``chmod 0500`` and a full disk is made with
@@ -14,7 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from nbtrain.store.writer import StoreWriter, acquire_writer
+
 ROOT = os.geteuid() == 0
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A database path (a test module may override it)."""
+    return tmp_path / "store.sqlite"
+
+
+@pytest.fixture
+def writer(db: Path) -> Iterator[StoreWriter]:
+    """The process's writer for ``db``, released after the test."""
+    w = acquire_writer(db)
+    yield w
+    w.release()
 
 
 def _mount(*args: str) -> None:

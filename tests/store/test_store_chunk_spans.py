@@ -20,7 +20,7 @@ from tests.store.test_store_v3 import downgrade_to_v3
 from nbtrain.store import TelemetryStore
 from nbtrain.store.chunks_read import RANGE_GAP
 from nbtrain.store.chunks_write import CHUNK_BYTES
-from nbtrain.store.writer import acquire_writer
+from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.wire.events import Steps
 
 
@@ -155,18 +155,15 @@ LAYOUTS = {
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_a_long_episode_across_chunks_is_read_whole_by_index(tmp_path: Path, layout: str) -> None:
+def test_a_long_episode_across_chunks_is_read_whole_by_index(
+    db: Path, writer: StoreWriter, layout: str
+) -> None:
     rows = LAYOUTS[layout]
     long = rows[-2][0]
-    db = tmp_path / "long.sqlite"
-    w = acquire_writer(db)
-    try:
-        run = new_run(w, "000001")
-        w.add_events([steps_event(run, "000001", rows)])
-        w.flush()
-        assert w.failed_writes == 0
-    finally:
-        w.release()
+    run = new_run(writer, "000001")
+    writer.add_events([steps_event(run, "000001", rows)])
+    writer.flush()
+    assert writer.failed_writes == 0
     store = TelemetryStore(db)
     conn = sqlite3.connect(db)
     chunks = conn.execute(
@@ -231,68 +228,55 @@ def test_a_schema_3_file_keeps_its_chunks_and_takes_new_ones(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("text", ["not json", "[[0,1,0.5,false,false,3,{},1.0]]"])
-def test_a_chunk_that_cannot_be_decoded_is_left_by_the_cut(tmp_path: Path, text: str) -> None:
+def test_a_chunk_that_cannot_be_decoded_is_left_by_the_cut(
+    db: Path, writer: StoreWriter, text: str
+) -> None:
     """Readers skip such a chunk (and log it); cutting leaves it for inspection, and
     recovery goes on."""
-    db = tmp_path / "bad.sqlite"
-    w = acquire_writer(db)
-    try:
-        run = new_run(w, "000001")
-        w.flush()
-        conn = sqlite3.connect(db)
-        hand_chunk(conn, run, 1, 3, text)
-        assert w.discard_unfinished_steps(run, 1) == 0
-        assert conn.execute("SELECT rows FROM step_chunks").fetchall() == []
-        hand_chunk(conn, run, 1, 3, text)
-        w.add_events([episode(run, "000001", 0)])
-        assert w.discard_unfinished_steps(run, 1) == 1
-        assert conn.execute("SELECT rows FROM step_chunks").fetchall() == [(text,)]
-        conn.close()
-    finally:
-        w.release()
+    run = new_run(writer, "000001")
+    writer.flush()
+    conn = sqlite3.connect(db)
+    hand_chunk(conn, run, 1, 3, text)
+    assert writer.discard_unfinished_steps(run, 1) == 0
+    assert conn.execute("SELECT rows FROM step_chunks").fetchall() == []
+    hand_chunk(conn, run, 1, 3, text)
+    writer.add_events([episode(run, "000001", 0)])
+    assert writer.discard_unfinished_steps(run, 1) == 1
+    assert conn.execute("SELECT rows FROM step_chunks").fetchall() == [(text,)]
+    conn.close()
 
 
-def test_review_mends_reads_and_refusals(tmp_path: Path) -> None:
+def test_review_mends_reads_and_refusals(db: Path, writer: StoreWriter) -> None:
     """Regressions found in review: a worker named twice with an ep_index filter read every
     row twice; an unordered event after stored steps was partly stored; an ep_index too
     large for SQLite raised OverflowError."""
-    db = tmp_path / "mend.sqlite"
-    w = acquire_writer(db)
-    try:
-        run = new_run(w, "000001", "000002")
-        rows = [(0, 0), (0, 1), (1, 0)]
-        w.add_events([steps_event(run, "000001", rows), steps_event(run, "000002", [(0, 0)])])
-        w.flush()
-        store = TelemetryStore(db)
-        assert pairs(store.steps(run, [1, "000001"], ep_index=[0, 1])) == rows
-        both = store.steps(run, ep_index=[0])
-        assert both["worker_id"].tolist() == ["000001", "000001", "000002"]
-        # (1, 0) is stored; this event starts before it and is not ordered: refused whole.
-        w.add_events([steps_event(run, "000001", [(0, 5), (9, 0), (2, 0), (3, 0)])])
-        w.flush()
-        assert w.failed_writes == 4
-        assert pairs(store.steps(run, 1)) == rows
-        with pytest.raises(ValueError, match=r"from 0 to 2\*\*63 - 1"):
-            store.steps(run, 1, ep_index=2**63)
-    finally:
-        w.release()
+    run = new_run(writer, "000001", "000002")
+    rows = [(0, 0), (0, 1), (1, 0)]
+    writer.add_events([steps_event(run, "000001", rows), steps_event(run, "000002", [(0, 0)])])
+    writer.flush()
+    store = TelemetryStore(db)
+    assert pairs(store.steps(run, [1, "000001"], ep_index=[0, 1])) == rows
+    both = store.steps(run, ep_index=[0])
+    assert both["worker_id"].tolist() == ["000001", "000001", "000002"]
+    # (1, 0) is stored; this event starts before it and is not ordered: refused whole.
+    writer.add_events([steps_event(run, "000001", [(0, 5), (9, 0), (2, 0), (3, 0)])])
+    writer.flush()
+    assert writer.failed_writes == 4
+    assert pairs(store.steps(run, 1)) == rows
+    with pytest.raises(ValueError, match=r"from 0 to 2\*\*63 - 1"):
+        store.steps(run, 1, ep_index=2**63)
 
 
-def test_the_cut_reads_the_rows_not_last_ep(tmp_path: Path) -> None:
+def test_the_cut_reads_the_rows_not_last_ep(db: Path, writer: StoreWriter) -> None:
     """A chunk whose last_ep understates its rows (written by hand) is still cut."""
-    db = tmp_path / "lie.sqlite"
-    w = acquire_writer(db)
-    try:
-        run = new_run(w, "000001")
-        w.flush()
-        conn = sqlite3.connect(db)
-        hand_chunk(
-            conn, run, 2, 0, "[[0,1,0.0,false,false,3,{},1.0,0],[0,1,0.0,false,false,3,{},2.0,1]]"
-        )
-        w.add_events([episode(run, "000001", 0)])
-        assert w.discard_unfinished_steps(run, 1) == 1
-        assert conn.execute("SELECT n_steps, last_ep FROM step_chunks").fetchall() == [(1, 0)]
-        conn.close()
-        assert pairs(TelemetryStore(db).steps(run)) == [(0, 0)]
-    finally:
-        w.release()
+    run = new_run(writer, "000001")
+    writer.flush()
+    conn = sqlite3.connect(db)
+    hand_chunk(
+        conn, run, 2, 0, "[[0,1,0.0,false,false,3,{},1.0,0],[0,1,0.0,false,false,3,{},2.0,1]]"
+    )
+    writer.add_events([episode(run, "000001", 0)])
+    assert writer.discard_unfinished_steps(run, 1) == 1
+    assert conn.execute("SELECT n_steps, last_ep FROM step_chunks").fetchall() == [(1, 0)]
+    conn.close()
+    assert pairs(TelemetryStore(db).steps(run)) == [(0, 0)]

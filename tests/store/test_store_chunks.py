@@ -25,18 +25,6 @@ from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.wire.events import Steps
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "c.sqlite"
-
-
-@pytest.fixture
-def writer(db: Path):  # type: ignore[no-untyped-def]
-    w = acquire_writer(db)
-    yield w
-    w.release()
-
-
 def new_run(w: StoreWriter, *workers: str) -> str:
     run = new_run_id()
     w.create_run(run_id=run, name="c", created_at=time.time(), digest="", config={})

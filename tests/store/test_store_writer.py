@@ -26,18 +26,6 @@ from nbtrain.wire.events import Progress
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "w.sqlite"
-
-
-@pytest.fixture
-def writer(db: Path):  # type: ignore[no-untyped-def]
-    w = acquire_writer(db)
-    yield w
-    w.release()
-
-
 class Blocker:
     """Holds the write lock from another process (a real competing writer).
 
