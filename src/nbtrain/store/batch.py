@@ -81,7 +81,6 @@ class BatchWriter:
             self._conn = schema.connect(self.path)
             # Read the schema now, so that the file checked below is the one SQLite opened.
             self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            schema.set_wal_autocheckpoint(self._conn)
             st = os.stat(self.path)
         except (sqlite3.Error, OSError) as exc:
             raise files.store_error(exc, self.path, writing=True) from exc

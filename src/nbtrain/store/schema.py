@@ -227,7 +227,7 @@ def connect(path: Path, *, readonly: bool = False, immutable: bool = False) -> s
         if not (readonly or immutable):
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
-            conn.execute("PRAGMA wal_autocheckpoint = 1000")
+            set_wal_autocheckpoint(conn)
     except BaseException:
         conn.close()
         raise
