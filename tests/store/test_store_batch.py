@@ -1,0 +1,136 @@
+"""One batch of ops, written by :class:`BatchWriter` in the test's own thread (so which ops
+share a transaction is certain): runs of rows go in without a savepoint, and a bad row
+among them sends the whole batch through the careful path once."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.kit.events import episode, full_episode
+
+from nbtrain.errors import StoreWriteError
+from nbtrain.ids import new_run_id
+from nbtrain.store.batch import BatchWriter
+from nbtrain.store.ops import Op
+from nbtrain.store.writer import acquire_writer
+
+
+@pytest.fixture
+def run_db(db: Path) -> tuple[Path, str]:
+    """A fresh file holding one run (made through the public writer)."""
+    w = acquire_writer(db)
+    try:
+        run = new_run_id()
+        w.create_run(run_id=run, name="t", created_at=time.time(), digest="d", config={})
+    finally:
+        w.release()
+    return db, run
+
+
+def rows_op(batch: BatchWriter, events: list[Any]) -> Op:
+    chunks, episodes, steps = batch.prepare(events)
+    return Op(rows=steps + len(episodes), chunks=chunks, episodes=episodes)
+
+
+def traced(batch: BatchWriter) -> list[str]:
+    statements: list[str] = []
+    batch.conn.set_trace_callback(statements.append)
+    return statements
+
+
+def stored(db: Path, run: str) -> tuple[list[int], int]:
+    conn = sqlite3.connect(db)
+    try:
+        sql = "SELECT ep_index FROM episodes WHERE run_id = ? ORDER BY ep_index"
+        eps = [r[0] for r in conn.execute(sql, (run,))]
+        steps = conn.execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", (run,)).fetchone()[0]
+        return eps, int(steps)
+    finally:
+        conn.close()
+
+
+def test_good_rows_go_in_without_a_savepoint(run_db: tuple[Path, str]) -> None:
+    db, run = run_db
+    batch = BatchWriter(db)
+    batch.open()
+    try:
+        statements = traced(batch)
+        batch.write(
+            [rows_op(batch, [*full_episode(run, "000001", 0), *full_episode(run, "000001", 1)])]
+        )
+        assert [s for s in statements if s.startswith(("SAVEPOINT", "ROLLBACK"))] == []
+        assert sum(s.startswith("INSERT INTO episodes") for s in statements) == 2
+        assert batch.commits == 1
+        assert batch.failed_writes == 0
+    finally:
+        batch.close()
+    assert stored(db, run) == ([0, 1], 6)
+
+
+def test_a_bad_row_redoes_the_batch_carefully_once(run_db: tuple[Path, str]) -> None:
+    db, run = run_db
+    batch = BatchWriter(db)
+    batch.open()
+    try:
+        batch.write([rows_op(batch, full_episode(run, "000001", 0))])
+        statements = traced(batch)
+        calls: list[int] = []
+
+        def call(conn: sqlite3.Connection) -> int:
+            calls.append(1)
+            conn.execute("UPDATE runs SET name = 'renamed' WHERE run_id = ?", (run,))
+            return 42
+
+        future: Future[int] = Future()
+        batch.write(
+            [
+                rows_op(batch, full_episode(run, "000001", 1)),
+                Op(rows=1, call=call, label="rename", future=future),
+                # Episode 0 again (its key is taken: a bad row) between two good ones.
+                rows_op(
+                    batch,
+                    [
+                        *full_episode(run, "000001", 2),
+                        episode(run, "000001", 0),
+                        *full_episode(run, "000001", 3),
+                    ],
+                ),
+            ]
+        )
+        assert future.result(0) == 42
+        assert calls == [1, 1]  # run in the first attempt, rolled back, run again
+        assert batch.failed_writes == 1  # the bad row, counted once
+        assert batch.commits == 2
+        assert statements.count("ROLLBACK") == 1
+        assert "SAVEPOINT rows" in statements
+    finally:
+        batch.close()
+    assert stored(db, run) == ([0, 1, 2, 3], 12)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT name FROM runs").fetchall() == [("renamed",)]
+    conn.close()
+
+
+def test_a_storage_failure_in_the_fast_path_is_not_retried(run_db: tuple[Path, str]) -> None:
+    """Only a bad row sends the batch to the careful path; a full file (SQLite's own page
+    limit, hit inside the ``executemany``) stops the writer with nothing committed."""
+    db, run = run_db
+    batch = BatchWriter(db)
+    batch.open()
+    try:
+        pages = batch.conn.execute("PRAGMA page_count").fetchone()[0]
+        batch.conn.execute(f"PRAGMA max_page_count = {pages}")
+        statements = traced(batch)
+        events = [e for ep in range(300) for e in full_episode(run, "000001", ep)]
+        with pytest.raises(StoreWriteError, match="full"):
+            batch.write([rows_op(batch, events)])
+        assert any(s.startswith("INSERT INTO") for s in statements)  # it got that far
+        assert "SAVEPOINT rows" not in statements
+    finally:
+        batch.close()
+    assert stored(db, run) == ([], 0)
