@@ -10,9 +10,12 @@ arguments rebuild the agent that saved it, without making that agent.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from nbtrain.agents.atomic import write_atomic
 
@@ -36,9 +39,31 @@ class PolicyFileError(ValueError):
     """A policy file that cannot be read, or was not written by a built-in agent."""
 
 
+_encoder = msgspec.json.Encoder()
+
+
 def policy_json(data: dict[str, Any]) -> bytes:
-    """A policy file's bytes: compact JSON (the format and episode first, see checkpoint)."""
-    return json.dumps(data, separators=(",", ":")).encode("utf-8")
+    """A policy file's bytes: compact JSON (the format and episode first, see checkpoint).
+
+    msgspec writes it about ten times faster than ``json.dumps`` (FrozenLake's Q-table: 2
+    against 28 us, and a worker snapshots its agent every 100 episodes). It writes NaN and
+    infinities as ``null``, though, so a policy holding one (a diverged agent) is written by
+    ``json.dumps`` as before: ``NaN`` and ``Infinity`` read back as the same values.
+    """
+    out = _encoder.encode(data)
+    if b"null" in out and _has_non_finite(data):
+        return json.dumps(data, separators=(",", ":")).encode("utf-8")
+    return out
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list | tuple):
+        return False
+    return any(map(_has_non_finite, value))
 
 
 def write_policy(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
