@@ -57,6 +57,16 @@ def _steps(
     )
 
 
+def _step_rows(floats: st.SearchStrategy[float]) -> st.SearchStrategy[ev.StepRows]:
+    row = st.tuples(
+        counts, counts, st.one_of(counts, st.lists(floats, max_size=4)), floats,
+        st.booleans(), st.booleans(),
+        st.one_of(counts, st.lists(st.lists(floats, max_size=3), max_size=3)),
+        floats, floats, floats,
+    )  # fmt: skip
+    return st.builds(ev.StepRows, **common, rows=st.lists(row, max_size=20))
+
+
 @st.composite
 def _episodes(
     draw: st.DrawFn, floats: st.SearchStrategy[float], extras: st.SearchStrategy[Any]
@@ -99,6 +109,7 @@ def _events(
             start_episode=counts,
         ),
         _steps(floats, extras),
+        _step_rows(floats),
         st.builds(
             ev.Episode,
             **common,
@@ -157,3 +168,4 @@ def _events(
 
 events = event_strategy()
 json_events = event_strategy(finite=True)
+step_rows = _step_rows(st.floats(allow_nan=False, width=64))

@@ -14,7 +14,7 @@ import nbtrain
 from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire.codec import FrameDecoder, encode_frame
-from nbtrain.wire.events import Episodes, Stop
+from nbtrain.wire.events import Episodes, StepRows, Stop
 from nbtrain.worker.config_file import AgentRef, TelemetrySpec, WorkerConfig
 
 # The test agents workers import (tests/worker/worker_agents.py).
@@ -169,9 +169,14 @@ def start_worker(
                         handle.errors.append(item)
                     else:
                         handle.wire.append(item)
-                        # Tests read finished episodes one by one, as a person would.
-                        expanded = item.expand() if isinstance(item, Episodes) else [item]
-                        handle.events.extend(expanded)
+                        # Tests read finished episodes one by one, as a person would, and
+                        # steps as columns, as the kernel does (``wire`` has what was sent).
+                        if isinstance(item, Episodes):
+                            handle.events.extend(item.expand())
+                        elif isinstance(item, StepRows):
+                            handle.events.append(item.to_steps())
+                        else:
+                            handle.events.append(item)
                     handle.first_event.set()
         handle.errors.extend(decoder.close())
 

@@ -18,6 +18,7 @@ from nbtrain.ids import new_run_id
 from nbtrain.store.batch import BatchWriter
 from nbtrain.store.ops import Op
 from nbtrain.store.writer import acquire_writer
+from nbtrain.wire.events import StepRows
 
 
 @pytest.fixture
@@ -134,3 +135,32 @@ def test_a_storage_failure_in_the_fast_path_is_not_retried(run_db: tuple[Path, s
     finally:
         batch.close()
     assert stored(db, run) == ([], 0)
+
+
+def test_step_rows_given_to_the_writer_are_stored_as_their_steps(run_db: tuple[Path, str]) -> None:
+    """``StepRows`` is the wire's form of a tabular agent's steps; the public writer takes
+    it too (the kernel's ingest turns it into ``Steps`` before)."""
+    db, run = run_db
+    rows = [(0, t, 1, 0.0, False, t == 2, t + 4, 0.5, -0.25 * t, 10.0 + t) for t in range(3)]
+    w = acquire_writer(db)
+    try:
+        w.add_events(
+            [
+                StepRows(run_id=run, worker_id="000001", rows=rows),
+                episode(run, "000001", 0, length=3),
+            ]
+        )
+        w.flush()
+        assert w.failed_writes == 0
+    finally:
+        w.release()
+    conn = sqlite3.connect(db)
+    stored = conn.execute(
+        "SELECT step_index, obs, truncated, extras, ts FROM steps ORDER BY step_index"
+    ).fetchall()
+    conn.close()
+    assert stored == [
+        (0, 4, 0, '{"epsilon":0.5,"td_error":-0.0}', 10.0),
+        (1, 5, 0, '{"epsilon":0.5,"td_error":-0.25}', 11.0),
+        (2, 6, 1, '{"epsilon":0.5,"td_error":-0.5}', 12.0),
+    ]

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.kit.wire_strategies import events, json_events
+from tests.kit.wire_strategies import events, json_events, step_rows
 
 from nbtrain.errors import (
     BadMagicError,
@@ -264,3 +264,48 @@ def test_step_extras_reads_either_form() -> None:
     short = ev.Steps(**base, extras=[], extras_columns={"a": [1]})
     with pytest.raises(ValueError, match=r"column 'a' has 1 values for 2 steps"):
         short.step_extras()
+
+
+@given(step_rows)
+@settings(max_examples=60)
+def test_step_rows_become_the_same_steps_as_columns(rows: ev.StepRows) -> None:
+    steps = rows.to_steps()
+    assert len(steps) == len(rows)
+    assert (steps.run_id, steps.worker_id) == (rows.run_id, rows.worker_id)
+    assert steps.extras == []
+    assert steps.extras_columns is not None
+    columns = [
+        steps.ep_index, steps.step_index, steps.action, steps.reward, steps.terminated,
+        steps.truncated, steps.obs, steps.extras_columns["epsilon"],
+        steps.extras_columns["td_error"], steps.ts,
+    ]  # fmt: skip
+    assert [tuple(values) for values in zip(*columns, strict=True)] == rows.rows
+    assert steps.step_extras() == [{"epsilon": r[7], "td_error": r[8]} for r in rows.rows]
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ((0, 1, 2, 0.0, False, False, 3, 0.5, 0.0), "length 10, got 9"),
+        ((0, 1, 2, "x", False, False, 3, 0.5, 0.0, 1.0), "Expected `float`, got `str`"),
+        ((0, 1, 2, 0.0, 0, False, 3, 0.5, 0.0, 1.0), "Expected `bool`, got `int`"),
+        ((-0.5, 1, 2, 0.0, False, False, 3, 0.5, 0.0, 1.0), "Expected `int`, got `float`"),
+    ],
+)
+def test_a_step_row_of_the_wrong_shape_is_a_malformed_frame(
+    row: tuple[Any, ...], problem: str
+) -> None:
+    class LooseRows(msgspec.Struct, tag_field="type", tag="step_rows", kw_only=True):
+        run_id: str
+        worker_id: str
+        rows: list[tuple[Any, ...]]
+
+    good = ev.StepRows(
+        run_id="r", worker_id="000001", rows=[(0, 0, 1, 0.0, False, True, 2, 0.5, 0.25, 1.0)]
+    )
+    bad = encode_frame(LooseRows(run_id="r", worker_id="000001", rows=[row]))
+    decoder = FrameDecoder()
+    items = decoder.feed(bad + encode_frame(good))
+    assert isinstance(items[0], MalformedPayloadError)
+    assert problem in str(items[0])
+    assert items[1:] == [good]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -22,6 +23,7 @@ from nbtrain.worker.emitter import TelemetryEmitter
 from nbtrain.worker.sinks import (
     PIPE_SIZE,
     FrameSink,
+    JsonLinesSink,
     TelemetryClosedError,
     enlarge_pipe,
     write_all,
@@ -426,20 +428,40 @@ def test_rows_with_epsilon_and_td_error_are_stored_as_the_extras_dict_would_be(
     pipe: tuple[int, int],
 ) -> None:
     # the one-call tabular episode records (..., ε, TD error, ts) instead of a dict a step;
-    # they go out as two extras columns and the kernel stores the same JSON as for dicts
+    # they go out as rows (StepRows), which the kernel turns into two extras columns, and it
+    # stores the same JSON as for dicts
     r, w = pipe
     plain = TelemetryEmitter(FrameSink(w), RUN, "000001")
     td = TelemetryEmitter(FrameSink(w), RUN, "000001")
     td.td_extras = True
+    rows = []
     for t in range(3):
         eps, delta = 0.5, -0.25 * t
         plain.rows.append((0, t, 1, 0.0, False, False, t, {"epsilon": eps, "td_error": delta}, 9.0))
-        td.rows.append((0, t, 1, 0.0, False, False, t, eps, delta, 9.0))
+        rows.append((0, t, 1, 0.0, False, False, t, eps, delta, 9.0))
+    td.rows.extend(rows)
     plain.flush()
     (expected,) = decode_all(read_available(r))
     td.flush()
-    (steps,) = decode_all(read_available(r))
+    (sent,) = decode_all(read_available(r))
+    assert isinstance(sent, ev.StepRows)
+    assert sent.rows == rows
+    steps = sent.to_steps()
     assert steps.extras == []
     assert steps.extras_columns == {"epsilon": [0.5] * 3, "td_error": [0.0, -0.25, -0.5]}
     assert expected.extras[2] == {"epsilon": 0.5, "td_error": -0.5}
     assert chunk_rows(steps, "000001") == chunk_rows(expected, "000001")
+
+
+def test_a_sink_for_people_gets_td_rows_as_steps_columns(pipe: tuple[int, int]) -> None:
+    # --jsonl output is read by people and scripts: StepRows is the kernel's wire only
+    r, w = pipe
+    td = TelemetryEmitter(JsonLinesSink(w), RUN, "000001")
+    td.td_extras = True
+    td.rows.extend((0, t, 1, 0.0, False, t == 1, t, 0.5, 0.25, 9.0) for t in range(2))
+    td.flush()
+    (line,) = read_available(r).splitlines()
+    event = json.loads(line)
+    assert event["type"] == "steps"
+    assert event["extras_columns"] == {"epsilon": [0.5, 0.5], "td_error": [0.25, 0.25]}
+    assert event["truncated"] == [False, True]

@@ -28,7 +28,7 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.wire.codec import FrameDecoder
-from nbtrain.wire.events import Ended, Event, Started
+from nbtrain.wire.events import Ended, Event, Started, StepRows
 
 if TYPE_CHECKING:
     from nbtrain.dispatch.backend import FdKind, WorkerHandle
@@ -235,6 +235,8 @@ class Ingest:
             if item.run_id != self.run_id or item.worker_id != stream.worker_id:
                 stream.malformed += 1
                 continue
+            if type(item) is StepRows:  # the rest of the kernel knows Steps columns
+                item = item.to_steps()
             events.append(item)
         return events
 

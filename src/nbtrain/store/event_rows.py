@@ -18,7 +18,7 @@ from typing import Any
 
 from nbtrain.ids import normalize_worker_id
 from nbtrain.store.chunks_write import check_order, chunk_rows, episode_row, episode_rows
-from nbtrain.wire.events import Episode, Episodes, Event, Steps
+from nbtrain.wire.events import Episode, Episodes, Event, StepRows, Steps
 
 __all__ = ["EventRows", "Failed"]
 
@@ -43,13 +43,15 @@ class EventRows:
     def prepare(
         self, events: Sequence[Event]
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
-        """Chunk rows, episode rows and the number of steps for ``Steps`` and ``Episode``
-        events (others are ignored); a malformed event is counted and logged here. Callers
-        serialize calls (the re-sent check keeps state)."""
+        """Chunk rows, episode rows and the number of steps for ``Steps`` (or ``StepRows``)
+        and ``Episode(s)`` events (others are ignored); a malformed event is counted and
+        logged here. Callers serialize calls (the re-sent check keeps state)."""
         chunks: list[tuple[Any, ...]] = []
         episodes: list[tuple[Any, ...]] = []
         wids = self._wids
         for event in events:
+            if type(event) is StepRows:  # the kernel's ingest has done this already
+                event = event.to_steps()
             is_steps = isinstance(event, Steps)
             if not is_steps and not isinstance(event, Episodes | Episode):
                 continue

@@ -16,7 +16,8 @@ import msgspec
 from nbtrain.ids import format_episode_id
 
 # 2: finished episodes travel in column batches (``episodes``); 1 sent one ``episode`` each.
-WIRE_VERSION = 3  # 3: Steps.extras_columns
+# 3: Steps.extras_columns. 4: StepRows.
+WIRE_VERSION = 4
 
 WorkerStatus = Literal["pending", "running", "completed", "failed", "stopped"]
 EndStatus = Literal["completed", "failed", "stopped"]
@@ -96,6 +97,49 @@ class Steps(_Event, tag="steps", frozen=True, kw_only=True):
         keys = list(columns)
         rows = zip(*columns.values(), strict=True)
         return [dict(zip(keys, values, strict=True)) for values in rows]
+
+
+TdRow = tuple[int, int, Any, float, bool, bool, Any, float, float, float]
+"""``(ep_index, step_index, action, reward, terminated, truncated, obs, epsilon, td_error,
+ts)``: a step of a built-in tabular agent's training episode, its extras as two fields."""
+
+
+class StepRows(_Event, tag="step_rows", frozen=True, kw_only=True):
+    """A batch of a built-in tabular agent's steps, row by row (wire version 4).
+
+    The worker appends one tuple per step; sending the tuples as they are spares it
+    transposing them into :class:`Steps` columns (~75 ns a step, 1 % of a FrozenLake run).
+    msgspec checks every field's type as it decodes; the kernel then turns the batch into
+    :class:`Steps` (:meth:`to_steps`), which is what the rest of it knows.
+    """
+
+    rows: list[TdRow]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_steps(self) -> Steps:
+        """The same steps as columns, the extras as ``extras_columns``."""
+        if self.rows:
+            ep, step, action, reward, term, trunc, obs, eps, td, ts = map(
+                list, zip(*self.rows, strict=True)
+            )
+        else:
+            ep, step, action, reward, term, trunc, obs, eps, td, ts = ([] for _ in range(10))
+        return Steps(
+            run_id=self.run_id,
+            worker_id=self.worker_id,
+            ep_index=ep,
+            step_index=step,
+            action=action,
+            reward=reward,
+            terminated=term,
+            truncated=trunc,
+            obs=obs,
+            extras=[],
+            ts=ts,
+            extras_columns={"epsilon": eps, "td_error": td},
+        )
 
 
 class Episode(_Event, tag="episode", frozen=True, kw_only=True):
@@ -224,7 +268,9 @@ class Ended(_Event, tag="ended", frozen=True, kw_only=True):
     traceback: str | None = None
 
 
-Event = Started | Steps | Episode | Episodes | Progress | GridMap | Frame | Artifact | Ended
+Event = (
+    Started | Steps | StepRows | Episode | Episodes | Progress | GridMap | Frame | Artifact | Ended
+)
 
 
 class Stop(msgspec.Struct, tag_field="type", tag="stop", frozen=True, forbid_unknown_fields=True):

@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
-from nbtrain.wire.events import Episodes, Steps
+from nbtrain.wire.events import Episodes, StepRows, Steps, TdRow
 from nbtrain.worker.sinks import Sink
 
 # Steps are flushed at least this often (seconds), so a slow run never looks frozen.
@@ -214,6 +214,13 @@ class TelemetryEmitter:
         """Queue the first ``n`` rows (the main thread may append more meanwhile)."""
         batch = self.rows[:n]
         size = self.MAX_STEPS_PER_EVENT
+        if self.td_extras and self.sink.step_rows:
+            # The rows as they are (wire v4): no transposing them here.
+            run_id, worker_id = self.run_id, self.worker_id
+            for first in range(0, n, size):
+                rows = cast("list[TdRow]", batch[first : first + size])  # TdStepRow tuples
+                self.sink.send(StepRows(run_id=run_id, worker_id=worker_id, rows=rows))
+            return
         for first in range(0, n, size):
             part = batch[first : first + size]
             columns: dict[str, list[Any]] | None = None

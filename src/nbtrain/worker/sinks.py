@@ -25,10 +25,13 @@ class TelemetryClosedError(Exception):
 class Sink(Protocol):
     """``send`` queues an event (encoded at once, in order); ``push`` writes what is queued.
     ``batches_episodes``: send finished episodes as :class:`Episodes` batches (the kernel's
-    wire) rather than one :class:`Episode` each (what a person reads)."""
+    wire) rather than one :class:`Episode` each (what a person reads); ``step_rows``: send
+    a built-in tabular agent's steps as :class:`StepRows` rather than :class:`Steps`
+    columns (the same: the kernel's wire, not what a person reads)."""
 
     wants_steps: bool
     batches_episodes: bool
+    step_rows: bool
 
     def send(self, event: msgspec.Struct) -> None: ...
 
@@ -68,6 +71,7 @@ def enlarge_pipe(fd: int, size: int = PIPE_SIZE) -> int | None:
 class _BufferedSink:
     wants_steps = True
     batches_episodes = False
+    step_rows = False
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -90,6 +94,7 @@ class FrameSink(_BufferedSink):
     """Binary frames onto the telemetry pipe (the normal case, under the dispatcher)."""
 
     batches_episodes = True
+    step_rows = True
 
     def __init__(self, fd: int) -> None:
         super().__init__(fd)
@@ -114,6 +119,7 @@ class SummarySink:
 
     wants_steps = False
     batches_episodes = False
+    step_rows = False
 
     def __init__(self, stream: TextIO | None = None, interval: float = 1.0) -> None:
         self.stream = stream if stream is not None else sys.stderr
