@@ -320,3 +320,17 @@ def test_built_in_tabular_agents_train_as_act_and_learn_would(
     assert sum(len(s) for s in fast.of(ev.Steps)) > 300
     assert _without_times(fast) == _without_times(generic)
     assert fast_q == generic_q
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "1"), ("3", "3")])
+def test_a_worker_gives_openblas_one_thread_unless_told_otherwise(
+    tmp_path: Path, given: str | None, seen: str
+) -> None:
+    env = worker_env()
+    env.pop("OPENBLAS_NUM_THREADS", None)
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    result = run_worker(make_config(tmp_path, agent="BlasThreads", episodes=1), env=env)
+    assert result.code == 0, result.stderr.decode()
+    (steps, *_) = result.of(ev.Steps)
+    assert {x["openblas_threads"] for x in steps.extras} == {seen}

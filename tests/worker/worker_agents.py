@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -184,3 +185,10 @@ class BytesWithoutSave(_Base):
 
     def policy_bytes(self, *, episode: int | None = None) -> bytes:
         return b"{}"
+
+
+class BlasThreads(_Base):
+    """Each step's extras say how many threads OpenBLAS was given in this process."""
+
+    def learn(self, *args: Any) -> dict[str, Any]:
+        return {"openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
