@@ -27,6 +27,7 @@ from nbtrain.log_codes import (
     LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED,
 )
 from nbtrain.logs import log
+from nbtrain.threadprio import lower_this_thread
 from nbtrain.wire.codec import FrameDecoder
 from nbtrain.wire.events import Ended, Event, Started, StepRows
 
@@ -154,6 +155,7 @@ class Ingest:
             os.write(self._wake_w, b"\0")
 
     def _loop(self) -> None:
+        lower_this_thread()
         while True:
             with self._lock:
                 if not self._streams:

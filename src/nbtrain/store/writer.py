@@ -52,6 +52,7 @@ from nbtrain.store.ops import (
     seconds,
     worker_upsert,
 )
+from nbtrain.threadprio import lower_this_thread
 from nbtrain.wire.events import Event
 
 __all__ = [
@@ -329,6 +330,7 @@ class StoreWriter:
             return ops
 
     def _main(self) -> None:
+        lower_this_thread()
         ops: list[Op] = []
         try:
             self._batch.open()
