@@ -214,27 +214,20 @@ class TelemetryEmitter:
         """Queue the first ``n`` rows (the main thread may append more meanwhile)."""
         batch = self.rows[:n]
         size = self.MAX_STEPS_PER_EVENT
-        if self.td_extras and self.sink.step_rows:
-            # The rows as they are (wire v4): no transposing them here.
-            run_id, worker_id = self.run_id, self.worker_id
+        run_id, worker_id = self.run_id, self.worker_id
+        if self.td_extras:
+            # The rows as they are (wire v4): no transposing them here. A sink read by
+            # people (--jsonl) gets the same steps as columns.
             for first in range(0, n, size):
                 rows = cast("list[TdRow]", batch[first : first + size])  # TdStepRow tuples
-                self.sink.send(StepRows(run_id=run_id, worker_id=worker_id, rows=rows))
+                event = StepRows(run_id=run_id, worker_id=worker_id, rows=rows)
+                self.sink.send(event if self.sink.step_rows else event.to_steps())
             return
         for first in range(0, n, size):
-            part = batch[first : first + size]
-            columns: dict[str, list[Any]] | None = None
-            if self.td_extras:
-                ep, step, action, reward, term, trunc, obs, eps, td, ts = map(
-                    list, zip(*part, strict=True)
-                )
-                extras: list[Any] = []
-                columns = {"epsilon": eps, "td_error": td}
-            else:
-                ep, step, action, reward, term, trunc, obs, extras, ts = map(
-                    list, zip(*part, strict=True)
-                )
-            wrong = not self.td_extras and set(map(type, extras)) - {dict, type(None)}
+            ep, step, action, reward, term, trunc, obs, extras, ts = map(
+                list, zip(*batch[first : first + size], strict=True)
+            )
+            wrong = set(map(type, extras)) - {dict, type(None)}
             if wrong:
                 # The kernel would reject the batch; say so here, where it can be fixed
                 # (the caller drops what this call queued before).
@@ -242,8 +235,8 @@ class TelemetryEmitter:
                 raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
             self.sink.send(
                 Steps(
-                    run_id=self.run_id,
-                    worker_id=self.worker_id,
+                    run_id=run_id,
+                    worker_id=worker_id,
                     ep_index=ep,
                     step_index=step,
                     action=action,
@@ -253,7 +246,6 @@ class TelemetryEmitter:
                     obs=obs,
                     extras=extras,
                     ts=ts,
-                    extras_columns=columns,
                 )
             )
 
