@@ -15,7 +15,7 @@ from tests.kit.events import episode, full_episode
 
 from nbtrain.errors import StoreWriteError
 from nbtrain.ids import new_run_id
-from nbtrain.store.batch import BatchWriter
+from nbtrain.store.batch import BULK_ROWS, BatchWriter
 from nbtrain.store.ops import Op
 from nbtrain.store.writer import acquire_writer
 from nbtrain.wire.events import StepRows
@@ -164,3 +164,64 @@ def test_step_rows_given_to_the_writer_are_stored_as_their_steps(run_db: tuple[P
         (1, 5, 0, '{"epsilon":0.5,"td_error":-0.25}', 11.0),
         (2, 6, 1, '{"epsilon":0.5,"td_error":-0.5}', 12.0),
     ]
+
+
+def test_many_rows_go_in_as_multi_row_statements(run_db: tuple[Path, str]) -> None:
+    db, run = run_db
+    n = 2 * BULK_ROWS + 5  # two whole statements and a remainder
+    batch = BatchWriter(db)
+    batch.open()
+    try:
+        statements = traced(batch)
+        batch.write([rows_op(batch, [episode(run, "000001", ep) for ep in range(n)])])
+        bulk = [s for s in statements if s.startswith("INSERT OR FAIL INTO episodes")]
+        single = [s for s in statements if s.startswith("INSERT INTO episodes")]
+        assert (len(bulk), len(single)) == (2, 5)
+        assert batch.failed_writes == 0
+    finally:
+        batch.close()
+    conn = sqlite3.connect(db)
+    got = conn.execute("SELECT ep_index, episode_id, length FROM episodes ORDER BY ep_index")
+    assert [(e, i.rsplit("-ep", 1)[1], length) for e, i, length in got] == [
+        (ep, f"{ep:06d}", 3) for ep in range(n)
+    ]
+    conn.close()
+
+
+def test_a_bad_row_inside_a_multi_row_statement_costs_only_itself(run_db: tuple[Path, str]) -> None:
+    db, run = run_db
+    n = BULK_ROWS + 10
+    batch = BatchWriter(db)
+    batch.open()
+    try:
+        batch.write([rows_op(batch, [episode(run, "000001", 7)])])
+        events = [episode(run, "000001", ep) for ep in range(n)]  # 7 is taken already
+        batch.write([rows_op(batch, events)])
+        assert batch.failed_writes == 1
+    finally:
+        batch.close()
+    assert stored(db, run)[0] == list(range(n))
+
+
+def test_rows_of_unequal_width_are_never_shifted_into_each_other(run_db: tuple[Path, str]) -> None:
+    """Rows are flattened into one parameter list per statement: a short row followed by a
+    long one would move values into the wrong columns. Such a run is not bulk-inserted; the
+    bad rows fail alone."""
+    db, run = run_db
+    batch = BatchWriter(db)
+    batch.open()
+    try:
+        events = [episode(run, "000001", ep) for ep in range(BULK_ROWS)]
+        _, episodes, _ = batch.prepare(events)
+        episodes[3] = episodes[3][:-1]  # one value short
+        episodes[4] = (*episodes[4], "extra")  # one value long
+        batch.write([Op(rows=len(episodes), episodes=episodes)])
+        assert batch.failed_writes == 2
+    finally:
+        batch.close()
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT ep_index, length, extras FROM episodes ORDER BY ep_index"
+    ).fetchall()
+    conn.close()
+    assert rows == [(ep, 3, '{"epsilon":0.1}') for ep in range(BULK_ROWS) if ep not in (3, 4)]

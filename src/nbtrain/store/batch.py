@@ -31,6 +31,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,7 +216,7 @@ class BatchWriter:
                     written += self._insert_rows(item, failures)
                     continue
                 try:
-                    conn.executemany(item.sql, item.rows)
+                    _insert_in_bulk(conn, item.sql, item.rows)
                 except Exception as exc:
                     self._check_bad_row(exc)
                     raise _BadRowInBulk from exc
@@ -365,6 +367,36 @@ class BatchWriter:
 
 class _BadRowInBulk(Exception):
     """A run of rows inserted without a savepoint hit a bad row: redo the batch carefully."""
+
+
+# Rows per multi-row INSERT: 64 episode rows are 768 parameters, under the 999 that SQLite
+# allowed before 3.32.
+BULK_ROWS = 64
+
+
+def _insert_in_bulk(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` with ``sql`` (an ``INSERT ... VALUES (?, ...)`` of one row), BULK_ROWS
+    rows a statement. ``executemany`` runs the statement once a row, and each run crosses
+    from Python to SQLite and back (the GIL given up and taken again): inserting episode
+    rows took 2.5 instead of 3.3 us a row this way. ``OR FAIL`` keeps SQLite from opening a
+    statement journal for a statement of many rows; the caller rolls the whole transaction
+    back on any error anyway."""
+    width = len(rows[0]) if rows else 0
+    whole = len(rows) - len(rows) % BULK_ROWS
+    if whole and all(len(row) == width for row in rows):  # else the values would shift
+        bulk = _bulk_sql(sql)
+        for first in range(0, whole, BULK_ROWS):
+            conn.execute(bulk, tuple(chain.from_iterable(rows[first : first + BULK_ROWS])))
+        rows = rows[whole:]
+    if rows:
+        conn.executemany(sql, rows)
+
+
+@cache
+def _bulk_sql(sql: str) -> str:
+    head, values = sql.split(" VALUES ")
+    head = head.replace("INSERT INTO", "INSERT OR FAIL INTO", 1)
+    return f"{head} VALUES {', '.join([values] * BULK_ROWS)}"
 
 
 def _add_rows(
