@@ -1,15 +1,15 @@
 """Writing one batch of queued ops: the writer thread's side of :mod:`nbtrain.store.writer`.
 
 One ``sqlite3`` connection and one ``BEGIN IMMEDIATE`` transaction per batch (split only at
-barriers): step chunks, episodes and other ops go in in queue order, runs of chunk or episode
-rows through one ``executemany`` each. A run that fails (a constraint) is redone row by row
-so that only the bad rows are lost.
+barriers): step chunks, episodes and other ops go in in queue order, each run of chunk or
+episode rows as multi-row ``INSERT`` statements (:func:`_insert_in_bulk`).
 
 Runs of rows go in without a savepoint: a savepoint copies every existing page the run then
 changes into a statement journal (a temporary file once it passes 64 KiB, i.e. at the first
-64 KiB page), which cost the writer thread a third more bytes written. A bad row is rare (a
-worker's duplicate, another writer's row), so when one turns up the whole transaction is
-rolled back and redone carefully: a savepoint per run, row by row after a failure.
+64 KiB page), which cost the writer thread a third more bytes written. A bad row (a
+constraint) is rare (a worker's duplicate, another writer's row), so when one turns up the
+whole transaction is rolled back and redone carefully: a savepoint per run, and a run that
+fails is redone row by row, so that only the bad rows are lost.
 
 A storage failure (disk full, I/O error, read-only, the file removed or replaced; see
 :func:`nbtrain.store.files.is_storage_error`) is different: the transaction is rolled back
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 
 class Rows:
-    """A run of rows inserted with one statement: step chunks or episodes."""
+    """A run of rows for one ``INSERT``: step chunks or episodes."""
 
     def __init__(self, sql: str, rows: list[tuple[Any, ...]], label: str) -> None:
         self.sql, self.rows, self.label = sql, rows, label
@@ -128,8 +128,8 @@ class BatchWriter:
     # -- a batch ----------------------------------------------------------------------------
     def write(self, ops: list[Op]) -> None:
         """Write ``ops`` in as few statements as possible: between two calls, all chunk rows
-        go in with one ``executemany`` and all episode rows with another (one transaction,
-        so their order within it is invisible to readers). Raises :class:`StoreWriteError`
+        go in as one run and all episode rows as another (one transaction, so their order
+        within it is invisible to readers). Raises :class:`StoreWriteError`
         on a storage failure (the caller stops writing for good)."""
         self.check_file()
         items: list[Rows | Op] = []
@@ -381,9 +381,8 @@ def _insert_in_bulk(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ..
     rows took 2.5 instead of 3.3 us a row this way. ``OR FAIL`` keeps SQLite from opening a
     statement journal for a statement of many rows; the caller rolls the whole transaction
     back on any error anyway."""
-    width = len(rows[0]) if rows else 0
     whole = len(rows) - len(rows) % BULK_ROWS
-    if whole and all(len(row) == width for row in rows):  # else the values would shift
+    if whole and len(set(map(len, rows))) == 1:  # else the values would shift
         bulk = _bulk_sql(sql)
         for first in range(0, whole, BULK_ROWS):
             conn.execute(bulk, tuple(chain.from_iterable(rows[first : first + BULK_ROWS])))
