@@ -44,15 +44,19 @@ def traced(batch: BatchWriter) -> list[str]:
     return statements
 
 
-def stored(db: Path, run: str) -> tuple[list[int], int]:
+def query(db: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(db)
     try:
-        sql = "SELECT ep_index FROM episodes WHERE run_id = ? ORDER BY ep_index"
-        eps = [r[0] for r in conn.execute(sql, (run,))]
-        steps = conn.execute("SELECT COUNT(*) FROM steps WHERE run_id = ?", (run,)).fetchone()[0]
-        return eps, int(steps)
+        return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def stored(db: Path, run: str) -> tuple[list[int], int]:
+    """The run's episode indexes and its number of steps."""
+    eps = query(db, "SELECT ep_index FROM episodes WHERE run_id = ? ORDER BY ep_index", run)
+    ((steps,),) = query(db, "SELECT COUNT(*) FROM steps WHERE run_id = ?", run)
+    return [ep for (ep,) in eps], int(steps)
 
 
 def test_good_rows_go_in_without_a_savepoint(run_db: tuple[Path, str]) -> None:
@@ -112,14 +116,12 @@ def test_a_bad_row_redoes_the_batch_carefully_once(run_db: tuple[Path, str]) -> 
     finally:
         batch.close()
     assert stored(db, run) == ([0, 1, 2, 3], 12)
-    conn = sqlite3.connect(db)
-    assert conn.execute("SELECT name FROM runs").fetchall() == [("renamed",)]
-    conn.close()
+    assert query(db, "SELECT name FROM runs") == [("renamed",)]
 
 
 def test_a_storage_failure_in_the_fast_path_is_not_retried(run_db: tuple[Path, str]) -> None:
     """Only a bad row sends the batch to the careful path; a full file (SQLite's own page
-    limit, hit inside the ``executemany``) stops the writer with nothing committed."""
+    limit, hit inside a multi-row INSERT) stops the writer with nothing committed."""
     db, run = run_db
     batch = BatchWriter(db)
     batch.open()
@@ -154,12 +156,8 @@ def test_step_rows_given_to_the_writer_are_stored_as_their_steps(run_db: tuple[P
         assert w.failed_writes == 0
     finally:
         w.release()
-    conn = sqlite3.connect(db)
-    stored = conn.execute(
-        "SELECT step_index, obs, truncated, extras, ts FROM steps ORDER BY step_index"
-    ).fetchall()
-    conn.close()
-    assert stored == [
+    sql = "SELECT step_index, obs, truncated, extras, ts FROM steps ORDER BY step_index"
+    assert query(db, sql) == [
         (0, 4, 0, '{"epsilon":0.5,"td_error":-0.0}', 10.0),
         (1, 5, 0, '{"epsilon":0.5,"td_error":-0.25}', 11.0),
         (2, 6, 1, '{"epsilon":0.5,"td_error":-0.5}', 12.0),
@@ -180,12 +178,10 @@ def test_many_rows_go_in_as_multi_row_statements(run_db: tuple[Path, str]) -> No
         assert batch.failed_writes == 0
     finally:
         batch.close()
-    conn = sqlite3.connect(db)
-    got = conn.execute("SELECT ep_index, episode_id, length FROM episodes ORDER BY ep_index")
+    got = query(db, "SELECT ep_index, episode_id, length FROM episodes ORDER BY ep_index")
     assert [(e, i.rsplit("-ep", 1)[1], length) for e, i, length in got] == [
         (ep, f"{ep:06d}", 3) for ep in range(n)
     ]
-    conn.close()
 
 
 def test_a_bad_row_inside_a_multi_row_statement_costs_only_itself(run_db: tuple[Path, str]) -> None:
@@ -219,9 +215,5 @@ def test_rows_of_unequal_width_are_never_shifted_into_each_other(run_db: tuple[P
         assert batch.failed_writes == 2
     finally:
         batch.close()
-    conn = sqlite3.connect(db)
-    rows = conn.execute(
-        "SELECT ep_index, length, extras FROM episodes ORDER BY ep_index"
-    ).fetchall()
-    conn.close()
+    rows = query(db, "SELECT ep_index, length, extras FROM episodes ORDER BY ep_index")
     assert rows == [(ep, 3, '{"epsilon":0.1}') for ep in range(BULK_ROWS) if ep not in (3, 4)]
