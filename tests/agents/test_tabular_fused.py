@@ -127,8 +127,10 @@ def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str,
             result = _generic_episode(
                 agent, step, obs, ep, flag, counters, rows, clock, deadline, flush_every
             )
-            # the one-call episode also ends a finished episode for the agent
-            result = (*result, agent.end_episode() if result[2] or result[3] else None)
+            # the one-call episode also ends a finished episode for the agent, and returns
+            # the ε of end_episode()'s {"epsilon": ε}
+            ended = agent.end_episode() if result[2] or result[3] else None
+            result = (*result, None if ended is None else ended["epsilon"])
         deadline = result[4]
         results.append(result)
         if not (result[2] or result[3]):

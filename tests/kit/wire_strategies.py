@@ -87,7 +87,17 @@ def _episodes(
         seed=column(counts),
         started_at=column(floats),
         ended_at=column(floats),
-        extras=column(extras),
+        **draw(
+            st.fixed_dictionaries({"extras": st.just(column(extras))})
+            | st.fixed_dictionaries(
+                {  # the built-in tabular agents' ε as a column (wire v5)
+                    "extras": st.just([]),
+                    "extras_columns": st.dictionaries(
+                        text, st.lists(floats, min_size=n, max_size=n), max_size=2
+                    ),
+                }
+            )
+        ),
     )
 
 

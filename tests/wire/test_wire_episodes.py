@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from nbtrain.ids import format_episode_id, new_run_id
 from nbtrain.live.hub import RECENT_EPISODES, RunLive
+from nbtrain.store.chunks_write import episode_rows
 from nbtrain.store.writer import acquire_writer
 from nbtrain.wire.codec import decode_all, encode_frame
 from nbtrain.wire.events import Episode, Episodes
@@ -132,3 +134,70 @@ def test_the_live_hub_keeps_no_object_the_cyclic_gc_must_track() -> None:
     rows = list(live.workers["000001"]._recent)
     assert len(rows) == RECENT_EPISODES
     assert not any(gc.is_tracked(row) for row in rows)
+
+
+def as_column(event: Episodes) -> Episodes:
+    """The same batch with its ε sent as an extras column, as a fused tabular worker does."""
+    eps = [extras["epsilon"] for extras in event.extras]
+    return msgspec.structs.replace(event, extras=[], extras_columns={"epsilon": eps})
+
+
+@given(
+    st.lists(st.integers(0, 10**7), unique=True, max_size=30).map(sorted),
+    st.lists(st.floats(allow_nan=False, width=64), min_size=30, max_size=30),
+)
+def test_an_extras_column_travels_expands_and_is_stored_as_the_dicts_would_be(
+    eps: list[int], values: list[float]
+) -> None:
+    run_id = new_run_id()
+    dicts = batch(run_id, "000007", eps, extras=[{"epsilon": v} for v in values[: len(eps)]])
+    column = as_column(dicts)
+    assert decode_all(encode_frame(column)) == [column]
+    column.check_columns()
+    assert column.expand() == dicts.expand()
+    assert column.episode_extras() == dicts.extras
+    assert column.last_extras() == (dicts.extras[-1] if eps else None)
+    assert episode_rows(column, "000007") == episode_rows(dicts, "000007")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extras": [{"epsilon": 0.5}] * 3}, "both extras and extras_columns"),
+        ({"extras_columns": {"epsilon": [0.5, 0.25]}}, "'epsilon' has 2 values for 3 episodes"),
+        ({"seed": [1, 2]}, r"different lengths \[2, 3\]"),
+    ],
+)
+def test_a_malformed_extras_column_batch_is_refused_by_store_and_live_view(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    run = new_run_id()
+    bad = msgspec.structs.replace(as_column(batch(run, "000001", [0, 1, 2])), **change)
+    with pytest.raises(ValueError, match=message):
+        bad.check_columns()
+    with pytest.raises(ValueError, match=message):
+        bad.expand()
+    live = RunLive(run, ["000001"])
+    live.apply(bad)
+    assert live.workers["000001"].episodes_done == 0  # ignored
+    writer = acquire_writer(tmp_path / "e.sqlite")
+    try:
+        writer.create_run(run_id=run, name="e", created_at=time.time(), digest="", config={})
+        writer.upsert_worker(run, "000001", status="running")
+        writer.add_events([bad, as_column(batch(run, "000001", [3]))])
+        writer.flush(30)
+        assert writer.failed_writes == 3  # the malformed batch's rows, counted
+    finally:
+        writer.release()
+    conn = sqlite3.connect(tmp_path / "e.sqlite")
+    stored = conn.execute("SELECT ep_index, extras FROM episodes").fetchall()
+    conn.close()
+    assert stored == [(3, json.dumps({"epsilon": 0.25}, separators=(",", ":")))]
+
+
+def test_the_live_view_takes_epsilon_from_the_last_value_of_the_column() -> None:
+    run = new_run_id()
+    live = RunLive(run, ["000001"])
+    live.apply(as_column(batch(run, "000001", [0, 1, 2, 3])))
+    assert live.workers["000001"].epsilon == pytest.approx(0.25)
+    assert live.workers["000001"].episodes_done == 4

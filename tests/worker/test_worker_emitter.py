@@ -465,3 +465,28 @@ def test_a_sink_for_people_gets_td_rows_as_steps_columns(pipe: tuple[int, int]) 
     assert event["type"] == "steps"
     assert event["extras_columns"] == {"epsilon": [0.5, 0.5], "td_error": [0.25, 0.25]}
     assert event["truncated"] == [False, True]
+
+
+def test_td_episodes_send_epsilon_as_a_column_and_people_still_get_dicts(
+    pipe: tuple[int, int],
+) -> None:
+    # the one-call tabular episode records ε, not an {"epsilon": ε} dict an episode; the
+    # kernel's batch carries it as the extras column, --jsonl as each episode's dict
+    r, w = pipe
+    rows = [(ep, 1.0, 6, True, False, 100 + ep, 1.0, 2.0, 0.5**ep) for ep in range(3)]
+    td = TelemetryEmitter(FrameSink(w), RUN, "000001")
+    td.td_extras = True
+    td.episodes.extend(rows)
+    td.flush()
+    (sent,) = decode_all(read_available(r))
+    assert isinstance(sent, ev.Episodes)
+    assert (sent.extras, sent.extras_columns) == ([], {"epsilon": [1.0, 0.5, 0.25]})
+    assert [e.extras for e in sent.expand()] == [{"epsilon": 0.5**ep} for ep in range(3)]
+    people = TelemetryEmitter(JsonLinesSink(w), RUN, "000001")
+    people.td_extras = True
+    people.episodes.extend(rows)
+    people.flush()
+    lines = [json.loads(line) for line in read_available(r).splitlines()]
+    assert [(e["type"], e["extras"]) for e in lines] == [
+        ("episode", {"epsilon": 0.5**ep}) for ep in range(3)
+    ]

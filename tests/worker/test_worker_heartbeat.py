@@ -21,6 +21,11 @@ from nbtrain.worker.heartbeat import LoopState
         ({"epsilon": True}, None, None),  # a bool is not an ε
         ({"epsilon": "0.1"}, ["epsilon"], None),  # neither are strings or non-dicts
         (None, None, None),
+        (0.125, None, 0.125),  # the one-call tabular episode keeps ε itself, no dict
+        (None, 0.5, 0.5),  # ... and before its first episode ends
+        # regression: an ε of 0 (greedy) is an ε, not a reason to look further
+        ({"epsilon": 0.0}, {"epsilon": 0.5}, 0.0),
+        (0.0, 0.5, 0.0),
     ],
 )
 def test_epsilon_comes_from_the_last_extras(end: object, step: object, expected: object) -> None:

@@ -51,6 +51,9 @@ def test_complete_run_event_sequence(tmp_path: Path) -> None:
     sent = [type(e).__name__ for e in result.wire if isinstance(e, ev.Episode | ev.Episodes)]
     assert sent[0] == "Episodes"
     assert "Episode" not in sent
+    # A built-in tabular agent's ε goes as the batch's extras column (wire v5), no dicts.
+    batches = [e for e in result.wire if isinstance(e, ev.Episodes)]
+    assert all(b.extras == [] and list(b.extras_columns or ()) == ["epsilon"] for b in batches)
     run_id = started.run_id
     for episode in episodes:
         assert parse_episode_id(episode.episode_id) == (run_id, "000001", episode.ep_index)

@@ -31,10 +31,11 @@ from nbtrain.agents.tabular import (
 
 __all__ = ["EpisodeFn", "EpisodeResult", "fused_episode"]
 
-EpisodeResult = tuple[float, int, bool, bool, float, dict[str, Any] | None]
-"""``(total_reward, length, terminated, truncated, flush_deadline, end_extras)``: an
-episode that ended is also ended for the agent (``end_extras`` is what ``end_episode()``
-returns); one stopped midway returns None there."""
+EpisodeResult = tuple[float, int, bool, bool, float, float | None]
+"""``(total_reward, length, terminated, truncated, flush_deadline, epsilon)``: an episode
+that ended is also ended for the agent, and ``epsilon`` is the ε its ``end_episode()``
+would return as ``{"epsilon": ε}`` (no dict an episode); one stopped midway returns None
+there."""
 
 EpisodeFn = Callable[[Any, int, float], EpisodeResult]
 """``episode(obs, ep_index, flush_deadline)``"""
@@ -138,7 +139,7 @@ def _episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> EpisodeResult
         # end_episode(): decay ε, forget the cached state
         agent.epsilon = eps = max(eps_min, eps * eps_decay)
         agent._cached_obs = _NO_OBS
-        return total, t, terminated, truncated, deadline, {"epsilon": eps}
+        return total, t, terminated, truncated, deadline, eps
     # stopped: what learn() leaves behind, the next act() reuses the state of this step
     agent._cached_obs, agent._cached_state = next_obs, s2
     return total, t, terminated, truncated, deadline, None
@@ -196,7 +197,7 @@ def _sarsa_episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> Episode
         agent.epsilon = eps = max(eps_min, eps * eps_decay)
         agent._pending_action = None
         agent._cached_obs = _NO_OBS
-        return total, t, terminated, truncated, deadline, {"epsilon": eps}
+        return total, t, terminated, truncated, deadline, eps
     # stopped: the next act() plays the pending A' from this state
     agent._pending_action = a2 + start
     agent._cached_obs, agent._cached_state = next_obs, s2

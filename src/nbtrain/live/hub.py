@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from nbtrain.live.curve import BucketCurve
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.logs import log
@@ -93,7 +91,9 @@ class WorkerLive:
         self._ended(event.ep_index, event.extras)
 
     def _add_episodes(self, event: Episodes) -> None:
-        if len({len(column) for column in msgspec.structs.astuple(event)[2:]}) != 1:
+        try:
+            event.check_columns()
+        except ValueError:
             return  # malformed: the store counts and logs it
         rewards = event.total_reward
         self.curve.add_many(event.ep_index, rewards, event.length)
@@ -114,7 +114,7 @@ class WorkerLive:
             )
         )
         if event.ep_index:
-            self._ended(max(event.ep_index), event.extras[-1])
+            self._ended(max(event.ep_index), event.last_extras())
 
     def _ended(self, last_ep: int, extras: object) -> None:
         """After episodes up to ``last_ep``: the count, and ε from the last one's extras."""

@@ -20,6 +20,7 @@ a well-behaved worker).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import compress, islice, repeat
 from operator import ge, lt
 from typing import Any
@@ -120,17 +121,21 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
 
 
 def _extras_from_columns(event: Steps) -> list[Any]:
-    """Each step's extras, from ``Steps.extras_columns``: one small struct per step that
-    encodes as the dict would (the keys in order), made at C speed; dicts where a struct
-    cannot take the keys."""
+    """Each step's extras, from ``Steps.extras_columns`` (see :func:`_row_structs`)."""
     try:
         event.check_extras_columns()
     except ValueError as exc:
         raise BadSteps(f"Steps {exc}") from exc
-    columns = event.extras_columns or {}
+    return _row_structs(event.extras_columns or {}, event.step_extras)
+
+
+def _row_structs(columns: dict[str, list[Any]], dicts: Callable[[], list[Any]]) -> list[Any]:
+    """Row i of ``columns`` (checked: one value per row) as one small struct that encodes as
+    its dict would (the keys in order), made at C speed; ``dicts()`` where there are no
+    columns or a struct cannot take the keys."""
     made = _extras_type(tuple(columns)) if columns else None
     if made is None:
-        return event.step_extras()
+        return dicts()
     return list(map(made, *columns.values()))
 
 
@@ -197,7 +202,12 @@ def episode_rows(event: Episodes, worker_id: str) -> list[tuple[Any, ...]]:
     """The ``episodes`` rows of a batch (columns of unequal length raise ``ValueError``)."""
     n = len(event.ep_index)
     encode = _encoder.encode
-    extras = [encode(x).decode() if x else "{}" for x in event.extras]
+    if event.extras_columns is None:
+        extras = [encode(x).decode() if x else "{}" for x in event.extras]
+    else:
+        event.check_columns()
+        rows = _row_structs(event.extras_columns, event.episode_extras)
+        extras = [encode(x).decode() if x else "{}" for x in rows]
     return list(
         zip(
             repeat(event.run_id, n),

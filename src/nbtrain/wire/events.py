@@ -16,8 +16,8 @@ import msgspec
 from nbtrain.ids import format_episode_id
 
 # 2: finished episodes travel in column batches (``episodes``); 1 sent one ``episode`` each.
-# 3: Steps.extras_columns. 4: StepRows.
-WIRE_VERSION = 4
+# 3: Steps.extras_columns. 4: StepRows. 5: Episodes.extras_columns.
+WIRE_VERSION = 5
 
 WorkerStatus = Literal["pending", "running", "completed", "failed", "stopped"]
 EndStatus = Literal["completed", "failed", "stopped"]
@@ -80,10 +80,7 @@ class Steps(_Event, tag="steps", frozen=True, kw_only=True):
 
     def check_extras_columns(self) -> None:
         """Raise ``ValueError`` unless each extras column has one value per step."""
-        for key, values in (self.extras_columns or {}).items():
-            if len(values) != len(self):
-                n = len(self)
-                raise ValueError(f"extras column {key!r} has {len(values)} values for {n} steps")
+        _check_columns(self.extras_columns, len(self), "steps")
 
     def step_extras(self) -> list[dict[str, Any] | None]:
         """Each step's extras dict, from ``extras`` or from ``extras_columns`` (checked with
@@ -92,11 +89,21 @@ class Steps(_Event, tag="steps", frozen=True, kw_only=True):
         if columns is None:
             return self.extras
         self.check_extras_columns()
-        if not columns:
-            return [{} for _ in self.step_index]
-        keys = list(columns)
-        rows = zip(*columns.values(), strict=True)
-        return [dict(zip(keys, values, strict=True)) for values in rows]
+        return [*_dicts(columns, len(self))]
+
+
+def _check_columns(columns: dict[str, list[Any]] | None, n: int, what: str) -> None:
+    for key, values in (columns or {}).items():
+        if len(values) != n:
+            raise ValueError(f"extras column {key!r} has {len(values)} values for {n} {what}")
+
+
+def _dicts(columns: dict[str, list[Any]], n: int) -> list[dict[str, Any]]:
+    """Row i of ``columns`` (each of length ``n``) as a dict, for every i."""
+    if not columns:
+        return [{} for _ in range(n)]
+    keys = list(columns)
+    return [dict(zip(keys, values, strict=True)) for values in zip(*columns.values(), strict=True)]
 
 
 TdRow = tuple[int, int, Any, float, bool, bool, Any, float, float, float]
@@ -169,9 +176,47 @@ class Episodes(_Event, tag="episodes", frozen=True, kw_only=True):
     started_at: list[float]
     ended_at: list[float]
     extras: list[dict[str, Any]]
+    # As in Steps: the extras as columns when every episode has the same keys (a built-in
+    # tabular agent's ε), ``extras`` then empty. No dict per episode for the worker to make
+    # and hold until its flush, nor for the kernel to decode.
+    extras_columns: dict[str, list[Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.ep_index)
+
+    def check_columns(self) -> None:
+        """Raise ``ValueError`` unless every column, the extras included, has one value per
+        episode."""
+        n = len(self)
+        lengths = {len(column) for column in msgspec.structs.astuple(self)[2:-2]}
+        extras = self.extras
+        if self.extras_columns is not None:
+            if extras:
+                raise ValueError("Episodes has both extras and extras_columns")
+            _check_columns(self.extras_columns, n, "episodes")
+        else:
+            lengths.add(len(extras))
+        if lengths - {n}:
+            raise ValueError(f"Episodes columns have different lengths {sorted(lengths | {n})}")
+
+    def episode_extras(self) -> list[dict[str, Any]]:
+        """Each episode's extras dict, from ``extras`` or from ``extras_columns`` (checked
+        with :meth:`check_columns`)."""
+        columns = self.extras_columns
+        if columns is None:
+            return self.extras
+        self.check_columns()
+        return _dicts(columns, len(self))
+
+    def last_extras(self) -> dict[str, Any] | None:
+        """The last episode's extras dict (None for an empty batch), without making the
+        others."""
+        columns = self.extras_columns
+        if columns is None:
+            return self.extras[-1] if self.extras else None
+        if not self.ep_index:
+            return None
+        return {key: values[-1] for key, values in columns.items() if values}
 
     def episode_ids(self, start: int = 0) -> list[str]:
         """The ids of the episodes from row ``start`` on."""
@@ -192,7 +237,7 @@ class Episodes(_Event, tag="episodes", frozen=True, kw_only=True):
             self.seed,
             self.started_at,
             self.ended_at,
-            self.extras,
+            self.episode_extras(),
         )
         return [
             Episode(

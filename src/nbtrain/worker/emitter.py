@@ -27,9 +27,10 @@ StepRow = tuple[int, int, Any, Any, Any, Any, Any, Any, float]
 TdStepRow = tuple[int, int, Any, Any, Any, Any, Any, float, float, float]
 """``(ep_index, step_index, action, reward, terminated, truncated, obs, epsilon, td_error,
 ts)``: a built-in tabular agent's step (``TelemetryEmitter.td_extras``)."""
-EpisodeRow = tuple[int, float, int, bool, bool, int, float, float, dict[str, Any]]
+EpisodeRow = tuple[int, float, int, bool, bool, int, float, float, Any]
 """``(ep_index, total_reward, length, terminated, truncated, seed, started_at, ended_at,
-extras)``: the columns of :class:`Episodes`, in order."""
+extras)``: the columns of :class:`Episodes`, in order. ``extras`` is the agent's
+``end_episode()`` dict, or with ``TelemetryEmitter.td_extras`` its ε as a float."""
 
 
 class TelemetryEmitter:
@@ -60,7 +61,8 @@ class TelemetryEmitter:
         self.run_id = run_id
         self.worker_id = worker_id
         self.rows: list[StepRow] = []
-        # True: rows are TdStepRow (the one-call tabular episode), not StepRow
+        # True: rows are TdStepRow (the one-call tabular episode), not StepRow, and the
+        # extras of an EpisodeRow are ε (a float), not a dict
         self.td_extras = False
         # Where the current batch's early-encoded steps begin in the sink (encode_steps).
         self._early: int | None = None
@@ -197,18 +199,16 @@ class TelemetryEmitter:
     def _send_episodes(self, m: int) -> None:
         """Queue the first ``m`` finished episodes, in batches (or one by one for a person)."""
         batch = self.episodes[:m]
-        run_id, worker_id = self.run_id, self.worker_id
+        run_id, worker_id, td = self.run_id, self.worker_id, self.td_extras
         if not self.sink.batches_episodes:
-            for event in Episodes(run_id=run_id, worker_id=worker_id, **_columns(batch)).expand():
-                self.sink.send(event)
+            event = Episodes(run_id=run_id, worker_id=worker_id, **_columns(batch, td))
+            for one in event.expand():
+                self.sink.send(one)
             return
         size = self.MAX_EPISODES_PER_EVENT
         for first in range(0, m, size):
-            self.sink.send(
-                Episodes(
-                    run_id=run_id, worker_id=worker_id, **_columns(batch[first : first + size])
-                )
-            )
+            columns = _columns(batch[first : first + size], td)
+            self.sink.send(Episodes(run_id=run_id, worker_id=worker_id, **columns))
 
     def _send_steps(self, n: int) -> None:
         """Queue the first ``n`` rows (the main thread may append more meanwhile)."""
@@ -251,8 +251,16 @@ class TelemetryEmitter:
 
 
 # The Episodes fields after run_id and worker_id: the order of an EpisodeRow.
-_EPISODE_COLUMNS = Episodes.__struct_fields__[2:]
+_EPISODE_COLUMNS = Episodes.__struct_fields__[2 : Episodes.__struct_fields__.index("extras") + 1]
 
 
-def _columns(rows: list[EpisodeRow]) -> dict[str, list[Any]]:
-    return dict(zip(_EPISODE_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+def _columns(rows: list[EpisodeRow], td: bool) -> dict[str, Any]:
+    """The keyword arguments of :class:`Episodes` for ``rows``; with ``td`` their extras
+    are ε, sent as the one extras column."""
+    columns: dict[str, Any] = dict(
+        zip(_EPISODE_COLUMNS, map(list, zip(*rows, strict=True)), strict=True)
+    )
+    if td:
+        columns["extras_columns"] = {"epsilon": columns["extras"]}
+        columns["extras"] = []
+    return columns

@@ -22,14 +22,18 @@ class LoopState:
         self.steps_done = 0
         self.episodes_done = 0
         self.ep_index = start_episode
-        # The agent's last end_episode() and learn() extras: ε is read from them only when
-        # a heartbeat needs it, not once an episode.
+        # The agent's last end_episode() and learn() extras (dicts, or ε itself from the
+        # one-call tabular episode): ε is read from them only when a heartbeat needs it,
+        # not once an episode.
         self.extras: tuple[object, object] = (None, None)
 
     @property
     def epsilon(self) -> float | None:
-        end, step = self.extras
-        return extras_epsilon(end) or extras_epsilon(step)
+        for extras in self.extras:
+            eps = extras if type(extras) is float else extras_epsilon(extras)
+            if eps is not None:
+                return eps
+        return None
 
 
 class Heartbeat:

@@ -260,16 +260,18 @@ class Worker:
         now = time.time
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
+        end_extras: Any = None  # end_episode()'s dict, or ε from the one-call episode
         first = cfg.start_episode
         base_seed = cfg.seed
         # Built-in tabular agents: act and learn inline, one call an episode.
         fused = None
         if train and frames is None and not delay and every == 1 and conv_obs is conv_act is None:
             fused = fused_episode(agent, step, flag, state, append if record else None, now, flush)
-        emitter.td_extras = fused is not None  # its rows carry ε and the TD error, no dict
+        # its step rows carry ε and the TD error and its episodes ε: no dict
+        emitter.td_extras = fused is not None
         if fused is not None:
             # it returns no per-step extras: the heartbeat's ε until the first episode ends
-            state.extras = (None, {"epsilon": agent.epsilon})
+            state.extras = (None, agent.epsilon)
 
         for ep in range(cfg.start_episode, cfg.episodes):
             if flag.stop:
@@ -331,6 +333,9 @@ class Worker:
                 break  # stopped mid-episode: no Episode event for it
             if fused is None:  # (the fused episode ended itself for the agent)
                 end_extras = end_episode() if end_episode is not None else None
+                if not isinstance(end_extras, dict):
+                    end_extras = {}
+            # else end_extras is ε: the emitter sends it as the episodes' extras column
             state.extras = (end_extras, extras)
             ended_at = now()
             add_episode(
@@ -343,7 +348,7 @@ class Worker:
                     seed,
                     started_at,
                     ended_at,
-                    end_extras if isinstance(end_extras, dict) else {},
+                    end_extras,
                 )
             )
             state.episodes_done += 1
