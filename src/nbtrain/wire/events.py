@@ -188,6 +188,7 @@ class Episodes(_Event, tag="episodes", frozen=True, kw_only=True):
         """Raise ``ValueError`` unless every column, the extras included, has one value per
         episode."""
         n = len(self)
+        # the columns between worker_id and the two extras fields
         lengths = {len(column) for column in msgspec.structs.astuple(self)[2:-2]}
         extras = self.extras
         if self.extras_columns is not None:
