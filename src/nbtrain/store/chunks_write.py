@@ -202,12 +202,11 @@ def episode_rows(event: Episodes, worker_id: str) -> list[tuple[Any, ...]]:
     """The ``episodes`` rows of a batch (columns of unequal length raise ``ValueError``)."""
     n = len(event.ep_index)
     encode = _encoder.encode
-    if event.extras_columns is None:
-        extras = [encode(x).decode() if x else "{}" for x in event.extras]
-    else:
+    given: list[Any] = event.extras
+    if event.extras_columns is not None:
         event.check_columns()
-        rows = _row_structs(event.extras_columns, event.episode_extras)
-        extras = [encode(x).decode() if x else "{}" for x in rows]
+        given = _row_structs(event.extras_columns, event.episode_extras)
+    extras = [encode(x).decode() if x else "{}" for x in given]
     return list(
         zip(
             repeat(event.run_id, n),
