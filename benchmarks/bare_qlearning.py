@@ -6,7 +6,12 @@ nbtrain's built-in ``q_learning`` agent exactly (same defaults, the same seeded
 counts and reward sums of both must be equal; the callers assert that. It imports only
 gymnasium and the standard library, as a bare script would.
 
-    python benchmarks/bare_qlearning.py --seed SEED --episodes N [--slippery]
+    python benchmarks/bare_qlearning.py --seed SEED --episodes N [--slippery] [--lean]
+
+``--lean`` steps the environment without the two check wrappers ``gym.make`` adds
+(``PassiveEnvChecker``, ``OrderEnforcing``), only ``TimeLimit`` around it: what a nbtrain
+worker does once their checks have run (``nbtrain/worker/envchain.py``). ``vs_bare.py`` uses
+it to tell nbtrain's own cost from what it saves on gymnasium's wrappers.
 
 Prints one JSON line: steps, reward sum, loop start/end (``time.time()``), CPU seconds.
 """
@@ -41,6 +46,7 @@ def train(
     episodes: int,
     *,
     slippery: bool = False,
+    lean: bool = False,
     on_step: StepHook | None = None,
     on_episode: EpisodeHook | None = None,
 ) -> dict[str, Any]:
@@ -49,6 +55,8 @@ def train(
     import gymnasium as gym
 
     env = gym.make("FrozenLake-v1", is_slippery=slippery, max_episode_steps=MAX_STEPS)
+    if lean:
+        env = gym.wrappers.TimeLimit(env.unwrapped, MAX_STEPS)
     n_actions = int(env.action_space.n)
     q = [[0.0] * n_actions for _ in range(int(env.observation_space.n))]
     rand = random.Random(seed).random
@@ -99,8 +107,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--episodes", type=int, required=True)
     parser.add_argument("--slippery", action="store_true")
+    parser.add_argument("--lean", action="store_true", help="no check wrappers (see above)")
     args = parser.parse_args()
-    result = train(args.seed, args.episodes, slippery=args.slippery)
+    result = train(args.seed, args.episodes, slippery=args.slippery, lean=args.lean)
     result["cpu"] = time.process_time()
     print(json.dumps(result), flush=True)
 

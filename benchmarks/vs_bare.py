@@ -12,6 +12,10 @@ load on the shared machine falls on all of them), medians and ranges printed:
 - training loop only: first episode start to last episode end (stored ``Episode`` times
   for nbtrain, the loop's own clock for bare);
 - with 1 worker, and with 4 workers vs 4 bare processes at once (a 2-core machine);
+- nbtrain against a second bare loop, ``bare_qlearning.py --lean``, which steps the
+  environment without the two check wrappers ``gym.make`` adds, as a nbtrain worker does
+  once their checks have run: the ratio to it is nbtrain's own cost, with what nbtrain
+  saves on gymnasium's wrappers taken out;
 - launch latency: ``launch()`` returning, and the first episode readable in the store;
 - kernel CPU (this process, all threads) per stored episode ("none" runs) and per stored
   step ("all" minus "none"), next to the workers' own CPU for the same.
@@ -89,12 +93,13 @@ class Result:
         return sum(s for s, _ in self.per_worker.values())
 
 
-def run_bare(seeds: dict[str, int], episodes: int) -> Result:
+def run_bare(seeds: dict[str, int], episodes: int, *, lean: bool = False) -> Result:
     cpu0 = children_cpu()
     t0 = time.perf_counter()
+    options = ["--lean"] if lean else []
     procs = {
         wid: subprocess.Popen(
-            [sys.executable, str(BARE), "--seed", str(seed), "--episodes", str(episodes)],
+            [sys.executable, str(BARE), "--seed", str(seed), "--episodes", str(episodes), *options],
             stdout=subprocess.PIPE,
         )
         for wid, seed in seeds.items()
@@ -250,17 +255,17 @@ def main() -> None:
     print(f"FrozenLake-v1 (not slippery), q_learning, {episodes:,} episodes per worker, "
           f"{rounds} round(s), {os.cpu_count()} CPUs", flush=True)  # fmt: skip
     results: dict[tuple[int, str], list[Result]] = {}
-    kinds = ("bare", "all", "none")
+    kinds = ("bare", "all", "lean", "none")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for r in range(rounds):
             for workers in counts:
                 seeds = worker_seeds(workers)
-                order = kinds[r % 3 :] + kinds[: r % 3]
+                order = kinds[r % 4 :] + kinds[: r % 4]
                 done: dict[str, Result] = {}
                 for kind in order:
-                    if kind == "bare":
-                        res = run_bare(seeds, episodes)
+                    if kind in ("bare", "lean"):
+                        res = run_bare(seeds, episodes, lean=kind == "lean")
                     else:
                         res = run_nbtrain(folder, workers, kind, episodes)
                     done[kind] = res
@@ -269,6 +274,7 @@ def main() -> None:
                           f"loop {res.loop:6.2f} s, {res.steps:,} steps", flush=True)  # fmt: skip
                 check_same(done["bare"], done["all"], "steps=all")
                 check_same(done["bare"], done["none"], "steps=none")
+                check_same(done["bare"], done["lean"], "bare --lean")
                 stored = done["all"].stored_steps
                 assert stored == done["all"].steps, f"{stored} of {done['all'].steps} stored"
     report(results, counts)
@@ -294,6 +300,16 @@ def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> N
                 verdict = f"  goal <= {goal}: {'met' if met else 'NOT met'}"
             print(f"  {label:9} steps={kind:4} vs bare      {spread(whole):>24} "
                   f"{spread(loop):>24}{verdict}")  # fmt: skip
+        lean = results[(workers, "lean")]
+        for kind in ("all", "none"):
+            runs = results[(workers, kind)]
+            whole = [n.wall / b.wall for n, b in zip(runs, lean, strict=True)]
+            loop = [n.loop / b.loop for n, b in zip(runs, lean, strict=True)]
+            print(f"  {label:9} steps={kind:4} vs bare --lean {spread(whole):>22} "
+                  f"{spread(loop):>24}")  # fmt: skip
+        saved = [n.wall / b.wall for n, b in zip(lean, bare, strict=True)]
+        print(f"  {label:9} bare --lean vs bare       {spread(saved):>22}  (gymnasium's two "
+              "check wrappers, which nbtrain's workers unlink)")  # fmt: skip
         for kind in ("all", "none"):
             runs = results[(workers, kind)]
             wcpu = [n.worker_cpu / b.worker_cpu for n, b in zip(runs, bare, strict=True)]

@@ -192,3 +192,31 @@ class BlasThreads(_Base):
 
     def learn(self, *args: Any) -> dict[str, Any]:
         return {"openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
+
+
+class SharedInfoLake(gym.Env[int, int]):
+    """A 4-state corridor whose ``step`` returns the same info dict every time, which
+    gymnasium's passive checker warns about at the second step; the first episode ends after
+    one step, so that second step comes in the second episode."""
+
+    observation_space = gym.spaces.Discrete(4)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.state = 0
+        self.episode = -1
+        self.info: dict[str, Any] = {}
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.state = 0
+        self.episode += 1
+        return self.state, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        self.state += 1
+        done = self.episode == 0 or self.state == 3
+        return self.state, float(done), done, False, self.info
+
+
+gym.register("NbtSharedInfoLake-v0", entry_point=SharedInfoLake, max_episode_steps=10)

@@ -26,6 +26,7 @@ from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, resume_poi
 from nbtrain.worker.cli import Launch
 from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
 from nbtrain.worker.emitter import FLUSH_INTERVAL, TelemetryEmitter
+from nbtrain.worker.envchain import unlink_spent_checks
 from nbtrain.worker.frames import FrameMaker, grid_event, grid_layout
 from nbtrain.worker.heartbeat import Heartbeat, LoopState
 from nbtrain.worker.sinks import (
@@ -261,6 +262,7 @@ class Worker:
         deadline = now() + FLUSH_INTERVAL
         extras: Any = None
         end_extras: Any = None  # end_episode()'s dict, or ε from the one-call episode
+        checks_left = True  # gymnasium's one-time checks still in the wrapper chain
         first = cfg.start_episode
         base_seed = cfg.seed
         # Built-in tabular agents: act and learn inline, one call an episode.
@@ -353,6 +355,8 @@ class Worker:
             )
             state.episodes_done += 1
             state.ep_index = ep + 1
+            if checks_left:  # once they have run: ~0.3 us a step less (envchain.py)
+                checks_left = not unlink_spent_checks(env, rendering=frames is not None)
             if len(rows) >= encode_at:
                 emitter.encode_steps()
             if every_ckpt and (ep + 1) % every_ckpt == 0 and ep + 1 < cfg.episodes:

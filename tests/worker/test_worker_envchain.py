@@ -1,0 +1,101 @@
+"""Gymnasium's one-time checks leave the wrapper chain once they have run, and only then."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import pytest
+from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
+from tests.kit.worker import make_config, run_worker
+
+from nbtrain.wire import events as ev
+from nbtrain.worker.envchain import unlink_spent_checks
+
+
+def _chain(env: Any) -> list[type]:
+    kinds = []
+    while isinstance(env, gym.Wrapper):
+        kinds.append(type(env))
+        env = env.env
+    return [*kinds, type(env)]
+
+
+def _lake(**kwargs: Any) -> Any:
+    return gym.make("FrozenLake-v1", is_slippery=False, max_episode_steps=100, **kwargs)
+
+
+def test_both_layers_go_once_reset_and_two_steps_have_run() -> None:
+    env = _lake()
+    assert _chain(env)[:3] == [TimeLimit, OrderEnforcing, PassiveEnvChecker]
+    assert unlink_spent_checks(env, rendering=False) is False  # nothing has run yet
+    assert _chain(env)[:3] == [TimeLimit, OrderEnforcing, PassiveEnvChecker]
+    env.reset(seed=1)
+    env.step(1)
+    # reset done: the order guard goes; the checker has yet to compare two steps
+    assert unlink_spent_checks(env, rendering=False) is False
+    assert _chain(env)[:2] == [TimeLimit, PassiveEnvChecker]
+    env.step(1)
+    assert unlink_spent_checks(env, rendering=False) is True
+    assert _chain(env) == [TimeLimit, type(env.unwrapped)]
+    assert unlink_spent_checks(env, rendering=False) is True  # calling again changes nothing
+
+
+def test_the_checker_stays_until_it_has_checked_a_render() -> None:
+    env = _lake(render_mode="ansi")
+    env.reset(seed=1)
+    env.step(2)
+    env.step(2)
+    assert unlink_spent_checks(env, rendering=True) is False
+    assert PassiveEnvChecker in _chain(env)
+    env.render()
+    assert unlink_spent_checks(env, rendering=True) is True
+    assert PassiveEnvChecker not in _chain(env)
+
+
+def test_an_outermost_check_is_left_to_whoever_holds_it() -> None:
+    env = gym.make("FrozenLake-v1", disable_env_checker=True).env  # OrderEnforcing on top
+    assert type(env) is OrderEnforcing
+    env.reset(seed=0)
+    assert unlink_spent_checks(env, rendering=False) is True
+    assert type(env) is OrderEnforcing
+
+
+def test_other_wrappers_keep_their_place() -> None:
+    env = gym.wrappers.RecordEpisodeStatistics(_lake())
+    env.reset(seed=3)
+    env.step(1)
+    env.step(2)
+    assert unlink_spent_checks(env, rendering=False) is True
+    assert _chain(env)[:2] == [gym.wrappers.RecordEpisodeStatistics, TimeLimit]
+
+
+@pytest.mark.parametrize("env_id", ["FrozenLake-v1", "CliffWalking-v1", "Taxi-v4"])
+def test_the_environment_steps_exactly_as_before(env_id: str) -> None:
+    """Same seeds, same actions: the same transitions, truncation by the time limit included."""
+    kept, unlinked = gym.make(env_id, max_episode_steps=30), gym.make(env_id, max_episode_steps=30)
+    rng = list(range(7)) * 200
+    for ep in range(6):
+        assert repr(kept.reset(seed=ep)) == repr(unlinked.reset(seed=ep))  # (info: arrays)
+        for t in range(40):
+            action = rng[ep * 41 + t] % int(kept.action_space.n)
+            a, b = kept.step(action), unlinked.step(action)
+            assert repr(a) == repr(b)
+            if a[2] or a[3]:
+                break
+        unlink_spent_checks(unlinked, rendering=False)
+    assert _chain(unlinked)[:2] == [TimeLimit, type(unlinked.unwrapped)]
+
+
+def test_a_worker_still_gets_the_checkers_warning(tmp_path: Path) -> None:
+    """The info-reuse warning comes at the second step, in the second episode: a worker that
+    unlinked the checker after its first episode would never show it."""
+    config = make_config(
+        tmp_path, env_id="worker_agents:NbtSharedInfoLake-v0", episodes=4, agent="PlainQLearning"
+    )
+    result = run_worker(config)
+    assert result.code == 0, result.stderr
+    assert result.stderr.count(b"The infos returned by `step` and the following `step`") == 1
+    lengths = [n for e in result.wire if isinstance(e, ev.Episodes) for n in e.length]
+    assert lengths == [1, 3, 3, 3]
