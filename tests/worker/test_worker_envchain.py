@@ -99,3 +99,16 @@ def test_a_worker_still_gets_the_checkers_warning(tmp_path: Path) -> None:
     assert result.stderr.count(b"The infos returned by `step` and the following `step`") == 1
     lengths = [n for e in result.wire if isinstance(e, ev.Episodes) for n in e.length]
     assert lengths == [1, 3, 3, 3]
+
+
+def test_a_checker_without_the_data_reuse_check_goes_after_its_first_step() -> None:
+    """Gymnasium before 1.1 has no ``checked_data_reuse``: its checker is spent after the
+    first reset and step (the regression: an AttributeError in every such worker)."""
+    env = _lake()
+    env.reset(seed=2)
+    env.step(1)
+    checker = env.env.env
+    assert type(checker) is PassiveEnvChecker
+    del checker.checked_data_reuse
+    assert unlink_spent_checks(env, rendering=False) is True
+    assert _chain(env) == [TimeLimit, type(env.unwrapped)]

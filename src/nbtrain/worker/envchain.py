@@ -34,7 +34,9 @@ def unlink_spent_checks(env: Any, *, rendering: bool) -> bool:
     while isinstance(outer, Wrapper):
         inner = outer.env
         if type(inner) is PassiveEnvChecker:
-            spent = inner.checked_reset and inner.checked_step and inner.checked_data_reuse
+            # (gymnasium < 1.1 has no data-reuse check, hence the default)
+            spent = inner.checked_reset and inner.checked_step
+            spent = spent and getattr(inner, "checked_data_reuse", True)
             if spent and (inner.checked_render or not rendering):
                 outer.env = inner.env
                 continue
