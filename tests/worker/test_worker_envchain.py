@@ -26,6 +26,13 @@ def _lake(**kwargs: Any) -> Any:
     return gym.make("FrozenLake-v1", is_slippery=False, max_episode_steps=100, **kwargs)
 
 
+# gymnasium >= 1.4 checks that two steps do not share their data: the checker is spent
+# after the second step, not the first.
+REUSE_CHECK = hasattr(_lake().env.env, "checked_data_reuse")
+needs_reuse_check = pytest.mark.skipif(not REUSE_CHECK, reason="gymnasium < 1.4")
+
+
+@needs_reuse_check
 def test_both_layers_go_once_reset_and_two_steps_have_run() -> None:
     env = _lake()
     assert _chain(env)[:3] == [TimeLimit, OrderEnforcing, PassiveEnvChecker]
@@ -56,10 +63,9 @@ def test_the_checker_stays_until_it_has_checked_a_render() -> None:
 
 def test_an_outermost_check_is_left_to_whoever_holds_it() -> None:
     env = gym.make("FrozenLake-v1", disable_env_checker=True).env  # OrderEnforcing on top
-    assert type(env) is OrderEnforcing
     env.reset(seed=0)
     assert unlink_spent_checks(env, rendering=False) is True
-    assert type(env) is OrderEnforcing
+    assert _chain(env) == [OrderEnforcing, type(env.unwrapped)]
 
 
 def test_other_wrappers_keep_their_place() -> None:
@@ -68,7 +74,35 @@ def test_other_wrappers_keep_their_place() -> None:
     env.step(1)
     env.step(2)
     assert unlink_spent_checks(env, rendering=False) is True
-    assert _chain(env)[:2] == [gym.wrappers.RecordEpisodeStatistics, TimeLimit]
+    assert _chain(env) == [gym.wrappers.RecordEpisodeStatistics, TimeLimit, type(env.unwrapped)]
+
+
+def test_the_spec_still_says_what_gym_make_made() -> None:
+    env = _lake()
+    made = env.spec
+    env.reset(seed=4)
+    env.step(0)
+    env.step(0)
+    assert unlink_spent_checks(env, rendering=False) is True
+    assert env.spec == made
+    assert (env.spec.disable_env_checker, env.spec.order_enforce) == (False, True)
+    assert _chain(gym.make(env.spec))[:3] == [TimeLimit, OrderEnforcing, PassiveEnvChecker]
+
+
+def test_a_layer_under_a_read_only_env_stays() -> None:
+    class Pinned(gym.Wrapper[Any, Any, Any, Any]):
+        def __init__(self, env: Any) -> None:  # (no Wrapper.__init__: it would set env)
+            self._inner = env
+
+        @property  # type: ignore[override]
+        def env(self) -> Any:
+            return self._inner
+
+    guard = gym.make("FrozenLake-v1", disable_env_checker=True).env
+    guard.reset(seed=0)
+    pinned = Pinned(guard)
+    assert unlink_spent_checks(pinned, rendering=False) is True  # nothing left to retry
+    assert pinned.env is guard
 
 
 @pytest.mark.parametrize("env_id", ["FrozenLake-v1", "CliffWalking-v1", "Taxi-v4"])
@@ -88,6 +122,7 @@ def test_the_environment_steps_exactly_as_before(env_id: str) -> None:
     assert _chain(unlinked)[:2] == [TimeLimit, type(unlinked.unwrapped)]
 
 
+@needs_reuse_check
 def test_a_worker_still_gets_the_checkers_warning(tmp_path: Path) -> None:
     """The info-reuse warning comes at the second step, in the second episode: a worker that
     unlinked the checker after its first episode would never show it."""
@@ -102,13 +137,39 @@ def test_a_worker_still_gets_the_checkers_warning(tmp_path: Path) -> None:
 
 
 def test_a_checker_without_the_data_reuse_check_goes_after_its_first_step() -> None:
-    """Gymnasium before 1.1 has no ``checked_data_reuse``: its checker is spent after the
+    """Gymnasium before 1.4 has no ``checked_data_reuse``: its checker is spent after the
     first reset and step (the regression: an AttributeError in every such worker)."""
     env = _lake()
     env.reset(seed=2)
     env.step(1)
     checker = env.env.env
     assert type(checker) is PassiveEnvChecker
-    del checker.checked_data_reuse
+    if REUSE_CHECK:
+        del checker.checked_data_reuse
     assert unlink_spent_checks(env, rendering=False) is True
     assert _chain(env) == [TimeLimit, type(env.unwrapped)]
+
+
+@pytest.mark.parametrize(
+    ("agent", "frames"),
+    [
+        ("q_learning", "none"),  # the one-call tabular episode
+        ("PlainQLearning", "none"),  # the generic act/learn loop
+        ("q_learning", "ansi"),  # frames: the generic loop, and the checker's render check
+    ],
+)
+def test_a_worker_steps_without_the_checks_after_its_first_episode(
+    tmp_path: Path, agent: str, frames: str
+) -> None:
+    """A step's reward says whether it went through the two layers (``CheckProbe``): every
+    step of the first episode does, none after it (regression guard for the worker's call)."""
+    fields: dict[str, Any] = {"env_id": "worker_agents:NbtCheckProbe-v0", "episodes": 4}
+    if agent != "q_learning":
+        fields["agent"] = agent
+    if frames != "none":
+        fields["telemetry"] = {"frames": frames}
+    result = run_worker(make_config(tmp_path, **fields))
+    assert result.code == 0, result.stderr
+    batches = [e for e in result.wire if isinstance(e, ev.Episodes)]
+    assert [n for e in batches for n in e.length] == [3, 3, 3, 3]
+    assert [r for e in batches for r in e.total_reward] == [3.0, 0.0, 0.0, 0.0]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 
@@ -220,3 +221,44 @@ class SharedInfoLake(gym.Env[int, int]):
 
 
 gym.register("NbtSharedInfoLake-v0", entry_point=SharedInfoLake, max_episode_steps=10)
+
+
+def _through_checks() -> bool:
+    """Whether the running ``step`` was called through gymnasium's checker or order guard."""
+    from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker
+
+    frame = sys._getframe(2)
+    while frame is not None:
+        if type(frame.f_locals.get("self")) in (PassiveEnvChecker, OrderEnforcing):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class CheckProbe(gym.Env[int, int]):
+    """Episodes of exactly three steps; a step's reward is 1.0 when it was called through
+    gymnasium's ``PassiveEnvChecker`` or ``OrderEnforcing``, else 0.0: an episode's return
+    tells how many of its steps paid for those two layers."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    observation_space = gym.spaces.Discrete(4)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.state = 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.state = 0
+        return self.state, {}
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        self.state += 1
+        return self.state, float(_through_checks()), self.state == 3, False, {}
+
+    def render(self) -> str:
+        return f"state {self.state}\n"
+
+
+gym.register("NbtCheckProbe-v0", entry_point=CheckProbe, max_episode_steps=10)
