@@ -15,7 +15,7 @@ from tests.kit.events import episode, full_episode
 
 from nbtrain.errors import StoreWriteError
 from nbtrain.ids import new_run_id
-from nbtrain.store.batch import BULK_ROWS, BatchWriter
+from nbtrain.store.batch import BULK_ROWS, WRITER_CACHE_KIB, BatchWriter
 from nbtrain.store.ops import Op
 from nbtrain.store.writer import acquire_writer
 from nbtrain.wire.events import StepRows
@@ -217,3 +217,21 @@ def test_rows_of_unequal_width_are_never_shifted_into_each_other(run_db: tuple[P
         batch.close()
     rows = query(db, "SELECT ep_index, length, extras FROM episodes ORDER BY ep_index")
     assert rows == [(ep, 3, '{"epsilon":0.1}') for ep in range(BULK_ROWS) if ep not in (3, 4)]
+
+
+def test_the_writer_keeps_a_page_cache_for_several_workers(run_db: tuple[Path, str]) -> None:
+    """SQLite's default (2 MB: 31 pages of 64 KiB) made the writer read back and spill
+    pages with a few workers; its connection asks for WRITER_CACHE_KIB instead."""
+    db, _ = run_db
+    batch = BatchWriter(db)
+    batch.open()
+    try:
+        assert batch.conn.execute("PRAGMA cache_size").fetchone() == (-WRITER_CACHE_KIB,)
+        assert WRITER_CACHE_KIB >= 8 * 1024
+    finally:
+        batch.close()
+    reader = sqlite3.connect(db)  # a setting of the writer's connection, not of the file
+    try:
+        assert reader.execute("PRAGMA cache_size").fetchone() != (-WRITER_CACHE_KIB,)
+    finally:
+        reader.close()
