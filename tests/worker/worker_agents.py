@@ -146,21 +146,25 @@ class PlainSarsa(SarsaAgent):
     """The built-in SARSA through the generic act/learn loop."""
 
 
-class SlowCorridor(gym.Env[int, int]):
-    """Four states, two actions, never terminates; every step takes ``delay`` seconds (a
-    slow simulator: one episode outlasts several heartbeats)."""
+class _Corridor(gym.Env[int, int]):
+    """Four states, two actions, starting at state 0: what the test environments share."""
 
     observation_space = gym.spaces.Discrete(4)
     action_space = gym.spaces.Discrete(2)
-
-    def __init__(self, delay: float = 0.03) -> None:
-        self.delay = delay
-        self.state = 0
+    state = 0
 
     def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
         super().reset(seed=seed)
         self.state = 0
         return self.state, {}
+
+
+class SlowCorridor(_Corridor):
+    """Never terminates; every step takes ``delay`` seconds (a slow simulator: one episode
+    outlasts several heartbeats)."""
+
+    def __init__(self, delay: float = 0.03) -> None:
+        self.delay = delay
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         time.sleep(self.delay)
@@ -195,24 +199,18 @@ class BlasThreads(_Base):
         return {"openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 
-class SharedInfoLake(gym.Env[int, int]):
-    """A 4-state corridor whose ``step`` returns the same info dict every time, which
-    gymnasium's passive checker warns about at the second step; the first episode ends after
-    one step, so that second step comes in the second episode."""
-
-    observation_space = gym.spaces.Discrete(4)
-    action_space = gym.spaces.Discrete(2)
+class SharedInfoLake(_Corridor):
+    """``step`` returns the same info dict every time, which gymnasium's passive checker
+    warns about at the second step; the first episode ends after one step, so that second
+    step comes in the second episode."""
 
     def __init__(self) -> None:
-        self.state = 0
         self.episode = -1
         self.info: dict[str, Any] = {}
 
     def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
-        super().reset(seed=seed)
-        self.state = 0
         self.episode += 1
-        return self.state, {}
+        return super().reset(seed=seed, options=options)
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         self.state += 1
@@ -235,23 +233,15 @@ def _through_checks() -> bool:
     return False
 
 
-class CheckProbe(gym.Env[int, int]):
+class CheckProbe(_Corridor):
     """Episodes of exactly three steps; a step's reward is 1.0 when it was called through
     gymnasium's ``PassiveEnvChecker`` or ``OrderEnforcing``, else 0.0: an episode's return
     tells how many of its steps paid for those two layers."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
-    observation_space = gym.spaces.Discrete(4)
-    action_space = gym.spaces.Discrete(2)
 
     def __init__(self, render_mode: str | None = None) -> None:
         self.render_mode = render_mode
-        self.state = 0
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[int, dict[str, Any]]:
-        super().reset(seed=seed)
-        self.state = 0
-        return self.state, {}
 
     def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
         self.state += 1
