@@ -16,7 +16,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
 
 # Lowest first. An area is a top-level module or sub-package of nbtrain.
 LAYERS: list[set[str]] = [
-    {"errors", "log_codes", "memtrim", "procinfo", "statuses", "threadprio"},
+    {"errors", "log_codes", "procinfo", "statuses", "threadprio"},
     {"ids", "logs", "seeding"},
     {"wire"},
     {"agents"},

@@ -38,7 +38,6 @@ from nbtrain.errors import StoreError, StoreWriteError
 from nbtrain.ids import normalize_worker_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_CHECKPOINT, LOG_SERVICE_SQLITE_WRITE_FAILED
 from nbtrain.logs import log
-from nbtrain.memtrim import TRIM_INTERVAL_S, release_free_memory
 from nbtrain.statuses import WORKER_STATUSES
 from nbtrain.store.batch import BatchWriter
 from nbtrain.store.chunks_write import to_json
@@ -335,16 +334,12 @@ class StoreWriter:
         ops: list[Op] = []
         try:
             self._batch.open()
-            trimmed = time.monotonic()
             while True:
                 ops = self._take()
                 self._batch.write(ops)
                 if any(op.stop for op in ops):
                     break
                 ops = []
-                if time.monotonic() - trimmed >= TRIM_INTERVAL_S:
-                    release_free_memory()  # long runs: the heap's free pages (memtrim.py)
-                    trimmed = time.monotonic()
         except BaseException as exc:  # fail-stop: a storage failure, or a bug
             self._fail(exc, ops)
         finally:
