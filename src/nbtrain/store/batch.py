@@ -72,16 +72,6 @@ class Rows:
         return len(self.rows)
 
 
-# The writer's page cache, in KiB. SQLite's default of 2 MB is 31 of nbtrain's 64 KiB pages,
-# fewer than the B-tree pages a batch keeps touching with several workers (each worker's
-# place in the chunk key and in both episode keys): pages went out and were read back, and
-# dirty ones were spilled into the WAL mid-transaction and written again. With 16 MB, a
-# replay of a 4-worker stream (160,000 episodes) read 197 instead of 828 MB and wrote 484
-# instead of 661 MB through system calls; in real 4-worker runs the kernel's CPU went down
-# ~4 % (docs/performance.md, eighth pass). SQLite allocates it as pages are used.
-WRITER_CACHE_KIB = 16 * 1024
-
-
 class BatchWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -97,7 +87,7 @@ class BatchWriter:
     def open(self) -> None:
         try:
             self._conn = schema.connect(self.path)
-            self._conn.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
+            self._conn.execute(f"PRAGMA cache_size = -{schema.WRITER_CACHE_KIB}")
             # Read the schema now, so that the file checked below is the one SQLite opened.
             self._conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
             st = os.stat(self.path)

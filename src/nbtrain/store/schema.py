@@ -197,6 +197,16 @@ def stamp_version(conn: sqlite3.Connection) -> None:
     )
 
 
+# The writer's page cache, in KiB. SQLite's default of 2 MB is 31 of nbtrain's 64 KiB pages,
+# fewer than the B-tree pages a batch keeps touching with several workers (each worker's
+# place in the chunk key and in both episode keys): pages went out and were read back, and
+# dirty ones were spilled into the WAL mid-transaction and written again. With 16 MB, a
+# replay of a 4-worker stream (160,000 episodes) read 197 instead of 828 MB and wrote 484
+# instead of 661 MB through system calls; in real 4-worker runs the kernel's CPU went down
+# ~4 % (docs/performance.md, eighth pass). SQLite allocates it as pages are used.
+WRITER_CACHE_KIB = 16 * 1024
+
+
 def uri_for(path: Path, *, readonly: bool, immutable: bool = False) -> str:
     mode = "ro" if readonly or immutable else "rwc"
     return f"file:{quote(str(path))}?mode={mode}" + ("&immutable=1" if immutable else "")
