@@ -248,6 +248,25 @@ def test_backpressure_blocks_submitters(db: Path) -> None:
     assert count(db, "SELECT COUNT(*) FROM steps") == 105
 
 
+def test_backpressure_wakes_the_writer_before_its_commit_interval(db: Path) -> None:
+    # Regression: with the bound below a full batch, the writer lingered for its whole
+    # commit interval while the submitter it was holding back waited.
+    w = acquire_writer(db)
+    w.commit_interval, w.max_pending_rows, w.max_batch_rows = 60.0, 10, 1000
+    try:
+        run = new_run(w)
+        w.add_events([steps(run, "000001", 0, 5)])  # the writer lingers: 5 rows <= 10
+        w.add_events([steps(run, "000001", 1, 50)])  # pending 55 > 10: it must write now
+        submitter = threading.Thread(target=w.add_events, args=([steps(run, "000001", 2, 5)],))
+        submitter.start()
+        submitter.join(30)  # half the commit interval
+        assert not submitter.is_alive()
+        w.flush(timeout=10)
+    finally:
+        w.release()
+    assert count(db, "SELECT COUNT(*) FROM steps") == 60
+
+
 def test_commits_are_visible_to_another_process_without_flush(
     writer: StoreWriter, db: Path
 ) -> None:

@@ -73,9 +73,13 @@ class StoreWriter:
         path: Path,
         *,
         commit_interval: float = 0.1,
-        max_pending_rows: int = 500_000,
+        max_pending_rows: int = 100_000,
         max_batch_rows: int = 200_000,
     ) -> None:
+        # Past max_pending_rows queued, submitters wait. Queued rows are kernel memory, and
+        # the pages a deep queue once filled stay in the kernel's RSS: 100,000 rows is about
+        # a quarter second of 4 workers at full speed, and keeps a long run's peak where a
+        # short one's is (500,000 let it climb 15 MB; docs/performance.md, ninth pass).
         self.path = path
         self.commit_interval = commit_interval
         self.max_pending_rows = max_pending_rows
@@ -304,8 +308,13 @@ class StoreWriter:
             self._urgent += op.urgent
             # Wake the thread only when it must act before its linger deadline: waking it
             # for every small event costs more CPU than writing the event.
-            if idle or op.urgent or self._pending_rows >= self.max_batch_rows:
+            if idle or op.urgent or self._pending_rows >= self._full_rows():
                 self._cond.notify_all()
+
+    def _full_rows(self) -> int:
+        """Pending rows at which the thread writes at once instead of lingering: a full
+        batch, or the backpressure bound (a submitter may be waiting on it)."""
+        return min(self.max_batch_rows, self.max_pending_rows)
 
     def _take(self) -> list[Op]:
         with self._cond:
@@ -314,7 +323,7 @@ class StoreWriter:
             deadline = self._queue[0].enqueued + self.commit_interval
             while (
                 not self._urgent
-                and self._pending_rows < self.max_batch_rows
+                and self._pending_rows < self._full_rows()
                 and (left := deadline - time.monotonic()) > 0
             ):
                 self._cond.wait(left)
