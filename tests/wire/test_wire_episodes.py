@@ -160,6 +160,66 @@ def test_an_extras_column_travels_expands_and_is_stored_as_the_dicts_would_be(
     assert episode_rows(column, "000007") == episode_rows(dicts, "000007")
 
 
+_TRICKY = [0, 1, 1.0, True, 0.0, -0.0, "1", None]  # equal to another, encoded otherwise
+_scalars = st.one_of(
+    st.sampled_from(_TRICKY),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(width=64),  # NaN, infinities, -0.0 and 0.0 included
+    st.booleans(),
+    st.text(max_size=5),
+    st.none(),
+    st.lists(st.integers(0, 2), max_size=2),  # not a scalar: never encoded once
+)
+
+
+@given(
+    st.dictionaries(st.sampled_from(["epsilon", "alpha", "k\n", ""]), _scalars, max_size=3),
+    st.integers(1, 12),
+    st.data(),
+)
+def test_constant_extras_columns_are_stored_as_each_episodes_dict_would_be(
+    first: dict[str, Any], n: int, data: st.DataObject
+) -> None:
+    # One value per column repeated, sometimes with one row changed to a value that may
+    # compare equal to it (1, 1.0, True; 0.0, -0.0): the batch's one encoding must be
+    # exactly what each episode's dict encodes to.
+    rows = [dict(first) for _ in range(n)]
+    if first and data.draw(st.booleans()):
+        i = data.draw(st.integers(0, n - 1))
+        key = data.draw(st.sampled_from(sorted(first)))
+        rows[i][key] = data.draw(st.sampled_from(_TRICKY))
+    dicts = batch(new_run_id(), "000007", list(range(n)), extras=rows)
+    columns = {key: [row[key] for row in rows] for key in first}
+    column = msgspec.structs.replace(dicts, extras=[], extras_columns=columns)
+    stored = [row[-1] for row in episode_rows(column, "000007")]
+    assert stored == [row[-1] for row in episode_rows(dicts, "000007")]
+
+
+@pytest.mark.parametrize(
+    ("same", "other"),
+    [(0.0, -0.0), (-0.0, 0.0), (1, True), (True, 1), (1, 1.0), (1.0, 1), (0, False), (0, 0.0)],
+)
+def test_equal_extras_values_that_encode_differently_are_not_shared(same: Any, other: Any) -> None:
+    rows = [{"x": same}, {"x": same}, {"x": other}, {"x": same}]
+    dicts = batch(new_run_id(), "000001", [0, 1, 2, 3], extras=rows)
+    column = msgspec.structs.replace(
+        dicts, extras=[], extras_columns={"x": [same, same, other, same]}
+    )
+    stored = [row[-1] for row in episode_rows(column, "000001")]
+    assert stored == [msgspec.json.encode(row).decode() for row in rows]
+    assert stored[2] != stored[0]
+
+
+def test_a_batch_of_one_extras_value_is_encoded_once() -> None:
+    n = 500
+    column = as_column(
+        batch(new_run_id(), "000001", list(range(n)), extras=[{"epsilon": 0.05}] * n)
+    )
+    stored = [row[-1] for row in episode_rows(column, "000001")]
+    assert stored == ['{"epsilon":0.05}'] * n
+    assert len({id(text) for text in stored}) == 1  # one string: encoded once
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

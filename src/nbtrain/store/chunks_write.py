@@ -166,6 +166,29 @@ def _extras_type(keys: tuple[str, ...]) -> type[msgspec.Struct] | None:
     return made
 
 
+# Scalars whose equal values of one type encode alike (floats but for the sign of zero).
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
+def _constant_extras(columns: dict[str, list[Any]], n: int) -> list[str] | None:
+    """Each episode's extras JSON when every column holds one scalar value throughout (a
+    tabular agent's ε once it has decayed to its floor: most of a long run), encoded once
+    for the batch instead of once an episode (0.4 us of the kernel's ~9 us an episode);
+    None when they differ."""
+    if not n or not columns:
+        return None
+    first = {key: values[0] for key, values in columns.items()}
+    for key, values in columns.items():
+        value = first[key]
+        kind = type(value)
+        if kind not in _SCALARS or (kind is float and value == 0.0):
+            return None
+        # count() compares with ==, which holds across types (1 == 1.0 == True)
+        if values.count(value) != n or len(set(map(type, values))) != 1:
+            return None
+    return [to_json(first)] * n
+
+
 def check_order(ep: list[int], steps: list[int]) -> None:
     """Raise :class:`BadSteps` unless the ``(ep, steps)`` pairs (not empty) strictly
     increase."""
@@ -203,10 +226,14 @@ def episode_rows(event: Episodes, worker_id: str) -> list[tuple[Any, ...]]:
     n = len(event.ep_index)
     encode = _encoder.encode
     given: list[Any] = event.extras
+    extras: list[str] | None = None
     if event.extras_columns is not None:
         event.check_columns()
-        given = _row_structs(event.extras_columns, event.episode_extras)
-    extras = [encode(x).decode() if x else "{}" for x in given]
+        extras = _constant_extras(event.extras_columns, n)
+        if extras is None:
+            given = _row_structs(event.extras_columns, event.episode_extras)
+    if extras is None:
+        extras = [encode(x).decode() if x else "{}" for x in given]
     return list(
         zip(
             repeat(event.run_id, n),
