@@ -280,6 +280,12 @@ def main() -> None:
     report(results, counts)
 
 
+def ratios(runs: list[Result], base: list[Result]) -> tuple[list[float], list[float]]:
+    """Round by round, whole-process and loop-only time of ``runs`` over ``base``."""
+    pairs = list(zip(runs, base, strict=True))
+    return [n.wall / b.wall for n, b in pairs], [n.loop / b.loop for n, b in pairs]
+
+
 def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> None:
     print("\nratios to the bare loop, median [min-max] over rounds (each round's own bare run);")
     print("CPU ratios (process CPU, not wall time) are what a busy machine cannot distort:")
@@ -290,9 +296,7 @@ def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> N
         bare = results[(workers, "bare")]
         label = "1 worker" if workers == 1 else f"{workers} workers"
         for kind in ("all", "none"):
-            runs = results[(workers, kind)]
-            whole = [n.wall / b.wall for n, b in zip(runs, bare, strict=True)]
-            loop = [n.loop / b.loop for n, b in zip(runs, bare, strict=True)]
+            whole, loop = ratios(results[(workers, kind)], bare)
             goal = GOALS.get(label)
             verdict = ""
             if kind == "all" and goal is not None:
@@ -302,12 +306,10 @@ def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> N
                   f"{spread(loop):>24}{verdict}")  # fmt: skip
         lean = results[(workers, "lean")]
         for kind in ("all", "none"):
-            runs = results[(workers, kind)]
-            whole = [n.wall / b.wall for n, b in zip(runs, lean, strict=True)]
-            loop = [n.loop / b.loop for n, b in zip(runs, lean, strict=True)]
+            whole, loop = ratios(results[(workers, kind)], lean)
             print(f"  {label:9} steps={kind:4} vs bare --lean {spread(whole):>22} "
                   f"{spread(loop):>24}")  # fmt: skip
-        saved = [n.wall / b.wall for n, b in zip(lean, bare, strict=True)]
+        saved, _ = ratios(lean, bare)
         print(f"  {label:9} bare --lean vs bare       {spread(saved):>22}  (gymnasium's two "
               "check wrappers, which nbtrain's workers unlink)")  # fmt: skip
         for kind in ("all", "none"):
