@@ -284,7 +284,7 @@ def test_a_worker_started_between_the_check_and_the_transaction_is_refused(db: P
             )
         writer.close()
         with pytest.raises(RunError, match=r"worker 000002 .* was started meanwhile"):
-            retention._delete_rows(con, db, run_id, before)
+            retention.delete_rows(con, db, run_id, before)
     finally:
         con.close()
     assert counts(db, run_id) == expected(2, 1)

@@ -338,7 +338,7 @@ class TelemetryStore(_Frames):
         with self._reader.snapshot() as reader:
             yield StoreSnapshot(reader)
 
-    # -- retention and comparison (nbtrain.store.retention, nbtrain.store.compare) ----------
+    # -- retention and comparison (store.retention, store.archive, store.compare) ----------
     def delete_run(self, run_id: str) -> dict[str, int]:
         """Delete every row of a run in every table, and its run folder, in one transaction.
 
@@ -398,7 +398,7 @@ class TelemetryStore(_Frames):
         --------
         >>> store.archive_run(run_id, "archive.sqlite")  # doctest: +SKIP
         """
-        from nbtrain.store.retention import archive_run
+        from nbtrain.store.archive import archive_run
 
         return archive_run(self, run_id, to)
 

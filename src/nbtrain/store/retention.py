@@ -6,11 +6,8 @@ folder ``nbtrain-runs/{run_id}/`` beside the database.
 
 * ``delete_run`` removes the rows in one write transaction; the folder is renamed aside
   before the commit (and renamed back if the commit fails) and removed after it.
-* ``archive_run`` copies the rows into an ordinary nbtrain database (created or upgraded by
-  the store's own migration code) and checks the counts in the same transaction, copies the
-  folder beside the archive, and only then deletes the run here, checking that the source
-  still holds exactly what was copied. Any failure before the source's commit leaves the
-  run whole in the source and removes what was written to the archive.
+* ``archive_run`` (:mod:`nbtrain.store.archive`) copies the run elsewhere and then deletes
+  it here with :func:`delete_rows`.
 * A run with a ``pending`` or ``running`` worker (as ``TelemetryStore.workers`` reports it:
   workers of a kernel that died are reported ``failed``) is refused with ``RunError``; the
   write transaction checks again that no worker started meanwhile.
@@ -26,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from nbtrain.errors import RunError, StoreError, UnknownRunError
-from nbtrain.log_codes import LOG_SERVICE_RUN_ARCHIVED, LOG_SERVICE_RUN_DELETED
+from nbtrain.log_codes import LOG_SERVICE_RUN_DELETED
 from nbtrain.logs import log
 from nbtrain.statuses import LIVE_STATUSES
 from nbtrain.store import runfolder, schema
 from nbtrain.store.frames import frame
-from nbtrain.store.migrations import migrate
 
 if TYPE_CHECKING:
     from nbtrain.store import TelemetryStore
@@ -81,12 +77,12 @@ ORDER BY 5 DESC, ids.run_id, ids.worker_id
 
 
 # -- schema discovery --------------------------------------------------------------------------
-def _q(name: str) -> str:
+def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
 def columns_of(conn: sqlite3.Connection, table: str, db: str = "main") -> list[str]:
-    return [str(r[1]) for r in conn.execute(f"PRAGMA {db}.table_info({_q(table)})")]
+    return [str(r[1]) for r in conn.execute(f"PRAGMA {db}.table_info({quote_name(table)})")]
 
 
 def run_tables(conn: sqlite3.Connection, db: str = "main") -> list[str]:
@@ -105,11 +101,10 @@ def run_tables(conn: sqlite3.Connection, db: str = "main") -> list[str]:
 def count_rows(
     conn: sqlite3.Connection, tables: list[str], run_id: str, db: str = "main"
 ) -> dict[str, int]:
+    sql = "SELECT COUNT(*) FROM {}.{} WHERE run_id = ?"
     return {
-        t: int(conn.execute(f"SELECT COUNT(*) FROM {db}.{_q(t)} WHERE run_id = ?", (run_id,))
-               .fetchone()[0])
-        for t in tables
-    }  # fmt: skip
+        t: int(conn.execute(sql.format(db, quote_name(t)), (run_id,)).fetchone()[0]) for t in tables
+    }
 
 
 # -- liveness ----------------------------------------------------------------------------------
@@ -153,7 +148,7 @@ def _recheck(conn: sqlite3.Connection, run_id: str, before: WorkerRows) -> None:
 
 
 # -- delete ------------------------------------------------------------------------------------
-def _open_for_writing(path: Path, what: str) -> sqlite3.Connection:
+def open_for_writing(path: Path, what: str) -> sqlite3.Connection:
     """A write connection, or ``StoreError`` naming the file (read-only, gone, locked away)."""
     try:
         return schema.connect(path)
@@ -163,7 +158,7 @@ def _open_for_writing(path: Path, what: str) -> sqlite3.Connection:
         ) from err
 
 
-def _delete_rows(
+def delete_rows(
     conn: sqlite3.Connection,
     db_path: Path,
     run_id: str,
@@ -186,7 +181,7 @@ def _delete_rows(
                     f"{expected}); nothing was deleted"
                 )
         counts = {
-            t: conn.execute(f"DELETE FROM {_q(t)} WHERE run_id = ?", (run_id,)).rowcount
+            t: conn.execute(f"DELETE FROM {quote_name(t)} WHERE run_id = ?", (run_id,)).rowcount
             for t in tables
         }
         if counts.get("runs", 0) == 0:
@@ -204,11 +199,11 @@ def _delete_rows(
 
 def delete_run(store: TelemetryStore, run_id: str) -> dict[str, int]:
     """Delete every row of ``run_id`` and its run folder; returns ``{table: rows deleted}``."""
-    conn = _open_for_writing(store.path, f"delete run {run_id}")
+    conn = open_for_writing(store.path, f"delete run {run_id}")
     try:
         before = refuse_live(store, run_id, conn)
         try:
-            counts = _delete_rows(conn, store.path, run_id, before)
+            counts = delete_rows(conn, store.path, run_id, before)
         except (sqlite3.Error, OSError) as err:
             raise StoreError(
                 f"cannot delete run {run_id} from {store.path}: {err}; the run is unchanged"
@@ -217,143 +212,6 @@ def delete_run(store: TelemetryStore, run_id: str) -> dict[str, int]:
         conn.close()
     log(logging.INFO, LOG_SERVICE_RUN_DELETED, "deleted %s", counts, run_id=run_id)
     return counts
-
-
-# -- archive -----------------------------------------------------------------------------------
-def archive_path(to: str | Path, source: Path) -> Path:
-    if not isinstance(to, str | Path):
-        raise TypeError(f"to= must be a path, not {type(to).__name__}")
-    dest = Path(to).expanduser()
-    if dest.is_dir():
-        raise StoreError(f"archive {dest} is a folder; pass the path of a .sqlite file")
-    if not dest.parent.is_dir():
-        raise StoreError(f"the folder of archive {dest} does not exist")
-    dest = dest.resolve()
-    if dest == source or (dest.exists() and dest.samefile(source)):
-        raise StoreError(f"cannot archive {source} into itself")
-    return dest
-
-
-def _prepare_archive(dest: Path) -> None:
-    """Create or upgrade the archive with the store's own schema code (same version)."""
-    try:
-        migrate(dest)
-    except StoreError:
-        raise
-    except (sqlite3.Error, OSError) as err:
-        raise StoreError(f"cannot create or open archive {dest}: {err}") from err
-
-
-def _ensure_tables(conn: sqlite3.Connection, tables: list[str], dest: Path) -> None:
-    """Tables the source has but the archive lacks are made from the source's own DDL; a
-    column the archive lacks is an error (both files have this nbtrain's schema version)."""
-    have = {str(r[0]) for r in conn.execute("SELECT name FROM main.sqlite_master")}
-    for table in tables:
-        if table not in have:
-            (ddl,) = conn.execute(
-                "SELECT sql FROM src.sqlite_master WHERE type = 'table' AND name = ?", (table,)
-            ).fetchone()
-            conn.execute(str(ddl))
-        missing = set(columns_of(conn, table, "src")) - set(columns_of(conn, table, "main"))
-        if missing:
-            raise StoreError(f"archive {dest} table {table} lacks columns {sorted(missing)}")
-
-
-def _copy_rows(source: Path, dest: Path, run_id: str) -> dict[str, int]:
-    """Copy the run's rows into ``dest`` and verify the counts, in one archive transaction."""
-    conn = schema.connect(dest)
-    try:
-        conn.execute("ATTACH DATABASE ? AS src", (schema.uri_for(source, readonly=True),))
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            tables = run_tables(conn, "src")
-            present = set(run_tables(conn, "main")) & set(tables)
-            if any(count_rows(conn, sorted(present), run_id, "main").values()):
-                raise RunError(f"run {run_id} is already in archive {dest}")
-            _ensure_tables(conn, tables, dest)
-            for table in tables:
-                cols = ", ".join(_q(c) for c in columns_of(conn, table, "src"))
-                conn.execute(
-                    f"INSERT INTO main.{_q(table)} ({cols}) "
-                    f"SELECT {cols} FROM src.{_q(table)} WHERE run_id = ?",
-                    (run_id,),
-                )
-            want = count_rows(conn, tables, run_id, "src")
-            got = count_rows(conn, tables, run_id, "main")
-            if want != got or want.get("runs") != 1:
-                raise StoreError(
-                    f"archive {dest} holds {got} rows of run {run_id} after copying {want}; "
-                    "nothing was archived"
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-    finally:
-        conn.close()
-    return want
-
-
-def _undo_archive(dest: Path, run_id: str, folder: Path | None) -> None:
-    """Take the run back out of the archive after a later step failed (best effort: the
-    source still has it whole, so a leftover copy is only a duplicate)."""
-    runfolder.remove(folder, run_id)
-    try:
-        conn = schema.connect(dest)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for table in run_tables(conn):
-                conn.execute(f"DELETE FROM {_q(table)} WHERE run_id = ?", (run_id,))
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-    except sqlite3.Error as err:
-        log(
-            logging.WARNING,
-            LOG_SERVICE_RUN_ARCHIVED,
-            "could not remove the partial copy from %s: %s",
-            dest,
-            err,
-            run_id=run_id,
-        )
-
-
-def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str, int]:
-    """Move a run (rows and folder) into the database ``to``; returns ``{table: rows}``."""
-    dest = archive_path(to, store.path)
-    conn = _open_for_writing(store.path, f"archive run {run_id}")
-    try:
-        before = refuse_live(store, run_id, conn)
-        src_folder = runfolder.run_folder(store.path, run_id)
-        dest_folder = runfolder.run_folder(dest, run_id)
-        # An archive in the same folder as the database shares its run folders.
-        shared = src_folder is not None and src_folder == dest_folder
-        if not shared and runfolder.exists(src_folder) and runfolder.exists(dest_folder):
-            raise RunError(f"{dest_folder} already exists; run {run_id} is already archived there")
-        _prepare_archive(dest)
-        try:
-            copied = _copy_rows(store.path, dest, run_id)
-        except (sqlite3.Error, OSError) as err:
-            raise StoreError(
-                f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
-            ) from err
-        made: Path | None = None
-        try:
-            if dest_folder is not None and not shared:
-                made = runfolder.copy_to(src_folder, dest_folder)
-            _delete_rows(conn, store.path, run_id, before, expected=copied, keep_folder=shared)
-        except BaseException as err:
-            _undo_archive(dest, run_id, made)
-            if isinstance(err, sqlite3.Error | OSError):
-                raise StoreError(
-                    f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
-                ) from err
-            raise
-    finally:
-        conn.close()
-    log(logging.INFO, LOG_SERVICE_RUN_ARCHIVED, "archived %s to %s", copied, dest, run_id=run_id)
-    return copied
 
 
 # -- usage and vacuum --------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+"""``archive_run``: move a run into another nbtrain database without ever losing it.
+
+The rows are copied into an ordinary nbtrain database (created or upgraded by the store's
+own migration code) and the counts checked in the same transaction; the run folder is
+copied beside the archive; only then is the run deleted from the source
+(:func:`nbtrain.store.retention.delete_rows`), which checks that the source still holds
+exactly what was copied. Any failure before the source's commit leaves the run whole in the
+source and removes what was written to the archive.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbtrain.errors import RunError, StoreError
+from nbtrain.log_codes import LOG_SERVICE_RUN_ARCHIVED
+from nbtrain.logs import log
+from nbtrain.store import runfolder, schema
+from nbtrain.store.migrations import migrate
+from nbtrain.store.retention import (
+    columns_of,
+    count_rows,
+    delete_rows,
+    open_for_writing,
+    quote_name,
+    refuse_live,
+    run_tables,
+)
+
+if TYPE_CHECKING:
+    from nbtrain.store import TelemetryStore
+
+
+def archive_path(to: str | Path, source: Path) -> Path:
+    if not isinstance(to, str | Path):
+        raise TypeError(f"to= must be a path, not {type(to).__name__}")
+    dest = Path(to).expanduser()
+    if dest.is_dir():
+        raise StoreError(f"archive {dest} is a folder; pass the path of a .sqlite file")
+    if not dest.parent.is_dir():
+        raise StoreError(f"the folder of archive {dest} does not exist")
+    dest = dest.resolve()
+    if dest == source or (dest.exists() and dest.samefile(source)):
+        raise StoreError(f"cannot archive {source} into itself")
+    return dest
+
+
+def _prepare_archive(dest: Path) -> None:
+    """Create or upgrade the archive with the store's own schema code (same version)."""
+    try:
+        migrate(dest)
+    except StoreError:
+        raise
+    except (sqlite3.Error, OSError) as err:
+        raise StoreError(f"cannot create or open archive {dest}: {err}") from err
+
+
+def _ensure_tables(conn: sqlite3.Connection, tables: list[str], dest: Path) -> None:
+    """Tables the source has but the archive lacks are made from the source's own DDL; a
+    column the archive lacks is an error (both files have this nbtrain's schema version)."""
+    have = {str(r[0]) for r in conn.execute("SELECT name FROM main.sqlite_master")}
+    for table in tables:
+        if table not in have:
+            (ddl,) = conn.execute(
+                "SELECT sql FROM src.sqlite_master WHERE type = 'table' AND name = ?", (table,)
+            ).fetchone()
+            conn.execute(str(ddl))
+        missing = set(columns_of(conn, table, "src")) - set(columns_of(conn, table, "main"))
+        if missing:
+            raise StoreError(f"archive {dest} table {table} lacks columns {sorted(missing)}")
+
+
+def _copy_rows(source: Path, dest: Path, run_id: str) -> dict[str, int]:
+    """Copy the run's rows into ``dest`` and verify the counts, in one archive transaction."""
+    conn = schema.connect(dest)
+    try:
+        conn.execute("ATTACH DATABASE ? AS src", (schema.uri_for(source, readonly=True),))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tables = run_tables(conn, "src")
+            present = set(run_tables(conn, "main")) & set(tables)
+            if any(count_rows(conn, sorted(present), run_id, "main").values()):
+                raise RunError(f"run {run_id} is already in archive {dest}")
+            _ensure_tables(conn, tables, dest)
+            for table in tables:
+                cols = ", ".join(quote_name(c) for c in columns_of(conn, table, "src"))
+                conn.execute(
+                    f"INSERT INTO main.{quote_name(table)} ({cols}) "
+                    f"SELECT {cols} FROM src.{quote_name(table)} WHERE run_id = ?",
+                    (run_id,),
+                )
+            want = count_rows(conn, tables, run_id, "src")
+            got = count_rows(conn, tables, run_id, "main")
+            if want != got or want.get("runs") != 1:
+                raise StoreError(
+                    f"archive {dest} holds {got} rows of run {run_id} after copying {want}; "
+                    "nothing was archived"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.close()
+    return want
+
+
+def _undo_archive(dest: Path, run_id: str, folder: Path | None) -> None:
+    """Take the run back out of the archive after a later step failed (best effort: the
+    source still has it whole, so a leftover copy is only a duplicate)."""
+    runfolder.remove(folder, run_id)
+    try:
+        conn = schema.connect(dest)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for table in run_tables(conn):
+                conn.execute(f"DELETE FROM {quote_name(table)} WHERE run_id = ?", (run_id,))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+    except sqlite3.Error as err:
+        log(
+            logging.WARNING,
+            LOG_SERVICE_RUN_ARCHIVED,
+            "could not remove the partial copy from %s: %s",
+            dest,
+            err,
+            run_id=run_id,
+        )
+
+
+def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str, int]:
+    """Move a run (rows and folder) into the database ``to``; returns ``{table: rows}``."""
+    dest = archive_path(to, store.path)
+    conn = open_for_writing(store.path, f"archive run {run_id}")
+    try:
+        before = refuse_live(store, run_id, conn)
+        src_folder = runfolder.run_folder(store.path, run_id)
+        dest_folder = runfolder.run_folder(dest, run_id)
+        # An archive in the same folder as the database shares its run folders.
+        shared = src_folder is not None and src_folder == dest_folder
+        if not shared and runfolder.exists(src_folder) and runfolder.exists(dest_folder):
+            raise RunError(f"{dest_folder} already exists; run {run_id} is already archived there")
+        _prepare_archive(dest)
+        try:
+            copied = _copy_rows(store.path, dest, run_id)
+        except (sqlite3.Error, OSError) as err:
+            raise StoreError(
+                f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
+            ) from err
+        made: Path | None = None
+        try:
+            if dest_folder is not None and not shared:
+                made = runfolder.copy_to(src_folder, dest_folder)
+            delete_rows(conn, store.path, run_id, before, expected=copied, keep_folder=shared)
+        except BaseException as err:
+            _undo_archive(dest, run_id, made)
+            if isinstance(err, sqlite3.Error | OSError):
+                raise StoreError(
+                    f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
+                ) from err
+            raise
+    finally:
+        conn.close()
+    log(logging.INFO, LOG_SERVICE_RUN_ARCHIVED, "archived %s to %s", copied, dest, run_id=run_id)
+    return copied
