@@ -15,7 +15,8 @@ from tests.kit.events import episode, full_episode
 
 from nbtrain.errors import StoreWriteError
 from nbtrain.ids import new_run_id
-from nbtrain.store.batch import BULK_ROWS, BatchWriter
+from nbtrain.store.batch import BatchWriter
+from nbtrain.store.bulk import BULK_ROWS
 from nbtrain.store.ops import Op
 from nbtrain.store.schema import WRITER_CACHE_KIB
 from nbtrain.store.writer import acquire_writer

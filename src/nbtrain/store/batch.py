@@ -2,7 +2,7 @@
 
 One ``sqlite3`` connection and one ``BEGIN IMMEDIATE`` transaction per batch (split only at
 barriers): step chunks, episodes and other ops go in in queue order, each run of chunk or
-episode rows as multi-row ``INSERT`` statements (:func:`_insert_in_bulk`).
+episode rows as multi-row ``INSERT`` statements (:func:`insert_in_bulk`).
 
 Runs of rows go in without a savepoint: a savepoint copies every existing page the run then
 changes into a statement journal (a temporary file once it passes 64 KiB, i.e. at the first
@@ -31,8 +31,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from functools import cache
-from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,32 +42,12 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.store import files, schema
-from nbtrain.store.chunks_write import (
-    INSERT_CHUNK,
-    INSERT_EPISODE,
-    INSERT_SPANNING_CHUNK,
-)
+from nbtrain.store.bulk import BadRowInBulk, Rows, add_rows, insert_in_bulk
 from nbtrain.store.event_rows import EventRows
 from nbtrain.wire.events import Event
 
 if TYPE_CHECKING:
     from nbtrain.store.writer import Op
-
-
-class Rows:
-    """A run of rows for one ``INSERT``: step chunks or episodes."""
-
-    def __init__(self, sql: str, rows: list[tuple[Any, ...]], label: str) -> None:
-        self.sql, self.rows, self.label = sql, rows, label
-
-    def weight(self, row: tuple[Any, ...]) -> int:
-        """Stored rows a row stands for: its steps for a chunk (``n_steps``), else one."""
-        return int(row[4]) if self.sql != INSERT_EPISODE else 1
-
-    def total(self) -> int:
-        if self.sql != INSERT_EPISODE:
-            return sum(row[4] for row in self.rows)
-        return len(self.rows)
 
 
 class BatchWriter:
@@ -143,7 +121,7 @@ class BatchWriter:
                 episodes.extend(op.episodes)
             if op.call is None:
                 continue
-            _add_rows(items, chunks, episodes)
+            add_rows(items, chunks, episodes)
             chunks, episodes = [], []
             if op.outside_txn:
                 self._commit(items)
@@ -154,7 +132,7 @@ class BatchWriter:
             if op.barrier:
                 self._commit(items)
                 items = []
-        _add_rows(items, chunks, episodes)
+        add_rows(items, chunks, episodes)
         self._commit(items)
         for op in ops:
             if op.done is not None:
@@ -182,7 +160,7 @@ class BatchWriter:
                 written, outcomes = self._apply(items, failures, careful)
                 self.conn.execute("COMMIT")
                 break
-            except _BadRowInBulk:
+            except BadRowInBulk:
                 self._rollback()
                 careful = True
             except BaseException as exc:
@@ -217,10 +195,10 @@ class BatchWriter:
                     written += self._insert_rows(item, failures)
                     continue
                 try:
-                    _insert_in_bulk(conn, item.sql, item.rows)
+                    insert_in_bulk(conn, item.sql, item.rows)
                 except Exception as exc:
                     self._check_bad_row(exc)
-                    raise _BadRowInBulk from exc
+                    raise BadRowInBulk from exc
                 written += item.total()
                 continue
             conn.execute("SAVEPOINT op")
@@ -364,49 +342,3 @@ class BatchWriter:
             run_id=run_id if isinstance(run_id, str) else None,
             worker_id=worker_id if isinstance(worker_id, str) else None,
         )
-
-
-class _BadRowInBulk(Exception):
-    """A run of rows inserted without a savepoint hit a bad row: redo the batch carefully."""
-
-
-# Rows per multi-row INSERT: 64 episode rows are 768 parameters, under the 999 that SQLite
-# allowed before 3.32.
-BULK_ROWS = 64
-
-
-def _insert_in_bulk(conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` with ``sql`` (an ``INSERT ... VALUES (?, ...)`` of one row), BULK_ROWS
-    rows a statement. ``executemany`` runs the statement once a row, and each run crosses
-    from Python to SQLite and back (the GIL given up and taken again): inserting episode
-    rows took 2.5 instead of 3.3 us a row this way. ``OR FAIL`` keeps SQLite from opening a
-    statement journal for a statement of many rows; the caller rolls the whole transaction
-    back on any error anyway."""
-    whole = len(rows) - len(rows) % BULK_ROWS
-    if whole and len(set(map(len, rows))) == 1:  # else the values would shift
-        bulk = _bulk_sql(sql)
-        for first in range(0, whole, BULK_ROWS):
-            conn.execute(bulk, tuple(chain.from_iterable(rows[first : first + BULK_ROWS])))
-        rows = rows[whole:]
-    if rows:
-        conn.executemany(sql, rows)
-
-
-@cache
-def _bulk_sql(sql: str) -> str:
-    head, values = sql.split(" VALUES ")
-    head = head.replace("INSERT INTO", "INSERT OR FAIL INTO", 1)
-    return f"{head} VALUES {', '.join([values] * BULK_ROWS)}"
-
-
-def _add_rows(
-    items: list[Rows | Op], chunks: list[tuple[Any, ...]], episodes: list[tuple[Any, ...]]
-) -> None:
-    if chunks:
-        one = [row for row in chunks if len(row) == 6]  # one episode each: last_ep NULL
-        if len(one) < len(chunks):
-            items.append(Rows(INSERT_SPANNING_CHUNK, [r for r in chunks if len(r) == 7], "steps"))
-        if one:
-            items.append(Rows(INSERT_CHUNK, one, "steps"))
-    if episodes:
-        items.append(Rows(INSERT_EPISODE, episodes, "episodes"))
