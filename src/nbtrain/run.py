@@ -21,7 +21,8 @@ from nbtrain.dispatch.control import (
     stored_worker_config,
     take_over,
 )
-from nbtrain.dispatch.session import RunSession, live_session
+from nbtrain.dispatch.registry import live_session
+from nbtrain.dispatch.session import RunSession
 from nbtrain.dispatch.start import DEFAULT_DB, coerce_config, start_run
 from nbtrain.errors import (
     ConfigError,

@@ -10,22 +10,22 @@ be committed are retried until the file takes them.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from nbtrain.dispatch.backend import Backend, WorkerHandle
+from nbtrain.dispatch.held import HeldRows, update_worker
 from nbtrain.dispatch.ingest import Ingest, Outcome, WorkerStream
 from nbtrain.dispatch.lease import keep_lease
+from nbtrain.dispatch.registry import register
 from nbtrain.dispatch.runfiles import worker_config_path, write_worker_config
 from nbtrain.errors import RunError, StoreError, UnknownWorkerError
 from nbtrain.live.hub import RunLive, get_hub
@@ -39,21 +39,12 @@ from nbtrain.log_codes import (
 )
 from nbtrain.logs import log
 from nbtrain.statuses import FINAL_STATUSES, run_status_of
-from nbtrain.store.liveness import RunFix, add_memory_source, discard_unfinished
+from nbtrain.store.liveness import discard_unfinished
 from nbtrain.store.writer import StoreWriter, acquire_writer
 from nbtrain.worker.config_file import WorkerConfig
 
 # After a storage failure the workers get this long to stop before they are killed.
 STORE_FAILURE_STOP_S = 3.0
-
-
-def update_worker(conn: sqlite3.Connection, run_id: str, worker_id: str, **fields: Any) -> None:
-    names = list(fields)
-    sets = ", ".join(f"{n} = ?" for n in names)
-    conn.execute(
-        f"UPDATE workers SET {sets} WHERE run_id = ? AND worker_id = ?",
-        (*fields.values(), run_id, worker_id),
-    )
 
 
 class RunSession:
@@ -82,8 +73,7 @@ class RunSession:
         self.streams: dict[str, WorkerStream] = {}
         self.all_done = threading.Event()
         self.store_failure: BaseException | None = None
-        self._unwritten: dict[str, dict[str, Any]] = {}
-        self._unwritten_run: str | None = None
+        self.held = HeldRows(run_id, db_path)
         self._stopping: set[str] = set()
         self._writer: StoreWriter | None = None
         self._ingest: Ingest | None = None
@@ -91,7 +81,7 @@ class RunSession:
             self.live.set_process(wid, status=status)
         if all(s in FINAL_STATUSES for s in self.statuses.values()):
             self.all_done.set()
-        _SESSIONS.add(self)
+        register(self)
 
     # -- parts ---------------------------------------------------------------------------
     def _ensure_running_parts(self) -> tuple[StoreWriter, Ingest]:
@@ -110,7 +100,9 @@ class RunSession:
         return self._writer
 
     def owns_live_workers(self) -> bool:
-        return bool(self._unwritten) or any(s not in FINAL_STATUSES for s in self.statuses.values())
+        return self.held.has_workers() or any(
+            s not in FINAL_STATUSES for s in self.statuses.values()
+        )
 
     def is_stopping(self, worker_id: str) -> bool:
         return worker_id in self._stopping
@@ -186,31 +178,10 @@ class RunSession:
             for wid in pending:
                 self.statuses[wid] = "failed"
                 self.errors[wid] = reason
-                self._unwritten[wid] = dict(fields)
+                self.held.hold(wid, fields)
                 self.live.set_process(wid, status="failed", error=reason)
-        self._flush_unwritten()
+        self.held.flush(self._writer)
         self._finish_if_done()
-
-    def _flush_unwritten(self) -> None:
-        """Commit held rows through the writer if it works, else leave them to the retries."""
-        writer = self._writer
-        with self._lock:
-            rows = dict(self._unwritten)
-        if writer is None or writer.failure is not None or not rows:
-            return
-        run_id = self.run_id
-
-        def commit(conn: sqlite3.Connection) -> None:
-            for wid, fields in rows.items():
-                update_worker(conn, run_id, wid, **fields)
-
-        try:
-            writer.call(commit, label=f"run {run_id} held rows")
-        except (StoreError, TimeoutError):
-            return
-        with self._lock:
-            for wid in rows:
-                self._unwritten.pop(wid, None)
 
     # -- ending --------------------------------------------------------------------------
     def _on_exit(self, stream: WorkerStream, outcome: Outcome) -> None:
@@ -242,8 +213,7 @@ class RunSession:
                 raise StoreError(f"no writer for {self.db_path}")
             writer.call(commit, label=f"worker {wid} {outcome.status}")
         except (StoreError, TimeoutError) as exc:
-            with self._lock:
-                self._unwritten[wid] = fields
+            self.held.hold(wid, fields)
             if self.store_failure is None:
                 self.store_failure = exc
         self.live.set_process(wid, status=outcome.status, exit_code=outcome.exit_code,
@@ -284,9 +254,9 @@ class RunSession:
                     writer.flush()
                     writer.checkpoint()
                 except (StoreError, TimeoutError):
-                    self._unwritten_run = status
+                    self.held.hold_run(status)
             else:
-                self._unwritten_run = status
+                self.held.hold_run(status)
             self._release()
             self.all_done.set()
         log(logging.INFO, LOG_SERVICE_RUN_FINISHED, "run %s", status, run_id=self.run_id)
@@ -321,37 +291,7 @@ class RunSession:
 
     def retry_unwritten(self) -> bool:
         """Commit the rows a failed database refused, once it takes writes again."""
-        with self._lock:
-            rows, run_status = dict(self._unwritten), self._unwritten_run
-        if not rows and run_status is None:
-            return True
-        try:
-            conn = sqlite3.connect(self.db_path, timeout=0.1, isolation_level=None)
-        except sqlite3.Error:
-            return False
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for wid, fields in rows.items():
-                update_worker(conn, self.run_id, wid, **fields)
-                if fields.get("status") != "completed":
-                    discard_unfinished(conn, self.run_id, wid)
-            if run_status is not None:
-                conn.execute(
-                    "UPDATE runs SET status = ? WHERE run_id = ?", (run_status, self.run_id)
-                )
-            conn.execute("COMMIT")
-        except sqlite3.Error:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            return False
-        finally:
-            conn.close()
-        with self._lock:
-            for wid in rows:
-                self._unwritten.pop(wid, None)
-            if self._unwritten_run == run_status:
-                self._unwritten_run = None
-        return True
+        return self.held.retry()
 
     # -- control -------------------------------------------------------------------------
     def check_worker(self, worker_id: str) -> None:
@@ -432,47 +372,3 @@ def _close_when_idle(ingest: Ingest) -> None:
             return
         except RuntimeError:
             time.sleep(0.05)
-
-
-_SESSIONS: weakref.WeakSet[RunSession] = weakref.WeakSet()
-
-
-def live_session(run_id: str, db_path: Path) -> RunSession | None:
-    for session in list(_SESSIONS):
-        if session.run_id == run_id and session.db_path == db_path:
-            return session
-    return None
-
-
-def _held_statuses(path: Path, run_id: str | None) -> list[RunFix]:
-    """What this process's sessions know but could not write (a failed database)."""
-    fixes = []
-    for session in list(_SESSIONS):
-        if session.db_path != path or (run_id is not None and session.run_id != run_id):
-            continue
-        with session._lock:
-            held = {w: dict(f) for w, f in session._unwritten.items()}
-            run_status = session._unwritten_run
-        for status in {str(f.get("status")) for f in held.values()}:
-            errors = {
-                w: str(f.get("error") or "") for w, f in held.items() if f.get("status") == status
-            }
-            fixes.append(RunFix(session.run_id, run_status or "running", errors, status=status))
-        if run_status is not None and not held:
-            fixes.append(RunFix(session.run_id, run_status, {}))
-    return fixes
-
-
-add_memory_source(_held_statuses)
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    """No worker outlives the kernel: on a normal exit, stop them; on a hard death they see
-    EOF on their control pipe and exit by themselves."""
-    for session in list(_SESSIONS):
-        procs = session.live_procs()
-        for proc in procs:
-            proc.request_stop()
-        for proc in procs:
-            proc.stop(timeout=2.0)
