@@ -536,8 +536,9 @@ class Run:
         wid = normalize_worker_id(worker_id)
         session = self._session
         if session is None:
-            session = self._session = take_over(self.db, self.run_id)
-        session.check_worker(wid)
+            # checks the worker before it claims the run
+            session = self._session = take_over(self.db, self.run_id, wid)
+        session.check_restartable(wid)  # before anything of it is discarded
         config = stored_worker_config(self.db, self.run_id, wid, session.run_dir)
         writer = session.writer()
         writer.flush()

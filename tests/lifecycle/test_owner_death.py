@@ -1,4 +1,5 @@
-"""A SIGKILLed kernel: its workers exit, and every reader reports the truth within 5 s."""
+"""A kernel that is gone (SIGKILLed, or exited): its workers exit, every reader reports the
+truth within 5 s, and another process may take the run over only to restart a worker."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 import nbtrain
 from nbtrain.store.liveness import kernel_ended_error
@@ -111,3 +114,50 @@ def test_restart_after_the_owner_died_continues_the_episodes(
     assert indexes == list(range(len(indexes)))  # continues, no gap, no duplicate
     assert run.status()["000001"] == "stopped"
     assert episodes_have_all_steps(db) == []
+
+
+def _owner(db: Path, run_id: str) -> tuple[object, ...]:
+    return rows(db, "SELECT owner_pid, owner_start, owner_host, lease_at FROM runs "
+                "WHERE run_id = ?", (run_id,))[0]  # fmt: skip
+
+
+def _sql(db: Path, sql: str, params: tuple[object, ...]) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        with conn:
+            conn.execute(sql, params)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("change", "worker", "error", "match"),
+    [
+        (None, 9, nbtrain.UnknownWorkerError, "000009"),
+        (None, 1, nbtrain.RunError, "is completed; only a stopped or failed"),
+        ("UPDATE workers SET status = 'stopped' WHERE run_id = ?", 1, nbtrain.RunError,
+         "already recorded all 3 episodes"),
+        ("UPDATE workers SET status = 'failed'; UPDATE runs SET config = NULL WHERE run_id = ?",
+         1, nbtrain.RunError, "has no stored config"),
+        ("UPDATE workers SET status = 'failed'; UPDATE runs SET digest = '0000' WHERE run_id = ?",
+         1, nbtrain.RunError, "does not match its digest"),
+    ],
+)  # fmt: skip
+def test_a_refused_restart_leaves_the_run_to_its_owner(
+    db: Path, kernels: list[Kernel], change: str | None, worker: int, error: type, match: str
+) -> None:
+    """Regression: a restart from another process claimed the run (owner_pid, lease) before
+    it checked the worker, so a refused call still made this process the run's owner."""
+    kernel = Kernel(db, episodes=3, workers=1, delay=0)
+    kernels.append(kernel)
+    assert '"000001": "completed"' in kernel.rest()
+    run_id = kernel.run_id
+    if change is not None:
+        for sql in change.split("; "):
+            _sql(db, sql, (run_id,) if "?" in sql else ())
+    before = _owner(db, run_id)
+    assert before[0] == kernel.proc.pid
+    with pytest.raises(error, match=match):
+        nbtrain.Run.open(run_id, db=db).restart(worker)
+    assert _owner(db, run_id) == before
+    assert rows(db, "SELECT COUNT(*) FROM episodes WHERE run_id = ?", (run_id,)) == [(3,)]

@@ -219,6 +219,31 @@ def test_restart_continues_the_episode_counter(db: Path) -> None:
     assert episodes["episode_id"].is_unique
 
 
+def test_a_refused_restart_of_a_running_worker_keeps_its_stored_steps(db: Path) -> None:
+    """Regression: restart() discarded the running episode's committed steps before it
+    found the worker running and refused."""
+    run = nbtrain.launch(
+        {"env_id": "MountainCar-v0", "agent": "random", "episodes": 3, "workers": 1,
+         "step_delay": 0.005},
+        db=db,
+    )  # fmt: skip
+
+    def unfinished() -> int:  # stored steps of the episode in progress
+        return len(run.steps()) - int(run.episodes()["length"].sum())
+
+    try:
+        wait_for(lambda: unfinished() >= 50)
+        before = len(run.steps())
+        with pytest.raises(nbtrain.RunError, match="only a stopped or failed"):
+            run.restart(1)
+        assert len(run.steps()) >= before
+    finally:
+        run.wait(timeout=60)
+    assert run.status() == {"000001": "completed"}
+    episodes = run.episodes()
+    assert len(run.steps()) == int(episodes["length"].sum()) == 3 * 200
+
+
 def test_wait_timeout_leaves_workers_running(db: Path) -> None:
     run = nbtrain.launch(slow(workers=1), db=db)
     with pytest.raises(TimeoutError, match="still running"):

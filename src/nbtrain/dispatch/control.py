@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from nbtrain.dispatch.backend import resolve_backend
 from nbtrain.dispatch.runfiles import run_dir_for
-from nbtrain.dispatch.session import RunSession
+from nbtrain.dispatch.session import RunSession, check_episodes_left, check_restartable
 from nbtrain.dispatch.start import decode_agent
 from nbtrain.errors import RunError, StoreError, UnknownRunError
 from nbtrain.procinfo import own_identity
@@ -98,8 +98,10 @@ def request_stop(db: Path, run_id: str, worker_ids: list[str]) -> None:
         writer.release()
 
 
-def take_over(db: Path, run_id: str) -> RunSession:
-    """Become the owner of a run whose owning kernel is gone; ``RunError`` if it is alive."""
+def take_over(db: Path, run_id: str, worker_id: str) -> RunSession:
+    """Become the owner of a run whose owning kernel is gone, to restart ``worker_id``;
+    ``RunError`` if the owner is alive, or if that worker cannot be restarted (checked
+    before the run is claimed: a refused restart leaves the run's owner as it was)."""
     settle(db, run_id)
     _, _, _, pid, start, host, lease_at = _run_row(db, run_id)
     me = own_identity()
@@ -127,6 +129,9 @@ def take_over(db: Path, run_id: str) -> RunSession:
     finally:
         conn.close()
     statuses = {str(w): str(s) for w, s, _ in rows if w in configs}
+    check_restartable(run_id, statuses, worker_id)
+    check_episodes_left(run_id, worker_id, _next_episode(db, run_id, worker_id),
+                        configs[worker_id].episodes)  # fmt: skip
     backends = {str(b) for _, _, b in rows if b}
     backend = resolve_backend("ray" if backends == {"ray"} else "local")
 
@@ -143,3 +148,16 @@ def take_over(db: Path, run_id: str) -> RunSession:
     finally:
         writer.release()
     return RunSession(run_id, db, run_dir, configs, backend, statuses=statuses)
+
+
+def _next_episode(db: Path, run_id: str, worker_id: str) -> int:
+    """The episode a restart of the worker would begin with: after its last stored one."""
+    conn = schema.connect(db, readonly=True)
+    try:
+        last = conn.execute(
+            "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
+            (run_id, worker_id),
+        ).fetchone()[0]
+    finally:
+        conn.close()
+    return 0 if last is None else int(last) + 1

@@ -328,21 +328,16 @@ class RunSession:
             # Reaped above; the ingest thread drains the pipes and commits right after.
             stream.finalized.wait(max(deadline - time.monotonic(), 0.0) + 10.0)
 
+    def check_restartable(self, worker_id: str) -> None:
+        """Raise unless ``worker_id`` is a stopped or failed worker of the run; checked before
+        anything is discarded for a restart."""
+        check_restartable(self.run_id, self.statuses, worker_id)
+
     def prepare_restart(self, worker_id: str, config: WorkerConfig, next_episode: int) -> None:
         """Rewrite the worker's file from ``config`` (rebuilt from the database, never read
         back from the run folder), continuing at episode ``next_episode``."""
-        self.check_worker(worker_id)
-        status = self.statuses[worker_id]
-        if status not in {"stopped", "failed"}:
-            raise RunError(
-                f"worker {worker_id!r} of run {self.run_id} is {status}; only a stopped or "
-                "failed worker can be restarted"
-            )
-        if next_episode >= config.episodes:
-            raise RunError(
-                f"worker {worker_id!r} of run {self.run_id} has already recorded all "
-                f"{config.episodes} episodes"
-            )
+        self.check_restartable(worker_id)
+        check_episodes_left(self.run_id, worker_id, next_episode, config.episodes)
         config = msgspec.structs.replace(config, start_episode=next_episode)
         write_worker_config(config, worker_config_path(self.run_dir, self.run_id, worker_id))
         self.configs[worker_id] = config
@@ -372,3 +367,21 @@ def _close_when_idle(ingest: Ingest) -> None:
             return
         except RuntimeError:
             time.sleep(0.05)
+
+
+def check_restartable(run_id: str, statuses: dict[str, str], worker_id: str) -> None:
+    if worker_id not in statuses:
+        raise UnknownWorkerError(run_id, worker_id, statuses)
+    status = statuses[worker_id]
+    if status not in {"stopped", "failed"}:
+        raise RunError(
+            f"worker {worker_id!r} of run {run_id} is {status}; only a stopped or failed "
+            "worker can be restarted"
+        )
+
+
+def check_episodes_left(run_id: str, worker_id: str, next_episode: int, episodes: int) -> None:
+    if next_episode >= episodes:
+        raise RunError(
+            f"worker {worker_id!r} of run {run_id} has already recorded all {episodes} episodes"
+        )
