@@ -409,6 +409,8 @@ class Run:
         ------
         TimeoutError
             Still running after ``timeout`` seconds (the workers go on).
+        TypeError, ValueError
+            ``timeout`` is not a number of seconds >= 0 (nothing waited for).
         StoreError
             The database could not be written; the workers were stopped and failed.
         KeyboardInterrupt
@@ -421,7 +423,7 @@ class Run:
         >>> run.wait(timeout=600, raise_on_failure=True)  # doctest: +SKIP
         {'000001': 'completed', '000002': 'completed'}
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = None if timeout is None else time.monotonic() + _seconds(timeout)
         session = self._session
         try:
             while not self._finished(session):
@@ -476,6 +478,8 @@ class Run:
         ------
         UnknownWorkerError
             ``worker_id`` is not a worker of the run.
+        TypeError, ValueError
+            ``timeout`` is not a number of seconds >= 0 (nothing is stopped).
         TimeoutError
             From another process: the owning kernel did not act on the request in time.
 
@@ -483,6 +487,7 @@ class Run:
         --------
         >>> run.stop("000002")  # doctest: +SKIP
         """
+        timeout = _seconds(timeout)
         wid = None if worker_id is None else normalize_worker_id(worker_id)
         session = self._session
         if session is not None:
@@ -624,6 +629,15 @@ class Run:
         return (
             f"Run(run_id={self.run_id!r}, workers={self.worker_ids!r}, status={self.run_status!r})"
         )
+
+
+def _seconds(timeout: object) -> float:
+    """``timeout`` checked before anything is asked of a worker: a number of seconds >= 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+    if not timeout >= 0:  # NaN too
+        raise ValueError(f"timeout must be >= 0 seconds, not {timeout!r}")
+    return float(timeout)
 
 
 def _text(value: object) -> str | None:

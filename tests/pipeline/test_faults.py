@@ -244,6 +244,29 @@ def test_a_refused_restart_of_a_running_worker_keeps_its_stored_steps(db: Path) 
     assert len(run.steps()) == int(episodes["length"].sum()) == 3 * 200
 
 
+@pytest.mark.parametrize(
+    ("timeout", "error", "match"),
+    [("x", TypeError, "number of seconds, not str"), (True, TypeError, "not bool"),
+     (-1, ValueError, ">= 0 seconds, not -1"), (float("nan"), ValueError, "not nan")],
+)  # fmt: skip
+def test_a_bad_timeout_is_refused_before_anything_is_asked(
+    db: Path, timeout: object, error: type, match: str
+) -> None:
+    """Regression: stop(timeout="x") marked the worker stopping, then failed on the
+    arithmetic; the lease thread then ignored stop requests from other processes for it."""
+    run = nbtrain.launch(slow(workers=1), db=db)
+    try:
+        with pytest.raises(error, match=match):
+            run.stop(timeout=timeout)  # type: ignore[arg-type]
+        with pytest.raises(error, match=match):
+            run.wait(timeout=timeout)  # type: ignore[arg-type]
+        assert run._session is not None
+        assert not run._session.is_stopping("000001")
+        assert run.status() == {"000001": "running"}
+    finally:
+        assert run.stop() == {"000001": "stopped"}
+
+
 def test_wait_timeout_leaves_workers_running(db: Path) -> None:
     run = nbtrain.launch(slow(workers=1), db=db)
     with pytest.raises(TimeoutError, match="still running"):
