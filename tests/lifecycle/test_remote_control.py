@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -84,3 +86,39 @@ def test_cli_stop(db: Path, kernels: list[Kernel]) -> None:
     assert len(bad.stderr.strip().splitlines()) == 1
     assert "not a run id" in bad.stderr
     nbtrain.Run.open(kernel.run_id, db=db).stop()
+
+
+def _frozen_between_writes(db: Path, kernel: Kernel) -> None:
+    """SIGSTOP the owning kernel at a moment it holds no write lock (else our request would
+    wait on it): it then neither writes nor acts on requests until SIGCONT."""
+    for _ in range(50):
+        kernel.proc.send_signal(signal.SIGSTOP)
+        conn = sqlite3.connect(db, timeout=0, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # stopped inside a transaction: let it finish
+            kernel.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            conn.close()
+    raise AssertionError("the kernel always held the write lock")
+
+
+def test_stop_from_another_process_times_out_when_the_owner_does_not_act(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    kernel = _running_kernel(db, kernels, workers=1)
+    run = nbtrain.Run.open(kernel.run_id, db=db)
+    _frozen_between_writes(db, kernel)
+    try:
+        with pytest.raises(TimeoutError, match="did not act on the request"):
+            run.stop(timeout=0.1)
+        requested = rows(db, "SELECT stop_requested IS NOT NULL, status FROM workers")
+        assert requested == [(1, "running")]  # asked, and nothing pretends it stopped
+    finally:
+        kernel.proc.send_signal(signal.SIGCONT)
+    # Awake again, the owner acts on the request that is still in the file.
+    wait_for(lambda: rows(db, "SELECT status FROM workers") == [("stopped",)], 30, "stopped")
+    assert episodes_have_all_steps(db) == []
