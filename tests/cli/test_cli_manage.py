@@ -145,3 +145,43 @@ def test_rm_of_a_live_run_is_refused_before_asking(
     finally:
         run.stop()
     assert counts(db, run.run_id)["runs"] == 1
+
+
+@pytest.mark.parametrize("where", ["a-file", "a-file/sub"])
+def test_export_into_a_file_is_exit_2_with_one_line(
+    db: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """Regression: --out naming a file (or a path through one) crashed with a traceback and
+    exit code 1, which this CLI means for a failed worker."""
+    run_id = add_run(db)
+    (db.parent / "a-file").write_text("keep me")
+    out = db.parent / where
+    assert main(["export", run_id, "--out", str(out), "--db", str(db)]) == 2
+    err = capsys.readouterr().err
+    assert "a-file" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (db.parent / "a-file").read_text() == "keep me"
+
+
+def test_export_onto_a_full_disk_is_exit_2_and_names_the_file(db: Path) -> None:
+    """A disk that fills up under the export (RLIMIT_FSIZE: files cannot grow past 64 KiB,
+    also for root) is a clear one-line error, not a traceback."""
+    run_id = add_run(db, episodes=20, steps=50, pad=100)
+    out = db.parent / "export"
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
+        "from nbtrain.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "export", run_id, "--out", str(out), "--format", "csv",
+         "--db", str(db)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{run_id}-steps.csv" in result.stderr
+    assert "File too large" in result.stderr
+    assert counts(db, run_id)["step_chunks"] == 40  # the run itself is untouched

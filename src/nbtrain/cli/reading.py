@@ -52,21 +52,28 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
     run_id = check_run_id(args.run_id)  # a ULID: the file names below cannot leave --out
     store = open_store(args.db)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder (made if missing)")
     paths = {table: out / f"{run_id}-{table}.{args.format}" for table in ("episodes", "steps")}
     existing = [str(p) for p in paths.values() if p.exists() or p.is_symlink()]
     if existing and not args.force:
         raise UsageError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
     frames = {table: getattr(store, table)(run_id) for table in paths}
-    out.mkdir(parents=True, exist_ok=True)
-    for table, path in paths.items():
-        if path.is_symlink():
-            path.unlink()  # --force replaces the link itself, never what it points to
-        frame = frames[table]
-        if args.format == "parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_csv(path, index=False)
-        console.print(f"{table}: {len(frame)} rows → {path}")
+    path = out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for table, path in paths.items():  # path: the file being written, if one fails
+            if path.is_symlink():
+                path.unlink()  # --force replaces the link itself, never what it points to
+            frame = frames[table]
+            if args.format == "parquet":
+                frame.to_parquet(path, index=False)
+            else:
+                frame.to_csv(path, index=False)
+            console.print(f"{table}: {len(frame)} rows → {path}")
+    except OSError as exc:  # a file in the way, no permission, a full disk
+        where = exc.filename or path
+        raise UsageError(f"cannot write the export to {where}: {exc.strerror or exc}") from exc
     return 0
 
 
