@@ -81,6 +81,35 @@ def test_random_bytes(tmp_path: Path) -> None:
     refuse(path, CorruptStoreError, "not an SQLite database")
 
 
+@pytest.mark.parametrize(
+    "ddl",
+    [
+        ["CREATE TABLE users (id INTEGER, name TEXT)"],
+        # another application's tables that happen to bear nbtrain's names
+        ["CREATE TABLE runs (name TEXT, started TEXT)"],
+        ["CREATE TABLE episodes (id INTEGER, score REAL)", "CREATE TABLE meta (k, v)"],
+    ],
+)
+def test_another_application_s_database_is_refused_and_left_unchanged(
+    tmp_path: Path, ddl: list[str]
+) -> None:
+    """Regression: a file of other tables got nbtrain's tables added and was switched to
+    WAL by a mere read; one with a ``runs`` table failed as "no such column: created_at"."""
+    path = tmp_path / "theirs.sqlite"
+    conn = sqlite3.connect(path)
+    for sql in ddl:
+        conn.execute(sql)
+    conn.execute(f"INSERT INTO {ddl[0].split()[2]} VALUES (1, 2)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    refuse(path, StoreError, "is an SQLite database but not an nbtrain store")
+    assert path.read_bytes() == before
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    conn.close()
+
+
 def test_shorter_than_a_header(tmp_path: Path, good: tuple[Path, str]) -> None:
     path = tmp_path / "short.sqlite"
     path.write_bytes(good[0].read_bytes()[:50])

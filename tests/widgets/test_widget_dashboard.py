@@ -223,6 +223,13 @@ def test_unknown_keyword_arguments_are_rejected(live: RunLive, tmp_path: Path) -
         RunDashboard(RUN_ID, db=tmp_path / "x.sqlite", worker="000001")
 
 
+@pytest.mark.parametrize("run", [5, None, Path("x.sqlite")])
+def test_a_run_that_is_not_a_run_or_an_id_is_a_type_error(run: object) -> None:
+    """Regression: RunDashboard(5) failed with "'int' object has no attribute 'run_id'"."""
+    with pytest.raises(TypeError, match=r"run must be a nbtrain\.Run or a run id, not"):
+        RunDashboard(run)  # type: ignore[arg-type]
+
+
 def test_a_run_that_is_neither_live_nor_stored_is_an_error(tmp_path: Path) -> None:
     from nbtrain.errors import UnknownRunError
 

@@ -188,3 +188,8 @@ def test_episode_viewer_replays_a_stored_episode(tmp_path: Path) -> None:
         EpisodeViewer(run.run_id, 7, 0, db=run.db, step=3)
     with pytest.raises(ValueError, match="ep_index -1"):
         EpisodeViewer(run.run_id, 7, -1, db=run.db)
+    with pytest.raises(ValueError, match="ep_index '2' must be an integer"):
+        EpisodeViewer(run.run_id, 7, "2", db=run.db)  # type: ignore[arg-type]
+    # Regression: the index as a DataFrame holds it (numpy) was refused as "not an integer".
+    last = run.episodes(worker_id=7)["ep_index"].iloc[-1]
+    assert EpisodeViewer(run.run_id, 7, last, db=run.db).ep_index == 2

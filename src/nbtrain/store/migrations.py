@@ -41,14 +41,34 @@ LEGACY_WORKER_ID = "000001"
 MIGRATION_CHUNK = 4096
 
 
-def read_version(conn: sqlite3.Connection) -> int | None:
-    """The schema version of the open file, or None when it holds no nbtrain tables."""
+# The columns that make a table of a file without a schema version nbtrain's (written before
+# versions were stamped); another application's ``runs`` table is not upgraded.
+_LEGACY_KEYS = {
+    "runs": {"run_id"},
+    "episodes": {"run_id", "ep_index"},
+    "steps": {"run_id", "ep_index", "step_index"},
+}
+
+
+def read_version(conn: sqlite3.Connection, path: Path | None = None) -> int | None:
+    """The schema version of the open file, or None when it holds no tables yet.
+
+    Raises :class:`StoreError` for another application's database: nbtrain neither adds its
+    tables to it nor switches it to WAL.
+    """
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version:
         return version
-    tables = schema.existing_tables(conn)
-    if not tables & {"runs", "episodes", "steps"}:
+    tables = {t for t in schema.existing_tables(conn) if not t.startswith("sqlite_")}
+    if not tables:
         return None
+    legacy = tables & set(_LEGACY_KEYS)
+    shapes = {t: set(schema.table_columns(conn, t)) for t in legacy}
+    if not legacy or any(not _LEGACY_KEYS[t] <= cols for t, cols in shapes.items()):
+        raise StoreError(
+            f"{path or 'the file'} is an SQLite database but not an nbtrain store (tables: "
+            f"{', '.join(sorted(tables))}); nbtrain leaves it unchanged: pass another file"
+        )
     return 0
 
 
@@ -155,7 +175,7 @@ def _stored_version(path: Path) -> int | None:
         return None
     try:
         return read_version(conn)
-    except sqlite3.Error:
+    except (sqlite3.Error, StoreError):
         return None
     finally:
         conn.close()
@@ -163,7 +183,7 @@ def _stored_version(path: Path) -> int | None:
 
 def _read(conn: sqlite3.Connection, path: Path) -> int | None:
     try:
-        return read_version(conn)
+        return read_version(conn, path)
     except sqlite3.Error as exc:
         raise files.store_error(exc, path, writing=False) from exc
 
@@ -174,7 +194,7 @@ _UPGRADES: dict[int, Callable[[sqlite3.Connection], None]] = {}
 def _migrate(path: Path) -> tuple[int | None, int]:
     conn = schema.connect(path)
     try:
-        version = read_version(conn)
+        version = read_version(conn, path)
         check_version(version, path)
         if version == schema.SCHEMA_VERSION:
             _ensure_wal(conn)
@@ -184,7 +204,7 @@ def _migrate(path: Path) -> tuple[int | None, int]:
         _ensure_wal(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            version = read_version(conn)
+            version = read_version(conn, path)
             check_version(version, path)
             if version is None:
                 schema.create_tables(conn)

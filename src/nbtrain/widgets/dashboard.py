@@ -69,10 +69,14 @@ class RunDashboard(RunActions):
         self._ticker_running = False
         self._look_again = False
         self._run_handle: Run | None = None
+        from nbtrain.run import Run
+
         if isinstance(run, str):
             run_id, self._db = run, resolve_db(db)
-        else:
+        elif isinstance(run, Run):
             run_id, self._db, self._run_handle = run.run_id, run.db, run
+        else:
+            raise TypeError(f"run must be a nbtrain.Run or a run id, not {type(run).__name__}")
         self._key = run_id
         self._live: RunLive | None = get_hub().get(run_id)
         self._twin = StaticTwin()

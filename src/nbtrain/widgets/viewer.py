@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from numbers import Integral
 from typing import Any
 
 import traitlets
@@ -41,8 +42,10 @@ class EpisodeViewer(RequestWidget):
         **kwargs: Any,
     ) -> None:
         reject_unknown_kwargs("EpisodeViewer", kwargs, ())
-        if isinstance(ep_index, bool) or not isinstance(ep_index, int) or ep_index < 0:
+        # any integer, numpy's included (what run.episodes()["ep_index"] holds)
+        if isinstance(ep_index, bool) or not isinstance(ep_index, Integral) or ep_index < 0:
             raise ValueError(f"ep_index {ep_index!r} must be an integer >= 0")
+        ep_index = int(ep_index)
         wid = normalize_worker_id(worker_id)
         episode = load_episode(db, run_id, wid, ep_index)
         super().__init__(run_id=run_id, worker_id=wid, ep_index=ep_index, episode=episode)
