@@ -78,8 +78,15 @@ def test_unknown_run_or_missing_db_is_exit_2_with_one_line(
     assert main([command, UNKNOWN, "--db", str(tmp_path / "none.sqlite"), *extra]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert "no database file at" in err
+    assert "no database at" in err
     assert not (tmp_path / "none.sqlite").exists()
+    # Regression: an empty file (a mistyped or half-made path) was made a database.
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    assert main([command, UNKNOWN, "--db", str(empty), *extra]) == 2
+    assert "is an empty file: it holds no runs" in capsys.readouterr().err
+    assert empty.stat().st_size == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("empty.sqlite-")]
 
 
 def test_archive_moves_the_run_and_refuses_twice(

@@ -148,6 +148,26 @@ def test_open_reads_back_a_finished_run(finished_run: nbtrain.Run, db: Path) -> 
         nbtrain.Run.open("01JAAAAAAAAAAAAAAAAAAAAAAA", db=db)
 
 
+def test_opening_or_viewing_never_makes_a_database(finished_run: nbtrain.Run, db: Path) -> None:
+    """Regression: Run.open on an empty file, and EpisodeViewer on a missing path, made a
+    ~700 KB database where the user had only mistyped a path."""
+    from nbtrain.widgets import EpisodeViewer
+
+    rid = finished_run.run_id
+    empty, missing = db.parent / "empty.sqlite", db.parent / "missing.sqlite"
+    empty.touch()
+    with pytest.raises(nbtrain.UnknownRunError, match="is an empty file: it holds no runs"):
+        nbtrain.Run.open(rid, db=empty)
+    with pytest.raises(nbtrain.UnknownRunError, match="no database at"):
+        EpisodeViewer(rid, 1, 0, db=missing)
+    with pytest.raises(TypeError, match="db must be a path, not NoneType"):
+        nbtrain.Run.open(rid, db=None)  # type: ignore[arg-type]
+    assert empty.stat().st_size == 0
+    assert not missing.exists()
+    assert not [p for p in db.parent.iterdir() if p.name.startswith(("empty.", "missing."))
+                and p != empty]  # fmt: skip
+
+
 def test_a_past_run_is_repeated_from_its_stored_config(finished_run: nbtrain.Run, db: Path) -> None:
     stored = json.loads(
         sqlite3.connect(db)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,7 +57,6 @@ def cell(value: Any) -> str:
 def open_store(db: str) -> TelemetryStore:
     """The store at ``db``, which must exist (the CLI never creates a database to read it)."""
     from nbtrain.store import TelemetryStore
+    from nbtrain.store.files import existing_db
 
-    if not Path(db).is_file():
-        raise UsageError(f"no database file at {db}")
-    return TelemetryStore(db)
+    return TelemetryStore(existing_db(db))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.cli.common import UsageError, add_db, print_frame
+from nbtrain.cli.common import add_db, open_store, print_frame
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,14 +50,6 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _store(db: str) -> TelemetryStore:
-    from nbtrain.store import TelemetryStore
-
-    if not Path(db).is_file():
-        raise UsageError(f"no database file at {db}")
-    return TelemetryStore(db)
-
-
 def worker_summary(store: TelemetryStore, run_id: str) -> pd.DataFrame:
     """What a person confirms before a run goes: one row per worker."""
     summary = store.run_summary(run_id)
@@ -84,7 +76,7 @@ def _ask(question: str) -> bool:
 def cmd_rm(args: argparse.Namespace, console: Console) -> int:
     from nbtrain.store.retention import check_not_live
 
-    store = _store(args.db)
+    store = open_store(args.db)
     summary = worker_summary(store, args.run_id)  # an unknown run stops here (exit 2)
     check_not_live(store, args.run_id)  # refused before asking, not after
     if not args.yes:
@@ -103,7 +95,7 @@ def cmd_rm(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_archive(args: argparse.Namespace, console: Console) -> int:
-    store = _store(args.db)
+    store = open_store(args.db)
     counts = store.archive_run(args.run_id, to=args.to)
     console.print(f"archived run {args.run_id} to {args.to}: {_rows(counts)}")
     return 0
@@ -114,7 +106,7 @@ def cmd_du(args: argparse.Namespace, console: Console) -> int:
 
     from nbtrain.store.retention import file_bytes, free_bytes
 
-    store = _store(args.db)
+    store = open_store(args.db)
     usage = store.disk_usage()
     runs = store.runs()[["run_id", "name"]]
     per_run = (

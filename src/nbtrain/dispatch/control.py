@@ -19,9 +19,10 @@ from nbtrain.dispatch.backend import resolve_backend
 from nbtrain.dispatch.runfiles import run_dir_for
 from nbtrain.dispatch.session import RunSession, check_episodes_left, check_restartable
 from nbtrain.dispatch.start import decode_agent
-from nbtrain.errors import RunError, StoreError, UnknownRunError
+from nbtrain.errors import RunError, UnknownRunError
 from nbtrain.procinfo import own_identity
 from nbtrain.store import schema
+from nbtrain.store.files import existing_db
 from nbtrain.store.liveness import owner_alive, owner_text, settle
 from nbtrain.store.writer import acquire_writer
 
@@ -31,13 +32,8 @@ if TYPE_CHECKING:
 
 
 def open_db(db: str | os.PathLike[str]) -> Path:
-    """The absolute path of an existing database file."""
-    path = Path(db).expanduser()
-    if path.is_dir():
-        raise StoreError(f"db={str(db)!r} is a folder; pass the path of a .sqlite file")
-    if not path.exists():
-        raise UnknownRunError(f"no database at {str(db)!r}")
-    return path.resolve()
+    """The absolute path of an existing database file (never created here)."""
+    return existing_db(db)
 
 
 def _run_row(db: Path, run_id: str) -> tuple[object, ...]:

@@ -30,6 +30,7 @@ from nbtrain.errors import (
     StoreAccessError,
     StoreError,
     StoreWriteError,
+    UnknownRunError,
 )
 from nbtrain.store import schema
 
@@ -238,3 +239,19 @@ def no_side_files_if_refused(path: Path) -> Iterator[None]:
                 with contextlib.suppress(OSError):
                     side.unlink()
         raise
+
+
+def existing_db(db: object) -> Path:
+    """The absolute path of an existing, non-empty database file, for a caller that only
+    reads or controls runs in it: such a caller must not create a database (an empty file
+    would be made one) where the user mistyped a path."""
+    if not isinstance(db, str | os.PathLike):
+        raise TypeError(f"db must be a path, not {type(db).__name__}")
+    path = Path(db).expanduser()
+    if path.is_dir():
+        raise StoreAccessError(f"db={os.fspath(db)!r} is a folder; pass the path of a .sqlite file")
+    if not path.exists():
+        raise UnknownRunError(f"no database at {os.fspath(db)!r}")
+    if path.stat().st_size == 0 and not path.with_name(path.name + "-wal").exists():
+        raise UnknownRunError(f"{os.fspath(db)!r} is an empty file: it holds no runs")
+    return path.resolve()

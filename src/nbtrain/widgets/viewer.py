@@ -69,8 +69,9 @@ def load_episode(
     """The episode's steps and what is needed to draw them, as plain JSON."""
     from nbtrain.errors import UnknownRunError
     from nbtrain.store import TelemetryStore
+    from nbtrain.store.files import existing_db
 
-    store = TelemetryStore(os.fspath(db))
+    store = TelemetryStore(existing_db(db))  # a mistyped path is an error, not a new file
     steps = store.steps(run_id, worker_id=worker_id, ep_index=ep_index)
     if len(steps) == 0:
         episodes = store.episodes(run_id, worker_id=worker_id, columns=["ep_index"])
