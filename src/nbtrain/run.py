@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrain.dispatch.control import (
     open_db,
-    request_stop,
     stored_worker_config,
     take_over,
 )
 from nbtrain.dispatch.registry import live_session
+from nbtrain.dispatch.remote_stop import stop_remote
 from nbtrain.dispatch.session import RunSession
 from nbtrain.dispatch.start import DEFAULT_DB, coerce_config, start_run
 from nbtrain.errors import (
@@ -460,7 +460,10 @@ class Run:
         """Stop one worker or all; return once they are reaped and their telemetry committed.
 
         From a process that does not own the run, the request goes through the database to
-        the owning kernel, and this returns once the database says the workers ended.
+        the owning kernel, and this returns once the database says the workers ended. If
+        that kernel does not act (hung, suspended), the workers' processes on this machine
+        are ended from here, each after checking by its start time that the pid is still
+        that worker.
 
         Parameters
         ----------
@@ -481,7 +484,8 @@ class Run:
         TypeError, ValueError
             ``timeout`` is not a number of seconds >= 0 (nothing is stopped).
         TimeoutError
-            From another process: the owning kernel did not act on the request in time.
+            From another process: the owning kernel has not recorded the stop in time (the
+            message says whether the processes were ended from here).
 
         Examples
         --------
@@ -501,17 +505,7 @@ class Run:
             targets = [wid] if wid in targets else []
         if not targets:
             return statuses
-        request_stop(self.db, self.run_id, targets)
-        deadline = time.monotonic() + timeout + 5.0
-        while time.monotonic() < deadline:
-            statuses = self.status()
-            if all(statuses[w] in FINAL_STATUSES for w in targets):
-                return statuses
-            time.sleep(POLL_S)
-        raise TimeoutError(
-            f"run {self.run_id}: workers {targets} did not stop within {timeout} s "
-            f"(the kernel that owns the run did not act on the request): {statuses}"
-        )
+        return stop_remote(self.db, self.run_id, targets, timeout, self.status)
 
     def restart(self, worker_id: object) -> None:
         """Relaunch a stopped or failed worker.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -37,6 +38,15 @@ class Slow(_Base):
 
     def act(self, obs: Any, explore: bool = True) -> Any:
         time.sleep(self.kw.get("sleep", 0.01))
+        return super().act(obs, explore)
+
+
+class IgnoresTerm(Slow):
+    """A slow agent whose worker ignores SIGTERM (only SIGKILL ends it from outside)."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        if self.steps == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return super().act(obs, explore)
 
 

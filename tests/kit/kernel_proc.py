@@ -1,6 +1,7 @@
 """A stand-in for a notebook kernel, run as its own process by the lifecycle tests.
 
-``python kernel_proc.py DB EPISODES WORKERS STEP_DELAY [NOFILE]`` launches a run, prints
+``python kernel_proc.py DB EPISODES WORKERS STEP_DELAY [NOFILE]`` launches a run (agent
+``$KERNEL_AGENT``, default Q-learning), prints
 ``RUN <run_id>`` (or ``ERROR <type> <message>``) and then waits for the run, printing
 ``DONE <statuses>`` or ``WAIT-ERROR <type> <message>``. The test kills it when it wants the
 kernel dead.
@@ -19,12 +20,14 @@ def main() -> None:
     nofile = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     import nbtrain
 
+    agent = os.environ.get("KERNEL_AGENT")  # e.g. "pipeline_agents:Slow" (on PYTHONPATH)
     config = nbtrain.TrainConfig(
         env_id="FrozenLake-v1",
         env_kwargs={"is_slippery": False},
         episodes=episodes,
         workers=workers,
         step_delay=float(delay),
+        **({"agent": agent} if agent else {}),
     )
     if nofile:
         # Few file descriptors left: some worker cannot get its pipes.

@@ -16,7 +16,8 @@ import nbtrain
 from nbtrain.errors import RunError
 from tests.kit.kernel import Kernel, rows, worker_pids
 from tests.kit.processes import pid_alive, wait_for
-from tests.kit.truth import episodes_have_all_steps
+from tests.kit.truth import episodes_have_all_steps, orphan_steps
+from tests.pipeline.conftest import HELPERS
 
 
 def _running_kernel(db: Path, kernels: list[Kernel], workers: int = 2) -> Kernel:
@@ -106,19 +107,59 @@ def _frozen_between_writes(db: Path, kernel: Kernel) -> None:
     raise AssertionError("the kernel always held the write lock")
 
 
-def test_stop_from_another_process_times_out_when_the_owner_does_not_act(
-    db: Path, kernels: list[Kernel]
+@pytest.mark.parametrize(
+    ("agent", "signalled"),
+    [(None, "SIGTERM"), ("pipeline_agents:IgnoresTerm", "SIGKILL")],
+)
+def test_a_stop_from_another_process_ends_the_workers_of_an_owner_that_does_not_act(
+    db: Path, kernels: list[Kernel], agent: str | None, signalled: str
 ) -> None:
-    kernel = _running_kernel(db, kernels, workers=1)
+    """DESIGN: a stop from another process stops workers a live kernel on this machine
+    owns, checking each pid by its start time. The owner here is alive but suspended
+    (SIGSTOP), so it neither acts on the request nor renews its lease: the workers are
+    ended from here (SIGTERM; SIGKILL for one that ignores it), and the statuses, which
+    only the owner writes, say ``stopped`` once it runs again."""
+    env = {"KERNEL_AGENT": agent, "PYTHONPATH": HELPERS} if agent else None
+    kernel = Kernel(db, episodes=100_000, workers=1, delay=0.002, env=env)
+    kernels.append(kernel)
+    wait_for(lambda: rows(db, "SELECT COUNT(*) FROM episodes")[0][0] >= 2, 30, "episodes")
+    (pid,) = worker_pids(db, kernel.run_id)
     run = nbtrain.Run.open(kernel.run_id, db=db)
     _frozen_between_writes(db, kernel)
     try:
-        with pytest.raises(TimeoutError, match="did not act on the request"):
+        with pytest.raises(TimeoutError, match=rf"ended from here \(000001 \(pid {pid}\)\)"):
             run.stop(timeout=0.1)
-        requested = rows(db, "SELECT stop_requested IS NOT NULL, status FROM workers")
-        assert requested == [(1, "running")]  # asked, and nothing pretends it stopped
+        assert not pid_alive(pid)
+        # nothing pretends it stopped before the owner has drained and recorded it
+        assert rows(db, "SELECT stop_requested IS NOT NULL, status FROM workers") == [
+            (1, "running")
+        ]
     finally:
         kernel.proc.send_signal(signal.SIGCONT)
-    # Awake again, the owner acts on the request that is still in the file.
     wait_for(lambda: rows(db, "SELECT status FROM workers") == [("stopped",)], 30, "stopped")
+    assert '"000001": "stopped"' in kernel.rest()
+    exit_code = rows(db, "SELECT exit_code FROM workers")[0][0]
+    assert exit_code == (0 if signalled == "SIGTERM" else -signal.SIGKILL)
     assert episodes_have_all_steps(db) == []
+    assert orphan_steps(db) == []
+
+
+def test_a_stop_from_another_process_never_signals_a_reused_pid(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    """A worker row whose pid now belongs to another process (its start time differs) is
+    never signalled from here."""
+    from nbtrain.dispatch.remote_stop import end_workers
+
+    kernel = _running_kernel(db, kernels, workers=1)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        conn = sqlite3.connect(db)
+        with conn:  # the row now names the bystander's pid, with the worker's start time
+            conn.execute("UPDATE workers SET pid = ?", (bystander.pid,))
+        conn.close()
+        assert end_workers(db, kernel.run_id, ["000001"]) == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()

@@ -1,9 +1,8 @@
 """Controlling a run from a process that does not own it, through the database.
 
-A stop request is a ``workers.stop_requested`` timestamp that the owning kernel's lease thread
-acts on (its pipes are there). A restart needs an owner: once the owner is gone the caller
-takes the run over, rebuilding every worker's config from the run's stored config (checked
-against its digest), never from a run-folder file.
+Stopping is :mod:`nbtrain.dispatch.remote_stop`. A restart needs an owner: once the owner
+is gone the caller takes the run over, rebuilding every worker's config from the run's
+stored config (checked against its digest), never from a run-folder file.
 """
 
 from __future__ import annotations
@@ -74,24 +73,6 @@ def stored_worker_config(db: Path, run_id: str, worker_id: str, run_dir: Path) -
         if wc.worker_id == worker_id:
             return wc
     raise RunError(f"worker {worker_id!r} is not in the stored config of run {run_id}")
-
-
-def request_stop(db: Path, run_id: str, worker_ids: list[str]) -> None:
-    """Ask the owning kernel, through the database, to stop these workers."""
-    now = time.time()
-
-    def mark(conn: sqlite3.Connection) -> None:
-        conn.executemany(
-            "UPDATE workers SET stop_requested = ? WHERE run_id = ? AND worker_id = ? "
-            "AND status IN ('pending', 'running')",
-            [(now, run_id, wid) for wid in worker_ids],
-        )
-
-    writer = acquire_writer(db)
-    try:
-        writer.call(mark, label=f"stop request {run_id}")
-    finally:
-        writer.release()
 
 
 def take_over(db: Path, run_id: str, worker_id: str) -> RunSession:

@@ -201,17 +201,26 @@ class RunSession:
         }
         run_id = self.run_id
         discard = outcome.status != "completed"
+        # Killed by a signal this kernel did not send: another process may have ended it
+        # after asking through the database (a stop from there, while this kernel was not
+        # acting), which makes it stopped, as any stop() does.
+        signalled = outcome.status == "failed" and failure is None and outcome.exit_code < 0
 
-        def commit(conn: sqlite3.Connection) -> None:
+        def commit(conn: sqlite3.Connection) -> bool:
+            asked = signalled and stop_was_requested(conn, run_id, wid)
+            if asked:
+                fields.update(status="stopped", error=None, traceback=None)
             update_worker(conn, run_id, wid, **fields)
             if discard:
                 discard_unfinished(conn, run_id, wid)
+            return asked
 
         writer = self._writer
         try:
             if writer is None:
                 raise StoreError(f"no writer for {self.db_path}")
-            writer.call(commit, label=f"worker {wid} {outcome.status}")
+            if writer.call(commit, label=f"worker {wid} {outcome.status}"):
+                outcome = Outcome("stopped", outcome.exit_code, None, None)
         except (StoreError, TimeoutError) as exc:
             self.held.hold(wid, fields)
             if self.store_failure is None:
@@ -385,3 +394,11 @@ def check_episodes_left(run_id: str, worker_id: str, next_episode: int, episodes
         raise RunError(
             f"worker {worker_id!r} of run {run_id} has already recorded all {episodes} episodes"
         )
+
+
+def stop_was_requested(conn: sqlite3.Connection, run_id: str, worker_id: str) -> bool:
+    row = conn.execute(
+        "SELECT stop_requested FROM workers WHERE run_id = ? AND worker_id = ?",
+        (run_id, worker_id),
+    ).fetchone()
+    return row is not None and row[0] is not None
