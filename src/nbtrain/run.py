@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nbtrain.dispatch.control import (
     open_db,
+    stored_agent,
     stored_worker_config,
     take_over,
 )
@@ -587,7 +588,10 @@ class Run:
                     "(its agent has no save(), or it never ended an episode)"
                 )
             policies[wid] = found[0]
-        config = evaluation_config(self.config(), policies, episodes)
+        # a notebook-defined agent comes from the run's own row, as for a restart
+        config = evaluation_config(
+            self.config(agent=stored_agent(self.db, self.run_id)), policies, episodes
+        )
         return launch(config, db=self.db)
 
     def raise_for_failures(self) -> None:

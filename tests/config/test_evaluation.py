@@ -4,6 +4,7 @@ differ visibly, so that a mix-up fails."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -250,3 +251,47 @@ def test_eval_configs_rebuild_from_their_payload(policies: dict[str, Path]) -> N
         assert again.digest == config.digest
         assert again.worker_policies() == config.worker_policies()
         assert again.worker_configs() == config.worker_configs()
+
+
+def _notebook_agent() -> type:
+    """A class made inside a function: not importable, so it travels by value, as a class
+    defined in a notebook cell does. Trained, it walks the lake's path and saves it."""
+
+    class Walker:
+        def __init__(self, observation_space: object, action_space: object, **kw: object):
+            self.moves: dict[int, int] = {}
+
+        def act(self, obs: int, explore: bool = True) -> int:
+            path = {0: 1, 4: 1, 8: 2, 9: 1, 13: 2, 14: 2}
+            return path.get(int(obs), 0) if explore else self.moves.get(int(obs), 0)
+
+        def learn(self, *args: object) -> None:
+            return None
+
+        def save(self, path: str) -> None:
+
+            moves = {0: 1, 4: 1, 8: 2, 9: 1, 13: 2, 14: 2}
+            with open(path, "w") as f:
+                json.dump({str(k): v for k, v in moves.items()}, f)
+
+        def load(self, path: str) -> None:
+
+            with open(path) as f:
+                self.moves = {int(k): v for k, v in json.load(f).items()}
+
+    return Walker
+
+
+def test_a_notebook_defined_agent_is_evaluated_from_the_run_s_own_row(db: Path) -> None:
+    """Regression: evaluate() rebuilt the config with run.config(), which asks for a
+    notebook agent to be passed again, and evaluate() takes no agent: it always failed."""
+    run = nbtrain.launch(TrainConfig(**LAKE, episodes=3, workers=2, agent=_notebook_agent()), db=db)
+    assert run.wait(timeout=120) == {"000001": "completed", "000002": "completed"}
+    evaluation = run.evaluate(episodes=2)
+    assert evaluation.wait(timeout=120) == {"000001": "completed", "000002": "completed"}
+    episodes = evaluation.episodes()
+    assert episodes["total_reward"].tolist() == [1.0] * 4  # the saved path, played greedily
+    trained, evaluated = (r.store.run(r.run_id)["config"]["agent"]
+                          for r in (run, evaluation))  # fmt: skip
+    assert evaluated == trained
+    assert trained["kind"] == "pickle"

@@ -161,3 +161,27 @@ def test_a_refused_restart_leaves_the_run_to_its_owner(
         nbtrain.Run.open(run_id, db=db).restart(worker)
     assert _owner(db, run_id) == before
     assert rows(db, "SELECT COUNT(*) FROM episodes WHERE run_id = ?", (run_id,)) == [(3,)]
+
+
+def test_a_notebook_defined_agent_restarts_in_another_process(
+    db: Path, kernels: list[Kernel]
+) -> None:
+    """Regression: the agent unpickled from the run's row has no source in this process,
+    so its hash was taken from the pickle and the restart failed "its source changed"."""
+    kernel = Kernel(db, episodes=100_000, workers=1, delay=0, env={"KERNEL_AGENT": "notebook"})
+    kernels.append(kernel)
+    run_id = kernel.run_id
+    wait_for(lambda: rows(db, "SELECT COUNT(*) FROM episodes")[0][0] >= 2, 30, "episodes")
+    kernel.proc.send_signal(signal.SIGKILL)
+    kernel.proc.wait(5)
+    run = nbtrain.Run.open(run_id, db=db)
+    wait_for(lambda: run.status() == {"000001": "failed"}, 5, "failed")
+    before = len(run.episodes())
+    run.restart(1)
+    assert run.status() == {"000001": "running"}
+    wait_for(lambda: len(run.episodes()) > before + 2, 30, "new episodes")
+    run.stop()
+    assert run.status() == {"000001": "stopped"}
+    agent = run.store.run(run_id)["config"]["agent"]
+    assert (agent["kind"], agent["name"]) == ("pickle", "Sleepy")
+    assert episodes_have_all_steps(db) == []

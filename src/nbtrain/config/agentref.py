@@ -9,10 +9,12 @@ even though pickle bytes are not.
 from __future__ import annotations
 
 import base64
+import contextlib
 import difflib
 import hashlib
 import importlib
 import inspect
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +24,7 @@ from nbtrain.worker.config_file import AgentRef
 __all__ = [
     "BUILTIN_AGENTS",
     "TABULAR_AGENTS",
+    "adopt_stored_agent",
     "agent_display_name",
     "agent_factory",
     "resolve_agent",
@@ -39,6 +42,19 @@ def agent_display_name(agent: object) -> str:
     return qualname if isinstance(qualname, str) else type(agent).__qualname__
 
 
+# Agents unpickled from a run's own database row (a restart or an evaluation, maybe in a new
+# kernel), with the reference that row was stored under. Their source is not in this process
+# (inspect.getsource fails, or finds another class of the same name in __main__), so a
+# recomputed source hash would not be the run's: the stored reference is their identity.
+_FROM_RUN_ROWS: weakref.WeakKeyDictionary[Any, AgentRef] = weakref.WeakKeyDictionary()
+
+
+def adopt_stored_agent(agent: Any, ref: AgentRef) -> None:
+    """Record that ``agent`` was unpickled from the row stored under ``ref``."""
+    with contextlib.suppress(TypeError):  # not weakly referenceable: resolved as usual
+        _FROM_RUN_ROWS[agent] = ref
+
+
 def resolve_agent(agent: str | Callable[..., Any]) -> AgentRef:
     """Check ``agent`` and describe how a worker gets it; raises ``ValueError`` with the fix."""
     if isinstance(agent, str):
@@ -48,6 +64,12 @@ def resolve_agent(agent: str | Callable[..., Any]) -> AgentRef:
             f"agent must be one of {list(BUILTIN_AGENTS)}, an import path 'pkg.mod:factory', "
             f"or a class/callable; got {agent!r}"
         )
+    try:
+        stored = _FROM_RUN_ROWS.get(agent)
+    except TypeError:
+        stored = None
+    if stored is not None:
+        return stored
     path = _import_path_of(agent)
     if path is not None:
         return AgentRef(kind="import", name=path)

@@ -57,15 +57,24 @@ def stored_config(db: Path, run_id: str) -> TrainConfig:
     payload, digest, pickled, *_ = _run_row(db, run_id)
     if not isinstance(payload, str):
         raise RunError(f"run {run_id} has no stored config in {db}; it cannot be restarted")
-    config = TrainConfig.from_payload(
-        json.loads(payload), agent=decode_agent(pickled if isinstance(pickled, str) else None)
-    )
+    data = json.loads(payload)
+    agent = decode_agent(pickled if isinstance(pickled, str) else None, data.get("agent"))
+    config = TrainConfig.from_payload(data, agent=agent)
     if config.digest != digest:
         raise RunError(
             f"run {run_id}: the stored config does not match its digest "
             f"({config.digest[:12]} != {str(digest)[:12]}); refusing to restart from it"
         )
     return config
+
+
+def stored_agent(db: Path, run_id: str) -> object:
+    """The run's notebook-defined agent, unpickled from its row (None for a built-in or an
+    importable agent, which the config names)."""
+    payload, _, pickled, *_ = _run_row(db, run_id)
+    if not isinstance(pickled, str) or not isinstance(payload, str):
+        return None
+    return decode_agent(pickled, json.loads(payload).get("agent"))
 
 
 def stored_worker_config(db: Path, run_id: str, worker_id: str, run_dir: Path) -> WorkerConfig:

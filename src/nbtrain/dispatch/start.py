@@ -135,10 +135,22 @@ def start_run(
     return session
 
 
-def decode_agent(payload: str | None) -> Any:
-    """The notebook agent of a run, from the ``runs.agent_pickle`` its kernel wrote."""
+def decode_agent(payload: str | None, ref: object = None) -> Any:
+    """The notebook agent of a run, from the ``runs.agent_pickle`` its kernel wrote; ``ref``
+    is the run's stored agent reference (``{"kind": "pickle", "name", "source_sha256"}``),
+    which then stays the agent's identity in this process."""
     if payload is None:
         return None
     import cloudpickle
 
-    return cloudpickle.loads(base64.b64decode(payload))
+    from nbtrain.config.agentref import adopt_stored_agent
+    from nbtrain.worker.config_file import AgentRef
+
+    agent = cloudpickle.loads(base64.b64decode(payload))
+    if isinstance(ref, dict) and ref.get("kind") == "pickle":
+        name, digest = ref.get("name"), ref.get("source_sha256")
+        if isinstance(name, str) and isinstance(digest, str):
+            adopt_stored_agent(
+                agent, AgentRef(kind="pickle", name=name, source_sha256=digest, payload=payload)
+            )
+    return agent
