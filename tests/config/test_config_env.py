@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from nbtrain.config import TelemetryConfig, TrainConfig
+from nbtrain.config import TelemetryConfig, TrainConfig, envcheck
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
@@ -115,6 +115,23 @@ def test_env_registered_with_main_entry_point(scratch_ids: list[str]) -> None:
     assert "registered only in this kernel" in text
     assert "'__main__:MyEnv'" in text
     assert "'module:Env-v0' form" in text
+
+
+def test_a_variant_of_a_builtin_env_registered_in_the_notebook(scratch_ids: list[str]) -> None:
+    """Regression: a new id with a ``gymnasium.`` entry point (the usual way to register a
+    variant of a built-in env) skipped the worker check; the worker then failed with
+    NameNotFound."""
+    scratch_ids.append("NbtLakeVariant-v0")
+    gym.register(
+        "NbtLakeVariant-v0",
+        entry_point="gymnasium.envs.toy_text.frozen_lake:FrozenLakeEnv",
+        kwargs={"is_slippery": False},
+    )
+    text = error_text(env_id="NbtLakeVariant-v0")
+    assert "registered only in this kernel" in text
+    assert "my_envs:NbtLakeVariant-v0" in text
+    # gymnasium's own ids still skip the fresh-interpreter probe
+    assert {"FrozenLake-v1", "CartPole-v1", "CliffWalking-v1"} <= envcheck._gymnasium_own_ids()
 
 
 def test_module_form_does_not_excuse_a_notebook_entry_point(

@@ -8,7 +8,9 @@ per registry entry, so re-validating a config (every form edit) costs nothing.
 
 from __future__ import annotations
 
+import ast
 import difflib
+import functools
 import importlib
 import inspect
 import json
@@ -126,7 +128,9 @@ def _importable(entry_point: object) -> bool:
 
 def _notebook_only(env_id: str, name: str, entry_point: object, detail: str) -> ValueError:
     module = _entry_point_module(entry_point)
-    if module and module != "__main__" and _importable(entry_point):
+    # gymnasium's modules register only gymnasium's ids: a variant needs its own module
+    ours = module not in (None, "__main__") and not str(module).startswith("gymnasium.")
+    if module and ours and _importable(entry_point):
         fix = f"use env_id={module + ':' + name!r} if importing {module!r} registers it"
     else:
         fix = (
@@ -144,14 +148,36 @@ def _check_worker_can_see(env_id: str, module: str, name: str, spec: Any) -> Non
     if not _importable(entry_point):
         raise _notebook_only(env_id, name, entry_point, f"entry point {entry_point!r}")
     builtin = isinstance(entry_point, str) and entry_point.startswith("gymnasium.")
-    if builtin and not module:
-        return
+    if builtin and not module and name in _gymnasium_own_ids():
+        return  # gymnasium registers it on import, in every worker too
     key = (env_id, os.getcwd(), os.environ.get("PYTHONPATH", ""), sys.executable)
     if key not in _visible_cache:
         _visible_cache[key] = _probe_fresh_interpreter(env_id)
     problem = _visible_cache[key]
     if problem is not None:
         raise _notebook_only(env_id, name, entry_point, problem)
+
+
+@functools.cache
+def _gymnasium_own_ids() -> frozenset[str]:
+    """The ids that ``import gymnasium`` registers (read from the ``register(id=...)`` calls
+    of ``gymnasium/envs/__init__.py``, without running anything). A notebook may register a
+    variant of a built-in env under a new id with a ``gymnasium.`` entry point: that id
+    exists only in the notebook's kernel. An id not found here is probed in a fresh
+    interpreter, so an unusual gymnasium release only costs that probe."""
+    try:
+        import gymnasium.envs
+
+        tree = ast.parse(inspect.getsource(gymnasium.envs))
+    except (ImportError, OSError, TypeError, SyntaxError):
+        return frozenset()
+    ids = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register":
+            for keyword in node.keywords:
+                if keyword.arg == "id" and isinstance(keyword.value, ast.Constant):
+                    ids.add(str(keyword.value.value))
+    return frozenset(ids)
 
 
 def _probe_fresh_interpreter(env_id: str) -> str | None:
