@@ -203,6 +203,19 @@ def test_format_episode_id_example() -> None:
     assert format_episode_id(RUN, 42, "000007") == f"{RUN}-w000007-ep000042"
 
 
+@pytest.mark.parametrize("index", [np.int64(42), np.int32(42), np.uint8(42)])
+def test_format_episode_id_takes_numpy_integers(index: object) -> None:
+    """Regression: the index as a DataFrame holds it was refused as "not an integer"."""
+    assert format_episode_id(RUN, index, "000007") == f"{RUN}-w000007-ep000042"  # type: ignore[arg-type]
+
+
+def test_the_worker_id_column_is_named_in_ids() -> None:
+    from nbtrain import ids
+
+    assert ids.WORKER_ID_COLUMN == "worker_id"
+    assert "WORKER_ID_COLUMN" in ids.__all__
+
+
 @pytest.mark.parametrize(
     ("run_id", "ep_index", "worker_id", "error", "match"),
     [
@@ -210,6 +223,9 @@ def test_format_episode_id_example() -> None:
         (RUN, -1, "000001", ValueError, "episode index -1"),
         (RUN, True, "000001", ValueError, "episode index True"),
         (RUN, 1.0, "000001", ValueError, "episode index 1.0"),
+        (RUN, np.float64(1.0), "000001", ValueError, "episode index np.float64"),
+        (RUN, np.int64(-1), "000001", ValueError, "episode index -1"),
+        (RUN, np.bool_(True), "000001", ValueError, "episode index np.True_"),
         (RUN, 0, "7", InvalidWorkerIdError, "normalized"),
         (RUN, 0, 7, InvalidWorkerIdError, "normalized"),
         (RUN, 0, "GPU", InvalidWorkerIdError, "normalized"),

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from nbtrain.errors import InvalidWorkerIdError
 
 __all__ = [
+    "WORKER_ID_COLUMN",
     "WORKER_ID_PREFIX",
     "WORKER_ID_WIDTH",
     "InvalidWorkerIdError",
@@ -27,6 +28,8 @@ __all__ = [
 
 WORKER_ID_PREFIX = "w"
 WORKER_ID_WIDTH = 6
+# The column that names the worker in every table and DataFrame.
+WORKER_ID_COLUMN = "worker_id"
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")
 _NUMERIC_RE = re.compile(r"w?([0-9]+)")
@@ -195,7 +198,11 @@ def format_episode_id(run_id: str, ep_index: int, worker_id: str) -> str:
         raise ValueError(f"run id {run_id!r} is not a 26-character ULID")
     if normalize_worker_id(worker_id) != worker_id:
         raise InvalidWorkerIdError(worker_id, "pass the normalized worker id")
-    if isinstance(ep_index, bool) or not isinstance(ep_index, int) or ep_index < 0:
+    if type(ep_index) is not int:  # numpy's integers too (a DataFrame's ep_index column)
+        if isinstance(ep_index, bool) or not isinstance(ep_index, numbers.Integral):
+            raise ValueError(f"episode index {ep_index!r} must be an integer >= 0")
+        ep_index = int(ep_index)
+    if ep_index < 0:
         raise ValueError(f"episode index {ep_index!r} must be an integer >= 0")
     return f"{run_id}-{WORKER_ID_PREFIX}{worker_id}-ep{ep_index:06d}"
 
