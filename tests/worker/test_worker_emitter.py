@@ -169,7 +169,7 @@ def test_an_unencodable_batch_is_all_or_nothing(pipe: tuple[int, int]) -> None:
     emitter.emit_side(progress())  # heartbeat: leaves the batch to the main thread
     assert decode_all(read_available(r)) == [progress()]  # no half-sent batch
     assert len(emitter.rows) == 2
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(TypeError, match=r"environment.s observations or actions cannot be stored"):
         emitter.flush()  # main thread: raises and drops the batch with its episode
     assert emitter.rows == []
     assert read_available(r) == b""
@@ -397,7 +397,9 @@ def test_a_flush_that_fails_takes_back_the_early_encoded_steps_too(pipe: tuple[i
     emitter.rows.append((0, 0, 0, 0.0, True, False, 0, {"e": 0}, 1.0))
     emitter.encode_steps()
     emitter.episodes.append((0, 1.0, 1, True, False, 3, 1.0, 2.0, {"bad": object()}))
-    with pytest.raises(NotImplementedError):
+    with pytest.raises(
+        TypeError, match=r"agent\.end_episode\(\) returned extras that cannot be stored"
+    ):
         emitter.flush()  # the episode cannot be encoded: its early steps go too
     assert emitter.dropped == 1
     emitter.emit_final(progress())

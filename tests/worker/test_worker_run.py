@@ -266,9 +266,12 @@ def test_training_runs_with_a_relaxed_collector(tmp_path: Path) -> None:
     ("agent", "message"),
     [
         ("FloatExtras", "agent.learn() returned float; it must return a dict or None"),
-        ("OpaqueExtras", "object"),
+        # regression: it said only "cannot encode object objects"
+        ("OpaqueExtras", "agent.learn() returned extras that cannot be stored (cannot encode "
+         "object objects); extras values must be numbers"),
+        ("OpaqueEpisodeExtras", "agent.end_episode() returned extras that cannot be stored"),
     ],
-)
+)  # fmt: skip
 def test_extras_that_cannot_be_sent_fail_the_worker_cleanly(
     tmp_path: Path, agent: str, message: str
 ) -> None:

@@ -76,6 +76,13 @@ class OpaqueExtras(_Base):
         return {"model": object()}
 
 
+class OpaqueEpisodeExtras(_Base):
+    """end_episode() returns a dict holding a value no wire format can carry."""
+
+    def end_episode(self) -> dict[str, Any]:
+        return {"model": object()}
+
+
 class BadSave(_Base):
     """save() writes part of a file and then fails, as a full disk would."""
 

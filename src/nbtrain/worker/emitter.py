@@ -16,6 +16,7 @@ from typing import Any, cast
 
 import msgspec
 
+from nbtrain.wire.codec import to_builtins_hook
 from nbtrain.wire.events import Episodes, StepRows, Steps, TdRow
 from nbtrain.worker.sinks import Sink
 
@@ -208,7 +209,10 @@ class TelemetryEmitter:
         size = self.MAX_EPISODES_PER_EVENT
         for first in range(0, m, size):
             columns = _columns(batch[first : first + size], td)
-            self.sink.send(Episodes(run_id=run_id, worker_id=worker_id, **columns))
+            try:
+                self.sink.send(Episodes(run_id=run_id, worker_id=worker_id, **columns))
+            except (NotImplementedError, TypeError) as exc:
+                raise _unencodable(exc, columns["extras"], "agent.end_episode()") from exc
 
     def _send_steps(self, n: int) -> None:
         """Queue the first ``n`` rows (the main thread may append more meanwhile)."""
@@ -233,21 +237,41 @@ class TelemetryEmitter:
                 # (the caller drops what this call queued before).
                 names = ", ".join(sorted(t.__name__ for t in wrong))
                 raise TypeError(f"agent.learn() returned {names}; it must return a dict or None")
-            self.sink.send(
-                Steps(
-                    run_id=run_id,
-                    worker_id=worker_id,
-                    ep_index=ep,
-                    step_index=step,
-                    action=action,
-                    reward=reward,
-                    terminated=term,
-                    truncated=trunc,
-                    obs=obs,
-                    extras=extras,
-                    ts=ts,
-                )
+            columns = Steps(
+                run_id=run_id,
+                worker_id=worker_id,
+                ep_index=ep,
+                step_index=step,
+                action=action,
+                reward=reward,
+                terminated=term,
+                truncated=trunc,
+                obs=obs,
+                extras=extras,
+                ts=ts,
             )
+            try:
+                self.sink.send(columns)
+            except (NotImplementedError, TypeError) as exc:  # a value msgspec cannot encode
+                raise _unencodable(exc, extras, "agent.learn()", obs, action) from exc
+
+
+def _unencodable(
+    exc: BaseException, extras: list[Any], source: str, *others: list[Any]
+) -> TypeError:
+    """Which of a batch's values could not be encoded, said so that it can be fixed: the
+    agent's extras (``source`` returned them) or else the environment's observations or
+    actions."""
+    try:
+        msgspec.msgpack.encode(extras, enc_hook=to_builtins_hook)
+    except (NotImplementedError, TypeError):
+        return TypeError(
+            f"{source} returned extras that cannot be stored ({exc}); extras values must "
+            "be numbers, strings, booleans, None, or lists and dicts of them (numpy values "
+            "are converted)"
+        )
+    what = "observations or actions" if others else "values"
+    return TypeError(f"the environment's {what} cannot be stored ({exc})")
 
 
 # The Episodes fields after run_id and worker_id: the order of an EpisodeRow.
