@@ -170,11 +170,11 @@ class Run:
         UnknownRunError
             The database file is gone.
         """
+        if not self.db.exists():  # also once read: the file may have been removed since
+            raise UnknownRunError(f"no database at {self.db}")
         if self._store is None:
             from nbtrain.store import TelemetryStore
 
-            if not self.db.exists():
-                raise UnknownRunError(f"no database at {self.db}")
             self._store = TelemetryStore(self.db)
         return self._store
 

@@ -119,3 +119,11 @@ def test_migrate_upgrades_a_legacy_file(db: Path, capsys: pytest.CaptureFixture[
     assert "→" in capsys.readouterr().out
     episodes = nbtrain.TelemetryStore(legacy).episodes()
     assert set(episodes["worker_id"]) == {"000001"}
+
+
+def test_a_negative_worker_count_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: --workers -1 was read as a list of worker ids ('invalid worker id')."""
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--env", "FrozenLake-v1", "--episodes", "1", "--workers", "-1"])
+    assert info.value.code == 2
+    assert "a worker count must be 1 or more, not -1" in capsys.readouterr().err

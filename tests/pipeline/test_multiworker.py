@@ -191,3 +191,16 @@ def test_a_run_without_a_stored_config_says_so(finished_run: nbtrain.Run, db: Pa
         conn.execute("UPDATE runs SET config = NULL WHERE run_id = ?", (finished_run.run_id,))
     with pytest.raises(nbtrain.ConfigError, match="has no stored config"):
         nbtrain.Run.open(finished_run.run_id, db=db).config()
+
+
+def test_reading_a_run_whose_file_was_removed_names_it(tmp_path: Path) -> None:
+    """Run.store promised UnknownRunError for a removed file, but once read it raised
+    StoreAccessError ("cannot be opened")."""
+    db = tmp_path / "gone.sqlite"
+    run = nbtrain.launch({"env_id": "FrozenLake-v1", "episodes": 2}, db=db)
+    run.wait(timeout=60)
+    assert len(run.episodes()) == 2
+    for path in tmp_path.glob("gone.sqlite*"):
+        path.unlink()
+    with pytest.raises(nbtrain.UnknownRunError, match="no database at"):
+        run.episodes()

@@ -124,6 +124,47 @@ def test_bad_inputs(populated: tuple[Path, str, str]) -> None:
         store.aggregate(a, metric="seed")
 
 
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        # regression: SQLite failed to bind it, and the error blamed the database file
+        (lambda s, a: s.episodes([a]), TypeError, "run_id must be a str, not list"),
+        (lambda s, a: s.run(5), TypeError, "run_id must be a str, not int"),
+        (lambda s, a: s.workers(None), TypeError, "run_id must be a str, not NoneType"),
+        (lambda s, a: s.steps(a.encode()), TypeError, "run_id must be a str, not bytes"),
+        # regression: the characters of "12" were read as episode indexes ('1')
+        (lambda s, a: s.steps(a, ep_index="12"), ValueError, "episode index '12'"),
+        (lambda s, a: s.episodes(a, columns=5), TypeError, "columns must be a column name"),
+        (lambda s, a: s.episodes(a, columns=[]), ValueError, "columns is empty; valid episode"),
+        (lambda s, a: s.compare(None), TypeError, "run_ids must be a run id or a list"),
+        (lambda s, a: s.compare(5), TypeError, "run_ids must be a run id or a list"),
+    ],
+)
+def test_bad_argument_types_name_the_argument(
+    populated: tuple[Path, str, str], call: object, error: type, match: str
+) -> None:
+    db, a, _ = populated
+    with pytest.raises(error, match=match):
+        call(TelemetryStore(db), a)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: TelemetryStore(None),  # type: ignore[arg-type]
+        lambda: nbtrain.TrainConfig.load(5),  # type: ignore[arg-type]
+        lambda: nbtrain.launch({"env_id": "FrozenLake-v1", "episodes": 1}, db=123),  # type: ignore[arg-type]
+    ],
+)
+def test_a_path_argument_that_is_not_a_path_is_a_type_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: object
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TypeError, match=r"(db|path) must be a (file )?path, not (NoneType|int)"):
+        call()  # type: ignore[operator]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_runs_and_workers(populated: tuple[Path, str, str]) -> None:
     db, a, b = populated
     store = TelemetryStore(db)

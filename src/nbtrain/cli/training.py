@@ -97,6 +97,8 @@ def _parse_workers(text: str) -> int | list[Any]:
     """``4`` → four auto ids; ``7,gpu_a,`` → those ids (an empty item is an auto id)."""
     if text.isdigit() and "," not in text:
         return int(text)
+    if text.startswith("-") and text[1:].isdigit():
+        raise argparse.ArgumentTypeError(f"a worker count must be 1 or more, not {text}")
     return [item.strip() or None for item in text.split(",")]
 
 

@@ -34,6 +34,8 @@ def _suffix(path: Path) -> str:
 
 def load_data(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw field dict in a config file; ``ConfigError`` names the file and the problem."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path, not {type(path).__name__}")
     file = Path(path)
     suffix = _suffix(file)
     try:

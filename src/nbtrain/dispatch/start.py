@@ -50,6 +50,8 @@ DEFAULT_DB = "nbtrain.sqlite"
 
 def resolve_db(db: str | os.PathLike[str]) -> Path:
     """The absolute path of ``db``; a folder or a missing parent folder is a StoreError."""
+    if not isinstance(db, str | os.PathLike):
+        raise TypeError(f"db must be a path, not {type(db).__name__}")
     path = Path(db).expanduser()
     if path.is_dir():
         raise StoreError(f"db={str(db)!r} is a folder; pass the path of a .sqlite file")

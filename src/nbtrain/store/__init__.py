@@ -9,6 +9,7 @@ See docs/store.md for the tables, storage conventions and DataFrame dtypes.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +62,8 @@ class TelemetryStore(FrameReads):
     """
 
     def __init__(self, path: str | Path = "nbtrain.sqlite") -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise TypeError(f"path must be a path, not {type(path).__name__}")
         self.path = Path(path).expanduser().resolve()
         if needs_migration(self.path):
             migrate(self.path)

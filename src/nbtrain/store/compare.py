@@ -18,7 +18,12 @@ from nbtrain.store.summary import AGGREGATE_METRICS
 
 def run_list(run_ids: str | Iterable[str]) -> list[str]:
     """The run ids as a list (a single id is accepted); empty or repeated ids are errors."""
-    ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+    if isinstance(run_ids, str):
+        ids = [run_ids]
+    elif isinstance(run_ids, Iterable) and not isinstance(run_ids, bytes):
+        ids = list(run_ids)
+    else:
+        raise TypeError(f"run_ids must be a run id or a list of them, not {type(run_ids).__name__}")
     if not ids:
         raise ValueError("compare needs at least one run id")
     bad = [r for r in ids if not isinstance(r, str)]

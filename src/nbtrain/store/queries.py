@@ -88,12 +88,19 @@ def pick_columns(
 ) -> list[str]:
     if columns is None:
         return list(kinds)
-    wanted = [columns] if isinstance(columns, str) else list(columns)
-    bad = [c for c in wanted if c not in kinds]
-    if bad or not wanted:
-        raise ValueError(
-            f"unknown {what} column(s) {bad or wanted!r}; valid columns: {', '.join(kinds)}"
+    if isinstance(columns, str):
+        wanted = [columns]
+    elif isinstance(columns, Iterable) and not isinstance(columns, bytes):
+        wanted = list(columns)
+    else:
+        raise TypeError(
+            f"columns must be a column name or a list of them, not {type(columns).__name__}"
         )
+    if not wanted:
+        raise ValueError(f"columns is empty; valid {what} columns: {', '.join(kinds)}")
+    bad = [c for c in wanted if c not in kinds]
+    if bad:
+        raise ValueError(f"unknown {what} column(s) {bad!r}; valid columns: {', '.join(kinds)}")
     return wanted
 
 
@@ -111,13 +118,22 @@ def worker_list(worker_id: object) -> list[str] | None:
 def index_list(ep_index: object) -> list[int] | None:
     if ep_index is None:
         return None
-    items = list(ep_index) if isinstance(ep_index, Iterable) else [ep_index]
+    items: list[object] = [ep_index]  # a str is one (bad) value, not a list of characters
+    if isinstance(ep_index, Iterable) and not isinstance(ep_index, str | bytes):
+        items = list(ep_index)
     out = []
     for item in items:
         if isinstance(item, bool) or not hasattr(item, "__index__") or not 0 <= int(item) < 2**63:
             raise ValueError(f"episode index {item!r} must be an integer from 0 to 2**63 - 1")
         out.append(int(item))
     return out
+
+
+def check_run_id_type(run_id: object) -> None:
+    """A run id that is not a str is the caller's mistake, not a broken file (SQLite would
+    fail to bind it and the error would name the database)."""
+    if not isinstance(run_id, str):
+        raise TypeError(f"run_id must be a str, not {type(run_id).__name__}")
 
 
 class Reader:
@@ -183,6 +199,7 @@ class Reader:
 
     # -- existence checks -------------------------------------------------------------------
     def check_run(self, run_id: str) -> None:
+        check_run_id_type(run_id)
         if not self.rows("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)):
             self.unknown_run(run_id)
 
@@ -234,6 +251,7 @@ class Reader:
 
     def run(self, run_id: str) -> dict[str, Any]:
         """The run's record: the ``runs()`` columns and the owner's lease, as a dict."""
+        check_run_id_type(run_id)
         names = [*RUN_KINDS, *RUN_OWNER]
         sql = f"SELECT {', '.join(names)}, {_WORKER_COUNT} FROM runs AS r WHERE run_id = ?"
         rows = self.rows(sql, (run_id,))
