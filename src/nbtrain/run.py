@@ -266,7 +266,8 @@ class Run:
         columns : list of str, optional
             Only these columns, in this order (see docs/store.md).
         extras : {"json", "columns"}, optional
-            ``"columns"`` turns the keys of the JSON ``extras`` into columns.
+            ``"columns"`` turns the keys of the JSON ``extras`` into columns (a key that is
+            also a column's name becomes ``extras_<key>``).
 
         Returns
         -------

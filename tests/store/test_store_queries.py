@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -270,6 +271,27 @@ def test_frames_expand_extras_on_request(populated: tuple[Path, str, str]) -> No
         store.steps(a, 1, columns=["step_index"], extras="columns")
     with pytest.raises(ValueError, match="'json' or 'columns', not 'wide'"):
         store.steps(a, 1, extras="wide")  # type: ignore[arg-type]
+
+
+def test_an_extras_key_named_like_a_column_is_renamed_not_an_error(tmp_path: Path) -> None:
+    """Regression: an agent whose extras hold ``length`` made ``extras="columns"`` fail with
+    "pass a prefix", which Run.episodes cannot take."""
+    db = tmp_path / "clash.sqlite"
+    w = acquire_writer(db)
+    run = new_run_id()
+    w.create_run(run_id=run, name="n", created_at=time.time(), digest="d", config={})
+    w.upsert_worker(run, 1, status="completed")
+    made = msgspec.structs.replace(episode(run, "000001", 0), extras={"length": 5, "epsilon": 0.1})
+    w.add_events([made])
+    w.release()
+    store = TelemetryStore(db)
+    wide = store.episodes(run, extras="columns")
+    assert wide["length"].tolist() == [made.length]  # the column
+    assert wide["extras_length"].tolist() == [5.0]  # the agent's key
+    assert wide["epsilon"].tolist() == [0.1]
+    with pytest.raises(ValueError, match=r"clash with columns; pass prefix="):
+        expand_extras(store.episodes(run))
+    assert "x_length" in expand_extras(store.episodes(run), prefix="x_").columns
 
 
 def test_chunks_written_by_hand_are_read_leniently(

@@ -116,7 +116,9 @@ def frame(kinds: dict[str, str], columns: dict[str, Values]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(columns))
 
 
-def expand_extras(df: pd.DataFrame, column: str = "extras", prefix: str = "") -> pd.DataFrame:
+def expand_extras(
+    df: pd.DataFrame, column: str = "extras", prefix: str = "", *, rename_clashes: bool = False
+) -> pd.DataFrame:
     """Turn the keys of a frame's JSON ``extras`` column into columns.
 
     Extras stay JSON text in step and episode frames because parsing a million small dicts
@@ -131,6 +133,9 @@ def expand_extras(df: pd.DataFrame, column: str = "extras", prefix: str = "") ->
         The column to expand; it is dropped from the result.
     prefix : str, optional
         Put before each new column's name (to avoid clashes).
+    rename_clashes : bool, optional
+        A key that is also a column's name (an agent's ``length``) becomes
+        ``extras_<key>`` instead of an error; ``extras="columns"`` reads do this.
 
     Returns
     -------
@@ -141,7 +146,8 @@ def expand_extras(df: pd.DataFrame, column: str = "extras", prefix: str = "") ->
     Raises
     ------
     ValueError
-        ``df`` has no ``column``, or a key clashes with an existing column (pass a prefix).
+        ``df`` has no ``column``, or a key clashes with an existing column (pass ``prefix``
+        or ``rename_clashes=True``).
 
     Examples
     --------
@@ -157,6 +163,10 @@ def expand_extras(df: pd.DataFrame, column: str = "extras", prefix: str = "") ->
         if wide[name].map(lambda v: isinstance(v, int | float) and not isinstance(v, bool)).all():
             wide[name] = wide[name].astype("float64")
     clash = [c for c in wide.columns if c in df.columns and c != column]
-    if clash:
-        raise ValueError(f"extras keys {clash} clash with columns; pass a prefix")
+    if clash and not rename_clashes:
+        raise ValueError(
+            f"extras keys {clash} clash with columns; pass prefix= (e.g. "
+            f"nbtrain.expand_extras(df, prefix='extras_'))"
+        )
+    wide = wide.rename(columns={c: f"extras_{c}" for c in clash})
     return pd.concat([df.drop(columns=[column]), wide], axis=1)

@@ -118,7 +118,8 @@ class FrameReads:
             Only these columns, in this order (see docs/store.md for the names and dtypes).
         extras : {"json", "columns"}, optional
             ``"json"`` (default) keeps ``extras`` as JSON text; ``"columns"`` turns its keys
-            into columns (see :func:`nbtrain.expand_extras`).
+            into columns (see :func:`nbtrain.expand_extras`; a key that is also a column's
+            name becomes ``extras_<key>``).
 
         Returns
         -------
@@ -163,7 +164,8 @@ class FrameReads:
             Only these columns, in this order (see docs/store.md).
         extras : {"json", "columns"}, optional
             ``"json"`` (default) keeps ``extras`` as JSON text; ``"columns"`` turns its keys
-            into columns (see :func:`nbtrain.expand_extras`).
+            into columns (see :func:`nbtrain.expand_extras`; a key that is also a column's
+            name becomes ``extras_<key>``).
 
         Returns
         -------
@@ -249,7 +251,7 @@ def _with_extras(frame: pd.DataFrame, extras: str) -> pd.DataFrame:
         raise ValueError("extras='columns' needs the 'extras' column; add it to columns=")
     from nbtrain.store.frames import expand_extras
 
-    return expand_extras(frame)
+    return expand_extras(frame, rename_clashes=True)
 
 
 class StoreSnapshot(FrameReads):
