@@ -207,6 +207,25 @@ def test_workers_from_numpy_array_and_tuple_and_dicts() -> None:
 
 
 @pytest.mark.parametrize(
+    ("item", "cause"),
+    [
+        ({"worker_id": 1, "sede": 3}, "sede: Extra inputs are not permitted"),
+        ({"worker_id": 1, "seed": "x"}, "seed: Input should be a valid integer"),
+        ({"worker_id": "GPU-A"}, "worker_id: invalid worker id 'GPU-A'"),
+    ],
+)
+def test_a_bad_worker_dict_names_its_problem_once(item: dict[str, object], cause: str) -> None:
+    """Regression: the cause came last of four errors, after pydantic's union noise
+    ('workers.function-after[functools.partial(...)]...')."""
+    with pytest.raises(ValidationError) as info:
+        make(workers=[None, item])
+    assert info.value.error_count() == 1
+    text = str(info.value)
+    assert f"workers[1] is not a valid WorkerSpec: {cause}" in text
+    assert "function-after" not in text
+
+
+@pytest.mark.parametrize(
     ("workers", "first", "second"),
     [
         ([7, "000007"], "7", "'000007'"),

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
+
 from nbtrain.config.agentkw import (
     CHECKED_AGENTS,
     check_agent_fits_env,
@@ -140,8 +142,11 @@ def workers_shape(value: object) -> object:
         )
     items: list[object] = []
     for index, item in enumerate(value):
-        if item is None or isinstance(item, WorkerSpec | Mapping):
+        if item is None or isinstance(item, WorkerSpec):
             items.append(item)
+            continue
+        if isinstance(item, Mapping):  # a WorkerSpec as a config file saves it
+            items.append(_spec(index, item))
             continue
         if isinstance(item, bool) or not isinstance(item, numbers.Integral | str):
             raise ValueError(
@@ -151,6 +156,21 @@ def workers_shape(value: object) -> object:
         normalize_worker_id(item)
         items.append(plain_int(item))
     return items
+
+
+def _spec(index: int, item: Mapping[Any, Any]) -> WorkerSpec:
+    """``workers[index]`` as a WorkerSpec, its errors named here: left to the field's union
+    (count, or list of ids / specs / None), pydantic reported every branch it tried, the
+    real cause last."""
+    try:
+        return WorkerSpec.model_validate(item)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'value'}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        )
+        raise ValueError(f"workers[{index}] is not a valid WorkerSpec: {problems}") from None
 
 
 def resolve_workers(
