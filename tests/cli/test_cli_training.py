@@ -94,8 +94,12 @@ def test_failed_worker_exits_1(db: Path) -> None:
         (["run", "--env", "FrozenLake-v1", "--episodes", "3", "--workers", "gpu-a"], "gpu-a"),
         (["summary", "01JAAAAAAAAAAAAAAAAAAAAAAA"], "no database"),
         (["migrate", "missing.sqlite"], "no database"),
+        (["run", "--env", "FrozenLake-v1", "--episodes", "3", "--ray-address", "auto"],
+         "--ray-address goes with --backend ray"),
+        (["export", "01JAAAAAAAAAAAAAAAAAAAAAAA", "--out", "x", "--db", "."],
+         "is a folder; pass the path of a .sqlite file"),
     ],
-)
+)  # fmt: skip
 def test_bad_input_exits_2_with_a_clear_line(
     db: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:

@@ -47,6 +47,21 @@ def test_db_that_is_a_folder_is_a_store_error(tmp_path: Path) -> None:
     assert not (tmp_path.parent / "nbtrain-runs").exists()
 
 
+def test_a_missing_db_folder_or_unknown_backend_launches_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "nofolder" / "x.sqlite"
+    with pytest.raises(StoreError, match=r"the folder of db=.* does not exist; create it first"):
+        nbtrain.launch(CONFIG, db=missing)
+    db = tmp_path / "x.sqlite"
+    with pytest.raises(ValueError, match="backend must be 'local', 'ray' or a nbtrain Backend"):
+        nbtrain.launch(CONFIG, db=db, backend="gpu")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_opening_a_folder_as_db_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"is a folder; pass the path of a \.sqlite file"):
+        nbtrain.Run.open("01ARZ3NDEKTSV4RRFFQ69G5FAV", db=tmp_path)
+
+
 def test_status_running_means_the_row_says_running(db: Path) -> None:
     """Right after launch, whatever status() says is what the database says."""
     for _ in range(5):
