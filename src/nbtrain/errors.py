@@ -77,10 +77,11 @@ class ConfigError(NbtrainError, ValueError):
 class WireError(NbtrainError, ValueError):
     """Bytes on a telemetry or control pipe that are not a valid frame.
 
-    The kernel reads worker pipes with it: a worker whose stream is not valid is recorded
-    ``failed`` with this error's message. Subclasses say what was wrong (``BadMagicError``,
-    ``UnsupportedVersionError``, ``FrameTooLargeError``, ``TruncatedFrameError``,
-    ``MalformedPayloadError``; see ``docs/wire.md``).
+    The kernel reads worker pipes with it: an invalid frame is skipped, counted and logged
+    (the first three, then every thousandth), and reading goes on at the next valid frame,
+    so what the worker sent around it is still stored. Subclasses say what was wrong
+    (``BadMagicError``, ``UnsupportedVersionError``, ``FrameTooLargeError``,
+    ``TruncatedFrameError``, ``MalformedPayloadError``; see ``docs/wire.md``).
     """
 
 

@@ -50,6 +50,24 @@ class IgnoresTerm(Slow):
         return super().act(obs, explore)
 
 
+class Impostor(_Base):
+    """Writes one valid frame stamped with another run's and worker's ids onto the
+    telemetry pipe, mid-run: the kernel must store none of it."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        if self.steps == 3:
+            from nbtrain.wire.codec import encode_frame
+            from nbtrain.wire.events import Steps
+
+            event = Steps(
+                run_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", worker_id="000009", ep_index=[0],
+                step_index=[0], action=[0], reward=[0.0], terminated=[False],
+                truncated=[False], obs=[0], extras=[None], ts=[0.0],
+            )  # fmt: skip
+            os.write(int(os.environ["NBTRAIN_TELEMETRY_FD"]), encode_frame(event))
+        return super().act(obs, explore)
+
+
 class Chatty(_Base):
     """Prints a lot to stdout and stderr; the kernel must drain both and keep telemetry intact."""
 

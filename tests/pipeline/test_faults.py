@@ -166,6 +166,26 @@ def test_garbage_on_the_telemetry_pipe_is_counted_and_ingest_goes_on(
     assert "LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED" in codes
 
 
+def test_a_frame_stamped_with_another_run_is_refused_and_logged(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A valid frame with another run's or worker's ids is counted and logged (it was only
+    counted), and nothing of it is stored under any id."""
+    caplog.set_level("WARNING", logger="nbtrain")
+    run = nbtrain.launch(config(agent="pipeline_agents:Impostor", episodes=5, workers=1), db=db)
+    assert run.wait(timeout=60) == {"000001": "completed"}
+    assert len(run.episodes()) == 5
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("stamped run '01ARZ3NDEKTSV4RRFFQ69G5FAV' worker '000009'" in m for m in messages)
+    conn = sqlite3.connect(db)
+    try:
+        for table in ("runs", "workers", "episodes", "step_chunks"):
+            ids = {r[0] for r in conn.execute(f"SELECT DISTINCT run_id FROM {table}")}
+            assert ids == {run.run_id}, table
+    finally:
+        conn.close()
+
+
 def test_chatty_worker_never_blocks(db: Path) -> None:
     run = nbtrain.launch(config(agent="pipeline_agents:Chatty", episodes=30, workers=1), db=db)
     assert run.wait(timeout=120) == {"000001": "completed"}

@@ -222,25 +222,25 @@ class Ingest:
         events: list[Event] = []
         for item in items:
             if isinstance(item, WireError):
-                stream.malformed += 1
-                if stream.malformed <= 3 or stream.malformed % 1000 == 0:
-                    log(
-                        logging.WARNING,
-                        LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED,
-                        "malformed telemetry from worker (%d so far): %s",
-                        stream.malformed,
-                        item,
-                        run_id=self.run_id,
-                        worker_id=stream.worker_id,
-                    )
+                self._reject(stream, str(item))
                 continue
             if item.run_id != self.run_id or item.worker_id != stream.worker_id:
-                stream.malformed += 1
+                self._reject(stream, f"a {type(item).__name__} event stamped run "
+                             f"{item.run_id!r} worker {item.worker_id!r}")  # fmt: skip
                 continue
             if type(item) is StepRows:  # the rest of the kernel knows Steps columns
                 item = item.to_steps()
             events.append(item)
         return events
+
+    def _reject(self, stream: WorkerStream, what: str) -> None:
+        """Count a frame that is not this worker's valid telemetry, and log the first few
+        (then every thousandth): the stream goes on at the next valid frame."""
+        stream.malformed += 1
+        if stream.malformed <= 3 or stream.malformed % 1000 == 0:
+            log(logging.WARNING, LOG_SERVICE_SQLITE_DESERIALIZATION_FAILED,
+                "malformed telemetry from worker (%d so far): %s", stream.malformed, what,
+                run_id=self.run_id, worker_id=stream.worker_id)  # fmt: skip
 
     def _deliver(self, stream: WorkerStream, events: list[Event], op: Op | None) -> None:
         for event in events:
