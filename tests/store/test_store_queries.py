@@ -80,6 +80,10 @@ def test_step_dtypes_discrete_and_array(populated: tuple[Path, str, str]) -> Non
     assert df["ts"].dtype == UTC_NS
     one = store.steps(a, worker_id=7 - 6)
     assert list(one["worker_id"].cat.categories) == ["000001"]
+    # exactly the workers in the frame: none in an empty one (it listed the filter's worker)
+    none = store.steps(a, worker_id=1, ep_index=10**6)
+    assert none.empty
+    assert list(none["worker_id"].cat.categories) == []
     assert one["run_id"].unique().tolist() == [a]
     arr = store.steps(b)
     assert arr["obs"].tolist() == [[0, 0.5], [1, 0.5], [2, 0.5]]

@@ -325,7 +325,7 @@ class Reader:
         for name in names:
             if name == "run_id":
                 data[name] = constant("str", run_id, n)
-            elif name == "worker_id" and workers is not None and len(workers) == 1:
+            elif name == "worker_id" and workers is not None and len(workers) == 1 and n:
                 data[name] = constant("cat", workers[0], n)
             else:
                 data[name] = chunks.column(name)
