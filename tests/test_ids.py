@@ -23,7 +23,7 @@ from nbtrain.ids import (
 
 RUN = "01J9Z8Y7X6W5V4T3S2R1Q0P9NM"
 
-run_ids = st.from_regex(r"[0-9A-HJKMNP-TV-Z]{26}", fullmatch=True)
+run_ids = st.from_regex(r"[0-7][0-9A-HJKMNP-TV-Z]{25}", fullmatch=True)
 raw_names = st.from_regex(r"[a-z0-9][a-z0-9_]{0,31}", fullmatch=True)
 worker_ids = st.one_of(st.integers(min_value=0, max_value=10**31 - 1), raw_names).map(
     normalize_worker_id
@@ -43,7 +43,10 @@ def test_new_run_id_is_a_ulid() -> None:
     assert first != second
 
 
-@pytest.mark.parametrize("value", [RUN.lower(), RUN[:-1], RUN + "0", "I" * 26, 26, None])
+# "Z" * 26 is past the largest ULID (python-ulid refuses it): the first character is 0-7
+@pytest.mark.parametrize(
+    "value", [RUN.lower(), RUN[:-1], RUN + "0", "I" * 26, "Z" * 26, "8" + RUN[1:], 26, None]
+)
 def test_is_run_id_rejects(value: object) -> None:
     assert not is_run_id(value)
 

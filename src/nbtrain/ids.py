@@ -33,9 +33,11 @@ WORKER_ID_COLUMN = "worker_id"
 
 _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]{0,31}")
 _NUMERIC_RE = re.compile(r"w?([0-9]+)")
-_RUN_ID_RE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
+# A ULID: 26 Crockford base32 characters, the first 0-7 (a 48-bit time stamp comes first).
+_ULID = r"[0-7][0-9A-HJKMNP-TV-Z]{25}"
+_RUN_ID_RE = re.compile(_ULID)
 _EPISODE_RE = re.compile(
-    r"(?P<run>[0-9A-HJKMNP-TV-Z]{26})-w(?P<worker>[a-z0-9][a-z0-9_]{0,31})-ep(?P<ep>[0-9]{6,})"
+    f"(?P<run>{_ULID})" r"-w(?P<worker>[a-z0-9][a-z0-9_]{0,31})-ep(?P<ep>[0-9]{6,})"
 )
 _RULE = (
     "a worker id is an integer >= 0, 'w' followed by digits, or 1-32 characters of "
