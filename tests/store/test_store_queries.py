@@ -343,6 +343,22 @@ def test_chunks_written_by_hand_are_read_leniently(
     assert TelemetryStore(db).steps(run, 1, ep_index=7)["action"].tolist() == [2]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2024-01-02T03:04:05", "2024-01-02T03:04:05Z"),
+     ("2024-01-02 03:04:05.250", "2024-01-02T03:04:05.250Z")],
+)  # fmt: skip
+def test_legacy_text_times_keep_their_seconds(tmp_path: Path, text: str, expected: str) -> None:
+    """Regression: '03:04:05' came back as 03:04:04.999998808."""
+    db = tmp_path / "legacy.sqlite"
+    shutil.copy(FIXTURE, db)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE runs SET created_at = ?", (text,))
+    conn.close()
+    assert TelemetryStore(db).runs()["created_at"].iloc[0] == pd.Timestamp(expected)
+
+
 def test_legacy_fixture_is_upgraded_in_place(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -274,8 +274,11 @@ def _upgrade_legacy(conn: sqlite3.Connection) -> None:
         conn.execute(f'ALTER TABLE "{name}" RENAME TO "_legacy_{name}"')
     schema.create_tables(conn)
     wid = f"'{LEGACY_WORKER_ID}'"
+    # SQLite's date functions keep milliseconds: round to them, or '03:04:05' came back as
+    # 03:04:04.999998808 (the Julian day's double rounding).
     seconds = (
-        "CASE WHEN typeof({c}) = 'text' THEN (julianday({c}) - 2440587.5) * 86400.0 ELSE {c} END"
+        "CASE WHEN typeof({c}) = 'text' "
+        "THEN ROUND((julianday({c}) - 2440587.5) * 86400.0, 3) ELSE {c} END"
     )
     if "runs" in legacy:
         cols, exprs = _select_list(
