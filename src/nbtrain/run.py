@@ -183,7 +183,7 @@ class Run:
         """The run's worker ids, e.g. ``["000001", "gpu_a"]``."""
         if self._session is not None:
             return list(self._session.statuses)
-        return [str(w) for w in self.store.workers(self.run_id)["worker_id"]]
+        return list(self._stored_statuses())
 
     def status(self) -> dict[str, str]:
         """Return each worker's status; every status shown is already committed.
@@ -201,8 +201,20 @@ class Run:
         """
         if self._session is not None:
             return dict(self._session.statuses)
+        return self._stored_statuses()
+
+    def _stored_statuses(self) -> dict[str, str]:
+        """Read the statuses in the file, in the config's worker order (as the owner shows them)."""
         frame = self.store.workers(self.run_id)
-        return {str(w): str(s) for w, s in zip(frame["worker_id"], frame["status"], strict=True)}
+        found = {str(w): str(s) for w, s in zip(frame["worker_id"], frame["status"], strict=True)}
+        config = self.store.run(self.run_id)["config"]
+        listed = config.get("workers") if isinstance(config, dict) else None
+        order = {
+            w["worker_id"]: i
+            for i, w in enumerate(listed if isinstance(listed, list) else [])
+            if isinstance(w, dict) and isinstance(w.get("worker_id"), str)
+        }
+        return {w: found[w] for w in sorted(found, key=lambda w: (order.get(w, len(order)), w))}
 
     @property
     def run_status(self) -> str:

@@ -204,3 +204,16 @@ def test_reading_a_run_whose_file_was_removed_names_it(tmp_path: Path) -> None:
         path.unlink()
     with pytest.raises(nbtrain.UnknownRunError, match="no database at"):
         run.episodes()
+
+
+def test_every_reader_lists_the_workers_in_the_config_s_order(db: Path) -> None:
+    """The owner listed ['gpu_b', 'gpu_a', '000001'] (config order), another process the
+    same workers sorted."""
+    run = nbtrain.launch(
+        {"env_id": "FrozenLake-v1", "episodes": 2, "workers": ["gpu_b", "gpu_a", None]}, db=db
+    )
+    run.wait(timeout=60)
+    elsewhere = nbtrain.Run(run.run_id, run.db, None)  # as Run.open gives in another process
+    assert run.worker_ids == elsewhere.worker_ids == ["gpu_b", "gpu_a", "000001"]
+    assert list(elsewhere.status()) == ["gpu_b", "gpu_a", "000001"]
+    assert elsewhere.status() == run.status()
