@@ -26,6 +26,7 @@ LAYERS: list[set[str]] = [
     {"live"},
     {"dispatch"},
     {"jupyter_events"},
+    {"run_reads"},
     {"run"},
     {"widgets"},
     {"cli"},

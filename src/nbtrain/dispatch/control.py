@@ -27,6 +27,7 @@ from nbtrain.store.writer import acquire_writer
 
 if TYPE_CHECKING:
     from nbtrain.config import TrainConfig
+    from nbtrain.store import TelemetryStore
     from nbtrain.worker.config_file import WorkerConfig
 
 
@@ -147,3 +148,17 @@ def _next_episode(db: Path, run_id: str, worker_id: str) -> int:
     finally:
         conn.close()
     return 0 if last is None else int(last) + 1
+
+
+def stored_statuses(store: TelemetryStore, run_id: str) -> dict[str, str]:
+    """The statuses in the file, in the config's worker order (as the owner shows them)."""
+    frame = store.workers(run_id)
+    found = {str(w): str(s) for w, s in zip(frame["worker_id"], frame["status"], strict=True)}
+    config = store.run(run_id)["config"]
+    listed = config.get("workers") if isinstance(config, dict) else None
+    order = {
+        w["worker_id"]: i
+        for i, w in enumerate(listed if isinstance(listed, list) else [])
+        if isinstance(w, dict) and isinstance(w.get("worker_id"), str)
+    }
+    return {w: found[w] for w in sorted(found, key=lambda w: (order.get(w, len(order)), w))}
