@@ -50,6 +50,20 @@ class IgnoresTerm(Slow):
         return super().act(obs, explore)
 
 
+class Spawner(Slow):
+    """Starts a child process (as an environment's simulator might) and writes its pid to
+    ``child.pid`` in the working directory: stopping the worker must end it too."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        if self.steps == 0:
+            import subprocess
+
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            with open("child.pid", "w") as f:
+                f.write(str(child.pid))
+        return super().act(obs, explore)
+
+
 class Impostor(_Base):
     """Writes one valid frame stamped with another run's and worker's ids onto the
     telemetry pipe, mid-run: the kernel must store none of it."""

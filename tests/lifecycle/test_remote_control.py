@@ -109,7 +109,11 @@ def _frozen_between_writes(db: Path, kernel: Kernel) -> None:
 
 @pytest.mark.parametrize(
     ("agent", "signalled"),
-    [(None, "SIGTERM"), ("pipeline_agents:IgnoresTerm", "SIGKILL")],
+    [
+        (None, "SIGTERM"),
+        ("pipeline_agents:IgnoresTerm", "SIGKILL"),
+        ("pipeline_agents:Spawner", "SIGTERM"),  # its child process goes with it
+    ],
 )
 def test_a_stop_from_another_process_ends_the_workers_of_an_owner_that_does_not_act(
     db: Path, kernels: list[Kernel], agent: str | None, signalled: str
@@ -130,6 +134,9 @@ def test_a_stop_from_another_process_ends_the_workers_of_an_owner_that_does_not_
         with pytest.raises(TimeoutError, match=rf"ended from here \(000001 \(pid {pid}\)\)"):
             run.stop(timeout=0.1)
         assert not pid_alive(pid)
+        child = db.parent / "child.pid"
+        if agent == "pipeline_agents:Spawner":  # the worker's process group was signalled
+            wait_for(lambda: not pid_alive(int(child.read_text())), 5, "child gone")
         # nothing pretends it stopped before the owner has drained and recorded it
         assert rows(db, "SELECT stop_requested IS NOT NULL, status FROM workers") == [
             (1, "running")

@@ -210,7 +210,10 @@ def _cmd_stop(args: argparse.Namespace, console: Console) -> int:
     from nbtrain.run import Run
 
     run = Run.open(check_run_id(args.run_id), db=args.db)
-    statuses = run.stop(args.worker, timeout=args.timeout)
+    try:
+        statuses = run.stop(args.worker, timeout=args.timeout)
+    except TimeoutError as exc:  # the owning kernel has not recorded the stop yet
+        raise UsageError(str(exc)) from exc
     print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")
     return 1 if "failed" in statuses.values() else 0
 

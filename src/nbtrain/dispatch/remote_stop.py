@@ -1,18 +1,19 @@
-"""Stopping workers that another live kernel on this machine owns.
+"""Stopping workers that another live kernel owns.
 
 First the request goes through the database (``workers.stop_requested``): the owner's lease
 thread acts on it within a tick, and the owner, which holds the workers' pipes, drains and
-commits their last telemetry. An owner that does not act (hung in a long cell, suspended)
-renews no lease either: then this process ends the workers itself, as ``stop()`` does, with
-SIGTERM (the worker finishes its step and reports ``stopped``) and after a grace SIGKILL,
-each only after checking that the pid is still that worker (its process start time). The
-owner records the end when it next runs; until then the statuses say ``running``, and this
-raises ``TimeoutError`` saying what was done.
+commits their last telemetry. An owner on this machine that does not act (suspended, or its
+process starved) renews no lease either: then this process ends the workers itself, as
+``stop()`` does, with SIGTERM (the worker finishes its step and reports ``stopped``) and
+after a grace SIGKILL, sent to the worker's process group (what its agent or environment
+started goes too), each only after checking that the pid is still that worker (its process
+start time). Only local workers are ended so; an owner on another host, or Ray actors, are
+only asked. The owner records the end when it next runs; until then the statuses say
+``running``, and this raises ``TimeoutError`` saying what was done. (POSIX signals.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
@@ -55,6 +56,15 @@ def request_stop(db: Path, run_id: str, worker_ids: list[str]) -> None:
         writer.release()
 
 
+def stop_was_requested(conn: sqlite3.Connection, run_id: str, worker_id: str) -> bool:
+    """Has anyone asked, through the database, for this worker to stop?"""
+    row = conn.execute(
+        "SELECT stop_requested FROM workers WHERE run_id = ? AND worker_id = ?",
+        (run_id, worker_id),
+    ).fetchone()
+    return row is not None and row[0] is not None
+
+
 def stop_remote(
     db: Path, run_id: str, targets: list[str], timeout: float, statuses: Statuses
 ) -> dict[str, str]:
@@ -63,46 +73,49 @@ def stop_remote(
     time, naming what was done meanwhile."""
     request_stop(db, run_id, targets)
     asked_at = time.time()
-    done = _wait(targets, statuses, timeout + OWNER_GRACE_S, lambda: _silent(db, run_id, asked_at))
+    local = _owner_host(db, run_id) in (None, this_host())
+    # an owner elsewhere is only asked: its workers are not here, its clock may differ
+    silent = (lambda: _silent(db, run_id, asked_at)) if local else (lambda: False)
+    done = _wait(targets, statuses, timeout + OWNER_GRACE_S, silent)
     if done is not None:
         return done
-    ended = end_workers(db, run_id, targets)
+    ended = end_workers(db, run_id, targets) if local else []
     done = _wait(targets, statuses, OWNER_GRACE_S, lambda: False)
     if done is not None:
         return done
-    current = statuses()
     what = (
         f"the workers' processes were ended from here ({', '.join(ended)})"
         if ended
-        else "no worker process of it runs on this machine to end from here"
+        else "none of them is a local process of this machine that could be ended from here"
     )
     raise TimeoutError(
         f"run {run_id}: the kernel that owns the run did not act on the stop request within "
         f"{timeout} s; {what}, but the statuses stay as the owner last wrote them until it "
-        f"runs again: {current}"
+        f"runs again: {statuses()}"
     )
 
 
 def end_workers(db: Path, run_id: str, worker_ids: list[str]) -> list[str]:
     """SIGTERM, then SIGKILL after :data:`TERM_GRACE_S`, the local processes of these
-    workers that are still the processes their rows name; ``"000001 (pid 123)"`` each."""
+    workers that are still the processes their rows name; ``"000001 (pid 123)"`` for each
+    one signalled (a process this user may not signal is left alone)."""
     procs = _local_procs(db, run_id, worker_ids)
-    for pid, start in procs.values():
-        _signal(pid, start, signal.SIGTERM)
+    signalled = {wid: p for wid, p in procs.items() if _signal(*p, signal.SIGTERM)}
     deadline = time.monotonic() + TERM_GRACE_S
-    while time.monotonic() < deadline and any(process_alive(*p) for p in procs.values()):
+    while time.monotonic() < deadline and any(process_alive(*p) for p in signalled.values()):
         time.sleep(POLL_S)
-    for pid, start in procs.values():
+    for pid, start in signalled.values():
         _signal(pid, start, signal.SIGKILL)
-    return [f"{wid} (pid {pid})" for wid, (pid, _) in procs.items()]
+    return [f"{wid} (pid {pid})" for wid, (pid, _) in signalled.items()]
 
 
 def _local_procs(db: Path, run_id: str, worker_ids: list[str]) -> dict[str, tuple[int, str]]:
     """``{worker_id: (pid, start token)}`` of the workers running as local processes on
     this machine; never a pid whose start time is unknown (it may be another process now)."""
+    if _owner_host(db, run_id) not in (None, this_host()):
+        return {}
     conn = schema.connect(db, readonly=True)
     try:
-        host = conn.execute("SELECT owner_host FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         rows = conn.execute(
             "SELECT worker_id, pid, pid_start, backend FROM workers WHERE run_id = ? "
             "AND status IN ('pending', 'running')",
@@ -110,8 +123,6 @@ def _local_procs(db: Path, run_id: str, worker_ids: list[str]) -> dict[str, tupl
         ).fetchall()
     finally:
         conn.close()
-    if host is None or host[0] not in (None, this_host()):
-        return {}
     return {
         str(wid): (int(pid), str(start))
         for wid, pid, start, backend in rows
@@ -123,10 +134,28 @@ def _local_procs(db: Path, run_id: str, worker_ids: list[str]) -> dict[str, tupl
     }
 
 
-def _signal(pid: int, start: str, signum: signal.Signals) -> None:
-    if process_alive(pid, start):  # checked again right before: the pid is still the worker
-        with contextlib.suppress(ProcessLookupError):
+def _signal(pid: int, start: str, signum: signal.Signals) -> bool:
+    """Signal the worker's process group (a local worker leads its own session, as the
+    owner starts it), or the process alone if it leads none; False if it could not."""
+    if not process_alive(pid, start):  # checked again right before: still the worker
+        return False
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
             os.kill(pid, signum)
+    except (ProcessLookupError, PermissionError):  # gone, or another user's: not ours
+        return False
+    return True
+
+
+def _owner_host(db: Path, run_id: str) -> str | None:
+    conn = schema.connect(db, readonly=True)
+    try:
+        row = conn.execute("SELECT owner_host FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    finally:
+        conn.close()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 def _silent(db: Path, run_id: str, asked_at: float) -> bool:

@@ -26,6 +26,7 @@ from nbtrain.dispatch.held import HeldRows, update_worker
 from nbtrain.dispatch.ingest import Ingest, Outcome, WorkerStream
 from nbtrain.dispatch.lease import keep_lease
 from nbtrain.dispatch.registry import register
+from nbtrain.dispatch.remote_stop import stop_was_requested
 from nbtrain.dispatch.runfiles import worker_config_path, write_worker_config
 from nbtrain.errors import RunError, StoreError, UnknownWorkerError
 from nbtrain.live.hub import RunLive, get_hub
@@ -149,6 +150,7 @@ class RunSession:
                     with contextlib.suppress(OSError):
                         handle.close_fd(fd)
                 raise
+            self.held.forget(worker_id)  # an end held from an earlier start is history now
             self.procs[worker_id] = handle
             self.statuses[worker_id] = "running"
             self.errors[worker_id] = None
@@ -201,16 +203,27 @@ class RunSession:
         }
         run_id = self.run_id
         discard = outcome.status != "completed"
-        # Killed by a signal this kernel did not send: another process may have ended it
-        # after asking through the database (a stop from there, while this kernel was not
-        # acting), which makes it stopped, as any stop() does.
-        signalled = outcome.status == "failed" and failure is None and outcome.exit_code < 0
+        # A local worker killed by a signal this kernel did not send, before it reported its
+        # end: another process may have ended it after asking through the database (a stop
+        # from there while this kernel was not acting), which makes it stopped, as any
+        # stop() does. A worker that reported failing, or failed here, stays failed.
+        signalled = (
+            outcome.status == "failed"
+            and outcome.exit_code < 0
+            and failure is None
+            and stream.ended is None
+            and stream.internal_error is None
+            and self.backend.name == "local"
+        )
 
         def commit(conn: sqlite3.Connection) -> bool:
             asked = signalled and stop_was_requested(conn, run_id, wid)
-            if asked:
-                fields.update(status="stopped", error=None, traceback=None)
-            update_worker(conn, run_id, wid, **fields)
+            row = (
+                {**fields, "status": "stopped", "error": None, "traceback": None}
+                if asked
+                else fields
+            )
+            update_worker(conn, run_id, wid, **row)
             if discard:
                 discard_unfinished(conn, run_id, wid)
             return asked
@@ -394,11 +407,3 @@ def check_episodes_left(run_id: str, worker_id: str, next_episode: int, episodes
         raise RunError(
             f"worker {worker_id!r} of run {run_id} has already recorded all {episodes} episodes"
         )
-
-
-def stop_was_requested(conn: sqlite3.Connection, run_id: str, worker_id: str) -> bool:
-    row = conn.execute(
-        "SELECT stop_requested FROM workers WHERE run_id = ? AND worker_id = ?",
-        (run_id, worker_id),
-    ).fetchone()
-    return row is not None and row[0] is not None
