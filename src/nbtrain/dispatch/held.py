@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from nbtrain.errors import StoreError
 from nbtrain.store.liveness import RunFix, discard_unfinished
@@ -47,6 +48,13 @@ class HeldRows:
         with self._lock:
             self._workers[worker_id] = dict(fields)
 
+    def forget(self, worker_id: str) -> None:
+        """Drop the worker's held row: it was started again (its ``running`` row is
+        committed), so the held end must never be written over it."""
+        with self._lock:
+            self._workers.pop(worker_id, None)
+            self._run_status = None
+
     def hold_run(self, status: str) -> None:
         with self._lock:
             self._run_status = status
@@ -77,8 +85,11 @@ class HeldRows:
             rows, run_status = dict(self._workers), self._run_status
         if not rows and run_status is None:
             return True
-        try:
-            conn = sqlite3.connect(self.db_path, timeout=0.1, isolation_level=None)
+        try:  # mode=rw: a database that was removed is not made again, empty
+            conn = sqlite3.connect(
+                f"file:{quote(str(self.db_path))}?mode=rw", uri=True, timeout=0.1,
+                isolation_level=None,
+            )  # fmt: skip
         except sqlite3.Error:
             return False
         try:
