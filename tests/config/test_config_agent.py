@@ -317,3 +317,30 @@ def test_worker_kwargs_are_merged_and_checked_per_worker() -> None:
     assert "agent_kwargs of worker b: epsilon_min (0.6) must not exceed epsilon (0.5)" in text
     text = error_text(workers=[WorkerSpec(agent_kwargs={"gama": 0.9})])
     assert "agent_kwargs of worker 000001: q_learning does not take 'gama'" in text
+
+
+def test_an_agent_from_a_run_s_row_keeps_its_stored_identity_and_only_it() -> None:
+    """An agent unpickled from a run's row (restart, evaluate) keeps the name and source
+    hash it was stored under; an equal but different object does not, and the pickle sent
+    to workers is made afresh from the object as it is."""
+    import base64
+    import dataclasses
+
+    import cloudpickle
+
+    from nbtrain.config.agentref import adopt_stored_agent, resolve_agent
+
+    @dataclasses.dataclass(frozen=True)
+    class Factory:  # equal instances hash alike
+        size: int
+
+        def __call__(self, observation_space: object, action_space: object) -> object:
+            return None
+
+    stored, equal = Factory(1), Factory(1)
+    adopt_stored_agent(stored, "Stored", "0" * 64)
+    ref = resolve_agent(stored)
+    assert (ref.kind, ref.name, ref.source_sha256) == ("pickle", "Stored", "0" * 64)
+    assert cloudpickle.loads(base64.b64decode(ref.payload or "")) == stored
+    other = resolve_agent(equal)
+    assert (other.name, other.source_sha256) != ("Stored", "0" * 64)

@@ -9,7 +9,6 @@ even though pickle bytes are not.
 from __future__ import annotations
 
 import base64
-import contextlib
 import difflib
 import hashlib
 import importlib
@@ -43,16 +42,29 @@ def agent_display_name(agent: object) -> str:
 
 
 # Agents unpickled from a run's own database row (a restart or an evaluation, maybe in a new
-# kernel), with the reference that row was stored under. Their source is not in this process
-# (inspect.getsource fails, or finds another class of the same name in __main__), so a
-# recomputed source hash would not be the run's: the stored reference is their identity.
-_FROM_RUN_ROWS: weakref.WeakKeyDictionary[Any, AgentRef] = weakref.WeakKeyDictionary()
+# kernel), with the name and source hash that row was stored under. Their source is not in
+# this process (inspect.getsource fails, or finds another class of the same name in
+# __main__), so a hash taken here would not be the run's: the stored one is their identity.
+# Keyed by identity (an equal object is not the same agent); the pickle sent to workers is
+# always made afresh, from the object as it is.
+_FROM_RUN_ROWS: dict[int, tuple[weakref.ref[Any], str, str]] = {}
 
 
-def adopt_stored_agent(agent: Any, ref: AgentRef) -> None:
-    """Record that ``agent`` was unpickled from the row stored under ``ref``."""
-    with contextlib.suppress(TypeError):  # not weakly referenceable: resolved as usual
-        _FROM_RUN_ROWS[agent] = ref
+def adopt_stored_agent(agent: Any, name: str, source_sha256: str) -> None:
+    """Record that ``agent`` was unpickled from a run's row stored under these."""
+    key = id(agent)
+    try:
+        alive = weakref.ref(agent, lambda _: _FROM_RUN_ROWS.pop(key, None))
+    except TypeError:  # not weakly referenceable: resolved as usual
+        return
+    _FROM_RUN_ROWS[key] = (alive, name, source_sha256)
+
+
+def _stored_identity(agent: Any) -> tuple[str, str] | None:
+    entry = _FROM_RUN_ROWS.get(id(agent))
+    if entry is None or entry[0]() is not agent:
+        return None
+    return entry[1], entry[2]
 
 
 def resolve_agent(agent: str | Callable[..., Any]) -> AgentRef:
@@ -64,12 +76,6 @@ def resolve_agent(agent: str | Callable[..., Any]) -> AgentRef:
             f"agent must be one of {list(BUILTIN_AGENTS)}, an import path 'pkg.mod:factory', "
             f"or a class/callable; got {agent!r}"
         )
-    try:
-        stored = _FROM_RUN_ROWS.get(agent)
-    except TypeError:
-        stored = None
-    if stored is not None:
-        return stored
     path = _import_path_of(agent)
     if path is not None:
         return AgentRef(kind="import", name=path)
@@ -153,6 +159,10 @@ def _pickle_ref(agent: Callable[..., Any]) -> AgentRef:
             f"agent {agent!r} cannot be sent to workers: pickling failed "
             f"({type(exc).__name__}: {exc}); define it in a module and pass 'pkg.mod:factory'"
         ) from exc
+    payload = base64.b64encode(data).decode("ascii")
+    stored = _stored_identity(agent)
+    if stored is not None:
+        return AgentRef(kind="pickle", name=stored[0], source_sha256=stored[1], payload=payload)
     try:
         source = inspect.getsource(agent)
     except (OSError, TypeError):
@@ -160,10 +170,7 @@ def _pickle_ref(agent: Callable[..., Any]) -> AgentRef:
     else:
         digest = hashlib.sha256(source.encode()).hexdigest()
     return AgentRef(
-        kind="pickle",
-        name=agent_display_name(agent),
-        source_sha256=digest,
-        payload=base64.b64encode(data).decode("ascii"),
+        kind="pickle", name=agent_display_name(agent), source_sha256=digest, payload=payload
     )
 
 

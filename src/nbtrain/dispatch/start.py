@@ -146,13 +146,10 @@ def decode_agent(payload: str | None, ref: object = None) -> Any:
     import cloudpickle
 
     from nbtrain.config.agentref import adopt_stored_agent
-    from nbtrain.worker.config_file import AgentRef
 
     agent = cloudpickle.loads(base64.b64decode(payload))
     if isinstance(ref, dict) and ref.get("kind") == "pickle":
         name, digest = ref.get("name"), ref.get("source_sha256")
         if isinstance(name, str) and isinstance(digest, str):
-            adopt_stored_agent(
-                agent, AgentRef(kind="pickle", name=name, source_sha256=digest, payload=payload)
-            )
+            adopt_stored_agent(agent, name, digest)
     return agent
