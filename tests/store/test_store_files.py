@@ -88,6 +88,10 @@ def test_random_bytes(tmp_path: Path) -> None:
         # another application's tables that happen to bear nbtrain's names
         ["CREATE TABLE runs (name TEXT, started TEXT)"],
         ["CREATE TABLE episodes (id INTEGER, score REAL)", "CREATE TABLE meta (k, v)"],
+        # nbtrain's key columns, and one nbtrain never wrote (the upgrade would drop it)
+        ["CREATE TABLE runs (run_id TEXT, owner_email TEXT)"],
+        # a schema version of its own (review: it was taken for nbtrain's)
+        ["CREATE TABLE users (id INTEGER, name TEXT)", "PRAGMA user_version = 3"],
     ],
 )
 def test_another_application_s_database_is_refused_and_left_unchanged(
@@ -99,7 +103,7 @@ def test_another_application_s_database_is_refused_and_left_unchanged(
     conn = sqlite3.connect(path)
     for sql in ddl:
         conn.execute(sql)
-    conn.execute(f"INSERT INTO {ddl[0].split()[2]} VALUES (1, 2)")
+    conn.execute(f"INSERT INTO {ddl[0].split()[2]} VALUES (1, 'x')")
     conn.commit()
     conn.close()
     before = path.read_bytes()

@@ -26,7 +26,6 @@ from pathlib import Path
 from nbtrain.errors import (
     CorruptStoreError,
     ReadOnlyStoreError,
-    SchemaVersionError,
     StoreAccessError,
     StoreError,
     StoreWriteError,
@@ -232,7 +231,7 @@ def no_side_files_if_refused(path: Path) -> Iterator[None]:
     existed = [p.exists() for p in sides]
     try:
         yield
-    except (CorruptStoreError, SchemaVersionError, StoreAccessError):
+    except StoreError:  # corrupt, newer, unreadable, another application's
         wal = sides[0]
         if not any(existed) and (not wal.exists() or wal.stat().st_size == 0):
             for side in sides:

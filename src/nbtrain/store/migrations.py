@@ -41,12 +41,19 @@ LEGACY_WORKER_ID = "000001"
 MIGRATION_CHUNK = 4096
 
 
-# The columns that make a table of a file without a schema version nbtrain's (written before
-# versions were stamped); another application's ``runs`` table is not upgraded.
+# A table of a file without a schema version (written before versions were stamped) is
+# nbtrain's if it has these key columns and no column nbtrain never wrote: the upgrade
+# copies those columns and drops the old table, so another application's ``runs`` table,
+# whose other columns would be lost, is refused instead.
 _LEGACY_KEYS = {
     "runs": {"run_id"},
     "episodes": {"run_id", "ep_index"},
     "steps": {"run_id", "ep_index", "step_index"},
+}
+_LEGACY_COLUMNS = {
+    "runs": set(schema.RUN_COLUMNS),
+    "episodes": set(schema.EPISODE_COLUMNS) - {"worker_id"},
+    "steps": set(schema.STEP_COLUMNS) - {"worker_id"},
 }
 
 
@@ -57,19 +64,25 @@ def read_version(conn: sqlite3.Connection, path: Path | None = None) -> int | No
     tables to it nor switches it to WAL.
     """
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version:
-        return version
     tables = {t for t in schema.existing_tables(conn) if not t.startswith("sqlite_")}
-    if not tables:
+    if version:
+        # every version had these two; a newer one is named as newer (check_version)
+        if {"runs", "episodes"} <= tables or version > schema.SCHEMA_VERSION:
+            return version
+    elif not tables:
         return None
-    legacy = tables & set(_LEGACY_KEYS)
-    shapes = {t: set(schema.table_columns(conn, t)) for t in legacy}
-    if not legacy or any(not _LEGACY_KEYS[t] <= cols for t, cols in shapes.items()):
-        raise StoreError(
-            f"{path or 'the file'} is an SQLite database but not an nbtrain store (tables: "
-            f"{', '.join(sorted(tables))}); nbtrain leaves it unchanged: pass another file"
-        )
-    return 0
+    else:
+        legacy = tables & set(_LEGACY_KEYS)
+        shapes = {t: set(schema.table_columns(conn, t)) for t in legacy}
+        if legacy and all(
+            _LEGACY_KEYS[t] <= cols <= _LEGACY_COLUMNS[t] for t, cols in shapes.items()
+        ):
+            return 0
+    raise StoreError(
+        f"{path or 'the file'} is an SQLite database but not an nbtrain store (tables: "
+        f"{', '.join(sorted(tables)) or 'none'}, user_version {version}); nbtrain leaves "
+        "it unchanged: pass another file"
+    )
 
 
 def check_version(version: int | None, path: Path) -> None:
