@@ -9,6 +9,8 @@ the owner acts on; a restart is allowed once the owner is gone, and makes the ca
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import time
 from collections.abc import Mapping
@@ -211,7 +213,8 @@ class Run(RunReads):
         >>> run.wait(timeout=600, raise_on_failure=True)  # doctest: +SKIP
         {'000001': 'completed', '000002': 'completed'}
         """
-        deadline = None if timeout is None else time.monotonic() + _seconds(timeout)
+        forever = timeout is None or (isinstance(timeout, float) and timeout == math.inf)
+        deadline = None if forever else time.monotonic() + _seconds(timeout)
         session = self._session
         try:
             while not self._finished(session):
@@ -417,12 +420,13 @@ class Run(RunReads):
 
 
 def _seconds(timeout: object) -> float:
-    """``timeout`` checked before anything is asked of a worker: a number of seconds >= 0."""
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+    """Check ``timeout`` before anything is asked of a worker: finite seconds >= 0."""
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
-    if not timeout >= 0:  # NaN too
-        raise ValueError(f"timeout must be >= 0 seconds, not {timeout!r}")
-    return float(timeout)
+    seconds = float(timeout)
+    if not 0 <= seconds < math.inf:  # NaN too
+        raise ValueError(f"timeout must be a finite number of seconds >= 0, not {timeout!r}")
+    return seconds
 
 
 def _text(value: object) -> str | None:

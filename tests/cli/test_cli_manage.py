@@ -192,3 +192,4 @@ def test_export_onto_a_full_disk_is_exit_2_and_names_the_file(db: Path) -> None:
     assert f"{run_id}-steps.csv" in result.stderr
     assert "File too large" in result.stderr
     assert counts(db, run_id)["step_chunks"] == 40  # the run itself is untouched
+    assert list(out.iterdir()) == []  # no partial file that looks like an export

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -267,7 +268,7 @@ def test_a_refused_restart_of_a_running_worker_keeps_its_stored_steps(db: Path) 
 @pytest.mark.parametrize(
     ("timeout", "error", "match"),
     [("x", TypeError, "number of seconds, not str"), (True, TypeError, "not bool"),
-     (-1, ValueError, ">= 0 seconds, not -1"), (float("nan"), ValueError, "not nan")],
+     (-1, ValueError, ">= 0, not -1"), (float("nan"), ValueError, "not nan")],
 )  # fmt: skip
 def test_a_bad_timeout_is_refused_before_anything_is_asked(
     db: Path, timeout: object, error: type, match: str
@@ -285,6 +286,14 @@ def test_a_bad_timeout_is_refused_before_anything_is_asked(
         assert run.status() == {"000001": "running"}
     finally:
         assert run.stop() == {"000001": "stopped"}
+
+
+def test_timeouts_take_numpy_numbers_and_wait_takes_infinity(db: Path) -> None:
+    run = nbtrain.launch(config(episodes=3, workers=1), db=db)
+    assert run.wait(timeout=float("inf")) == {"000001": "completed"}  # as None: no limit
+    assert run.wait(timeout=np.float64(0.5)) == {"000001": "completed"}
+    with pytest.raises(ValueError, match="finite number of seconds"):
+        run.stop(timeout=float("inf"))
 
 
 def test_wait_timeout_leaves_workers_running(db: Path) -> None:

@@ -285,13 +285,16 @@ def test_an_extras_key_named_like_a_column_is_renamed_not_an_error(tmp_path: Pat
     run = new_run_id()
     w.create_run(run_id=run, name="n", created_at=time.time(), digest="d", config={})
     w.upsert_worker(run, 1, status="completed")
-    made = msgspec.structs.replace(episode(run, "000001", 0), extras={"length": 5, "epsilon": 0.1})
+    extras = {"length": 5, "epsilon": 0.1, "extras_length": 7}
+    made = msgspec.structs.replace(episode(run, "000001", 0), extras=extras)
     w.add_events([made])
     w.release()
     store = TelemetryStore(db)
     wide = store.episodes(run, extras="columns")
     assert wide["length"].tolist() == [made.length]  # the column
-    assert wide["extras_length"].tolist() == [5.0]  # the agent's key
+    assert wide["extras_length_2"].tolist() == [5.0]  # the agent's key
+    assert wide["extras_length"].tolist() == [7.0]  # (it has one of that name too)
+    assert wide.columns.is_unique
     assert wide["epsilon"].tolist() == [0.1]
     with pytest.raises(ValueError, match=r"clash with columns; pass prefix="):
         expand_extras(store.episodes(run))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,20 +61,26 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
     frames = {table: getattr(store, table)(run_id) for table in paths}
     path = out
+    started: list[Path] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
         for table, path in paths.items():  # path: the file being written, if one fails
             if path.is_symlink():
                 path.unlink()  # --force replaces the link itself, never what it points to
+            started.append(path)
             frame = frames[table]
             if args.format == "parquet":
                 frame.to_parquet(path, index=False)
             else:
                 frame.to_csv(path, index=False)
-            console.print(f"{table}: {len(frame)} rows → {path}")
     except OSError as exc:  # a file in the way, no permission, a full disk
+        for made in started:  # all or nothing: no partial file that looks like an export
+            with contextlib.suppress(OSError):
+                made.unlink()
         where = exc.filename or path
         raise UsageError(f"cannot write the export to {where}: {exc.strerror or exc}") from exc
+    for table, made in paths.items():
+        console.print(f"{table}: {len(frames[table])} rows → {made}")
     return 0
 
 

@@ -154,11 +154,26 @@ def stored_statuses(store: TelemetryStore, run_id: str) -> dict[str, str]:
     """The statuses in the file, in the config's worker order (as the owner shows them)."""
     frame = store.workers(run_id)
     found = {str(w): str(s) for w, s in zip(frame["worker_id"], frame["status"], strict=True)}
-    config = store.run(run_id)["config"]
-    listed = config.get("workers") if isinstance(config, dict) else None
-    order = {
-        w["worker_id"]: i
-        for i, w in enumerate(listed if isinstance(listed, list) else [])
-        if isinstance(w, dict) and isinstance(w.get("worker_id"), str)
-    }
+    order = _worker_order(store, run_id)
     return {w: found[w] for w in sorted(found, key=lambda w: (order.get(w, len(order)), w))}
+
+
+# A run's config never changes: its worker order is read once (status() is polled).
+_ORDERS: dict[tuple[Path, str], dict[str, int]] = {}
+
+
+def _worker_order(store: TelemetryStore, run_id: str) -> dict[str, int]:
+    key = (store.path, run_id)
+    order = _ORDERS.get(key)
+    if order is None:
+        config = store.run(run_id)["config"]
+        listed = config.get("workers") if isinstance(config, dict) else None
+        order = {
+            w["worker_id"]: i
+            for i, w in enumerate(listed if isinstance(listed, list) else [])
+            if isinstance(w, dict) and isinstance(w.get("worker_id"), str)
+        }
+        if len(_ORDERS) >= 256:
+            _ORDERS.clear()
+        _ORDERS[key] = order
+    return order

@@ -168,5 +168,12 @@ def expand_extras(
             f"extras keys {clash} clash with columns; pass prefix= (e.g. "
             f"nbtrain.expand_extras(df, prefix='extras_'))"
         )
-    wide = wide.rename(columns={c: f"extras_{c}" for c in clash})
-    return pd.concat([df.drop(columns=[column]), wide], axis=1)
+    taken, renamed = {*df.columns, *wide.columns}, {}
+    for key in clash:  # extras_<key>, or extras_<key>_2... if the agent has that key too
+        name, n = f"extras_{key}", 1
+        while name in taken:
+            n += 1
+            name = f"extras_{key}_{n}"
+        taken.add(name)
+        renamed[key] = name
+    return pd.concat([df.drop(columns=[column]), wide.rename(columns=renamed)], axis=1)
