@@ -233,3 +233,91 @@ def test_the_form_says_what_a_blank_step_limit_resolves_to() -> None:
     for name in ("alpha", "gamma", "epsilon", "epsilon_decay", "max_steps_per_episode"):
         assert help_texts[name], name
     assert set(form.core.agent_help) >= {"q_learning", "sarsa", "expected_sarsa", "random"}
+
+
+class _Custom:  # an agent class of the test module: importable, no tabular fields
+    def __init__(self, observation_space: Any, action_space: Any, **kw: Any) -> None:
+        self.kw = kw
+
+    def act(self, obs: Any, explore: bool = True) -> int:
+        return 0
+
+    def learn(self, *args: Any) -> None:
+        return None
+
+
+def test_a_hidden_hyperparameter_is_not_launched() -> None:
+    """Regression (widgets audit): alpha typed for q_learning stayed in the launched config
+    after switching to an agent whose form hides the tabular fields."""
+    form = TrainForm(env_id="FrozenLake-v1", episodes=5, alpha=0.5, epsilon=0.3)
+    assert form.config.agent_kwargs == {"alpha": 0.5, "epsilon": 0.3}
+    form.set_values(agent="random")
+    assert form.valid, (form.errors, form.core.general_errors)
+    assert form.config.agent_kwargs == {}
+    custom = TrainForm.from_config(
+        TrainConfig(env_id="FrozenLake-v1", episodes=5, agent=_Custom, agent_kwargs={"alpha": 1})
+    )
+    assert custom.values["alpha"] == ""  # not in a hidden field: in the JSON box
+    assert custom.values["agent_kwargs"] == '{"alpha": 1}'
+    assert custom.config.agent_kwargs == {"alpha": 1}
+
+
+def test_a_worker_spec_keeps_its_policy_and_the_form_keeps_checkpoint_every(
+    tmp_path: Path,
+) -> None:
+    """Regression (widgets audit): the form rebuilt WorkerSpecs without policy_path, and
+    had no checkpoint_every (from_config reset it to 100): Launch ran another config."""
+    import gymnasium as gym
+
+    from nbtrain.agents import QLearningAgent
+
+    env = gym.make("FrozenLake-v1")
+    policy = tmp_path / "p.json"
+    QLearningAgent(env.observation_space, env.action_space).save(policy)
+    config = TrainConfig(
+        env_id="FrozenLake-v1", episodes=5, checkpoint_every=7,
+        workers=[WorkerSpec(worker_id="a", policy_path=policy), "b"],
+    )  # fmt: skip
+    form = TrainForm.from_config(config, db=tmp_path / "x.sqlite")
+    assert form.config.digest == config.digest
+    assert form.config.worker_policies()["a"] == policy
+    assert form.values["checkpoint_every"] == "7"
+    assert "policy p.json" in form.core.workers_preview[0]["overrides"]
+    form.set_values(checkpoint_every="none")
+    assert form.config.checkpoint_every is None
+    form.set_values(checkpoint_every="often")
+    assert form.errors["checkpoint_every"] == "'often': use n (every n episodes) or none"
+    assert (
+        TrainForm(env_id="FrozenLake-v1", episodes=5, checkpoint_every=3).config.checkpoint_every
+        == 3
+    )
+
+
+def test_an_error_while_validating_leaves_nothing_launchable() -> None:
+    """Regression (widgets audit): after _validate raised, the previous config stayed
+    valid, and Launch would have run values the form no longer showed."""
+    form = TrainForm(env_id="FrozenLake-v1", episodes=5)
+    assert form.valid
+    form.set_values(episodes="7", workers_mode="list", workers_list=5)  # not a list of rows
+    assert not form.valid
+    assert form.core.general_errors[0].startswith("TypeError")
+    with pytest.raises(TypeError):
+        _ = form.config
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"alpha": "2"}, "alpha"),
+        ({"epsilon_min": "0.5", "epsilon": "0.1"}, "epsilon_min"),
+        # regression: shown under epsilon_decay (a name in the "accepted:" list) and agent
+        ({"agent_kwargs": '{"alpa": 0.1}'}, "agent_kwargs"),
+        ({"agent_kwargs": '{"bins": 0}'}, "agent_kwargs"),
+    ],
+)
+def test_agent_kwargs_errors_show_under_the_field_typed_in(
+    values: dict[str, str], field: str
+) -> None:
+    form = TrainForm(env_id="FrozenLake-v1", episodes=5)
+    form.set_values(**values)
+    assert list(form.errors) == [field]

@@ -168,6 +168,11 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         try:
             self._validate()
         except Exception as err:  # never lose an error in the kernel log
+            # nor launch the config of values the form no longer shows
+            self._config, self._error = None, err
+            with self.core.hold_sync():
+                self.core.valid = False
+                self.core.general_errors = [f"{type(err).__name__}: {err}"]
             self.core.report_error("validate", err)
 
     def _validate(self) -> None:
@@ -197,7 +202,10 @@ class TrainForm(ipywidgets.VBox):  # type: ignore[misc]
         if backend not in BACKENDS:
             errors["backend"] = f"unknown backend {backend!r}; choose one of {list(BACKENDS)}"
         elif backend == "ray" and not self.ray_available:
-            errors["backend"] = "Ray is not installed here: pip install 'nbtrain[ray]'"
+            # the backend field is drawn only where Ray is: say it where it shows
+            general.append("backend 'ray': Ray is not installed here: pip install 'nbtrain[ray]'")
+            error = error or ValueError(general[-1])
+            config = None
         if errors and error is None:
             error = ValueError("; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
             config = None

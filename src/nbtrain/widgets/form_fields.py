@@ -14,11 +14,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from nbtrain.ids import assign_worker_ids, normalize_worker_id
-from nbtrain.widgets.form_spec import HYPER, SECTIONS
+from nbtrain.widgets.form_help import sections_with_help
+from nbtrain.widgets.form_spec import HYPER, SECTIONS, hyper_by_agent
 
 PREVIEW_MAX = 64
 
-FIELD_NAMES = frozenset(f["name"] for s in SECTIONS for f in s["fields"])
+FIELD_NAMES = frozenset(f["name"] for s in sections_with_help(SECTIONS) for f in s["fields"])
+# The hyperparameter fields each built-in agent shows; another agent shows none.
+AGENT_HYPER = {agent: frozenset(fields) for agent, fields in hyper_by_agent().items()}
 
 DEFAULT_VALUES: dict[str, Any] = {
     "env_id": "",
@@ -33,6 +36,7 @@ DEFAULT_VALUES: dict[str, Any] = {
     "step_delay": "",
     "mode": "train",
     "policy_path": "",
+    "checkpoint_every": "",
     "telemetry_steps": "",
     "frames": "none",
     "frame_every": "",
@@ -58,6 +62,7 @@ CONFIG_KEYS = frozenset(
         "telemetry",
         "mode",
         "policy_path",
+        "checkpoint_every",
         *HYPER,
     }
 )
@@ -130,8 +135,9 @@ def to_kwargs(values: Mapping[str, Any], extras: Mapping[str, Any]) -> ParsedFor
                 agent_kwargs.update(parsed_kwargs)
             else:
                 out.errors["agent_kwargs"] = 'must be a JSON object such as {"bins": 8}'
-    if agent_text != "random":
-        for key in HYPER:
+    shown = AGENT_HYPER.get(agent_text, frozenset())  # a hidden field's value is not sent
+    for key in HYPER:
+        if key in shown:
             if _text(values.get(key)) == "":
                 continue
             try:
@@ -168,6 +174,14 @@ def to_kwargs(values: Mapping[str, Any], extras: Mapping[str, Any]) -> ParsedFor
         kw["mode"] = _text(values.get("mode"))
     if _text(values.get("policy_path")):
         kw["policy_path"] = _text(values.get("policy_path"))
+    every = _text(values.get("checkpoint_every")).lower()
+    if every in ("none", "null"):
+        kw["checkpoint_every"] = None
+    elif every:
+        try:
+            kw["checkpoint_every"] = _number(every, int)
+        except ValueError:
+            out.errors["checkpoint_every"] = f"{every!r}: use n (every n episodes) or none"
     _workers(values, extras, out)
     return out
 
@@ -190,7 +204,8 @@ def _workers(values: Mapping[str, Any], extras: Mapping[str, Any], out: ParsedFo
         if spec is not None:
             from nbtrain.config import WorkerSpec
 
-            item = WorkerSpec(worker_id=item, seed=spec.seed, agent_kwargs=spec.agent_kwargs)
+            # the whole spec (its policy_path too), with the id as the row now says
+            item = WorkerSpec.model_validate({**spec.model_dump(), "worker_id": item})
         items.append(item)
     preview = worker_preview(rows)
     if any(p["error"] for p in preview):
@@ -215,6 +230,9 @@ def overrides_text(spec: Any) -> str:
     parts = [] if getattr(spec, "seed", None) is None else [f"seed {spec.seed}"]
     for key, value in sorted((getattr(spec, "agent_kwargs", None) or {}).items()):
         parts.append(f"{_SYMBOLS.get(key, key)} {value}")
+    policy = getattr(spec, "policy_path", None)
+    if policy is not None:
+        parts.append(f"policy {getattr(policy, 'name', policy)}")
     return " · ".join(parts)
 
 
@@ -264,6 +282,7 @@ def count_preview(count_text: Any) -> list[dict[str, Any]]:
 
 
 _PREFIX = re.compile(r"^(Value error|Assertion failed), ")
+_NAMED_KEY = re.compile(r"^(?:agent_kwargs: )?(\w+)\b(?:=| \(| must)|does not take '(\w+)'")
 
 
 def field_errors(exc: Exception, values: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
@@ -288,12 +307,15 @@ def field_errors(exc: Exception, values: Mapping[str, Any]) -> tuple[dict[str, s
 def _field_for(loc: tuple[Any, ...], message: str, values: Mapping[str, Any]) -> str | None:
     head = loc[0] if loc else None
     if head == "agent_kwargs":
-        if len(loc) > 1 and loc[1] in HYPER:
-            return str(loc[1])
-        for key in sorted(HYPER, key=len, reverse=True):
-            if re.search(rf"\b{key}\b", message):
-                return key
-        return "agent"
+        # the key the message is about: "agent_kwargs: alpha=2.0 ...", "... does not take
+        # 'alpa' ...", "epsilon_min (0.5) must ...": its field if the form shows one, else
+        # the JSON box (a name in the "accepted: ..." list is not the culprit)
+        named = loc[1] if len(loc) > 1 else None
+        match = _NAMED_KEY.search(message)
+        key = named if named is not None else (match and (match.group(1) or match.group(2)))
+        if key in AGENT_HYPER.get(_text(values.get("agent")), ()):
+            return str(key)
+        return "agent_kwargs"
     if head == "telemetry":
         sub = loc[1] if len(loc) > 1 else "frames"
         return {"steps": "telemetry_steps", "frames": "frames", "frame_every": "frame_every"}.get(
@@ -328,10 +350,11 @@ def values_from_config(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
         values["agent"] = label
         extras["agent_objects"][label] = agent
     agent_kwargs = dict(data.get("agent_kwargs") or {})
+    shown_hyper = AGENT_HYPER.get(values["agent"], frozenset())
     for key in HYPER:
         if key in data and data[key] is not None:
             agent_kwargs[key] = data[key]
-        if key in agent_kwargs:
+        if key in agent_kwargs and key in shown_hyper:  # else it stays in the JSON box
             values[key] = str(agent_kwargs.pop(key))
     # the rest is shown (and edited) as JSON; what JSON cannot hold stays in extras
     shown = {k: v for k, v in agent_kwargs.items() if _json_plain(v)}
@@ -343,6 +366,9 @@ def values_from_config(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[st
             values[key] = str(data[key])
     if data.get("policy_path") is not None:
         values["policy_path"] = str(data["policy_path"])
+    if "checkpoint_every" in data:
+        every = data["checkpoint_every"]
+        values["checkpoint_every"] = "none" if every is None else str(every)
     telemetry = data.get("telemetry")
     if telemetry is not None:
         tel = telemetry if isinstance(telemetry, Mapping) else telemetry.model_dump()

@@ -91,6 +91,14 @@ SECTIONS: list[dict[str, Any]] = [
             {"name": "step_delay", "label": "Step delay (s)", "kind": "float", "placeholder": "0"},
             {"name": "mode", "label": "Mode", "kind": "select", "choices": ["train", "eval"]},
             {"name": "policy_path", "label": "Policy path", "kind": "text", "placeholder": "none"},
+            {
+                "name": "checkpoint_every",
+                "label": "Checkpoint every",
+                "kind": "text",
+                "placeholder": "100",
+                "help": "save the agent every n episodes (a restart resumes from there); "
+                "none: only at the end",
+            },
         ],
     },
     {
