@@ -80,8 +80,10 @@ def open_browser(made: list[RunBrowser], db: Path, **kwargs: Any) -> RunBrowser:
 def test_exported_and_bundled() -> None:
     assert nbtrain.RunBrowser is RunBrowser
     assert "RunBrowser" in nbtrain.__all__
-    assert str(RunTable._esm) == (STATIC / "browser.js").read_text()
-    assert str(RunTable._css) == (STATIC / "browser.css").read_text()
+    # bundles as traits, not paths: anywidget keeps a widget given a path alive
+    traits = RunTable.class_traits()
+    assert traits["_esm"].default_value == (STATIC / "browser.js").read_text()
+    assert traits["_css"].default_value == (STATIC / "browser.css").read_text()
 
 
 def test_the_page_holds_every_column(db: Path, browsers: list[RunBrowser]) -> None:
@@ -316,3 +318,27 @@ def test_a_live_run_is_refreshed_while_it_goes_and_when_it_ends(
         assert row()["live"] is False
     finally:
         run.stop()
+
+
+def test_a_closed_browser_is_freed(db: Path) -> None:
+    """Regression (widgets audit): RunTable gave anywidget its bundle as a path, and every
+    RunBrowser ever made stayed alive (with its index and store)."""
+    import gc
+    import weakref
+
+    add_run(db)
+    browser = RunBrowser(db=db)
+    refs = [weakref.ref(browser), weakref.ref(browser.table)]
+    browser.close()
+    del browser
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+
+
+def test_a_mistyped_database_path_is_an_error_not_a_new_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.sqlite"
+    with pytest.raises(nbtrain.UnknownRunError, match="no database at"):
+        RunBrowser(db=missing)
+    assert not missing.exists()
+    with pytest.raises(TypeError, match=r"'page_sise'; did you mean 'page_size'\?"):
+        RunBrowser(db=missing, page_sise=10)  # type: ignore[call-arg]

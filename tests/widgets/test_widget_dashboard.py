@@ -76,6 +76,14 @@ def test_nothing_is_sent_before_a_view_says_hello(dash: Recording, live: RunLive
     assert not dash.ticker_alive
 
 
+def test_a_request_cannot_redirect_its_answer(dash: Recording, live: RunLive) -> None:
+    """Regression (widgets audit): an ``id`` inside params replaced the request's id, and a
+    deferred handler answered under it: the view waited for its own id until timing out."""
+    dash.request("hello", "h1", id="other")
+    assert _response(dash, "h1")["ok"] is True
+    assert not [m for m, _ in dash.messages if m.get("id") == "other"]
+
+
 def test_hello_answers_with_a_snapshot_then_deltas_follow(dash: Recording, live: RunLive) -> None:
     live.apply_many([started("000001"), episode("000001", 0, reward=1.0)])
     dash.request("hello", "h1")
@@ -219,7 +227,9 @@ def test_repr_and_text_fallbacks_are_stable(dash: Recording, live: RunLive) -> N
 
 
 def test_unknown_keyword_arguments_are_rejected(live: RunLive, tmp_path: Path) -> None:
-    with pytest.raises(TypeError, match=r"unexpected keyword argument 'worker' .*accepted: \)"):
+    with pytest.raises(
+        TypeError, match=r"unexpected keyword argument 'worker' \(accepted: db, run\)"
+    ):
         RunDashboard(RUN_ID, db=tmp_path / "x.sqlite", worker="000001")
 
 

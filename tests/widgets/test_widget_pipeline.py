@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,23 @@ def test_episode_viewer_replays_a_stored_episode(tmp_path: Path) -> None:
     # Regression: the index as a DataFrame holds it (numpy) was refused as "not an integer".
     last = run.episodes(worker_id=7)["ep_index"].iloc[-1]
     assert EpisodeViewer(run.run_id, 7, last, db=run.db).ep_index == 2
+
+
+def test_a_dashboard_from_the_store_shows_a_failed_worker_s_traceback(tmp_path: Path) -> None:
+    """Regression (widgets audit): the store snapshot (a dashboard after a kernel restart,
+    from another kernel or the RunBrowser) never read workers.traceback, so a failed
+    worker showed only its one-line error."""
+    from tests.kit.runs import add_run, make_db
+
+    db = make_db(tmp_path / "x.sqlite")
+    run_id = add_run(db, workers=1, status="failed")
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE workers SET status = 'failed', error = 'RuntimeError: boom', "
+            "traceback = 'Traceback (most recent call last):\n  ...\nRuntimeError: boom'"
+        )
+    conn.close()
+    scalars = store_snapshot(db, run_id).content["workers"]["000001"]["scalars"]
+    assert scalars["error"] == "RuntimeError: boom"
+    assert scalars["traceback"].startswith("Traceback (most recent call last):")

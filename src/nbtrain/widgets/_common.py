@@ -127,7 +127,8 @@ class RequestWidget(anywidget.AnyWidget):
             return
         params = content.get("params") or {}
         try:
-            result = handler({"id": request_id, **params}, list(buffers or []))
+            # the request's own id last: params cannot redirect the answer
+            result = handler({**params, "id": request_id}, list(buffers or []))
         except Exception as err:
             self.report_error(str(method), err)
             self.respond(request_id, error=err)

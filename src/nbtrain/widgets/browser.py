@@ -19,7 +19,7 @@ import ipywidgets
 import traitlets
 
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
-from nbtrain.widgets._common import STATIC, RequestWidget, reject_unknown_kwargs
+from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
 from nbtrain.widgets.browser_data import SORT_KEYS, RunIndex, overlay
 from nbtrain.widgets.retention import archive_target, confirm_summary, default_archive, in_thread
 
@@ -32,8 +32,9 @@ POLL_INTERVAL = 1.0
 class RunTable(RequestWidget):
     """The table view of :class:`RunBrowser` (one page of rows travels as synced state)."""
 
-    _esm = STATIC / "browser.js"
-    _css = STATIC / "browser.css"
+    # a trait, not a path: anywidget keeps a widget given a path alive (docs/widgets.md)
+    _esm = bundle_trait("browser.js")
+    _css = bundle_trait("browser.css")
     _log_code = LOG_UI_DASHBOARD_CALLBACK_ERROR
 
     db = traitlets.Unicode("").tag(sync=True)
@@ -74,12 +75,14 @@ class RunBrowser(ipywidgets.VBox):  # type: ignore[misc]
         archive_to: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        reject_unknown_kwargs("RunBrowser", kwargs, ())
-        from nbtrain.dispatch.start import resolve_db
+        reject_unknown_kwargs(
+            "RunBrowser", kwargs, ("db", "page_size", "poll_interval", "archive_to")
+        )
+        from nbtrain.store.files import existing_db
 
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0 seconds, not {poll_interval!r}")
-        path = resolve_db(db)
+        path = existing_db(db)  # a mistyped path is an error, not a new empty database
         self._index = RunIndex(path)
         self._db = path
         self.table = RunTable(

@@ -59,7 +59,7 @@ class RunDashboard(RunActions):
     ) -> None:
         """``run``: a :class:`~nbtrain.Run` (what ``run.dashboard()`` passes), or a run id
         read from ``db``."""
-        reject_unknown_kwargs("RunDashboard", kwargs, ())
+        reject_unknown_kwargs("RunDashboard", kwargs, ("run", "db"))
         from nbtrain.dispatch.start import resolve_db
         from nbtrain.live.hub import get_hub
 

@@ -67,6 +67,7 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
             pid=_int_or_none(row.get("pid")),
             exit_code=_int_or_none(row.get("exit_code")),
             error=_plain(row.get("error")),
+            traceback=_plain(row.get("traceback")),
             episodes_done=int(arrays["ep_index"][-1]) + 1 if n else 0,
             steps_done=steps_done,
             # the average over the worker's life: a stored run has no current rate

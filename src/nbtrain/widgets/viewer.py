@@ -41,7 +41,7 @@ class EpisodeViewer(RequestWidget):
         db: str | os.PathLike[str] = "nbtrain.sqlite",
         **kwargs: Any,
     ) -> None:
-        reject_unknown_kwargs("EpisodeViewer", kwargs, ())
+        reject_unknown_kwargs("EpisodeViewer", kwargs, ("run_id", "worker_id", "ep_index", "db"))
         # any integer, numpy's included (what run.episodes()["ep_index"] holds)
         if isinstance(ep_index, bool) or not isinstance(ep_index, Integral) or ep_index < 0:
             raise ValueError(f"ep_index {ep_index!r} must be an integer >= 0")
