@@ -214,3 +214,29 @@ def test_a_dashboard_from_the_store_shows_a_failed_worker_s_traceback(tmp_path: 
     scalars = store_snapshot(db, run_id).content["workers"]["000001"]["scalars"]
     assert scalars["error"] == "RuntimeError: boom"
     assert scalars["traceback"].startswith("Traceback (most recent call last):")
+
+
+def test_the_viewer_refuses_an_episode_whose_steps_were_sampled(tmp_path: Path) -> None:
+    """Regression (widgets audit): with telemetry.steps=4 a 7-step episode that returned
+    1.0 replayed as 2 steps whose return was 0.0, never terminated, with no warning."""
+    config = nbtrain.TrainConfig(
+        env_id="FrozenLake-v1", env_kwargs={"is_slippery": False}, episodes=5,
+        telemetry={"steps": 4}, max_steps_per_episode=20,
+    )  # fmt: skip
+    run = nbtrain.launch(config, db=tmp_path / "x.sqlite")
+    run.wait(timeout=60)
+    episodes = run.episodes()
+    longer = episodes[episodes["length"] > 4]["ep_index"].iloc[0]
+    with pytest.raises(ValueError, match=r"of its \d+ steps stored .*telemetry=\{'steps': 'all'\}"):
+        EpisodeViewer(run.run_id, 1, longer, db=run.db)
+
+
+def test_a_random_map_is_not_drawn_as_if_it_were_the_worker_s() -> None:
+    """Regression (widgets audit): FrozenLake with map_name=None draws a new random map at
+    every make(); the viewer drew one that was not the worker's."""
+    from nbtrain.widgets.envinfo import grid_for_env
+
+    assert grid_for_env("FrozenLake-v1", {"map_name": None}) is None
+    fixed = grid_for_env("FrozenLake-v1", {"map_name": "4x4"})
+    assert fixed is not None
+    assert fixed["rows"] == ["SFFF", "FHFH", "FFFH", "HFFG"]

@@ -130,11 +130,20 @@ def grid_kind(env_id: str) -> str | None:
 def grid_for_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """``{"kind", "rows"}`` exactly as a worker's GridMap event carries it, or None.
 
-    The env is made (its map may be random or custom) and read by the worker's own layout
-    code, so a replay draws the same grid as the live view.
+    The env is made (its map may be custom) and read by the worker's own layout code, so a
+    replay draws the same grid as the live view. A map drawn at random each time the env is
+    made (FrozenLake with ``map_name=None``) is not the worker's: None then (made twice,
+    the two differ), and the replay shows observations without a grid.
     """
     if grid_kind(env_id) is None:
         return None
+    first, second = _layout(env_id, env_kwargs), _layout(env_id, env_kwargs)
+    if first is None or first != second:
+        return None
+    return {"kind": first[0], "rows": list(first[1])}
+
+
+def _layout(env_id: str, env_kwargs: dict[str, Any] | None) -> tuple[str, list[str]] | None:
     import gymnasium as gym
 
     from nbtrain.worker.frames import grid_layout
@@ -146,7 +155,7 @@ def grid_for_env(env_id: str, env_kwargs: dict[str, Any] | None = None) -> dict[
         layout = grid_layout(env)
     finally:
         env.close()
-    return None if layout is None else {"kind": layout[0], "rows": list(layout[1])}
+    return None if layout is None else (layout[0], list(layout[1]))
 
 
 def taxi_decode(state: int) -> dict[str, int]:

@@ -81,6 +81,15 @@ def load_episode(
             f"run {run_id} worker {worker_id!r} has no stored steps for episode {ep_index} "
             f"(stored episodes: {span}; steps are kept only when telemetry.steps is 'all')"
         )
+    stored = store.episodes(run_id, worker_id=worker_id, columns=["ep_index", "length"])
+    length = stored.loc[stored["ep_index"] == ep_index, "length"]
+    if len(length) and len(steps) < int(length.iloc[0]):
+        raise ValueError(
+            f"episode {ep_index} of worker {worker_id!r} has {len(steps)} of its "
+            f"{int(length.iloc[0])} steps stored (the run recorded only some steps: "
+            "telemetry.steps); the viewer replays whole episodes: record every step with "
+            "telemetry={'steps': 'all'}"
+        )
     config = _run_config(store, run_id)
     env_id = str(config.get("env_id", ""))
     env_kwargs = config.get("env_kwargs") or {}
