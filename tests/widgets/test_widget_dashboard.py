@@ -275,3 +275,35 @@ def test_a_failing_start_listener_does_not_stop_a_worker_start(
     assert live.workers["000001"].pid == 7
     assert "LOG_UI_DASHBOARD_CALLBACK_ERROR" in caplog.text
     assert "listener broke" in caplog.text
+
+
+def test_a_run_another_process_writes_keeps_its_views_up_to_date(tmp_path: Path) -> None:
+    """Regression (widgets audit): a dashboard of a run live in another kernel sent one
+    snapshot and never updated ("running" forever, Stop enabled). Now the views are
+    nudged (a delta leaving a gap: they resync) whenever that process commits, until the
+    run has ended."""
+    from tests.kit.kernel import Kernel
+
+    db = tmp_path / "other.sqlite"
+    kernel = Kernel(db, episodes=60, workers=1, delay=0.002)
+    try:
+        dash = Recording(kernel.run_id, db=db)
+        dash.request("hello", "h1")
+        first = _response(dash, "h1")["result"]["workers"]["000001"]["scalars"]
+        assert first["status"] in ("pending", "running")
+        nudge = dash.wait_for(lambda m: m.get("kind") == "delta", timeout=10)
+        assert nudge["seq"] == 2  # a gap after a store snapshot's 0: the view resyncs
+        assert nudge["workers"] == {}
+        assert '"000001": "completed"' in kernel.rest(timeout=60)
+        # the run ended: one more nudge, then the watcher stops
+        deadline = time.monotonic() + 10
+        while dash._watcher.alive and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not dash._watcher.alive
+        dash.request("hello", "h2")
+        last = _response(dash, "h2")["result"]["workers"]["000001"]["scalars"]
+        assert last["status"] == "completed"
+        assert last["episodes_done"] == 60
+        dash.close()
+    finally:
+        kernel.kill()

@@ -21,6 +21,7 @@ from nbtrain.log_codes import (
     LOG_UI_DASHBOARD_CALLBACK_ERROR,
 )
 from nbtrain.logs import log
+from nbtrain.statuses import FINAL_STATUSES
 from nbtrain.widgets._common import (
     DEFERRED,
     bundle_trait,
@@ -29,6 +30,7 @@ from nbtrain.widgets._common import (
 from nbtrain.widgets.dashboard_actions import RunActions
 from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet
 from nbtrain.widgets.dashboard_store import store_snapshot
+from nbtrain.widgets.dashboard_watch import StoreWatcher
 from nbtrain.widgets.fallback import StaticTwin, html_table, publish, text_table
 from nbtrain.widgets.outcome import outcome_text
 
@@ -99,6 +101,9 @@ class RunDashboard(RunActions):
         self.sent_messages = 0
         self.sent_bytes = 0
         self._handlers.update(hello=self._hello, stop=self._stop, focus=self._focus)
+        # a run that another process writes: views are nudged to read it again on changes
+        self._watcher = StoreWatcher(self._db, run_id, self._nudge, self._closed)
+        self._nudge_seq = 0
         self._install_actions()
         if self._live is not None:
             self._live.on_worker_start(self._ensure_ticker)  # updates resume after a restart
@@ -185,6 +190,9 @@ class RunDashboard(RunActions):
         super().close()
         if ticker is not None and ticker is not threading.current_thread():
             ticker.join(timeout=2)
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None:
+            watcher.join(timeout=2)
 
     @property
     def ticker_alive(self) -> bool:
@@ -206,8 +214,17 @@ class RunDashboard(RunActions):
             self.sent_messages += 1
             self.sent_bytes += snapshot.nbytes
             self.respond(request_id, result=snapshot.content, buffers=snapshot.buffers)
+        if self._tracker is None and not _all_final(snapshot):
+            self._watcher.start()
         self._ensure_ticker()
         return DEFERRED
+
+    def _nudge(self) -> None:
+        """Tell the views that the stored run changed: a delta that leaves a gap in their
+        sequence (by 2, so that two nudges never look contiguous) makes them resync."""
+        with self._lock:
+            self._nudge_seq += 2
+            self._send_message({"kind": "delta", "seq": self._nudge_seq, "workers": {}})
 
     def _stop(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
         """Stop off the kernel's main thread (it blocks until the workers are reaped)."""
@@ -317,3 +334,8 @@ def _rounded(value: float | None) -> float | None:
 
 
 __all__ = ["MIN_INTERVAL", "SCALARS", "RunDashboard"]
+
+
+def _all_final(snapshot: Packet) -> bool:
+    workers = snapshot.content.get("workers", {})
+    return all(w["scalars"]["status"] in FINAL_STATUSES for w in workers.values())
