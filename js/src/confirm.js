@@ -3,7 +3,7 @@
 // go, the archive file (editable), then the action. Nothing is changed before "yes".
 
 import { formatNumber } from "./format.js";
-import { h } from "./protocol.js";
+import { LONG_REQUEST_MS, h } from "./protocol.js";
 
 /** @param {number} n */
 export function humanBytes(n) {
@@ -34,7 +34,7 @@ export function button(label, className) {
 
 /**
  * @typedef {object} ConfirmOptions
- * @property {{request: (method: string, params?: Record<string, any>) => Promise<{result: any}>}} client
+ * @property {{request: (method: string, params?: Record<string, any>, options?: {timeoutMs?: number}) => Promise<{result: any}>}} client
  * @property {string} runId
  * @property {string} label how the title names the run, e.g. "my run (01J…)"
  * @property {string} archiveTo the archive file offered
@@ -114,7 +114,7 @@ export function fillConfirm(box, action, info, o) {
     yes.disabled = true;
     no.disabled = true;
     const params = action === "archive" ? { run_id: o.runId, to: target?.value ?? "" } : { run_id: o.runId };
-    o.client.request(action, params).then(({ result }) => {
+    o.client.request(action, params, { timeoutMs: LONG_REQUEST_MS }).then(({ result }) => {
       const counts = Object.entries(result.counts).map(([t, n]) => `${n} ${t}`).join(", ");
       o.report(`${action === "delete" ? "deleted" : "archived"} run ${o.runId}: ${counts}`, false);
       closeConfirm(box);

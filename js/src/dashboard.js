@@ -5,7 +5,7 @@ import { workerColour } from "./chart.js";
 import { closureActions } from "./closure_actions.js";
 import { DashboardState, vocabulary } from "./dashboard_state.js";
 import { overviewPanel, workerPanel } from "./dashboard_panels.js";
-import { createClient, errorArea, h, hideStaticTwin } from "./protocol.js";
+import { LONG_REQUEST_MS, createClient, errorArea, h, hideStaticTwin } from "./protocol.js";
 
 export { DashboardState, recentRows, vocabulary } from "./dashboard_state.js";
 export { bucketCaption, closureRows, statusLine } from "./dashboard_panels.js";
@@ -50,7 +50,7 @@ function render({ model, el, host }) {
     btn.dataset.busy = "1";
     btn.disabled = true;
     out.textContent = "stopping…";
-    client.request("stop", { worker_id: wid }).then(
+    client.request("stop", { worker_id: wid }, { timeoutMs: LONG_REQUEST_MS }).then(
       ({ result }) => {
         const st = result?.statuses ?? {};
         out.textContent = wid === null ? `stopped: ${Object.values(st).join(", ")}` : `${wid}: ${st[wid] ?? "stopped"}`;

@@ -3,7 +3,7 @@
 // Python parses, validates and echoes errors and normalized worker ids back.
 
 import { matchingEnvs, revealDashboard, showAgentFields, summaryLine } from "./form_parts.js";
-import { createClient, errorArea, h, hideStaticTwin, keepKeysInside } from "./protocol.js";
+import { LONG_REQUEST_MS, createClient, errorArea, h, hideStaticTwin, keepKeysInside } from "./protocol.js";
 
 export { matchingEnvs, summaryLine } from "./form_parts.js";
 
@@ -33,6 +33,8 @@ function render({ model, el }) {
   let refreshEnvList = () => {};
   let agentHelp = () => {};
   let refreshWorkers = () => {};
+  /** listeners added while building fields, removed with the view */
+  const disposers = /** @type {(() => void)[]} */ ([]);
 
   function commit() {
     timer = null;
@@ -151,7 +153,7 @@ function render({ model, el }) {
     launch.disabled = true;
     launch.dataset.busy = "1";
     launchOut.textContent = previous === "stop" ? "stopping the running run, then launching…" : "launching…";
-    client.request("launch", { previous }).then(
+    client.request("launch", { previous }, { timeoutMs: LONG_REQUEST_MS }).then(
       ({ result }) => {
         launch.dataset.busy = "";
         launchOut.textContent = foldedOut.textContent = `launched run ${result.run_id} (${result.worker_ids.join(", ")})`;
@@ -329,6 +331,7 @@ function render({ model, el }) {
       layout();
     };
     model.on("change:workers_preview", showPreview);
+    disposers.push(() => model.off("change:workers_preview", showPreview));
   }
 
   function updateGroups() { showAgentFields(fields, (model.get("agent_hyper") ?? {})[values.agent]); }
@@ -386,6 +389,7 @@ function render({ model, el }) {
     model.off("change:valid", updateValid);
     model.off("change:values", updateValues);
     model.off("change:run_status", showStatus);
+    for (const dispose of disposers) dispose();
   };
 }
 

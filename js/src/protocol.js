@@ -12,6 +12,11 @@
 
 let clientCounter = 0;
 
+/** For requests that end when the kernel has finished real work (launching after stopping
+ * the runs before, stopping workers, deleting or archiving a large run): a slow answer is
+ * not a lost one, so such a request waits this long before it reports none. */
+export const LONG_REQUEST_MS = 10 * 60_000;
+
 /** An error answered by the kernel: keeps the Python exception type. */
 export class KernelError extends Error {
   /** @param {string} type @param {string} message */
@@ -52,16 +57,18 @@ export function createClient(model, options = {}) {
     /**
      * @param {string} method
      * @param {Record<string, any>} [params]
+     * @param {{timeoutMs?: number}} [options]
      * @returns {Promise<Reply>}
      */
-    request(method, params = {}) {
+    request(method, params = {}, options = {}) {
       next += 1;
       const id = `${prefix}-${next}`;
+      const limitMs = options.timeoutMs ?? timeoutMs;
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           pending.delete(id);
-          reject(new Error(`no answer to ${method} within ${timeoutMs / 1000} s`));
-        }, timeoutMs);
+          reject(new Error(`no answer to ${method} within ${limitMs / 1000} s`));
+        }, limitMs);
         pending.set(id, { resolve, reject, timer });
         model.send({ kind: "request", id, method, params });
       });

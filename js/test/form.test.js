@@ -279,3 +279,16 @@ describe("form view", () => {
     expect(seen).toEqual(["Enter"]); // Shift+Enter still runs the cell
   });
 });
+
+describe("teardown", () => {
+  it("removes every model listener the view added (the workers preview's too)", () => {
+    const model = formModel();
+    const el = document.createElement("div");
+    document.body.append(el);
+    const dispose = form.render({ model, el });
+    expect(model.listenerCount("change:workers_preview")).toBe(1);
+    dispose();
+    const left = [...model.listeners.entries()].filter(([, set]) => set.size > 0).map(([name]) => name);
+    expect(left).toEqual([]);
+  });
+});

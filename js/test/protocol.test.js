@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { KernelError, createClient, errorArea, typedArray } from "../src/protocol.js";
+import { describe, expect, it, vi } from "vitest";
+import { KernelError, LONG_REQUEST_MS, createClient, errorArea, typedArray } from "../src/protocol.js";
 import { FakeModel, tick } from "./fake_model.js";
 
 describe("createClient", () => {
@@ -71,5 +71,25 @@ describe("errorArea", () => {
     expect(model.get("error")).toBe("");
     expect(model.saves).toBe(1);
     expect(box.hidden).toBe(true);
+  });
+});
+
+describe("per-request time limits", () => {
+  it("a long request waits longer than the client's default before it reports no answer", async () => {
+    vi.useFakeTimers();
+    try {
+      const model = new FakeModel({});
+      const client = createClient(model, { timeoutMs: 1000 });
+      const quick = client.request("ping").catch((e) => e.message);
+      const slow = client.request("archive", {}, { timeoutMs: 5000 }).catch((e) => e.message);
+      await vi.advanceTimersByTimeAsync(1500);
+      expect(await quick).toBe("no answer to ping within 1 s");
+      const id = model.requests("archive")[0].content.id;
+      model.respond(id, { counts: {} });
+      expect(await slow).toEqual({ result: { counts: {} }, buffers: [] });
+      expect(LONG_REQUEST_MS).toBeGreaterThanOrEqual(5 * 60_000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
