@@ -258,6 +258,22 @@ def test_custom_agent_without_episode_or_restore_is_saved_and_resumed(tmp_path: 
     assert again.of(ev.Steps)[0].step_extras()[0]["steps"] == first.events[-1].steps_done + 1
 
 
+def test_a_checkpoint_the_agent_cannot_load_is_not_claimed_as_resumed(tmp_path: Path) -> None:
+    """Regression (worker audit): Started said resumed_from 'policy-000001.json' for an
+    agent with save() but no load(), which started afresh."""
+    run_id = new_run_id()
+    first = run_worker(make_config(tmp_path, "a.json", run_id=run_id, agent="SaveOnly"))
+    assert first.code == 0
+    assert (tmp_path / POLICY).exists()
+    again = run_worker(
+        make_config(
+            tmp_path, "b.json", run_id=run_id, agent="SaveOnly", episodes=4, start_episode=3
+        )
+    )
+    assert again.code == 0, again.stderr.decode()
+    assert again.events[0].resumed_from is None
+
+
 def test_policy_in_train_mode_never_overrides_the_configured_epsilon(tmp_path: Path) -> None:
     env = gym.make("FrozenLake-v1")
     saved = QLearningAgent(

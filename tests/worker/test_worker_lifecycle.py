@@ -100,6 +100,21 @@ def test_unknown_env_and_agent_fail_after_started(tmp_path: Path) -> None:
     assert "NotThere" in result.events[-1].error
 
 
+def test_sys_exit_in_agent_code_keeps_the_finished_episodes_and_reports_the_end(
+    tmp_path: Path,
+) -> None:
+    """Regression (worker audit): SystemExit escaped the worker's handler: the episodes
+    finished before it were never flushed and no ended event was sent."""
+    result = run_worker(make_config(tmp_path, agent="ExitsMidRun", episodes=10))
+    assert result.code == 1
+    assert result.types[0] == "Started"
+    assert result.types[-1] == "Ended"
+    ended = result.events[-1]
+    assert ended.status == "failed"
+    assert ended.error == "SystemExit: the agent gave up"
+    assert [e.ep_index for e in result.of(ev.Episode)] == [0, 1]  # finished before the exit
+
+
 def test_stdout_flood_does_not_corrupt_telemetry(tmp_path: Path) -> None:
     # 100 steps x 100 kB = 10 MB printed while telemetry streams on its own pipe.
     config = make_config(

@@ -107,6 +107,26 @@ class NoEpisodeSave(_Base):
         return {"steps": self.steps}
 
 
+class SaveOnly(_Base):
+    """Saves its step count but cannot load it: a restart starts it afresh."""
+
+    def save(self, path: str) -> None:
+        with open(path, "w") as fh:
+            fh.write(str(self.steps))
+
+
+class ExitsMidRun(_Base):
+    """Calls sys.exit() at the end of its third episode, as notebook code sometimes does."""
+
+    episodes = 0
+
+    def end_episode(self) -> dict[str, Any]:
+        self.episodes += 1
+        if self.episodes == 3:
+            sys.exit("the agent gave up")
+        return {}
+
+
 class TextPolicyBytes(NoEpisodeSave):
     """policy_bytes() returns text instead of bytes: a periodic checkpoint must fail loudly."""
 

@@ -226,9 +226,11 @@ def checkpoint_label(path: Path) -> str:
     return path.name
 
 
-def start_agent(agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Path) -> None:
-    """Load what the agent starts from (see the module docstring); raises when eval mode has
-    nothing to play or a policy is given to an agent that cannot load one."""
+def start_agent(agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Path) -> Path | None:
+    """Load what the agent starts from (see the module docstring); return the checkpoint it
+    resumed from, if it did (an agent without ``load`` cannot: it starts afresh). Raises
+    when eval mode has nothing to play or a policy is given to an agent that cannot load
+    one."""
     if cfg.mode == "train":
         remove_stale_temps(own)
     load = getattr(agent, "load", None)
@@ -236,7 +238,7 @@ def start_agent(agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Pa
     if resume is not None and load is not None:
         restore = getattr(agent, "restore", None)
         (restore if callable(restore) else load)(str(resume))
-        return
+        return resume
     if policy_path is not None:
         if not policy_path.exists():
             raise FileNotFoundError(f"policy_path {str(policy_path)!r} does not exist")
@@ -245,12 +247,13 @@ def start_agent(agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Pa
                 f"policy_path is set but agent {type(agent).__name__} has no load(path)"
             )
         load(str(policy_path))
-        return
+        return None
     if cfg.mode != "eval" or load is None:
-        return
+        return None
     if not own.exists():
         raise FileNotFoundError(
             f"eval mode needs a trained policy: policy_path is not set and "
             f"{str(own)!r} does not exist"
         )
     load(str(own))
+    return None

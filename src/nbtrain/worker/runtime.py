@@ -22,7 +22,7 @@ from nbtrain.agents.tabular_fused import fused_episode
 from nbtrain.logs import log
 from nbtrain.seeding import episode_seed
 from nbtrain.wire.events import Artifact, Ended, EndStatus, Started
-from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, resume_point, start_agent
+from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, start_agent
 from nbtrain.worker.cli import Launch
 from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
 from nbtrain.worker.emitter import FLUSH_INTERVAL, TelemetryEmitter
@@ -81,7 +81,14 @@ class Worker:
         try:
             from nbtrain.agents import agent_label
 
-            resume = resume_point(cfg, self.policy_file)
+            # set up before Started (which must still come first: docs/wire.md), so that
+            # it names a checkpoint only if the agent really resumed from it
+            resume: Path | None = None
+            setup_error: BaseException | None = None
+            try:
+                resume = self._setup()
+            except (Exception, SystemExit, KeyboardInterrupt) as exc:
+                setup_error = exc
             self.emitter.emit(
                 Started(
                     run_id=self.run_id,
@@ -97,9 +104,10 @@ class Worker:
                     resumed_from=None if resume is None else checkpoint_label(resume),
                 )
             )
+            if setup_error is not None:
+                raise setup_error
             self._log(20, log_codes.LOG_WORKER_STARTED, "worker started (pid %d)", os.getpid())
             heartbeat.start()
-            self._setup()
             _tune_gc()
             self._loop()
             if self.state.ep_index < cfg.episodes:
@@ -109,7 +117,9 @@ class Worker:
         except TelemetryClosedError:
             heartbeat.stop()
             return 0  # the kernel is gone: nobody to tell
-        except Exception as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # SystemExit too: agent or env code calling sys.exit() must not lose the
+            # episodes it finished, nor leave the run without its end
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"
             tb = traceback.format_exc()
@@ -140,7 +150,9 @@ class Worker:
         self._log(20, log_codes.LOG_WORKER_EXITED, "worker %s", status)
         return 1 if status == "failed" else 0
 
-    def _setup(self) -> None:
+    def _setup(self) -> Path | None:
+        """Make the env and the agent, and start it; the checkpoint it resumed from, if
+        any."""
         import gymnasium as gym
 
         from nbtrain.agents import make_agent
@@ -157,9 +169,9 @@ class Worker:
             seed=cfg.seed,
             agent_kwargs=cfg.agent_kwargs,
         )
-        self._load_policy()
+        return self._load_policy()
 
-    def _load_policy(self) -> None:
+    def _load_policy(self) -> Path | None:
         """Start from a checkpoint (restart), ``policy_path`` or, in eval, the own policy."""
         cfg = self.cfg
         path = None
@@ -167,7 +179,7 @@ class Worker:
             path = Path(cfg.policy_path)
             if not path.is_absolute():
                 path = self.launch.config_path.parent / path
-        start_agent(self.agent, cfg, path, self.policy_file)
+        return start_agent(self.agent, cfg, path, self.policy_file)
 
     @property
     def _checkpoints(self) -> Checkpointer:
