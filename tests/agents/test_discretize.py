@@ -113,9 +113,12 @@ def test_missing_bins_for_box_is_a_clear_error():
 
 def test_infinite_bound_without_bounds_names_the_dimension():
     space = gym.make("CartPole-v1").observation_space
-    with pytest.raises(ValueError, match=r"dimension 1 has the infinite bound \[-inf, inf\]"):
+    # every infinite dimension at once (it named one per attempt: 1, then 3)
+    with pytest.raises(ValueError, match=r"dimension\(s\) 1 \[-inf, inf\], 3 \[-inf, inf\] of"):
         make_discretizer(space, bins=4)
-    with pytest.raises(ValueError, match=r"dimension 3 has the infinite bound"):
+    with pytest.raises(
+        ValueError, match=r"dimension\(s\) 3 \[-inf, inf\] of .* for dimension\(s\) \[3\]"
+    ):
         make_discretizer(space, bins=4, bounds=[None, [-1, 1], None, None])
 
 
@@ -154,3 +157,14 @@ def test_bins_or_bounds_for_discrete_obs_is_an_error(key):
 def test_unsupported_space():
     with pytest.raises(TypeError, match="cannot use the observation space Tuple"):
         make_discretizer(spaces.Tuple((spaces.Discrete(2), spaces.Box(0, 1, (1,)))))
+
+
+def test_infinite_observations_go_to_the_edge_cells_and_nan_is_named() -> None:
+    """Regression (worker audit): +-inf raised OverflowError (the docstring promises a clip
+    into the edge cells), NaN a ValueError naming neither the observation nor its source."""
+    space = gym.spaces.Box(-1.0, 1.0, (2,), dtype=np.float64)
+    disc = make_discretizer(space, bins=4)
+    assert disc.encode(np.array([math.inf, 0.0])) == disc.encode(np.array([5.0, 0.0])) == 14
+    assert disc.encode(np.array([-math.inf, -math.inf])) == 0
+    with pytest.raises(ValueError, match=r"is NaN in dimension\(s\) \[1\]"):
+        disc.encode(np.array([0.0, math.nan]))

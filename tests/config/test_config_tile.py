@@ -57,7 +57,7 @@ def test_env_fit() -> None:
     assert "tile_sarsa needs a Box observation space" in error_text(env_id="FrozenLake-v1")
     assert "needs a discrete action space" in error_text(env_id="MountainCarContinuous-v0")
     text = error_text(env_id="CartPole-v1")
-    assert "observation dimension 1 has the infinite bound" in text
+    assert "observation dimension(s) 1 [-inf, inf], 3 [-inf, inf]" in text
     TrainConfig(
         env_id="CartPole-v1",
         agent="tile_sarsa",

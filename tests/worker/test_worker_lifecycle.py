@@ -189,6 +189,7 @@ def test_exit_2_cases(
     incomplete.write_text('{"run_id": "x", "worker_id": "1"}')
     zero = str(make_config(tmp_path, name="zero.json", episodes=0, run_id="not-a-ulid"))
     no_ckpt = str(make_config(tmp_path, name="ckpt.json", checkpoint_every=0))
+    newer = str(make_config(tmp_path, name="newer.json", format=99))  # regression: it ran
     cases = [
         ([], {}, "the following arguments are required: --config"),
         (["--config", str(tmp_path / "missing.json")], {}, "No such file or directory"),
@@ -197,6 +198,7 @@ def test_exit_2_cases(
         (["--config", zero], {}, "episodes=0 must be >= 1"),
         (["--config", zero], {}, "'not-a-ulid' is not a 26-character ULID"),
         (["--config", no_ckpt], {}, "checkpoint_every=0 must be >= 1 or null"),
+        (["--config", newer], {}, "format=99, but this worker reads format 1 files"),
         (["--config", config, "--worker-id", "3"], {"WORKER_ID": "4"}, "disagree ('000003' != "),
         (["--config", config, "--worker-id", "5"], {}, "--worker-id is '000005' but config file"),
         (["--config", config], {"WORKER_ID": "w9"}, "WORKER_ID is '000009' but config file"),

@@ -83,13 +83,50 @@ class BoxDiscretizer(Discretizer):
         for x, low, scale, last, b in zip(
             values, self._lows, self._scales, self._last, self._bins, strict=True
         ):
-            i = int((x - low) * scale)
+            try:
+                i = int((x - low) * scale)
+            except (OverflowError, ValueError):  # ±inf: an edge cell, as bigger values are
+                i = _edge(x, low, values)
             if i < 0:
                 i = 0
             elif i > last:
                 i = last
             state = state * b + i
         return state
+
+
+def check_finite(
+    lows: list[float],
+    highs: list[float],
+    space: object,
+    ignore: set[int] | frozenset[int] = frozenset(),
+) -> None:
+    """Raise naming every dimension (not in ``ignore``) with an infinite bound, at once (one
+    per attempt had a CartPole user fix dimension 1, then meet dimension 3)."""
+    infinite = [
+        d
+        for d, (low, high) in enumerate(zip(lows, highs, strict=True))
+        if d not in ignore and not (math.isfinite(low) and math.isfinite(high))
+    ]
+    if infinite:
+        shown = ", ".join(f"{d} [{lows[d]}, {highs[d]}]" for d in infinite)
+        raise ValueError(
+            f"observation dimension(s) {shown} of {space} have infinite bounds; pass "
+            f"bounds=[[low, high], ...] with a finite pair for dimension(s) {infinite} "
+            "(None keeps a dimension's own bound)"
+        )
+
+
+def _edge(x: float, low: float, values: list[Any]) -> int:
+    """The cell of an infinite value (below every cell, or above: clipped to the edge);
+    NaN has none."""
+    if x != x:
+        dims = [d for d, v in enumerate(values) if v != v]
+        raise ValueError(
+            f"the observation {values!r} is NaN in dimension(s) {dims}; a tabular agent "
+            "cannot place it in a cell (the environment returned it)"
+        )
+    return -1 if x < low else 1 << 62
 
 
 def make_discretizer(
@@ -151,16 +188,11 @@ def _box_discretizer(
         for d, pair in enumerate(bounds):
             if pair is not None:
                 lows[d], highs[d] = _check_pair(pair, d)
+    check_finite(lows, highs, space, ignore={d for d, b in enumerate(bin_list) if b == 1})
     pairs: list[tuple[float, float]] = []
     for d, (low, high) in enumerate(zip(lows, highs, strict=True)):
         if bin_list[d] == 1:  # one cell: the dimension is ignored, its bounds do not matter
             low, high = (low, high) if math.isfinite(low) and math.isfinite(high) else (0.0, 1.0)
-        elif not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(
-                f"observation dimension {d} has the infinite bound [{low}, {high}] in {space}; "
-                f"pass bounds=[[low, high], ...] with a finite pair for dimension {d} "
-                "(None keeps a dimension's own bound)"
-            )
         if not low < high:
             raise ValueError(f"observation dimension {d}: low {low} must be below high {high}")
         pairs.append((float(low), float(high)))

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from nbtrain.agents.discretize import check_finite
+
 __all__ = ["MAX_TILINGS", "TileCoder", "make_tile_coder"]
 
 MAX_TILINGS = 1024
@@ -147,14 +149,9 @@ def make_tile_coder(
         for d, pair in enumerate(bounds):
             if pair is not None:
                 lows[d], highs[d] = _check_pair(pair, d)
+    check_finite(lows, highs, space)
     pairs: list[tuple[float, float]] = []
     for d, (low, high) in enumerate(zip(lows, highs, strict=True)):
-        if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(
-                f"observation dimension {d} has the infinite bound [{low}, {high}] in {space}; "
-                f"pass bounds=[[low, high], ...] with a finite pair for dimension {d} "
-                "(None keeps a dimension's own bound)"
-            )
         if not low < high:
             raise ValueError(f"observation dimension {d}: low {low} must be below high {high}")
         pairs.append((float(low), float(high)))

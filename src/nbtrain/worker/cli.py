@@ -16,7 +16,7 @@ import msgspec
 
 from nbtrain.errors import InvalidWorkerIdError
 from nbtrain.ids import is_run_id, normalize_worker_id
-from nbtrain.worker.config_file import WorkerConfig, load_worker_config
+from nbtrain.worker.config_file import FORMAT_VERSION, WorkerConfig, load_worker_config
 
 # The environment a dispatcher (local or Ray) sets for the worker: the one home of these names.
 TELEMETRY_FD_ENV = "NBTRAIN_TELEMETRY_FD"
@@ -82,6 +82,11 @@ def _fd_from_env(name: str) -> int | None:
 def _check_config(config: WorkerConfig, path: Path) -> None:
     """Values ``msgspec`` types cannot express; a hand-written file may get them wrong."""
     problems = []
+    if config.format != FORMAT_VERSION:  # another nbtrain's file: its fields may mean more
+        problems.append(
+            f"format={config.format!r}, but this worker reads format {FORMAT_VERSION} files "
+            "(the kernel and the worker come from different nbtrain versions)"
+        )
     if not is_run_id(config.run_id):
         problems.append(f"run_id {config.run_id!r} is not a 26-character ULID")
     for name, low in (("episodes", 1), ("max_steps_per_episode", 1), ("start_episode", 0)):
