@@ -339,6 +339,9 @@ class Run(RunReads):
     def evaluate(self, episodes: int = 100, worker_id: object | None = None) -> Run:
         """Launch an eval run: each worker's saved policy played greedily.
 
+        Each eval worker keeps its training worker's id and seed, so its episodes start from
+        the same reset seeds as the training episodes of the same index.
+
         Parameters
         ----------
         episodes : int, optional

@@ -101,8 +101,8 @@ class TrainConfig(BaseModel):
     policy_path : path, optional
         A policy file to start from (``"train"``) or to play (``"eval"``).
     checkpoint_every : int or None, optional
-        Save the agent every this many episodes (and at the end); None: only at the end.
-        Default 100.
+        Save the agent every this many episodes (and when it completes or is stopped);
+        None: only then, so a worker that fails saves nothing. Default 100.
 
     Raises
     ------
