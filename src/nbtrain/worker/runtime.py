@@ -117,9 +117,15 @@ class Worker:
         except TelemetryClosedError:
             heartbeat.stop()
             return 0  # the kernel is gone: nobody to tell
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:
-            # SystemExit too: agent or env code calling sys.exit() must not lose the
-            # episodes it finished, nor leave the run without its end
+        except SystemExit:
+            # Agent or env code called sys.exit(): the process exits with that code, as any
+            # process that exits does (the kernel reports the code and what it printed),
+            # but the episodes it finished go out first, with their checkpoint.
+            with contextlib.suppress(Exception):
+                self._flush()
+            heartbeat.stop()
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"
             tb = traceback.format_exc()
