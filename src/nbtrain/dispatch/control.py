@@ -22,7 +22,7 @@ from nbtrain.errors import RunError, UnknownRunError
 from nbtrain.procinfo import own_identity
 from nbtrain.store import schema
 from nbtrain.store.files import existing_db
-from nbtrain.store.liveness import owner_alive, owner_text, settle
+from nbtrain.store.liveness import next_episode, owner_alive, owner_text, settle
 from nbtrain.store.writer import acquire_writer
 
 if TYPE_CHECKING:
@@ -37,18 +37,15 @@ def open_db(db: str | os.PathLike[str]) -> Path:
 
 
 def _run_row(db: Path, run_id: str) -> tuple[object, ...]:
-    conn = schema.connect(db, readonly=True)
-    try:
-        row = conn.execute(
-            "SELECT config, digest, agent_pickle, owner_pid, owner_start, owner_host, lease_at "
-            "FROM runs WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
-    finally:
-        conn.close()
-    if row is None:
+    rows = schema.read_rows(
+        db,
+        "SELECT config, digest, agent_pickle, owner_pid, owner_start, owner_host, lease_at "
+        "FROM runs WHERE run_id = ?",
+        (run_id,),
+    )
+    if not rows:
         raise UnknownRunError(f"no run {run_id!r} in {db}")
-    return tuple(row)
+    return tuple(rows[0])
 
 
 def stored_config(db: Path, run_id: str) -> TrainConfig:
@@ -108,17 +105,17 @@ def take_over(db: Path, run_id: str, worker_id: str) -> RunSession:
         wc.worker_id: wc
         for wc in stored_config(db, run_id).worker_configs(run_id=run_id, run_dir=str(run_dir))
     }
-    conn = schema.connect(db, readonly=True)
-    try:
-        rows = conn.execute(
-            "SELECT worker_id, status, backend FROM workers WHERE run_id = ?", (run_id,)
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = schema.read_rows(
+        db, "SELECT worker_id, status, backend FROM workers WHERE run_id = ?", (run_id,)
+    )
     statuses = {str(w): str(s) for w, s, _ in rows if w in configs}
     check_restartable(run_id, statuses, worker_id)
-    check_episodes_left(run_id, worker_id, _next_episode(db, run_id, worker_id),
-                        configs[worker_id].episodes)  # fmt: skip
+    conn = schema.connect(db, readonly=True)
+    try:
+        next_index = next_episode(conn, run_id, worker_id)
+    finally:
+        conn.close()
+    check_episodes_left(run_id, worker_id, next_index, configs[worker_id].episodes)
     backends = {str(b) for _, _, b in rows if b}
     backend = resolve_backend("ray" if backends == {"ray"} else "local")
 
@@ -135,19 +132,6 @@ def take_over(db: Path, run_id: str, worker_id: str) -> RunSession:
     finally:
         writer.release()
     return RunSession(run_id, db, run_dir, configs, backend, statuses=statuses)
-
-
-def _next_episode(db: Path, run_id: str, worker_id: str) -> int:
-    """The episode a restart of the worker would begin with: after its last stored one."""
-    conn = schema.connect(db, readonly=True)
-    try:
-        last = conn.execute(
-            "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
-            (run_id, worker_id),
-        ).fetchone()[0]
-    finally:
-        conn.close()
-    return 0 if last is None else int(last) + 1
 
 
 def stored_statuses(store: TelemetryStore, run_id: str) -> dict[str, str]:

@@ -114,15 +114,12 @@ def _local_procs(db: Path, run_id: str, worker_ids: list[str]) -> dict[str, tupl
     this machine; never a pid whose start time is unknown (it may be another process now)."""
     if _owner_host(db, run_id) not in (None, this_host()):
         return {}
-    conn = schema.connect(db, readonly=True)
-    try:
-        rows = conn.execute(
-            "SELECT worker_id, pid, pid_start, backend FROM workers WHERE run_id = ? "
-            "AND status IN ('pending', 'running')",
-            (run_id,),
-        ).fetchall()
-    finally:
-        conn.close()
+    rows = schema.read_rows(
+        db,
+        "SELECT worker_id, pid, pid_start, backend FROM workers WHERE run_id = ? "
+        "AND status IN ('pending', 'running')",
+        (run_id,),
+    )
     return {
         str(wid): (int(pid), str(start))
         for wid, pid, start, backend in rows
@@ -150,12 +147,8 @@ def _signal(pid: int, start: str, signum: signal.Signals) -> bool:
 
 
 def _owner_host(db: Path, run_id: str) -> str | None:
-    conn = schema.connect(db, readonly=True)
-    try:
-        row = conn.execute("SELECT owner_host FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    finally:
-        conn.close()
-    return None if row is None or row[0] is None else str(row[0])
+    rows = schema.read_rows(db, "SELECT owner_host FROM runs WHERE run_id = ?", (run_id,))
+    return None if not rows or rows[0][0] is None else str(rows[0][0])
 
 
 def _silent(db: Path, run_id: str, asked_at: float) -> bool:
@@ -163,12 +156,8 @@ def _silent(db: Path, run_id: str, asked_at: float) -> bool:
     now = time.time()
     if now - asked_at < OWNER_SILENT_S:
         return False
-    conn = schema.connect(db, readonly=True)
-    try:
-        row = conn.execute("SELECT lease_at FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    finally:
-        conn.close()
-    lease_at = row[0] if row is not None else None
+    rows = schema.read_rows(db, "SELECT lease_at FROM runs WHERE run_id = ?", (run_id,))
+    lease_at = rows[0][0] if rows else None
     return not isinstance(lease_at, int | float) or now - float(lease_at) > OWNER_SILENT_S
 
 

@@ -117,14 +117,19 @@ def find_dead(conn: sqlite3.Connection, run_id: str | None = None) -> list[RunFi
     return fixes
 
 
-def discard_unfinished(conn: sqlite3.Connection, run_id: str, worker_id: str) -> int:
-    """Delete the steps of episodes the worker never finished (they are not episodes, and
-    a restart would collide with them); return its next episode index."""
+def next_episode(conn: sqlite3.Connection, run_id: str, worker_id: str) -> int:
+    """The episode a restart of the worker begins with: the one after its last stored."""
     last = conn.execute(
         "SELECT MAX(ep_index) FROM episodes WHERE run_id = ? AND worker_id = ?",
         (run_id, worker_id),
     ).fetchone()[0]
-    next_index = 0 if last is None else int(last) + 1
+    return 0 if last is None else int(last) + 1
+
+
+def discard_unfinished(conn: sqlite3.Connection, run_id: str, worker_id: str) -> int:
+    """Delete the steps of episodes the worker never finished (they are not episodes, and
+    a restart would collide with them); return its next episode index."""
+    next_index = next_episode(conn, run_id, worker_id)
     conn.execute(
         "DELETE FROM step_chunks WHERE run_id = ? AND worker_id = ? AND ep_index >= ?",
         (run_id, worker_id, next_index),

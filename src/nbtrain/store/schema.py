@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 SCHEMA_VERSION = 4
@@ -258,6 +259,16 @@ def set_wal_autocheckpoint(conn: sqlite3.Connection) -> None:
     page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
     pages = min(1000, max(1, WAL_CHECKPOINT_BYTES // page_size))
     conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+
+
+def read_rows(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one short query on a read-only connection of its own (opened and closed
+    here), for code that reads a value or two outside a store reader."""
+    conn = connect(path, readonly=True)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
 
 
 def existing_tables(conn: sqlite3.Connection) -> set[str]:
