@@ -8,8 +8,10 @@ process starved) renews no lease either: then this process ends the workers itse
 after a grace SIGKILL, sent to the worker's process group (what its agent or environment
 started goes too), each only after checking that the pid is still that worker (its process
 start time). Only local workers are ended so; an owner on another host, or Ray actors, are
-only asked. The owner records the end when it next runs; until then the statuses say
-``running``, and this raises ``TimeoutError`` saying what was done. (POSIX signals.)
+only asked. Once such a process is gone, this writes its row ``stopped``: no row goes on
+saying ``running`` for it while the owner does not act; the owner records the same end, and
+whatever the worker sent before it (still in the pipe), when it runs again. (POSIX
+signals.)
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from nbtrain.dispatch.held import update_worker
 from nbtrain.procinfo import process_alive, this_host
-from nbtrain.statuses import FINAL_STATUSES
+from nbtrain.statuses import FINAL_STATUSES, LIVE_STATUSES, run_status_of
 from nbtrain.store import schema
 from nbtrain.store.writer import acquire_writer
 
@@ -79,34 +82,78 @@ def stop_remote(
     done = _wait(targets, statuses, timeout + OWNER_GRACE_S, silent)
     if done is not None:
         return done
-    ended = end_workers(db, run_id, targets) if local else []
+    ended = end_workers(db, run_id, targets) if local else {}
+    record_ended(db, run_id, ended)
     done = _wait(targets, statuses, OWNER_GRACE_S, lambda: False)
     if done is not None:
         return done
     what = (
-        f"the workers' processes were ended from here ({', '.join(ended)})"
+        f"the processes of {', '.join(f'{w} (pid {p})' for w, (p, _) in ended.items())} were "
+        "ended from here"
         if ended
         else "none of them is a local process of this machine that could be ended from here"
     )
     raise TimeoutError(
         f"run {run_id}: the kernel that owns the run did not act on the stop request within "
-        f"{timeout} s; {what}, but the statuses stay as the owner last wrote them until it "
-        f"runs again: {statuses()}"
+        f"{timeout} s; {what}; the others' statuses stay as the owner last wrote them until "
+        f"it runs again: {statuses()}"
     )
 
 
-def end_workers(db: Path, run_id: str, worker_ids: list[str]) -> list[str]:
+def end_workers(db: Path, run_id: str, worker_ids: list[str]) -> dict[str, tuple[int, str]]:
     """SIGTERM, then SIGKILL after :data:`TERM_GRACE_S`, the local processes of these
-    workers that are still the processes their rows name; ``"000001 (pid 123)"`` for each
-    one signalled (a process this user may not signal is left alone)."""
+    workers that are still the processes their rows name; ``{worker_id: (pid, start)}`` of
+    those signalled (a process this user may not signal is left alone)."""
     procs = _local_procs(db, run_id, worker_ids)
     signalled = {wid: p for wid, p in procs.items() if _signal(*p, signal.SIGTERM)}
-    deadline = time.monotonic() + TERM_GRACE_S
-    while time.monotonic() < deadline and any(process_alive(*p) for p in signalled.values()):
-        time.sleep(POLL_S)
+    _wait_gone(signalled.values(), TERM_GRACE_S)
     for pid, start in signalled.values():
         _signal(pid, start, signal.SIGKILL)
-    return [f"{wid} (pid {pid})" for wid, (pid, _) in signalled.items()]
+    _wait_gone(signalled.values(), TERM_GRACE_S)  # a kill is delivered, not instant
+    return signalled
+
+
+def _wait_gone(procs: Iterable[tuple[int, str]], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(process_alive(*p) for p in procs):
+        time.sleep(POLL_S / 10)
+
+
+def record_ended(db: Path, run_id: str, ended: dict[str, tuple[int, str]]) -> None:
+    """Write ``stopped`` for the workers ended from here whose processes are gone: their
+    owner is not acting, so no row may go on saying ``running`` for them (the owner records
+    the same end when it runs again: a stop was requested). Only a row that still names
+    that process and still says ``pending``/``running`` is written."""
+    gone = {wid: proc for wid, proc in ended.items() if not process_alive(*proc)}
+    if not gone:
+        return
+    now = time.time()
+
+    def write(conn: sqlite3.Connection) -> None:
+        for wid, (pid, start) in gone.items():
+            row = conn.execute(
+                "SELECT status, pid, pid_start FROM workers WHERE run_id = ? AND worker_id = ?",
+                (run_id, wid),
+            ).fetchone()
+            if row is None or row[0] not in LIVE_STATUSES or (row[1], row[2]) != (pid, start):
+                continue  # the owner recorded its end meanwhile, or started it again
+            # Its unfinished episode's steps stay (not visible as episodes): the rest of
+            # that episode may still be in the owner's pipe, and dropping steps here would
+            # leave an episode row without them when the owner writes it. The owner drops
+            # them when it records the end; a restart drops them first.
+            update_worker(conn, run_id, wid, status="stopped", ended_at=now)
+        statuses = [str(r[0]) for r in conn.execute(
+            "SELECT status FROM workers WHERE run_id = ?", (run_id,))]  # fmt: skip
+        if all(s in FINAL_STATUSES for s in statuses):
+            conn.execute(
+                "UPDATE runs SET status = ? WHERE run_id = ?", (run_status_of(statuses), run_id)
+            )
+
+    writer = acquire_writer(db)
+    try:
+        writer.call(write, label=f"workers of {run_id} ended from another process")
+    finally:
+        writer.release()
 
 
 def _local_procs(db: Path, run_id: str, worker_ids: list[str]) -> dict[str, tuple[int, str]]:
