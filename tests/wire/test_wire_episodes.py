@@ -261,3 +261,12 @@ def test_the_live_view_takes_epsilon_from_the_last_value_of_the_column() -> None
     live.apply(as_column(batch(run, "000001", [0, 1, 2, 3])))
     assert live.workers["000001"].epsilon == pytest.approx(0.25)
     assert live.workers["000001"].episodes_done == 4
+
+
+def test_episode_rows_carry_the_flags_as_plain_ints() -> None:
+    # sqlite3 binds an exact int at once but looks a bool up among the adapters first
+    # (~170 ns a value, two an episode row): the rows hold 0 and 1, never True/False.
+    rows = episode_rows(batch(new_run_id(), "000001", [0, 1, 2, 3]), "000001")
+    flags = [(row[6], row[7]) for row in rows]
+    assert flags == [(1, 0), (0, 1), (1, 0), (0, 1)]
+    assert {type(value) for pair in flags for value in pair} == {int}

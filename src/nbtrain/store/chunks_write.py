@@ -234,6 +234,8 @@ def episode_rows(event: Episodes, worker_id: str) -> list[tuple[Any, ...]]:
             given = _row_structs(event.extras_columns, event.episode_extras)
     if extras is None:
         extras = [encode(x).decode() if x else "{}" for x in given]
+    # The flags as ints: sqlite3 binds an exact int at once but looks a bool up among its
+    # adapters first (~170 ns a value: 0.35 us of the writer's ~4.5 us an episode).
     return list(
         zip(
             repeat(event.run_id, n),
@@ -242,8 +244,8 @@ def episode_rows(event: Episodes, worker_id: str) -> list[tuple[Any, ...]]:
             event.episode_ids(),
             event.total_reward,
             event.length,
-            event.terminated,
-            event.truncated,
+            map(int, event.terminated),
+            map(int, event.truncated),
             event.seed,
             event.started_at,
             event.ended_at,
