@@ -17,6 +17,7 @@ from nbtrain.agents.tabular import _NO_OBS, QLearningAgent, SarsaAgent, TabularA
 from nbtrain.agents.tabular_fused import fused_episode
 from nbtrain.seeding import episode_seed
 from nbtrain.worker.config_file import AgentRef
+from nbtrain.worker.envchain import time_limit_bypass
 
 ENVS: dict[str, dict[str, Any]] = {
     "FrozenLake-v1": {"is_slippery": False},
@@ -63,8 +64,10 @@ class Clock:
         return self.t
 
 
-def _make(env_id: str, algorithm: str, seed: int, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    env = gym.make(env_id, max_episode_steps=40, **ENVS[env_id])
+def _make(
+    env_id: str, algorithm: str, seed: int, kwargs: dict[str, Any], limit: int = 40
+) -> tuple[Any, Any]:
+    env = gym.make(env_id, max_episode_steps=limit, **ENVS[env_id])
     agent = make_agent(
         AgentRef(kind="builtin", name=algorithm),
         env.observation_space,
@@ -102,11 +105,18 @@ def _generic_episode(
 
 
 def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str, Any],
-          episodes: int, record: bool, stop_at: int | None) -> dict[str, Any]:  # fmt: skip
-    env, agent = _make(env_id, algorithm, seed, kwargs)
+          episodes: int, record: bool, stop_at: int | None,
+          limit: int = 40, bypass: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One run of ``episodes``; ``bypass``: the one-call episode steps the layer below
+    ``TimeLimit`` and truncates itself (the generic side always steps the whole chain)."""
+    env, agent = _make(env_id, algorithm, seed, kwargs, limit)
     counters = Counters()
     flag = Flag(stop_at)
-    step = flag.counting(env.step)
+    below = time_limit_bypass(env) if bypass else None
+    if bypass:
+        assert below is not None
+        assert below[1] == limit
+    step = flag.counting(env.step if below is None else below[0])
     clock = Clock()
     rows: list[Any] | None = [] if record else None
     results = []
@@ -117,7 +127,9 @@ def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str,
         return clock.t + flush_every
 
     append = None if rows is None else rows.append
-    run = fused_episode(agent, step, flag, counters, append, clock.now, flush)
+    run = fused_episode(
+        agent, step, flag, counters, append, clock.now, flush, None if below is None else limit
+    )
     assert run is not None
     for ep in range(episodes):
         obs, _ = env.reset(seed=episode_seed(seed, ep))
@@ -164,15 +176,37 @@ def _play(fused: bool, env_id: str, algorithm: str, seed: int, kwargs: dict[str,
     episodes=st.integers(1, 12),
     record=st.booleans(),
     stop_at=st.none() | st.integers(1, 200),
+    limit=st.sampled_from([1, 2, 7, 40]),
+    bypass=st.booleans(),
 )
 def test_a_fused_episode_is_act_and_learn_step_by_step(
     env_id: str, algorithm: str, seed: int, epsilon: float, floor: float,
     initial_q: float, episodes: int, record: bool, stop_at: int | None,
+    limit: int, bypass: bool,
 ) -> None:  # fmt: skip
     kwargs = {"epsilon": epsilon, "epsilon_min": epsilon * floor, "initial_q": initial_q}
-    generic = _play(False, env_id, algorithm, seed, kwargs, episodes, record, stop_at)
-    fused = _play(True, env_id, algorithm, seed, kwargs, episodes, record, stop_at)
+    args = (env_id, algorithm, seed, kwargs, episodes, record, stop_at, limit)
+    generic = _play(False, *args)
+    fused = _play(True, *args, bypass=bypass)
     assert fused == generic
+
+
+@pytest.mark.parametrize("algorithm", ["q_learning", "sarsa"])
+def test_a_fused_episode_below_time_limit_truncates_where_it_would(algorithm: str) -> None:
+    # a random walk on the 8x8 map outlives 5 steps: every episode is cut by the limit
+    args = ("FrozenLake8x8-v1", algorithm, 4, {"epsilon": 1.0}, 6, True, None, 5)
+    fused = _play(True, *args, bypass=True)
+    assert fused == _play(False, *args)
+    assert any(result[3] and result[1] == 5 for result in fused["results"])
+    assert all(result[1] <= 5 for result in fused["results"])
+    # the layer below TimeLimit never truncates: without its limit, the same episodes run on
+    env, agent = _make("FrozenLake8x8-v1", algorithm, 4, {"epsilon": 1.0}, 5)
+    below = time_limit_bypass(env)
+    assert below is not None
+    run = fused_episode(agent, below[0], Flag(None), Counters(), None, time.time, time.time)
+    assert run is not None
+    lengths = [run(env.reset(seed=episode_seed(4, ep))[0], ep, 1e300)[1] for ep in range(6)]
+    assert max(lengths) > 5
 
 
 def test_the_comparison_sees_a_difference() -> None:

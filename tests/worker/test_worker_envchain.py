@@ -11,7 +11,7 @@ from gymnasium.wrappers import OrderEnforcing, PassiveEnvChecker, TimeLimit
 from tests.kit.worker import make_config, run_worker
 
 from nbtrain.wire import events as ev
-from nbtrain.worker.envchain import unlink_spent_checks
+from nbtrain.worker.envchain import time_limit_bypass, unlink_spent_checks
 
 
 def _chain(env: Any) -> list[type]:
@@ -173,3 +173,50 @@ def test_a_worker_steps_without_the_checks_after_its_first_episode(
     batches = [e for e in result.wire if isinstance(e, ev.Episodes)]
     assert [n for e in batches for n in e.length] == [3, 3, 3, 3]
     assert [r for e in batches for r in e.total_reward] == [3.0, 0.0, 0.0, 0.0]
+
+
+def test_the_time_limit_bypass_steps_the_layer_below_with_its_limit() -> None:
+    env = _lake()
+    below = time_limit_bypass(env)
+    assert below is not None
+    step, limit = below
+    assert limit == 100
+    assert step.__self__ is env.env  # type: ignore[attr-defined]
+
+
+class _OwnLimit(TimeLimit):  # type: ignore[type-arg]
+    pass
+
+
+def _instance_step(env: Any) -> Any:
+    env.step = lambda action: env.env.step(action)
+    return env
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: _OwnLimit(gym.make("FrozenLake-v1").unwrapped, 5), id="subclass"),
+        pytest.param(lambda: _instance_step(_lake()), id="step-set-on-the-instance"),
+        pytest.param(lambda: _lake().env, id="no-time-limit"),
+        pytest.param(lambda: gym.wrappers.RecordEpisodeStatistics(_lake()), id="not-outermost"),
+    ],
+)
+def test_no_bypass_where_the_limit_would_not_be_timelimits(make: Any) -> None:
+    assert time_limit_bypass(make()) is None
+
+
+def test_no_bypass_when_timelimit_step_was_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    def step(self: Any, action: Any) -> Any:
+        return self.env.step(action)
+
+    monkeypatch.setattr(TimeLimit, "step", step)
+    assert time_limit_bypass(_lake()) is None
+
+
+def test_no_bypass_for_a_limit_that_is_not_a_positive_int() -> None:
+    env = _lake()
+    env._max_episode_steps = 0
+    assert time_limit_bypass(env) is None
+    env._max_episode_steps = 2.0  # type: ignore[assignment]
+    assert time_limit_bypass(env) is None

@@ -279,3 +279,22 @@ class CheckProbe(_Corridor):
 
 
 gym.register("NbtCheckProbe-v0", entry_point=CheckProbe, max_episode_steps=10)
+
+
+class LimitProbe(_Corridor):
+    """Never terminates (its registered limit of 4 steps ends every episode); a step's
+    reward is 1.0 when it was called through gymnasium's ``TimeLimit``, else 0.0."""
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        from gymnasium.wrappers import TimeLimit
+
+        self.state = (self.state + 1) % 4
+        frame = sys._getframe(1)
+        through = False
+        while frame is not None and not through:
+            through = type(frame.f_locals.get("self")) is TimeLimit
+            frame = frame.f_back
+        return self.state, float(through), False, False, {}
+
+
+gym.register("NbtLimitProbe-v0", entry_point=LimitProbe, max_episode_steps=4)

@@ -13,11 +13,14 @@ holds this to the methods it replaces, step by step.
 Used by the worker for training episodes of an agent whose type is exactly one of the
 built-in tabular agents (a subclass may override ``act`` or ``learn``) on discrete
 observations and actions, with every step or none recorded, no frames and no
-``step_delay``.
+``step_delay``. Given a ``limit``, ``step`` is the layer below gymnasium's ``TimeLimit`` and
+the episode truncates at the limit itself, as that wrapper would
+(:func:`nbtrain.worker.envchain.time_limit_bypass`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
@@ -59,10 +62,12 @@ def fused_episode(
     append: Callable[[tuple[Any, ...]], None] | None,
     now: Callable[[], float],
     flush: Callable[[], float],
+    limit: int | None = None,
 ) -> EpisodeFn | None:
     """The one-call episode for ``agent`` playing with ``step``, or None where the generic
     loop must run. Every step is recorded with ``append``, or none if it is None; ``flush``
     is called when a step's ``now()`` passes the deadline, and returns the next one.
+    ``limit``: truncate once the episode has taken that many steps (``TimeLimit``'s rule).
 
     What does not change during a run (the Q-table object, the hyperparameters, the
     callables) is read once here, not at every episode."""
@@ -76,6 +81,7 @@ def fused_episode(
         agent, step, flag, counters, append, now, flush, agent.q, agent._random,
         agent.n_actions, agent.action_start, agent.alpha, agent.gamma, agent._encode,
         type(agent) is ExpectedSarsaAgent, agent.epsilon_min, agent.epsilon_decay,
+        sys.maxsize if limit is None else limit - 1,
     )  # fmt: skip
     return partial(run, ctx)
 
@@ -90,7 +96,7 @@ def _episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> EpisodeResult
 
     Stops after the step during which ``flag.stop`` was set, as the generic loop does."""
     (agent, step, flag, counters, append, now, flush, q, rand, n, start, alpha, gamma,
-     encode, expected, eps_min, eps_decay) = ctx  # fmt: skip
+     encode, expected, eps_min, eps_decay, last) = ctx  # fmt: skip
     eps = agent.epsilon
     s = agent._cached_state if obs is agent._cached_obs else encode(obs)
     s2 = s
@@ -112,6 +118,8 @@ def _episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> EpisodeResult
                 a = ties[int(rand() * len(ties))]
         action = a + start
         next_obs, reward, terminated, truncated, _ = step(action)
+        if t >= last:  # the limit's step (TimeLimit's, when step is the layer below it)
+            truncated = True
         # learn(obs, action, reward, next_obs, terminated, truncated)
         old = row[a]
         if terminated:
@@ -150,7 +158,7 @@ def _sarsa_episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> Episode
     action A' drawn ε-greedily on the next state before the update, as ``learn`` does, and
     played at the next step (``act`` would return that same pending A')."""
     (agent, step, flag, counters, append, now, flush, q, rand, n, start, alpha, gamma,
-     encode, _, eps_min, eps_decay) = ctx  # fmt: skip
+     encode, _, eps_min, eps_decay, last) = ctx  # fmt: skip
     action = agent.act(obs, True)
     eps = agent.epsilon
     s = agent._cached_state if obs is agent._cached_obs else encode(obs)
@@ -163,6 +171,8 @@ def _sarsa_episode(ctx: _Context, obs: Any, ep: int, deadline: float) -> Episode
     while True:
         row = q[s]
         next_obs, reward, terminated, truncated, _ = step(action)
+        if t >= last:
+            truncated = True
         old = row[a]
         if terminated:
             delta = float(reward) - old

@@ -26,7 +26,7 @@ from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, start_agen
 from nbtrain.worker.cli import Launch
 from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
 from nbtrain.worker.emitter import FLUSH_INTERVAL, TelemetryEmitter
-from nbtrain.worker.envchain import unlink_spent_checks
+from nbtrain.worker.envchain import time_limit_bypass, unlink_spent_checks
 from nbtrain.worker.frames import FrameMaker, grid_event, grid_layout
 from nbtrain.worker.heartbeat import Heartbeat, LoopState
 from nbtrain.worker.sinks import (
@@ -375,6 +375,18 @@ class Worker:
             state.ep_index = ep + 1
             if checks_left:  # once they have run: ~0.37 us a step less (envchain.py)
                 checks_left = not unlink_spent_checks(env, rendering=frames is not None)
+                bypass = None if checks_left or fused is None else time_limit_bypass(env)
+                if bypass is not None:  # and ~0.1 us more: the one call truncates itself
+                    fused = fused_episode(
+                        agent,
+                        bypass[0],
+                        flag,
+                        state,
+                        append if record else None,
+                        now,
+                        flush,
+                        limit=bypass[1],
+                    )
             if len(rows) >= encode_at:
                 emitter.encode_steps()
             if every_ckpt and (ep + 1) % every_ckpt == 0 and ep + 1 < cfg.episodes:
