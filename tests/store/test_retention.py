@@ -184,6 +184,42 @@ def test_archive_refusals_leave_both_files_unchanged(db: Path, tmp_path: Path) -
     assert folder(db, run_id).is_dir()
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm", "-journal"])
+def test_archive_into_a_journal_file_of_the_source_is_refused(db: Path, suffix: str) -> None:
+    # Regression: into "<db>-wal", SQLite built the archive inside the source's WAL and
+    # deleted it when the source closed: the run was then in neither file (exit 0).
+    run_id = add_run(db, workers=2, episodes=3)
+    side = db.with_name(db.name + suffix)
+    with pytest.raises(StoreError, match=r"journal file of src\.sqlite"):
+        TelemetryStore(db).archive_run(run_id, to=side)
+    assert counts(db, run_id) == expected(2, 3)
+
+
+def test_archive_read_back_short_of_what_was_copied_leaves_the_run_whole(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive is counted again through a connection of its own before the source
+    deletes anything (a copy that vanished after its commit is simulated: one row more
+    claimed copied than the archive holds)."""
+    from nbtrain.store import archive as archive_module
+
+    run_id = add_run(db, workers=2, episodes=3)
+    copy = archive_module._copy_rows
+
+    def claims_one_more(source: Path, dest: Path, rid: str) -> dict[str, int]:
+        copied = copy(source, dest, rid)
+        return {**copied, "episodes": copied["episodes"] + 1}
+
+    monkeypatch.setattr(archive_module, "_copy_rows", claims_one_more)
+    (tmp_path / "a").mkdir()
+    archive = tmp_path / "a" / "arch.sqlite"
+    with pytest.raises(StoreError, match="the run is unchanged"):
+        TelemetryStore(db).archive_run(run_id, to=archive)
+    assert counts(db, run_id) == expected(2, 3)
+    assert counts(archive, run_id) == dict.fromkeys(TABLES, 0)
+    assert not folder(archive, run_id).exists()
+
+
 def test_archive_whose_counts_do_not_verify_leaves_the_run_whole(db: Path, tmp_path: Path) -> None:
     """A trigger in the archive eats one copied episode: the count check catches it."""
     run_id = add_run(db, workers=2, episodes=3)

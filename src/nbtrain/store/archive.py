@@ -45,7 +45,37 @@ def archive_path(to: str | Path, source: Path) -> Path:
     dest = dest.resolve()
     if dest == source or (dest.exists() and dest.samefile(source)):
         raise StoreError(f"cannot archive {source} into itself")
+    # The source's own journal files: SQLite would build the archive inside the source's
+    # WAL and delete it when the source closes, taking the archived run with it.
+    side = {source.with_name(source.name + suffix) for suffix in SIDE_FILES}
+    if dest in side or dest in {p.resolve() for p in side}:
+        raise StoreError(
+            f"cannot archive into {dest.name}: it is a journal file of {source.name}; "
+            "pass the path of another .sqlite file"
+        )
     return dest
+
+
+SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _verify_archive(dest: Path, run_id: str, copied: dict[str, int]) -> None:
+    """Count the run's rows in the archive again, through a connection of its own, before
+    the source lets go of them: what was committed there must still be there."""
+    try:
+        conn = schema.connect(dest, readonly=True)
+        try:
+            tables = [t for t in run_tables(conn) if t in copied]
+            got = count_rows(conn, tables, run_id, "main")
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError) as err:
+        raise StoreError(f"cannot read archive {dest} back: {err}; the run is unchanged") from err
+    if got != copied:
+        raise StoreError(
+            f"archive {dest} holds {got} rows of run {run_id} after copying {copied}; "
+            "the run is unchanged"
+        )
 
 
 def _prepare_archive(dest: Path) -> None:
@@ -154,6 +184,7 @@ def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str,
             ) from err
         made: Path | None = None
         try:
+            _verify_archive(dest, run_id, copied)
             if dest_folder is not None and not shared:
                 made = runfolder.copy_to(src_folder, dest_folder)
             delete_rows(conn, store.path, run_id, before, expected=copied, keep_folder=shared)
