@@ -65,6 +65,27 @@ def test_dead_kernel_is_reported_failed_by_every_reader(db: Path, kernels: list[
     assert "running" not in cli.stdout
 
 
+@pytest.mark.parametrize("reader", ["runs", "run"])
+def test_the_first_read_after_the_death_already_says_failed(
+    db: Path, kernels: list[Kernel], reader: str
+) -> None:
+    # Regression: runs() read the frame before writing the correction, so its first call
+    # after a kernel's death still said "running" (the next one said "failed").
+    _, run_id, _ = _kill_kernel_mid_run(db, kernels)
+    killed_at = time.monotonic()
+    for pid in worker_pids(db, run_id):
+        wait_for(lambda pid=pid: not pid_alive(pid), 2.5, f"worker {pid} to exit with its kernel")
+    time.sleep(max(0.0, 5.0 - (time.monotonic() - killed_at)))
+    assert rows(db, "SELECT status FROM runs WHERE run_id = ?", (run_id,)) == [("running",)]
+    store = nbtrain.TelemetryStore(db)
+    if reader == "runs":
+        status = store.runs().set_index("run_id").loc[run_id, "status"]
+    else:
+        status = store.run(run_id)["status"]
+    assert status == "failed"
+    assert rows(db, "SELECT status FROM runs WHERE run_id = ?", (run_id,)) == [("failed",)]
+
+
 def test_correction_never_blocks_when_the_file_cannot_be_written(
     db: Path, kernels: list[Kernel]
 ) -> None:

@@ -46,7 +46,8 @@ class FrameReads:
         --------
         >>> store.runs()[["run_id", "name", "status"]]  # doctest: +SKIP
         """
-        return patch(self._reader.runs(), self._settle(None), by_worker=False)
+        fixes = self._settle(None)  # first: the frame read after it shows what it wrote
+        return patch(self._reader.runs(), fixes, by_worker=False)
 
     def run(self, run_id: str) -> dict[str, Any]:
         """Return one run's record.
@@ -73,7 +74,12 @@ class FrameReads:
         >>> store.run(run_id)["status"]  # doctest: +SKIP
         'completed'
         """
-        return self._reader.run(run_id)
+        fixes = self._settle(run_id)
+        record = self._reader.run(run_id)
+        for fix in fixes:
+            if not fix.written and fix.run_id == record.get("run_id"):
+                record["status"] = fix.run_status
+        return record
 
     def workers(self, run_id: str) -> pd.DataFrame:
         """List the workers of a run.
