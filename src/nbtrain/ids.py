@@ -78,7 +78,7 @@ def check_run_id(text: object) -> str:
         from nbtrain.errors import UnknownRunError
 
         raise UnknownRunError(f"{text!r} is not a run id (a 26-character ULID such as "
-                              f"{new_run_id()!r})")  # fmt: skip
+                              f"{new_run_id()!r})", run_id=text)  # fmt: skip
     return str(text)
 
 

@@ -42,7 +42,7 @@ class RunReads:
             The database file is gone.
         """
         if not self.db.exists():  # also once read: the file may have been removed since
-            raise UnknownRunError(f"no database at {self.db}")
+            raise UnknownRunError(f"no database at {self.db}", run_id=self.run_id, path=self.db)
         if self._store is None:
             from nbtrain.store import TelemetryStore
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import nbtrain
-from nbtrain.errors import RunError, SchemaVersionError, StoreError
+from nbtrain.errors import RunError, SchemaVersionError, StoreAccessError, StoreError
 from tests.kit.kernel import Kernel, rows, worker_pids
 from tests.kit.processes import pid_alive, wait_for
 
@@ -49,8 +49,10 @@ def test_db_that_is_a_folder_is_a_store_error(tmp_path: Path) -> None:
 
 def test_a_missing_db_folder_or_unknown_backend_launches_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "nofolder" / "x.sqlite"
-    with pytest.raises(StoreError, match=r"the folder of db=.* does not exist; create it first"):
+    with pytest.raises(StoreAccessError, match=r"the folder of db=.* does not exist; create"):
         nbtrain.launch(CONFIG, db=missing)
+    with pytest.raises(StoreAccessError, match=r"is a folder; pass the path of a \.sqlite file"):
+        nbtrain.launch(CONFIG, db=tmp_path)  # (docs/store.md's table: StoreAccessError)
     db = tmp_path / "x.sqlite"
     with pytest.raises(ValueError, match="backend must be 'local', 'ray' or a nbtrain Backend"):
         nbtrain.launch(CONFIG, db=db, backend="gpu")

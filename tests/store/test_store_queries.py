@@ -105,6 +105,31 @@ def test_filters_and_columns(populated: tuple[Path, str, str]) -> None:
     assert store.steps(a, 3).empty
 
 
+def test_an_unknown_run_error_carries_the_id_and_the_database(
+    populated: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    db, _, _ = populated
+    store = TelemetryStore(db)
+    missing = new_run_id()
+    calls = [
+        lambda: store.run(missing),
+        lambda: store.episodes(missing),
+        lambda: store.delete_run(missing),
+        lambda: nbtrain.Run.open(missing, db=db),
+    ]
+    for call in calls:
+        with pytest.raises(UnknownRunError) as caught:
+            call()
+        assert caught.value.run_id == missing
+        assert caught.value.path == db.resolve()
+    with pytest.raises(UnknownRunError) as caught:
+        store.run("not-a-ulid")
+    assert caught.value.run_id == "not-a-ulid"
+    with pytest.raises(UnknownRunError) as caught:
+        nbtrain.Run.open(missing, db=tmp_path / "absent.sqlite")
+    assert caught.value.path == tmp_path / "absent.sqlite"
+
+
 def test_bad_inputs(populated: tuple[Path, str, str]) -> None:
     db, a, _ = populated
     store = TelemetryStore(db)

@@ -137,7 +137,7 @@ def test_launch_failure_lands_in_the_error_area(
     with caplog.at_level(logging.ERROR, logger="nbtrain"):
         form.core._handle_custom_msg({"kind": "request", "id": "L1", "method": "launch"}, [])
     assert sent[-1]["ok"] is False
-    assert sent[-1]["error"]["type"] == "StoreError"
+    assert sent[-1]["error"]["type"] == "StoreAccessError"
     assert "does not exist" in form.core.error
     assert any(getattr(r, "code", None) == LOG_UI_TRAIN_FORM_ERROR for r in caplog.records)
     assert len(form.children) == 1

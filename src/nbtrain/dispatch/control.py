@@ -44,7 +44,7 @@ def _run_row(db: Path, run_id: str) -> tuple[object, ...]:
         (run_id,),
     )
     if not rows:
-        raise UnknownRunError(f"no run {run_id!r} in {db}")
+        raise UnknownRunError(f"no run {run_id!r} in {db}", run_id=run_id, path=db)
     return tuple(rows[0])
 
 

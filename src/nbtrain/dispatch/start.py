@@ -28,7 +28,7 @@ from nbtrain.dispatch.runfiles import (
     write_worker_config,
 )
 from nbtrain.dispatch.session import RunSession
-from nbtrain.errors import RunError, StoreError
+from nbtrain.errors import RunError, StoreAccessError
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import (
     LOG_SERVICE_RUN_LAUNCH_FAILED,
@@ -54,9 +54,9 @@ def resolve_db(db: str | os.PathLike[str]) -> Path:
         raise TypeError(f"db must be a path, not {type(db).__name__}")
     path = Path(db).expanduser()
     if path.is_dir():
-        raise StoreError(f"db={str(db)!r} is a folder; pass the path of a .sqlite file")
+        raise StoreAccessError(f"db={str(db)!r} is a folder; pass the path of a .sqlite file")
     if not path.parent.exists():
-        raise StoreError(f"the folder of db={str(db)!r} does not exist; create it first")
+        raise StoreAccessError(f"the folder of db={str(db)!r} does not exist; create it first")
     return path.resolve()
 
 

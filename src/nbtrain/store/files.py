@@ -250,7 +250,7 @@ def existing_db(db: object) -> Path:
     if path.is_dir():
         raise StoreAccessError(f"db={os.fspath(db)!r} is a folder; pass the path of a .sqlite file")
     if not path.exists():
-        raise UnknownRunError(f"no database at {os.fspath(db)!r}")
+        raise UnknownRunError(f"no database at {os.fspath(db)!r}", path=path)
     if path.stat().st_size == 0 and not path.with_name(path.name + "-wal").exists():
-        raise UnknownRunError(f"{os.fspath(db)!r} is an empty file: it holds no runs")
+        raise UnknownRunError(f"{os.fspath(db)!r} is an empty file: it holds no runs", path=path)
     return path.resolve()

@@ -211,7 +211,11 @@ class Reader:
         else:
             near = difflib.get_close_matches(str(run_id), ids, n=3, cutoff=0.6)
             hint = f"did you mean {', '.join(near)}?" if near else f"it has {len(ids)} run(s)"
-        raise UnknownRunError(f"no run {run_id!r} in {self.path}; {hint} (nbtrain runs lists them)")
+        raise UnknownRunError(
+            f"no run {run_id!r} in {self.path}; {hint} (nbtrain runs lists them)",
+            run_id=run_id,
+            path=self.path,
+        )
 
     def known_workers(self, run_id: str | None) -> set[str]:
         where, params = ("WHERE run_id = ?", (run_id,)) if run_id else ("", ())

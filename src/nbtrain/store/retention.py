@@ -185,7 +185,7 @@ def delete_rows(
             for t in tables
         }
         if counts.get("runs", 0) == 0:
-            raise UnknownRunError(f"no run {run_id!r} in {db_path}")
+            raise UnknownRunError(f"no run {run_id!r} in {db_path}", run_id=run_id, path=db_path)
         hidden = runfolder.stash(folder)
         conn.execute("COMMIT")
     except BaseException:

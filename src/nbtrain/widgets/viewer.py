@@ -77,7 +77,7 @@ def load_episode(
         episodes = store.episodes(run_id, worker_id=worker_id, columns=["ep_index"])
         known = episodes["ep_index"].tolist()
         span = f"0..{max(known)}" if known else "none"
-        raise UnknownRunError(
+        raise UnknownRunError(  # (the episode is unknown; the run exists)
             f"run {run_id} worker {worker_id!r} has no stored steps for episode {ep_index} "
             f"(stored episodes: {span}; steps are kept only when telemetry.steps is 'all')"
         )
