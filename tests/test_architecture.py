@@ -30,7 +30,7 @@ LAYERS: list[set[str]] = [
     {"run"},
     {"widgets"},
     {"cli"},
-    {"__init__"},
+    {"__init__", "__main__"},
 ]
 # (importing module, imported area): lazy imports that go up, and why.
 UPWARD = {

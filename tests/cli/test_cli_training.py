@@ -131,3 +131,40 @@ def test_a_negative_worker_count_is_a_usage_error(capsys: pytest.CaptureFixture[
         main(["run", "--env", "FrozenLake-v1", "--episodes", "1", "--workers", "-1"])
     assert info.value.code == 2
     assert "a worker count must be 1 or more, not -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-1", "must be a finite number of seconds >= 0"), ("nan", "must be a finite number"),
+     ("soon", "is not a number of seconds")],
+)  # fmt: skip
+def test_a_bad_stop_timeout_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    """Regression: --timeout -1 reached Run.stop and ended in a traceback with exit 1."""
+    with pytest.raises(SystemExit) as info:
+        main(["stop", "01JAAAAAAAAAAAAAAAAAAAAAAA", "--timeout", value])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_migrate_of_an_empty_file_says_it_made_a_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    assert main(["migrate", str(empty)]) == 0
+    out = capsys.readouterr().out
+    assert "a new database → schema version" in out
+    assert "None" not in out
+
+
+def test_python_dash_m_nbtrain_is_the_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nbtrain", "runs", "--db", str(tmp_path / "none.sqlite")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("nbtrain runs: error:")

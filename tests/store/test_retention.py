@@ -3,8 +3,10 @@ with plain sqlite3, and the run folder on disk."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ import pytest
 from tests.kit.runs import TABLES, add_run, counts, expected, make_db, sql
 
 import nbtrain
+from nbtrain.cli import main
 from nbtrain.errors import RunError, SchemaVersionError, StoreError, UnknownRunError
 from nbtrain.store import SCHEMA_VERSION, TelemetryStore
 
@@ -356,7 +359,7 @@ def test_a_folder_that_cannot_be_removed_after_the_commit_is_logged(
 
 
 def test_a_read_only_database_refuses_delete_archive_and_vacuum_but_reports_usage(
-    tmp_path: Path, ro_remount: Any
+    tmp_path: Path, ro_remount: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     place = tmp_path / "ro"
     place.mkdir()
@@ -378,3 +381,42 @@ def test_a_read_only_database_refuses_delete_archive_and_vacuum_but_reports_usag
     assert counts(db, run_id) == expected(2, 2)
     assert not (tmp_path / "cold" / "a.sqlite").exists()  # refused before any archive write
     assert not (tmp_path / "cold" / "nbtrain-runs" / run_id).exists()
+    # Regression: `nbtrain du` printed both tables, then a traceback (exit 1) reading the
+    # free pages through a connection that needed a -shm file.
+    assert main(["du", "--db", str(db)]) == 0
+    assert "free" in capsys.readouterr().out
+
+
+def test_rm_names_a_run_folder_left_on_disk_after_the_rows_are_gone(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rows are deleted and committed; a part of the folder that cannot be removed
+    (here a read-only mount inside it) is named on stderr, not only in the log."""
+    run_id = add_run(db)
+    stuck = folder(db, run_id) / "stuck"
+    stuck.mkdir()
+    (stuck / "f").write_text("x")
+    left = folder(db, run_id).with_name(f".removing-{run_id}")
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "--bind", str(stuck), str(stuck)]).returncode == 0
+    )
+    try:
+        if mounted:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(stuck)], check=True)
+        else:
+            stuck.chmod(0o500)
+        assert main(["rm", run_id, "--yes", "--db", str(db)]) == 0
+        err = capsys.readouterr().err
+        assert f"could not remove {left}" in err
+        assert "delete it by hand" in err
+        assert counts(db, run_id) == dict.fromkeys(TABLES, 0)
+        assert (left / "stuck" / "f").exists()
+    finally:
+        for place in (left / "stuck", stuck):
+            if mounted:
+                subprocess.run(["umount", "-l", str(place)], capture_output=True)
+            elif place.exists():
+                place.chmod(0o700)
+    assert main(["rm", add_run(db), "--yes", "--db", str(db)]) == 0
+    assert "warning" not in capsys.readouterr().err  # only when something is left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +32,17 @@ def one_line(exc: BaseException) -> str:
             return "; ".join(parts)
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def seconds(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds >= 0 (else exit 2 naming it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds >= 0")
+    return value
 
 
 def add_db(parser: argparse.ArgumentParser) -> None:

@@ -91,13 +91,27 @@ def cmd_rm(args: argparse.Namespace, console: Console) -> int:
             return 1
     counts = store.delete_run(args.run_id)
     console.print(f"deleted run {args.run_id}: {_rows(counts)}")
+    _warn_leftover(store.path, args.run_id, "rm")
     return 0
+
+
+def _warn_leftover(db: Path, run_id: str, command: str) -> None:
+    """The rows are gone (exit 0), but say which part of the run folder is still on disk."""
+    from nbtrain.store.runfolder import leftover
+
+    left = leftover(db, run_id)
+    if left is not None:
+        print(
+            f"nbtrain {command}: warning: could not remove {left} (see the log); delete it by hand",
+            file=sys.stderr,
+        )
 
 
 def cmd_archive(args: argparse.Namespace, console: Console) -> int:
     store = open_store(args.db)
     counts = store.archive_run(args.run_id, to=args.to)
     console.print(f"archived run {args.run_id} to {args.to}: {_rows(counts)}")
+    _warn_leftover(store.path, args.run_id, "archive")
     return 0
 
 

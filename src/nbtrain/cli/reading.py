@@ -90,7 +90,8 @@ def _cmd_migrate(args: argparse.Namespace, console: Console) -> int:
     if not Path(args.db).is_file():
         raise UsageError(f"no database file at {args.db}")
     before, after = migrate(args.db)
-    console.print(f"{args.db}: schema version {before} → {after}")
+    was = "a new database" if before is None else f"schema version {before}"
+    console.print(f"{args.db}: {was} → schema version {after}")
     return 0
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.cli.common import UsageError, add_db, print_frame
+from nbtrain.cli.common import UsageError, add_db, print_frame, seconds
 from nbtrain.ids import check_run_id
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def add_parsers(sub: Any) -> None:
     stop = sub.add_parser("stop", help="stop a run's workers (also one another process owns)")
     stop.add_argument("run_id")
     stop.add_argument("--worker", help="only this worker id")
-    stop.add_argument("--timeout", type=float, default=10.0, help="seconds (default: 10)")
+    stop.add_argument("--timeout", type=seconds, default=10.0, help="seconds (default: 10)")
     add_db(stop)
 
 

@@ -237,8 +237,11 @@ def file_bytes(path: Path) -> int:
 
 
 def free_bytes(path: Path) -> int:
-    """Bytes in free pages: space a delete made reusable that only ``vacuum`` gives back."""
-    conn = schema.connect(path, readonly=True)
+    """Bytes in free pages: space a delete made reusable that only ``vacuum`` gives back.
+    Read as any reader reads (a file in a read-only place too); errors are StoreErrors."""
+    from nbtrain.store.files import connect_reader
+
+    conn, _ = connect_reader(path)
     try:
         pages = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
         size = int(conn.execute("PRAGMA page_size").fetchone()[0])

@@ -56,6 +56,16 @@ def stash(folder: Path | None) -> Path | None:
     return hidden
 
 
+def leftover(db_path: Path, run_id: str) -> Path | None:
+    """The hidden remains of a deleted run's folder that could not be removed (the failure
+    was logged), or None: callers tell the user which folder to delete by hand."""
+    folder = run_folder(db_path, run_id)
+    if folder is None:
+        return None
+    hidden = folder.with_name(f".removing-{folder.name}")
+    return hidden if exists(hidden) else None
+
+
 def unstash(hidden: Path | None, folder: Path | None) -> None:
     if hidden is not None and folder is not None:
         hidden.rename(folder)
