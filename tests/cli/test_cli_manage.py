@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,38 @@ def test_export_onto_a_full_disk_is_exit_2_and_names_the_file(db: Path) -> None:
     assert "File too large" in result.stderr
     assert counts(db, run_id)["step_chunks"] == 40  # the run itself is untouched
     assert list(out.iterdir()) == []  # no partial file that looks like an export
+
+
+def test_export_of_a_run_still_going_pairs_every_step_with_its_episode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Regression: episodes and steps were read in two transactions, and the steps of the
+    episodes being played went out with no episode row (audit: 30 episodes, steps of 32)."""
+    import pandas as pd
+
+    import nbtrain
+
+    db = tmp_path / "live.sqlite"
+    config = {"env_id": "FrozenLake-v1", "agent": "random", "episodes": 100_000,
+              "workers": 2, "step_delay": 0.002, "seed": 1}  # fmt: skip
+    run = nbtrain.launch(config, db=db)
+    left_out = 0
+    try:
+        for attempt in range(40):
+            if attempt and left_out:
+                break
+            time.sleep(0.15)
+            out = tmp_path / f"out{attempt}"
+            assert main(["export", run.run_id, "--out", str(out), "--db", str(db),
+                         "--format", "csv"]) == 0  # fmt: skip
+            printed = capsys.readouterr().out
+            episodes = pd.read_csv(out / f"{run.run_id}-episodes.csv", dtype={"worker_id": str})
+            steps = pd.read_csv(out / f"{run.run_id}-steps.csv", dtype={"worker_id": str})
+            pairs = set(zip(episodes["worker_id"], episodes["ep_index"], strict=True))
+            assert set(zip(steps["worker_id"], steps["ep_index"], strict=True)) <= pairs
+            assert len(steps) == int(episodes["length"].sum())
+            if "still being played were left out" in printed:
+                left_out += 1
+    finally:
+        run.stop()
+    assert left_out  # the case the regression is about did occur

@@ -13,6 +13,8 @@ from nbtrain.ids import check_run_id
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from nbtrain.store import TelemetryStore
+
 
 def add_parsers(sub: Any) -> None:
     runs = sub.add_parser("runs", help="list the runs in a database")
@@ -59,7 +61,7 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
     existing = [str(p) for p in paths.values() if p.exists() or p.is_symlink()]
     if existing and not args.force:
         raise UsageError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
-    frames = {table: getattr(store, table)(run_id) for table in paths}
+    frames, unfinished = _finished_frames(store, run_id)
     path = out
     started: list[Path] = []
     try:
@@ -81,7 +83,27 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
         raise UsageError(f"cannot write the export to {where}: {exc.strerror or exc}") from exc
     for table, made in paths.items():
         console.print(f"{table}: {len(frames[table])} rows → {made}")
+    if unfinished:
+        console.print(f"({unfinished} steps of episodes still being played were left out)")
     return 0
+
+
+def _finished_frames(store: TelemetryStore, run_id: str) -> tuple[dict[str, Any], int]:
+    """The run's episodes and the steps of those episodes, read in one transaction: a run
+    still going has steps of unfinished episodes, which an export must not pair with
+    nothing. Returns the frames and how many steps were left out."""
+    import pandas as pd
+
+    with store.snapshot() as snap:
+        episodes, steps = snap.episodes(run_id), snap.steps(run_id)
+    keys = ["worker_id", "ep_index"]
+    finished = pd.MultiIndex.from_frame(episodes[keys].astype({"worker_id": str}))
+    keep = pd.MultiIndex.from_frame(steps[keys].astype({"worker_id": str})).isin(finished)
+    left_out = int((~keep).sum())
+    if left_out:
+        steps = steps[keep].reset_index(drop=True)
+        steps["worker_id"] = steps["worker_id"].cat.remove_unused_categories()
+    return {"episodes": episodes, "steps": steps}, left_out
 
 
 def _cmd_migrate(args: argparse.Namespace, console: Console) -> int:
