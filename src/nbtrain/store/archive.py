@@ -10,6 +10,7 @@ source and removes what was written to the archive.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from pathlib import Path
@@ -57,6 +58,7 @@ def archive_path(to: str | Path, source: Path) -> Path:
 
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
+_UNCHANGED = ("nothing was archived", "the run is unchanged")
 
 
 def _verify_archive(dest: Path, run_id: str, copied: dict[str, int]) -> None:
@@ -175,12 +177,22 @@ def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str,
         shared = src_folder is not None and src_folder == dest_folder
         if not shared and runfolder.exists(src_folder) and runfolder.exists(dest_folder):
             raise RunError(f"{dest_folder} already exists; run {run_id} is already archived there")
-        _prepare_archive(dest)
+        created = not dest.exists()
         try:
+            _prepare_archive(dest)
             copied = _copy_rows(store.path, dest, run_id)
-        except (sqlite3.Error, OSError) as err:
-            raise StoreError(
-                f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
+        except (sqlite3.Error, OSError, StoreError) as err:
+            if created:  # a file this call made holds nothing anyone needs
+                for path in (dest, *(dest.with_name(dest.name + s) for s in SIDE_FILES)):
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
+            if isinstance(err, StoreError) and str(err).endswith(_UNCHANGED):
+                raise
+            # (a StoreError's advice is for a run being written: keep only what went wrong)
+            reason = str(err).split("; ")[0] if isinstance(err, StoreError) else str(err)
+            kind = type(err) if isinstance(err, StoreError) else StoreError
+            raise kind(
+                f"cannot archive run {run_id} into {dest}: {reason}; the run is unchanged"
             ) from err
         made: Path | None = None
         try:
