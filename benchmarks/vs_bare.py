@@ -14,8 +14,9 @@ load on the shared machine falls on all of them), medians and ranges printed:
 - with 1 worker, and with 4 workers vs 4 bare processes at once (a 2-core machine);
 - nbtrain against a second bare loop, ``bare_qlearning.py --lean``, which steps the
   environment without the two check wrappers ``gym.make`` adds, as a nbtrain worker does
-  once their checks have run: the ratio to it is nbtrain's own cost, with what nbtrain
-  saves on gymnasium's wrappers taken out;
+  once their checks have run: the ratio to it is nbtrain's own cost, with most of what
+  nbtrain saves on gymnasium's wrappers taken out (a worker's one-call tabular episode
+  also steps below ``TimeLimit``, ~0.1 us a step, which the lean loop still pays);
 - launch latency: ``launch()`` returning, and the first episode readable in the store;
 - kernel CPU (this process, all threads) per stored episode ("none" runs) and per stored
   step ("all" minus "none"), next to the workers' own CPU for the same.
