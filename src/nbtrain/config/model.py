@@ -1,69 +1,31 @@
 """``TrainConfig``: the validated run config, its canonical payload and digest.
 
-Everything a worker needs is resolved here, in the kernel, once: worker ids, per-worker
-seeds and agent kwargs, the agent reference. The digest is computed from the canonical
-payload, which holds only resolved plain values, so two configs that mean the same run
-have the same digest in every process, and any change (a worker id too) changes it.
+The config's public API is here. Its fields and the checks on each are its base class,
+:class:`~nbtrain.config.fields.TrainFields`; what the fields resolve to, and the canonical
+payload and digest computed from that, are :mod:`nbtrain.config.canonical`'s part.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Any, Self
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    Field,
-    PrivateAttr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import PrivateAttr, model_validator
 
-from nbtrain.config.agentkw import check_agent_kwargs
-from nbtrain.config.agentref import (
-    agent_display_name,
-    agent_factory,
-    check_same_agent,
-    resolve_agent,
-)
-from nbtrain.config.envcheck import check_env, check_env_id
-from nbtrain.config.limits import resolve_step_limit
-from nbtrain.config.parts import (
-    FROZEN,
-    Count,
-    Seed,
-    TelemetryConfig,
-    WorkerItem,
-    WorkerSpec,
-    json_dict,
-    plain_float,
-    policy_file,
-)
-from nbtrain.config.workers import (
-    ResolvedWorker,
-    agent_of_policy,
-    raw_id,
-    resolve_workers,
-    workers_shape,
-)
-from nbtrain.errors import ConfigError
-from nbtrain.ids import assign_worker_ids
+from nbtrain.config.canonical import payload_fields, resolve
+from nbtrain.config.fields import TrainFields
+from nbtrain.config.fields import default_name as default_name
+from nbtrain.config.parts import TelemetryConfig, WorkerSpec
+from nbtrain.config.workers import ResolvedWorker
 from nbtrain.worker.config_file import AgentRef, WorkerConfig
 
 __all__ = ["TelemetryConfig", "TrainConfig", "WorkerSpec"]
 
 
-def default_name(env_id: object, agent: object) -> str:
-    return f"{env_id}-{agent_display_name(agent)}"
-
-
-class TrainConfig(BaseModel):
+class TrainConfig(TrainFields):
     """A validated run config: what to train, with which agent, on how many workers.
 
     Equal configs (same canonical payload) have the same :attr:`digest`. The model is
@@ -124,26 +86,6 @@ class TrainConfig(BaseModel):
     common ``ulimit -n`` of 4096).
     """
 
-    model_config = FROZEN
-
-    name: str = ""
-    env_id: str
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
-    agent: str | Callable[..., Any] = "q_learning"
-    agent_kwargs: dict[str, Any] = Field(default_factory=dict)
-    episodes: Count
-    # None: the env's registered limit (1000 if it has none); see limits.resolve_step_limit
-    max_steps_per_episode: Count | None = None
-    seed: Seed = 0
-    workers: Count | list[WorkerItem] = 1
-    step_delay: Annotated[float, BeforeValidator(plain_float), Field(ge=0, allow_inf_nan=False)] = (
-        0.0
-    )
-    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
-    mode: Literal["train", "eval"] = "train"
-    policy_path: Path | None = None
-    checkpoint_every: Count | None = 100
-
     _agent_ref: AgentRef = PrivateAttr()
     _run_kwargs: dict[str, Any] = PrivateAttr()
     _workers: tuple[ResolvedWorker, ...] = PrivateAttr()
@@ -151,149 +93,16 @@ class TrainConfig(BaseModel):
     _canonical_json: str = PrivateAttr()
     _digest: str = PrivateAttr()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _default_name(cls, data: object) -> object:
-        if isinstance(data, Mapping) and data.get("mode") == "eval" and "agent" not in data:
-            saved_by = agent_of_policy(_first_policy(data))
-            if saved_by is not None:  # evaluating needs only the policy: it names its agent
-                data = {**data, "agent": saved_by}
-        if isinstance(data, Mapping) and "env_id" in data:
-            name = data.get("name")
-            if name is None or (isinstance(name, str) and not name.strip()):
-                data = {
-                    **data,
-                    "name": default_name(data["env_id"], data.get("agent", "q_learning")),
-                }
-        return data
-
-    @field_validator("env_id")
-    @classmethod
-    def _env_id(cls, value: str) -> str:
-        check_env_id(value)
-        return value
-
-    @field_validator("env_kwargs", mode="before")
-    @classmethod
-    def _env_kwargs_plain(cls, value: object) -> object:
-        return json_dict(value, "env_kwargs")
-
-    @field_validator("env_kwargs")
-    @classmethod
-    def _env_kwargs(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        env_id = info.data.get("env_id")
-        if isinstance(env_id, str):
-            check_env(env_id, value)
-        return value
-
-    @field_validator("agent", mode="before")
-    @classmethod
-    def _agent_type(cls, value: object) -> object:
-        if isinstance(value, str) or callable(value):
-            return value
-        raise ValueError(
-            "agent must be 'q_learning', 'sarsa', 'expected_sarsa', 'tile_sarsa', 'random', an "
-            "import path "
-            f"'pkg.mod:factory', or a class/callable; got {value!r}"
-        )
-
-    @field_validator("agent")
-    @classmethod
-    def _agent(cls, value: str | Callable[..., Any]) -> str | Callable[..., Any]:
-        resolve_agent(value)
-        return value
-
-    @field_validator("agent_kwargs", mode="before")
-    @classmethod
-    def _agent_kwargs(cls, value: object) -> object:
-        return json_dict(value, "agent_kwargs")
-
-    @field_validator("agent_kwargs")
-    @classmethod
-    def _agent_kwargs_keys(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        agent = info.data.get("agent")
-        if isinstance(agent, str):
-            check_agent_kwargs(agent, value, "agent_kwargs")
-        return value
-
-    @field_validator("workers", mode="before")
-    @classmethod
-    def _workers_shape(cls, value: object) -> object:
-        return workers_shape(value)
-
-    @field_validator("workers")
-    @classmethod
-    def _workers_unique(cls, value: int | list[WorkerItem]) -> int | list[WorkerItem]:
-        if isinstance(value, list):
-            assign_worker_ids(raw_id(item) for item in value)
-        return value
-
-    @field_validator("policy_path")
-    @classmethod
-    def _policy_path(cls, value: Path | None) -> Path | None:
-        return policy_file(value)
-
     @model_validator(mode="after")
     def _resolve(self) -> Self:
-        info = check_env(self.env_id, self.env_kwargs)
-        frames = self.telemetry.frames
-        if frames != "none" and frames not in info.render_modes:
-            raise ValueError(
-                f"telemetry.frames={frames!r}: {self.env_id} cannot render {frames!r}; "
-                f"its render modes are {list(info.render_modes)}"
-            )
-        ref = resolve_agent(self.agent)
-        builtin = ref.name if ref.kind == "builtin" else ""
-        run_kwargs = check_agent_kwargs(builtin, self.agent_kwargs, "agent_kwargs")
-        raw_items: list[WorkerItem] = (
-            [None] * self.workers if isinstance(self.workers, int) else list(self.workers)
-        )
-        self._workers = resolve_workers(
-            raw_items,
-            run_seed=self.seed,
-            builtin=builtin,
-            run_kwargs=run_kwargs,
-            env=info,
-            factory=agent_factory(ref, self.agent),
-            label=ref.name,
-            policy_path=self.policy_path,
-            needs_policy=self.mode == "eval",
-        )
-        self._step_limit = resolve_step_limit(self.max_steps_per_episode, check_env_id(self.env_id))
-        self._agent_ref = ref
-        self._run_kwargs = run_kwargs
-        self._canonical_json = json.dumps(
-            self._payload(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
-        self._digest = hashlib.sha256(self._canonical_json.encode("utf-8")).hexdigest()
+        resolved = resolve(self)
+        self._workers = resolved.workers
+        self._step_limit = resolved.step_limit
+        self._agent_ref = resolved.agent_ref
+        self._run_kwargs = resolved.run_kwargs
+        self._canonical_json = resolved.canonical_json
+        self._digest = resolved.digest
         return self
-
-    def _payload(self) -> dict[str, Any]:
-        ref = self._agent_ref
-        return {
-            "name": self.name,
-            "env_id": self.env_id,
-            "env_kwargs": self.env_kwargs,
-            "agent": {"kind": ref.kind, "name": ref.name, "source_sha256": ref.source_sha256},
-            "agent_kwargs": self._run_kwargs,
-            "episodes": self.episodes,
-            "max_steps_per_episode": self._step_limit,
-            "seed": self.seed,
-            "workers": [
-                {
-                    "worker_id": w.worker_id,
-                    "seed": w.seed,
-                    "agent_kwargs": w.agent_kwargs,
-                    "policy_path": None if w.policy_path is None else str(w.policy_path),
-                }
-                for w in self._workers
-            ],
-            "step_delay": float(self.step_delay),
-            "telemetry": self.telemetry.model_dump(),
-            "mode": self.mode,
-            "policy_path": None if self.policy_path is None else str(self.policy_path),
-            "checkpoint_every": self.checkpoint_every,
-        }
 
     # -- derived views -------------------------------------------------------------------
 
@@ -496,21 +305,7 @@ class TrainConfig(BaseModel):
         --------
         >>> again = nbtrain.TrainConfig.from_payload(store.run(run_id)["config"])  # doctest: +SKIP
         """
-        data = dict(payload)
-        ref = data.get("agent")
-        if agent is not None:
-            if isinstance(ref, Mapping):
-                check_same_agent(ref, agent)
-            data["agent"] = agent
-        elif isinstance(ref, Mapping):
-            kind, name = ref.get("kind"), str(ref.get("name"))
-            if kind not in ("builtin", "import"):
-                raise ConfigError(
-                    f"the run's agent {name!r} was defined in a notebook and is not stored by "
-                    f"value; pass the class or factory again as agent={name.split('.')[-1]}"
-                )
-            data["agent"] = name
-        return cls.model_validate(data)
+        return cls.model_validate(payload_fields(payload, agent))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write a ``.json`` or ``.toml`` file that :meth:`load` reads back to an equal config.
@@ -533,17 +328,3 @@ class TrainConfig(BaseModel):
         from nbtrain.config.files import save_data
 
         save_data(self, path)
-
-
-def _first_policy(data: Mapping[str, Any]) -> object:
-    """Return the run's policy_path, else the first worker spec's (for the eval agent default)."""
-    if data.get("policy_path") is not None:
-        return data["policy_path"]
-    workers = data.get("workers")
-    for item in workers if isinstance(workers, list) else ():
-        path = item.get("policy_path") if isinstance(item, Mapping) else None
-        if isinstance(item, WorkerSpec):
-            path = item.policy_path
-        if path is not None:
-            return path
-    return None
