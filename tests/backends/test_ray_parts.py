@@ -284,3 +284,22 @@ def test_nothing_imports_ray_unless_the_backend_is_used(db: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_remote_stop_without_a_reachable_cluster_is_a_run_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: with no Ray cluster to join, stop_worker() ended in Ray's raw
+    ConnectionError traceback. (Simulated: "auto" joins any cluster running on the machine,
+    so no cluster cannot be guaranteed here; Ray raises ConnectionError when there is none.)"""
+    ray = pytest.importorskip("ray")
+    from nbtrain.dispatch.ray_backend import stop_worker
+
+    def no_cluster(*_: Any, **__: Any) -> None:
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_cluster)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(nbtrain.RunError, match=r"no Ray cluster at address='auto'.*RAY_ADDRESS"):
+        stop_worker("01M8R9V660MMEJJABQ56EF7PZS", "000001")

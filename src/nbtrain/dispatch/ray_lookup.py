@@ -12,7 +12,7 @@ import os
 import uuid
 from typing import Any
 
-from nbtrain.errors import UnknownWorkerError
+from nbtrain.errors import RunError, UnknownWorkerError
 from nbtrain.ids import normalize_worker_id
 
 HOST_PREFIX = "nbtrain-host-"
@@ -62,11 +62,19 @@ def stop_worker(
     run_id: str, worker_id: str, *, namespace: str | None = None, address: str | None = None
 ) -> None:
     """Ask a running Ray worker to stop from any driver on its cluster (it ends ``stopped``
-    as if its kernel had asked). ``UnknownWorkerError`` if no actor runs that worker."""
+    as if its kernel had asked). ``UnknownWorkerError`` if no actor runs that worker,
+    ``RunError`` if no Ray cluster can be joined."""
     ray = import_ray()
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "auto",
-                 logging_level="WARNING")  # fmt: skip
+        where = address or os.environ.get("RAY_ADDRESS") or "auto"
+        try:
+            ray.init(address=where, logging_level="WARNING")
+        except ConnectionError as exc:
+            raise RunError(
+                f"cannot stop worker {worker_id!r} of run {run_id}: no Ray cluster at "
+                f"address={where!r} ({exc}); pass address= or set RAY_ADDRESS to the cluster "
+                "that runs it"
+            ) from exc
     wid = normalize_worker_id(worker_id)
     actor = find_host(ray, run_id, wid, namespace)
     if actor is None or not ray.get(actor.stop_if.remote(run_id, wid), timeout=ASK_S):
