@@ -49,7 +49,7 @@ def archive_path(to: str | Path, source: Path) -> Path:
     # The source's own journal files: SQLite would build the archive inside the source's
     # WAL and delete it when the source closes, taking the archived run with it.
     side = {source.with_name(source.name + suffix) for suffix in SIDE_FILES}
-    if dest in side or dest in {p.resolve() for p in side}:
+    if dest in side:  # (both resolved: the source's folder is the store's resolved path)
         raise StoreError(
             f"cannot archive into {dest.name}: it is a journal file of {source.name}; "
             "pass the path of another .sqlite file"
@@ -58,7 +58,6 @@ def archive_path(to: str | Path, source: Path) -> Path:
 
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
-_UNCHANGED = ("nothing was archived", "the run is unchanged")
 
 
 def _verify_archive(dest: Path, run_id: str, copied: dict[str, int]) -> None:
@@ -84,8 +83,9 @@ def _prepare_archive(dest: Path) -> None:
     """Create or upgrade the archive with the store's own schema code (same version)."""
     try:
         migrate(dest)
-    except StoreError:
-        raise
+    except StoreError as err:
+        # Keep what went wrong, not the advice after it (meant for a run being written).
+        raise type(err)(str(err).split("; ")[0]) from err
     except (sqlite3.Error, OSError) as err:
         raise StoreError(f"cannot create or open archive {dest}: {err}") from err
 
@@ -128,8 +128,7 @@ def _copy_rows(source: Path, dest: Path, run_id: str) -> dict[str, int]:
             got = count_rows(conn, tables, run_id, "main")
             if want != got or want.get("runs") != 1:
                 raise StoreError(
-                    f"archive {dest} holds {got} rows of run {run_id} after copying {want}; "
-                    "nothing was archived"
+                    f"archive {dest} holds {got} rows of run {run_id} after copying {want}"
                 )
             conn.execute("COMMIT")
         except BaseException:
@@ -186,13 +185,9 @@ def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str,
                 for path in (dest, *(dest.with_name(dest.name + s) for s in SIDE_FILES)):
                     with contextlib.suppress(OSError):
                         path.unlink(missing_ok=True)
-            if isinstance(err, StoreError) and str(err).endswith(_UNCHANGED):
-                raise
-            # (a StoreError's advice is for a run being written: keep only what went wrong)
-            reason = str(err).split("; ")[0] if isinstance(err, StoreError) else str(err)
             kind = type(err) if isinstance(err, StoreError) else StoreError
             raise kind(
-                f"cannot archive run {run_id} into {dest}: {reason}; the run is unchanged"
+                f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
             ) from err
         made: Path | None = None
         try:

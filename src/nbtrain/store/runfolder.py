@@ -49,7 +49,7 @@ def stash(folder: Path | None) -> Path | None:
     if not exists(folder):
         return None
     assert folder is not None
-    hidden = folder.with_name(f".removing-{folder.name}")
+    hidden = _hidden(folder)
     if exists(hidden):
         remove(hidden)
     folder.rename(hidden)
@@ -62,8 +62,13 @@ def leftover(db_path: Path, run_id: str) -> Path | None:
     folder = run_folder(db_path, run_id)
     if folder is None:
         return None
-    hidden = folder.with_name(f".removing-{folder.name}")
+    hidden = _hidden(folder)
     return hidden if exists(hidden) else None
+
+
+def _hidden(folder: Path) -> Path:
+    """Where a folder being removed waits, renamed, for the commit (see :func:`stash`)."""
+    return folder.with_name(f".removing-{folder.name}")
 
 
 def unstash(hidden: Path | None, folder: Path | None) -> None:
