@@ -13,7 +13,16 @@ from nbtrain.ids import format_episode_id, new_run_id
 from nbtrain.live import hub as hub_module
 from nbtrain.live.curve import BucketCurve
 from nbtrain.live.hub import RunLive, get_hub
-from nbtrain.wire.events import Ended, Episode, Frame, GridMap, Progress, Started, Steps
+from nbtrain.wire.events import (
+    Ended,
+    Episode,
+    Frame,
+    GridMap,
+    Progress,
+    Started,
+    StepRows,
+    Steps,
+)
 
 RUN = new_run_id()
 
@@ -99,6 +108,25 @@ def test_grid_position_follows_steps_and_frames() -> None:
         Frame(run_id=RUN, worker_id="000001", ep_index=0, step_index=5, kind="grid", position=3)
     )
     assert (w.position, w.frame_seq) == (3, 1)
+
+
+def test_step_rows_count_and_move_the_position_as_steps_do() -> None:
+    """The kernel hands a tabular agent's ``StepRows`` to the hub as they came off the wire."""
+    live = RunLive(RUN, ["000001"])
+    w = live.workers["000001"]
+
+    def rows(ep: int, obs: list[int]) -> StepRows:
+        return StepRows(run_id=RUN, worker_id="000001", rows=[
+            (ep, t, 1, 0.0, False, False, o, 0.5, 0.0, 1.0) for t, o in enumerate(obs)
+        ])  # fmt: skip
+
+    live.apply(rows(0, [3, 4]))
+    assert (w.position, w.steps_done, w.ep_index) == (None, 2, 0)  # no grid known yet
+    live.apply(
+        GridMap(run_id=RUN, worker_id="000001", ep_index=0, kind="frozenlake", rows=["SF", "FG"])
+    )
+    live.apply_many([rows(1, [1, 2, 3]), rows(2, [])])
+    assert (w.position, w.steps_done, w.ep_index) == (3, 5, 1)
 
 
 def test_progress_and_ended() -> None:

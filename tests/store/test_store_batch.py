@@ -143,7 +143,7 @@ def test_a_storage_failure_in_the_fast_path_is_not_retried(run_db: tuple[Path, s
 
 def test_step_rows_given_to_the_writer_are_stored_as_their_steps(run_db: tuple[Path, str]) -> None:
     """``StepRows`` is the wire's form of a tabular agent's steps; the public writer takes
-    it too (the kernel's ingest turns it into ``Steps`` before)."""
+    it too, as the kernel's ingest does."""
     db, run = run_db
     rows = [(0, t, 1, 0.0, False, t == 2, t + 4, 0.5, -0.25 * t, 10.0 + t) for t in range(3)]
     w = acquire_writer(db)

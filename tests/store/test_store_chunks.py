@@ -19,10 +19,10 @@ from tests.kit.events import T0, episode, steps
 
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_MIGRATED, LOG_SERVICE_SQLITE_WRITE_FAILED
-from nbtrain.store import SCHEMA_VERSION, TelemetryStore, schema
-from nbtrain.store.chunks_write import BadSteps, chunk_rows
+from nbtrain.store import SCHEMA_VERSION, TelemetryStore, chunks_write, schema
+from nbtrain.store.chunks_write import CHUNK_BYTES, BadSteps, chunk_rows, td_chunk_rows
 from nbtrain.store.writer import StoreWriter, acquire_writer
-from nbtrain.wire.events import Steps
+from nbtrain.wire.events import StepRows, Steps
 
 
 def new_run(w: StoreWriter, *workers: str) -> str:
@@ -294,3 +294,59 @@ def test_extras_columns_that_do_not_fit_refuse_the_event(
     assert writer.failed_writes == 4
     assert chunk_keys(db, run) == [("000001", 1, 0, 1, None)]
     assert TelemetryStore(db).steps(run)["extras"].tolist() == ["{}"]
+
+
+def _td_rows(lengths: list[int], first_ep: int, data: st.DataObject) -> list[Any]:
+    floats = st.floats(allow_nan=False, width=64)
+    keys = [(first_ep + e, t) for e, n in enumerate(lengths) for t in range(n)]
+    return [
+        (ep, t, data.draw(st.integers(0, 3)), data.draw(floats), data.draw(st.booleans()),
+         data.draw(st.booleans()), data.draw(st.integers(0, 63)), data.draw(floats),
+         data.draw(floats), data.draw(floats))
+        for ep, t in keys
+    ]  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=6),
+    first_ep=st.integers(0, 10**6),
+    chunk_bytes=st.sampled_from([200, 1_000, CHUNK_BYTES]),
+    data=st.data(),
+)
+def test_step_rows_chunk_as_their_steps_would(
+    lengths: list[int], first_ep: int, chunk_bytes: int, data: st.DataObject
+) -> None:
+    """The kernel chunks a tabular agent's ``StepRows`` straight from its rows: the chunks
+    must be exactly those of the same steps as ``Steps`` columns, in both layouts (short
+    episodes spanning chunks, long ones a chunk each) and from any row on."""
+    rows = _td_rows(lengths, first_ep, data)
+    event = StepRows(run_id="r", worker_id="000001", rows=rows)
+    start = data.draw(st.integers(0, len(rows)))
+    ep, steps = [r[0] for r in rows], [r[1] for r in rows]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(chunks_write, "CHUNK_BYTES", chunk_bytes)
+        mp.setattr(chunks_write, "_row_bytes", [100])
+        direct = td_chunk_rows(event, "000001", ep, steps, start)
+        mp.setattr(chunks_write, "_row_bytes", [100])
+        via_columns = chunk_rows(event.to_steps(), "000001", start)
+    assert direct == via_columns
+    assert sum(row[4] for row in direct) == len(rows) - start
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [[(0, 0), (0, 2), (0, 1)], [(0, 0), (1, 0), (0, 1)], [(3, 0), (3, 1), (3, 1)]],
+    ids=["step-back", "episode-back", "step-repeated"],
+)
+def test_step_rows_out_of_order_are_refused_as_their_steps_would_be(
+    keys: list[tuple[int, int]],
+) -> None:
+    rows = [(e, t, 0, 0.0, False, False, 0, 0.5, 0.0, T0 + t) for e, t in keys]
+    event = StepRows(run_id="r", worker_id="000001", rows=rows)
+    ep, steps = [k[0] for k in keys], [k[1] for k in keys]
+    with pytest.raises(BadSteps) as direct:
+        td_chunk_rows(event, "000001", ep, steps, 1)
+    with pytest.raises(BadSteps) as via_columns:
+        chunk_rows(event.to_steps(), "000001", 1)
+    assert str(direct.value) == str(via_columns.value)

@@ -29,7 +29,7 @@ from nbtrain.log_codes import (
 from nbtrain.logs import log
 from nbtrain.threadprio import lower_this_thread
 from nbtrain.wire.codec import FrameDecoder
-from nbtrain.wire.events import Ended, Event, Started, StepRows
+from nbtrain.wire.events import Ended, Event, Started
 
 if TYPE_CHECKING:
     from nbtrain.dispatch.backend import FdKind, WorkerHandle
@@ -228,8 +228,6 @@ class Ingest:
                 self._reject(stream, f"a {type(item).__name__} event stamped run "
                              f"{item.run_id!r} worker {item.worker_id!r}")  # fmt: skip
                 continue
-            if type(item) is StepRows:  # the rest of the kernel knows Steps columns
-                item = item.to_steps()
             events.append(item)
         return events
 

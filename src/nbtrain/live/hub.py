@@ -32,6 +32,7 @@ from nbtrain.wire.events import (
     GridMap,
     Progress,
     Started,
+    StepRows,
     Steps,
     extras_epsilon,
 )
@@ -263,7 +264,14 @@ class RunLive:
 
 
 def _apply(worker: WorkerLive, event: Event) -> None:
-    if isinstance(event, Steps):
+    if type(event) is StepRows:  # a built-in tabular agent's steps, the most frequent event
+        if event.rows:
+            worker.steps_done += len(event.rows)
+            last = event.rows[-1]
+            worker.ep_index = last[0]
+            if worker.grid is not None and isinstance(last[6], int):
+                worker.position = last[6]
+    elif isinstance(event, Steps):
         if len(event):
             worker.steps_done += len(event)
             worker.ep_index = event.ep_index[-1]

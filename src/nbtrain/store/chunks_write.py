@@ -29,7 +29,7 @@ import msgspec
 
 from nbtrain.store.schema import CHUNK_COLUMNS, EPISODE_COLUMNS
 from nbtrain.wire.codec import to_builtins_hook
-from nbtrain.wire.events import Episode, Episodes, Steps
+from nbtrain.wire.events import TD_EXTRAS, Episode, Episodes, StepRows, Steps, TdRow
 
 # (run_id, worker_id, ep_index, first_step, n_steps, rows), and last_ep for a chunk that
 # spans episodes: a one-episode chunk leaves last_ep out of its INSERT (NULL), which costs
@@ -89,30 +89,73 @@ def chunk_rows(event: Steps, worker_id: str, start: int = 0) -> list[ChunkRow]:
     steps, ep, action, reward, terminated, truncated, obs, extras, ts = columns
     if not steps:
         return []
-    n, run_id, encode = len(steps), event.run_id, _encoder.encode
-    out: list[ChunkRow] = []
-    if ep[0] == ep[-1] or n >= LONG_EPISODE * (ep[-1] - ep[0] + 1):
-        # A chunk per episode of the event, whatever its size: cut into pieces, the steps of
-        # 1,000-step episodes cost more CPU and took more room (85 vs 79 bytes a step).
+    if _chunk_per_episode(ep, len(steps)):
         rows = list(zip(steps, action, reward, terminated, truncated, obs, extras, ts, strict=True))
-        if ep[0] == ep[-1]:
-            return [(run_id, worker_id, ep[0], steps[0], n, encode(rows).decode())]
-        a = 0
-        while a < n:
-            index = ep[a]
-            b = n if ep[-1] == index else bisect_right(ep, index, a)
-            out.append((run_id, worker_id, index, steps[a], b - a, encode(rows[a:b]).decode()))
-            a = b
-        return out
-    # Spanning chunks of about CHUNK_BYTES, each sized from the bytes per step of the one
-    # before.
-    a, size = 0, max(1, CHUNK_BYTES // _row_bytes[0])
+        return _episode_chunks(event.run_id, worker_id, ep, steps, rows)
     spanning = list(
         zip(steps, action, reward, terminated, truncated, obs, extras, ts, ep, strict=True)
     )
+    return _spanning_chunks(event.run_id, worker_id, ep, steps, spanning)
+
+
+def td_chunk_rows(
+    event: StepRows, worker_id: str, ep: list[int], steps: list[int], start: int = 0
+) -> list[ChunkRow]:
+    """What ``chunk_rows(event.to_steps(), worker_id, start)`` returns, byte for byte, built
+    straight from the rows: no columns made only to be zipped back into rows (a third of
+    the kernel's CPU for a FrozenLake step's row, before encoding). ``ep`` and ``steps`` are
+    the rows' first two fields; msgspec has checked every row's fields as it decoded."""
+    if steps:
+        check_order(ep, steps)
+    rows: list[TdRow] = event.rows
+    if start:
+        rows, ep, steps = rows[start:], ep[start:], steps[start:]
+    if not rows:
+        return []
+    extras = _extras_type(TD_EXTRAS)
+    if extras is None:  # pragma: no cover - the two names are plain identifiers
+        raise BadSteps("no struct for the tabular extras")
+    if _chunk_per_episode(ep, len(rows)):
+        one = [(s, a, r, te, tr, o, extras(e, d), t) for _, s, a, r, te, tr, o, e, d, t in rows]
+        return _episode_chunks(event.run_id, worker_id, ep, steps, one)
+    spanning = [(s, a, r, te, tr, o, extras(e, d), t, i) for i, s, a, r, te, tr, o, e, d, t in rows]
+    return _spanning_chunks(event.run_id, worker_id, ep, steps, spanning)
+
+
+def _chunk_per_episode(ep: list[int], n: int) -> bool:
+    """The layout of the module's docstring: a chunk per episode for one episode, or for
+    long ones (on average); else chunks that span episodes."""
+    return ep[0] == ep[-1] or n >= LONG_EPISODE * (ep[-1] - ep[0] + 1)
+
+
+def _episode_chunks(
+    run_id: str, worker_id: str, ep: list[int], steps: list[int], rows: list[Any]
+) -> list[ChunkRow]:
+    # A chunk per episode of the event, whatever its size: cut into pieces, the steps of
+    # 1,000-step episodes cost more CPU and took more room (85 vs 79 bytes a step).
+    encode, n = _encoder.encode, len(rows)
+    if ep[0] == ep[-1]:
+        return [(run_id, worker_id, ep[0], steps[0], n, encode(rows).decode())]
+    out: list[ChunkRow] = []
+    a = 0
+    while a < n:
+        index = ep[a]
+        b = n if ep[-1] == index else bisect_right(ep, index, a)
+        out.append((run_id, worker_id, index, steps[a], b - a, encode(rows[a:b]).decode()))
+        a = b
+    return out
+
+
+def _spanning_chunks(
+    run_id: str, worker_id: str, ep: list[int], steps: list[int], rows: list[Any]
+) -> list[ChunkRow]:
+    # Chunks of about CHUNK_BYTES, each sized from the bytes per step of the one before.
+    encode, n = _encoder.encode, len(rows)
+    out: list[ChunkRow] = []
+    a, size = 0, max(1, CHUNK_BYTES // _row_bytes[0])
     while a < n:
         c = min(n, a + size)
-        text = encode(spanning[a:c])
+        text = encode(rows[a:c])
         out.append((run_id, worker_id, ep[a], steps[a], c - a, text.decode(), ep[c - 1]))
         size = max(1, CHUNK_BYTES * (c - a) // len(text))
         a = c

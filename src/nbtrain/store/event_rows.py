@@ -14,10 +14,17 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from nbtrain.ids import normalize_worker_id
-from nbtrain.store.chunks_write import check_order, chunk_rows, episode_row, episode_rows
+from nbtrain.store.chunks_write import (
+    check_order,
+    chunk_rows,
+    episode_row,
+    episode_rows,
+    td_chunk_rows,
+)
 from nbtrain.wire.events import Episode, Episodes, Event, StepRows, Steps
 
 __all__ = ["EventRows", "Failed"]
@@ -50,9 +57,7 @@ class EventRows:
         episodes: list[tuple[Any, ...]] = []
         wids = self._wids
         for event in events:
-            if type(event) is StepRows:  # the kernel's ingest has done this already
-                event = event.to_steps()
-            is_steps = isinstance(event, Steps)
+            is_steps = isinstance(event, Steps | StepRows)
             if not is_steps and not isinstance(event, Episodes | Episode):
                 continue
             try:
@@ -69,15 +74,19 @@ class EventRows:
                 else:
                     episodes.append(episode_row(event, wid))  # type: ignore[arg-type]
             except Exception as exc:
-                n = len(event) if isinstance(event, Steps | Episodes) else 1
+                n = len(event) if isinstance(event, Steps | StepRows | Episodes) else 1
                 self._failed(n, f"{type(event).__name__} event", exc, event.run_id, None)
         steps = 0
         for row in chunks:
             steps += row[4]
         return chunks, episodes, steps
 
-    def _chunks(self, event: Steps, wid: str) -> list[tuple[Any, ...]]:
-        ep, steps = event.ep_index, event.step_index
+    def _chunks(self, event: Steps | StepRows, wid: str) -> list[tuple[Any, ...]]:
+        if type(event) is StepRows:
+            rows = event.rows
+            ep, steps = list(map(_FIRST, rows)), list(map(_SECOND, rows))
+        else:
+            ep, steps = event.ep_index, event.step_index  # type: ignore[union-attr]
         if not steps:
             return []
         key = (event.run_id, wid)
@@ -88,10 +97,16 @@ class EventRows:
             start = _after(ep, steps, last)
             self._failed(start, "steps (already stored)",
                          ValueError(f"step {last} or an earlier one sent again"), *key)  # fmt: skip
-        rows = chunk_rows(event, wid, start)
-        if rows:
+        if type(event) is StepRows:
+            chunked = td_chunk_rows(event, wid, ep, steps, start)
+        else:
+            chunked = chunk_rows(event, wid, start)  # type: ignore[arg-type]
+        if chunked:
             self._last[key] = (ep[-1], steps[-1])
-        return rows
+        return chunked
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)  # a TdRow's ep_index and step_index
 
 
 def _after(ep: list[int], steps: list[int], last: tuple[int, int]) -> int:

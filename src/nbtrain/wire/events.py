@@ -109,6 +109,8 @@ def _dicts(columns: dict[str, list[Any]], n: int) -> list[dict[str, Any]]:
 TdRow = tuple[int, int, Any, float, bool, bool, Any, float, float, float]
 """``(ep_index, step_index, action, reward, terminated, truncated, obs, epsilon, td_error,
 ts)``: a step of a built-in tabular agent's training episode, its extras as two fields."""
+TD_EXTRAS = ("epsilon", "td_error")
+"""The keys of a :data:`TdRow`'s two extras fields, in order."""
 
 
 class StepRows(_Event, tag="step_rows", frozen=True, kw_only=True):
@@ -145,7 +147,7 @@ class StepRows(_Event, tag="step_rows", frozen=True, kw_only=True):
             obs=obs,
             extras=[],
             ts=ts,
-            extras_columns={"epsilon": eps, "td_error": td},
+            extras_columns=dict(zip(TD_EXTRAS, (eps, td), strict=True)),
         )
 
 
