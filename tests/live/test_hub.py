@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nbtrain.ids import format_episode_id, new_run_id
 from nbtrain.live import hub as hub_module
@@ -16,6 +18,7 @@ from nbtrain.live.hub import RunLive, get_hub
 from nbtrain.wire.events import (
     Ended,
     Episode,
+    Episodes,
     Frame,
     GridMap,
     Progress,
@@ -277,3 +280,42 @@ def test_a_bool_is_not_an_epsilon() -> None:
     live.apply(Episode(**common, ep_index=1, episode_id="b", extras={"epsilon": True}))
     assert live.workers["000001"].epsilon == 0.25
     assert live.workers["000001"].episodes_done == 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 450), st.booleans()), max_size=12))
+def test_recent_rows_are_made_when_read_and_equal_those_made_at_once(
+    batches: list[tuple[int, bool]],
+) -> None:
+    """Episodes batches become recent rows only when a view reads them; whatever the
+    batch sizes, single episodes between them and reads in between, the rows are the last
+    RECENT_EPISODES episodes in order, and the batches held unread stay bounded."""
+    live = RunLive(RUN, ["000001"])
+    w = live.workers["000001"]
+    seen: list[float] = []
+    ep = 0
+    for size, read in batches:
+        rewards = [float(ep + i) for i in range(size)]
+        live.apply(
+            Episodes(run_id=RUN, worker_id="000001", ep_index=list(range(ep, ep + size)),
+                     total_reward=rewards, length=[1] * size, terminated=[True] * size,
+                     truncated=[False] * size, seed=[0] * size, started_at=[0.0] * size,
+                     ended_at=[1.0] * size, extras=[{}] * size)
+        )  # fmt: skip
+        seen += rewards
+        ep += size
+        if size % 3 == 0:
+            live.apply(episode("000001", ep, float(ep)))
+            seen.append(float(ep))
+            ep += 1
+        held = sum(len(batch) - tail for batch, tail in w._unread)
+        assert held < 2 * hub_module.RECENT_EPISODES
+        if read:
+            assert [r["total_reward"] for r in w.recent_episodes(5)] == seen[-5:]
+    rows = w.recent_episodes(10_000)
+    assert [r["total_reward"] for r in rows] == seen[-hub_module.RECENT_EPISODES :]
+    assert [r["episode_id"] for r in rows] == [
+        format_episode_id(RUN, int(r["ep_index"]), "000001") for r in rows
+    ]
+    last = seen[-100:]
+    assert w.last100_return == (pytest.approx(sum(last) / len(last)) if last else None)

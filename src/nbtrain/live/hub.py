@@ -71,10 +71,15 @@ class WorkerLive:
     # the kernel into full collections (an Episode struct each did: 170-230 ms pauses of the
     # notebook under load, benchmarks/kernel_latency.py).
     _recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_EPISODES))
+    # Batches not yet made into those rows, with the first index worth a row: rows and ids
+    # cost 0.4 us an episode, half the hub's work, and most would be pushed out unread.
+    _unread: deque[tuple[Episodes, int]] = field(default_factory=deque)
+    _unread_count: int = 0
     _return_sum: float = 0.0
     _return_count: int = 0
 
     def _add_episode(self, event: Episode) -> None:
+        self._read_unread()  # the rows stay in the order their episodes came
         self.curve.add(event.ep_index, float(event.total_reward), event.length)
         self._return_sum += float(event.total_reward)
         self._return_count += 1
@@ -100,22 +105,35 @@ class WorkerLive:
         self.curve.add_many(event.ep_index, rewards, event.length)
         self._return_sum += float(sum(rewards))
         self._return_count += len(rewards)
-        # Only the episodes a view can still ask for become rows.
+        # Only the episodes a view can still ask for become rows, once one asks.
         tail = max(len(event) - RECENT_EPISODES, 0)
-        self._recent.extend(
-            map(
-                _recent_row,
-                event.ep_index[tail:],
-                event.episode_ids(tail),
-                rewards[tail:],
-                event.length[tail:],
-                event.terminated[tail:],
-                event.truncated[tail:],
-                event.ended_at[tail:],
-            )
-        )
+        if tail < len(event):
+            unread = self._unread
+            unread.append((event, tail))
+            self._unread_count += len(event) - tail
+            while self._unread_count - (len(unread[0][0]) - unread[0][1]) >= RECENT_EPISODES:
+                first, first_tail = unread.popleft()  # all of it would be pushed out
+                self._unread_count -= len(first) - first_tail
         if event.ep_index:
             self._ended(max(event.ep_index), event.last_extras())
+
+    def _read_unread(self) -> None:
+        """Make the unread batches' rows (under the run's lock, as every read is)."""
+        for event, tail in self._unread:
+            self._recent.extend(
+                map(
+                    _recent_row,
+                    event.ep_index[tail:],
+                    event.episode_ids(tail),
+                    event.total_reward[tail:],
+                    event.length[tail:],
+                    event.terminated[tail:],
+                    event.truncated[tail:],
+                    event.ended_at[tail:],
+                )
+            )
+        self._unread.clear()
+        self._unread_count = 0
 
     def _ended(self, last_ep: int, extras: object) -> None:
         """After episodes up to ``last_ep``: the count, and ε from the last one's extras."""
@@ -132,6 +150,7 @@ class WorkerLive:
     @property
     def last100_return(self) -> float | None:
         """Mean return of the last 100 episodes (as ``summary()``'s ``last100_return``)."""
+        self._read_unread()
         last = list(self._recent)[-100:]
         return sum(r["total_reward"] for r in last) / len(last) if last else None
 
@@ -143,6 +162,7 @@ class WorkerLive:
     def recent_episodes(self, n: int = 20) -> list[dict[str, Any]]:
         if n <= 0:
             return []
+        self._read_unread()
         return list(self._recent)[-n:]
 
 
