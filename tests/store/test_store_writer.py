@@ -21,6 +21,7 @@ from nbtrain.ids import new_run_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_BUSY_RETRY, LOG_SERVICE_SQLITE_WRITE_FAILED
 from nbtrain.store import schema
 from nbtrain.store.writer import StoreWriter, acquire_writer
+from nbtrain.store.writer_queue import STEADY_ROWS, commit_deadline
 from nbtrain.wire.events import Progress
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -440,3 +441,36 @@ def test_pre_launch_check_waits_for_another_writer(
     thread.join(30)
     assert not thread.is_alive()
     assert errors == []
+
+
+def test_commit_deadline_spaces_commits_only_after_a_large_batch() -> None:
+    never = -float("inf")
+    assert commit_deadline(10.0, never, 0.1, 0.3) == pytest.approx(10.1)  # first rows
+    assert commit_deadline(10.0, 9.95, 0.1, 0.3) == pytest.approx(10.25)  # streaming
+    assert commit_deadline(10.0, 5.0, 0.1, 0.3) == pytest.approx(10.1)  # after a pause
+
+
+def test_a_heavy_stream_is_committed_every_steady_interval(db: Path) -> None:
+    """Batches of STEADY_ROWS rows or more space the next commit by steady_interval (each
+    commit rewrites the partly filled last pages); small ones leave the pace alone."""
+    w = acquire_writer(db)
+    w.commit_interval, w.steady_interval = 0.1, 0.3
+    try:
+        run = new_run(w)
+        w.add_events([steps(run, "000001", 0, 5)])
+        w.flush(timeout=10)
+        assert w._committed == -float("inf")  # a small batch: no spacing
+        started, ep, before = time.monotonic(), 1, w.commits
+        while time.monotonic() - started < 1.5:
+            w.add_events([steps(run, "000001", ep, STEADY_ROWS // 4)])
+            ep += 1
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+        commits = w.commits - before
+        w.flush(timeout=10)
+        assert w._committed > started
+        # one commit every 0.1 s before: 15 or so here
+        assert commits <= elapsed / 0.3 + 2, (commits, elapsed)
+    finally:
+        w.release()
+    assert count(db, "SELECT COUNT(*) FROM steps") == 5 + (ep - 1) * (STEADY_ROWS // 4)
