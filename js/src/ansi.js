@@ -7,6 +7,14 @@ function escape(text) {
   return text.replace(/[&<>"]/g, (c) => ESCAPES[/** @type {keyof typeof ESCAPES} */ (c)]);
 }
 
+// Escape codes that are not colours (cursor moves, screen clears, modes such as "?25l").
+const OTHER_CODES = /\x1b\[[0-9;?]*[A-Za-z]/g;
+
+/** Text between colour codes as HTML: other codes dropped, the rest escaped. @param {string} text */
+function segment(text) {
+  return escape(text.replace(OTHER_CODES, ""));
+}
+
 /**
  * @param {string} text
  * @returns {string} HTML
@@ -17,7 +25,7 @@ export function ansiToHtml(text) {
   const re = /\x1b\[([0-9;]*)m/g;
   let last = 0;
   for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-    out += escape(text.slice(last, m.index));
+    out += segment(text.slice(last, m.index));
     last = re.lastIndex;
     const codes = m[1] === "" ? [0] : m[1].split(";").map(Number);
     if (open) {
@@ -29,7 +37,7 @@ export function ansiToHtml(text) {
       open = true;
     }
   }
-  out += escape(text.slice(last).replace(/\x1b\[[0-9;]*[A-Za-z]/g, ""));
+  out += segment(text.slice(last));
   if (open) out += "</span>";
   return out;
 }

@@ -21,6 +21,8 @@ export const COLUMNS = [
   { key: "size", label: "size", num: true },
 ];
 const MAX_DOTS = 16;
+// The row controls that can hold keyboard focus, by class: restored after a redraw.
+const FOCUSABLE = ["nbt-select", "nbt-archive", "nbt-delete"];
 // Runs (not workers) in an overlay: a colour by position, from a palette of its own.
 const RUN_PALETTE = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 /** @param {number} i */
@@ -159,8 +161,26 @@ function render({ model, el }) {
   }
 
   // -- rows ------------------------------------------------------------------------------
+  /** The row control with keyboard focus, as its run and class (the rows are rebuilt). */
+  function focusedControl() {
+    const active = /** @type {Document | ShadowRoot} */ (tbody.getRootNode()).activeElement;
+    if (!active || !tbody.contains(active)) return null;
+    const runId = /** @type {HTMLElement | null} */ (active.closest("tr.nbt-run"))?.dataset.runId;
+    const role = FOCUSABLE.find((c) => active.classList.contains(c));
+    return runId && role ? { runId, role } : null;
+  }
+
+  /** @param {{runId: string, role: string} | null} where */
+  function refocus(where) {
+    if (!where) return;
+    const tr = /** @type {HTMLElement[]} */ ([...tbody.querySelectorAll("tr.nbt-run")]).find((r) => r.dataset.runId === where.runId);
+    const control = /** @type {HTMLElement | null | undefined} */ (tr?.querySelector(`.${where.role}`));
+    control?.focus();
+  }
+
   function drawRows() {
     const chosen = new Set(selected());
+    const focused = focusedControl();
     tbody.replaceChildren();
     const rows = model.get("rows") ?? [];
     if (rows.length === 0) {
@@ -175,10 +195,12 @@ function render({ model, el }) {
       tr.dataset.runId = row.run_id;
       tr.dataset.status = row.status;
       tr.setAttribute("aria-selected", String(chosen.has(row.run_id)));
+      const label = row.name || row.run_id;
       const pick = /** @type {HTMLInputElement} */ (h("input", "nbt-select"));
       pick.type = "checkbox";
       pick.checked = chosen.has(row.run_id);
       pick.title = "select to compare";
+      pick.setAttribute("aria-label", `select ${label} to compare`);
       pick.addEventListener("click", (ev) => {
         ev.stopPropagation();
         const now = selected().filter((r) => r !== row.run_id);
@@ -186,7 +208,7 @@ function render({ model, el }) {
       });
       const pickCell = h("td");
       pickCell.append(pick);
-      const name = h("td", "nbt-name", row.name || row.run_id);
+      const name = h("td", "nbt-name", label);
       name.title = row.run_id;
       const status = h("td", `nbt-status nbt-status-${row.status}`, row.status);
       tr.append(
@@ -202,6 +224,8 @@ function render({ model, el }) {
       const actions = h("td", "nbt-actions");
       const archive = button("Archive", "nbt-archive");
       const del = button("Delete", "nbt-delete");
+      archive.setAttribute("aria-label", `Archive ${label}`);
+      del.setAttribute("aria-label", `Delete ${label}`);
       archive.addEventListener("click", (ev) => { ev.stopPropagation(); ask("archive", row); });
       del.addEventListener("click", (ev) => { ev.stopPropagation(); ask("delete", row); });
       actions.append(archive, del);
@@ -210,6 +234,7 @@ function render({ model, el }) {
       tr.addEventListener("click", () => save("selected", [row.run_id]));
       tbody.append(tr);
     }
+    refocus(focused);
     const n = chosen.size;
     selection.replaceChildren();
     if (n > 0) {
@@ -269,15 +294,20 @@ function render({ model, el }) {
     chart.setData([x, ...series]);
   }
 
-  const redraw = () => { drawHead(); drawRows(); };
-  const events = ["change:rows", "change:total", "change:page", "change:sort", "change:descending", "change:selected", "change:page_size"];
-  for (const ev of events) model.on(ev, redraw);
+  // The pager and the rows redraw on their own traits: a new page sets rows and total
+  // together, and the rows (all their elements) were rebuilt for each.
+  const headEvents = ["change:total", "change:page", "change:sort", "change:descending", "change:page_size"];
+  const rowEvents = ["change:rows", "change:selected"];
+  for (const ev of headEvents) model.on(ev, drawHead);
+  for (const ev of rowEvents) model.on(ev, drawRows);
   model.on("change:overlay", drawOverlay);
-  redraw();
+  drawHead();
+  drawRows();
   drawOverlay();
 
   return () => {
-    for (const ev of events) model.off(ev, redraw);
+    for (const ev of headEvents) model.off(ev, drawHead);
+    for (const ev of rowEvents) model.off(ev, drawRows);
     model.off("change:overlay", drawOverlay);
     chart?.destroy();
     client.dispose();

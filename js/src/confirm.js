@@ -51,11 +51,12 @@ export function askConfirm(box, action, o) {
   box.dataset.action = action;
   box.dataset.runId = o.runId;
   box.replaceChildren(h("div", "nbt-muted", `reading run ${o.runId}…`));
+  // an answer for a run or action no longer asked about (a later click won) is dropped
+  const stale = () => box.dataset.runId !== o.runId || box.dataset.action !== action;
   return o.client.request("summary", { run_id: o.runId }).then(({ result }) => {
-    if (box.dataset.runId !== o.runId || box.dataset.action !== action) return;
-    fillConfirm(box, action, result, o);
+    if (!stale()) fillConfirm(box, action, result, o);
   }, (err) => {
-    box.replaceChildren(h("div", "nbt-error-line", err.message));
+    if (!stale()) box.replaceChildren(h("div", "nbt-error-line", err.message));
   });
 }
 

@@ -153,7 +153,8 @@ export function overviewBand(curves, options = {}) {
     const row = [];
     for (const c of curves) {
       const i = upperBound(c.ep, edge) - 1;
-      const ok = i >= 0 && c.ep.length > 0 && c.ep[c.ep.length - 1] >= b * width;
+      // a NaN mean (NaN returns) leaves the bin: one would make the bin's mean and band NaN
+      const ok = i >= 0 && c.ep.length > 0 && c.ep[c.ep.length - 1] >= b * width && Number.isFinite(c.roll[i]);
       row.push(ok ? c.roll[i] : null);
       if (ok) vals.push(c.roll[i]);
     }

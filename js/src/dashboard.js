@@ -44,6 +44,10 @@ function render({ model, el, host }) {
   let active = OVERVIEW;
   let scheduled = false;
   let disposed = false;
+  // At most one snapshot request out; a gap meanwhile asks for one more after it (a store
+  // run nudges on every commit: without this, one request per nudge piled up).
+  let resyncing = false;
+  let again = false;
 
   /** @param {string | null} wid @param {HTMLElement} out @param {HTMLButtonElement} btn */
   function onStop(wid, out, btn) {
@@ -86,26 +90,41 @@ function render({ model, el, host }) {
     outcome.textContent = state.outcome ?? "";
     outcome.className = `nbt-outcome${state.outcome && /failed/.test(state.outcome) ? " nbt-failed" : ""}`;
     const keys = [OVERVIEW, ...state.workerIds];
-    if (tabs.children.length !== keys.length) buildTabs();
+    const shown = [...tabs.children].map((t) => /** @type {HTMLElement} */ (t).dataset.key);
+    if (shown.length !== keys.length || keys.some((k, i) => shown[i] !== k)) buildTabs();
+    dropStalePanels();
     for (const tab of /** @type {HTMLElement[]} */ ([...tabs.children])) {
       const key = tab.dataset.key ?? "";
       tab.setAttribute("aria-selected", String(key === active));
-      if (key !== OVERVIEW) tab.dataset.status = state.statusOf(key);
+      if (key === OVERVIEW) continue;
+      tab.dataset.status = state.statusOf(key);
+      tab.setAttribute("aria-label", `${key}: ${tab.dataset.status}`);
     }
     let panel = panels.get(active);
-    if (panel && active === OVERVIEW && panel.ids.length !== state.workerIds.length) {
-      panel.destroy();
-      panel = undefined;
-    }
     if (!panel) {
       panel = active === OVERVIEW
         ? overviewPanel(state, onStop)
-        : workerPanel(state.worker(active), active, workerColour(state.colours, active), onStop, state.vocab);
+        : workerPanel(state, active, workerColour(state.colours, active), onStop);
       panels.set(active, panel);
     }
     if (body.firstChild !== panel.root) body.replaceChildren(panel.root);
     panel.update();
     actions.update(state.allFinal());
+  }
+
+  /**
+   * Panels built for what the state no longer holds go: an overview of other workers, a
+   * worker a snapshot no longer names, or one whose state object is not the panel's.
+   */
+  function dropStalePanels() {
+    const ids = state.workerIds.join("\n");
+    for (const [key, panel] of panels) {
+      const fresh = key === OVERVIEW ? panel.ids.join("\n") === ids : state.workerIds.includes(key) && panel.worker === state.workers.get(key);
+      if (fresh) continue;
+      panel.destroy();
+      panels.delete(key);
+    }
+    if (active !== OVERVIEW && !state.workerIds.includes(active)) active = OVERVIEW;
   }
 
   function schedule() {
@@ -115,11 +134,22 @@ function render({ model, el, host }) {
   }
 
   function hello() {
+    if (resyncing) {
+      again = true;
+      return;
+    }
+    resyncing = true;
     client.request("hello").then(({ result, buffers }) => {
       state.applySnapshot(result, buffers);
       hideStaticTwin(el); // a kernel answered: the live view replaces the saved table
       schedule();
-    }, (err) => { body.textContent = `Could not load the run: ${err.message}`; });
+    }, (err) => { body.textContent = `Could not load the run: ${err.message}`; }).finally(() => {
+      resyncing = false;
+      if (again && !disposed) {
+        again = false;
+        hello();
+      }
+    });
   }
 
   /** @param {any} msg @param {any[]} buffers */

@@ -45,10 +45,13 @@ function progressBar(parent, fraction) {
 }
 
 /**
- * @param {WorkerState} w @param {string} wid @param {string} colour @param {OnStop} onStop
- * @param {Vocab} vocab
+ * One worker's tab. The state keeps this worker's object for the life of the view (a
+ * snapshot resets it in place), so the panel may hold it.
+ * @param {DashboardState} state @param {string} wid @param {string} colour @param {OnStop} onStop
  */
-export function workerPanel(w, wid, colour, onStop, vocab) {
+export function workerPanel(state, wid, colour, onStop) {
+  const w = state.worker(wid);
+  const vocab = state.vocab;
   const ROLLING = vocab.rolling;
   const root = h("div", "nbt-panel");
   root.style.setProperty("--nbt-worker", colour);
@@ -74,6 +77,13 @@ export function workerPanel(w, wid, colour, onStop, vocab) {
   const len = createChart(charts, { title: "Episode length", yLabel: "steps", series: [{ label: "length", stroke: colour }] });
   let shownData = -1;
   let shownEnv = -1;
+  /** @type {string | null} the shown rgb frame's object URL: revoked once nothing shows it */
+  let frameUrl = null;
+  function drawEnv() {
+    const url = renderEnv(env, w, state);
+    if (frameUrl && frameUrl !== url) URL.revokeObjectURL(frameUrl);
+    frameUrl = url;
+  }
   function returnChart() {
     const size = w.curve.bucketSize;
     ret?.destroy();
@@ -94,6 +104,7 @@ export function workerPanel(w, wid, colour, onStop, vocab) {
   }
   return {
     root,
+    worker: w,
     update() {
       const s = w.scalars;
       const final = vocab.final.has(s.status);
@@ -125,10 +136,15 @@ export function workerPanel(w, wid, colour, onStop, vocab) {
       }
       if (shownEnv !== w.envVersion) {
         shownEnv = w.envVersion;
-        renderEnv(env, w, vocab.gridKinds);
+        drawEnv();
       }
     },
-    destroy() { ret?.destroy(); len.destroy(); },
+    destroy() {
+      ret?.destroy();
+      len.destroy();
+      if (frameUrl) URL.revokeObjectURL(frameUrl);
+      frameUrl = null;
+    },
   };
 }
 
@@ -145,9 +161,26 @@ function renderRecent(table, recent) {
   table.replaceChildren(head, ...rows);
 }
 
-/** @param {HTMLElement} box @param {WorkerState} w @param {string[]} gridKinds the kinds the kernel draws */
-function renderEnv(box, w, gridKinds) {
+/**
+ * What the run does about frames when this worker has none to show.
+ * @param {DashboardState} state
+ */
+function noFrame(state) {
+  if (state.frames !== "ansi" && state.frames !== "rgb_array") {
+    return "No frames: set telemetry frames to 'ansi' or 'rgb_array' to watch the environment.";
+  }
+  if (!state.live) return `No frames here: the run's ${state.frames} frames go only to the kernel that runs it.`;
+  return `No frame yet: the run sends ${state.frames} frames while it plays.`;
+}
+
+/**
+ * The worker's environment: its grid, or its last frame.
+ * @param {HTMLElement} box @param {WorkerState} w @param {DashboardState} state
+ * @returns {string | null} the object URL of the rgb frame now shown (the caller revokes it)
+ */
+function renderEnv(box, w, state) {
   const frame = w.frame;
+  const gridKinds = state.vocab.gridKinds;
   if (w.grid && !gridKinds.includes(w.grid.kind)) {
     box.replaceChildren(h("div", "nbt-muted", `No drawing for grid kind ${w.grid.kind} (drawn: ${gridKinds.join(", ")}).`));
   } else if (w.grid) {
@@ -157,15 +190,16 @@ function renderEnv(box, w, gridKinds) {
     pre.innerHTML = ansiToHtml(frame.text ?? "");
     box.replaceChildren(pre);
   } else if (frame?.png) {
-    const old = box.querySelector("img");
-    if (old?.src.startsWith("blob:")) URL.revokeObjectURL(old.src);
     const img = /** @type {HTMLImageElement} */ (h("img", "nbt-frame"));
     img.alt = `frame ${frame.ep_index}:${frame.step_index}`;
-    img.src = URL.createObjectURL(new Blob([frame.png], { type: "image/png" }));
+    const url = URL.createObjectURL(new Blob([frame.png], { type: "image/png" }));
+    img.src = url;
     box.replaceChildren(img);
+    return url;
   } else {
-    box.replaceChildren(h("div", "nbt-muted", "No frames: set telemetry frames to 'ansi' or 'rgb_array' to watch the environment."));
+    box.replaceChildren(h("div", "nbt-muted", noFrame(state)));
   }
+  return null;
 }
 
 /** @param {string} wid @param {string} colour */

@@ -55,6 +55,15 @@ function emptyWorker() {
   return { scalars: {}, curve: new Curve(), recent: [], grid: null, position: null, frame: null, envVersion: 0, dataVersion: 0 };
 }
 
+/**
+ * Empty a worker for a snapshot, in place: a worker tab built earlier holds this object, and
+ * its versions only grow, so the tab redraws instead of taking the new state for one it drew.
+ * @param {WorkerState} w
+ */
+function resetWorker(w) {
+  Object.assign(w, emptyWorker(), { envVersion: w.envVersion + 1, dataVersion: w.dataVersion + 1 });
+}
+
 /** @param {any} ref @param {any[]} buffers */
 function curveData(ref, buffers) {
   /** @type {Record<string, ArrayLike<number>>} */
@@ -104,6 +113,8 @@ export class DashboardState {
     this.colours = {};
     /** @type {string | null} how the run ended ("completed in 2.1 s"), null while it goes */
     this.outcome = null;
+    /** @type {string | null} the run's telemetry.frames ("none", "ansi", "rgb_array"), null: unknown */
+    this.frames = null;
   }
 
   /** @param {string} wid */
@@ -119,14 +130,18 @@ export class DashboardState {
 
   /** @param {any} msg @param {any[]} buffers */
   applySnapshot(msg, buffers) {
-    this.workers = new Map();
     this.workerIds = [...msg.worker_ids];
+    for (const [wid, w] of this.workers) {
+      if (this.workerIds.includes(wid)) resetWorker(w);
+      else this.workers.delete(wid);
+    }
     this.seq = msg.seq;
     this.live = msg.live;
     this.runId = msg.run_id;
     this.envId = msg.env_id;
     this.colours = { ...(msg.colours ?? {}) };
     this.outcome = msg.outcome ?? null;
+    this.frames = msg.frames ?? null;
     for (const [wid, s] of Object.entries(msg.workers)) {
       const w = this.worker(wid);
       w.scalars = { ...s.scalars };

@@ -252,6 +252,7 @@ function render({ model, el }) {
     count.type = "text";
     count.inputMode = "numeric";
     count.className = "nbt-workers-count";
+    count.setAttribute("aria-label", "number of workers");
     count.value = values.workers_count ?? "1";
     const list = h("div", "nbt-workers-list");
     const add = /** @type {HTMLButtonElement} */ (h("button", "nbt-add-worker", "Add worker"));
@@ -296,6 +297,7 @@ function render({ model, el }) {
         const remove = /** @type {HTMLButtonElement} */ (h("button", "nbt-remove-worker", "×"));
         remove.type = "button";
         remove.title = "remove this worker";
+        remove.setAttribute("aria-label", `remove worker ${i + 1}`);
         remove.disabled = current.length === 1;
         remove.addEventListener("click", () => {
           change("workers_list", values.workers_list.filter((/** @type {string} */ _, /** @type {number} */ k) => k !== i), true);

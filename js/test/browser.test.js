@@ -211,6 +211,57 @@ describe("RunBrowser view", () => {
     cleanup();
   });
 
+  it("each row's controls name their run for a screen reader", () => {
+    const { el, cleanup } = mount(makeModel());
+    const first = el.querySelector("tr.nbt-run");
+    expect(first.querySelector(".nbt-select").getAttribute("aria-label")).toBe("select run-AAA to compare");
+    expect(first.querySelector(".nbt-archive").getAttribute("aria-label")).toBe("Archive run-AAA");
+    expect(first.querySelector(".nbt-delete").getAttribute("aria-label")).toBe("Delete run-AAA");
+    cleanup();
+  });
+
+  it("keyboard focus stays on its control when the kernel pushes the page again", () => {
+    const model = makeModel();
+    const { el, cleanup } = mount(model);
+    const delB = () => [...el.querySelectorAll("tr.nbt-run")].find((tr) => tr.dataset.runId === B).querySelector(".nbt-delete");
+    delB().focus();
+    expect(document.activeElement).toBe(delB());
+    model.set("rows", [row(B, { episodes: 11 }), row(A)]); // a new page: B moved to the top
+    expect(el.querySelector("tr.nbt-run").dataset.runId).toBe(B);
+    expect(document.activeElement).toBe(delB());
+    cleanup();
+  });
+
+  it("a new total redraws the pager, not the rows", () => {
+    const model = makeModel();
+    const { el, cleanup } = mount(model);
+    const first = el.querySelector("tr.nbt-run");
+    model.set("total", 61);
+    expect(el.querySelector(".nbt-page-info").textContent).toContain("of 61");
+    expect(el.querySelector("tr.nbt-run")).toBe(first);
+    cleanup();
+  });
+
+  it("a failed summary for a run no longer asked about does not replace the newer confirm step", async () => {
+    const model = makeModel();
+    const asked = [];
+    model.kernel.summary = (p, id) => asked.push({ id, run: p.run_id });
+    const { el, cleanup } = mount(model);
+    const rows = el.querySelectorAll("tr.nbt-run");
+    rows[0].querySelector(".nbt-delete").click(); // A: its answer comes late, and fails
+    rows[1].querySelector(".nbt-delete").click(); // B: asked last, answered first
+    await tick();
+    model.respond(asked[1].id, { ...SUMMARY, run_id: B });
+    await tick();
+    model.fail(asked[0].id, "StoreError", "database is locked");
+    await tick();
+    const box = el.querySelector(".nbt-confirm");
+    expect(box.dataset.runId).toBe(B);
+    expect(box.querySelector(".nbt-confirm-yes")).not.toBeNull();
+    expect(box.textContent).not.toContain("database is locked");
+    cleanup();
+  });
+
   it("cleanup removes every listener it added", () => {
     const model = makeModel();
     const { cleanup } = mount(model);

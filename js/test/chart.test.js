@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { themed } from "../src/chart.js";
+import { formatNumber, themed } from "../src/chart.js";
 
 describe("themed colours", () => {
   it("passes plain colours through untouched", () => {
@@ -38,5 +38,24 @@ describe("themed fallbacks", () => {
     expect(stroke({ root })).toBe("#123456");
     const none = /** @type {any} */ (themed("var(--nbt-a)"));
     expect(none({ root })).toBe("#888");
+  });
+});
+
+describe("formatNumber", () => {
+  it("formats numbers to three significant digits, integers as they are", () => {
+    expect(formatNumber(12)).toBe("12");
+    expect(formatNumber(0.66666)).toBe("0.667");
+    expect(formatNumber(812.54)).toBe("812.5");
+  });
+
+  it("never throws on what JSON brought instead of a number", () => {
+    // jupyter_client sends NaN and ±inf as the strings "nan", "inf", "-inf"
+    expect(formatNumber("nan")).toBe("nan");
+    expect(formatNumber("-inf")).toBe("-inf");
+    expect(formatNumber(null)).toBe("–");
+    expect(formatNumber(undefined)).toBe("–");
+    expect(formatNumber(NaN)).toBe("–");
+    expect(formatNumber(Infinity)).toBe("∞");
+    expect(formatNumber(-Infinity)).toBe("−∞");
   });
 });

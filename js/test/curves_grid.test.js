@@ -45,6 +45,16 @@ describe("curves", () => {
     expect(band.hi[0]).toBeCloseTo(1 / 3 + Math.sqrt(2) / 3, 12);
   });
 
+  it("a worker whose mean is not a number leaves that bin instead of blanking it", () => {
+    const a = { ep: [0, 1], roll: [NaN, 1] };
+    const b = { ep: [0, 1], roll: [3, 3] };
+    const band = overviewBand([a, b], { bins: 2 });
+    expect(band.mean).toEqual([3, 2]);
+    expect(band.n).toEqual([1, 2]);
+    expect([...band.lo, ...band.hi].every(Number.isFinite)).toBe(true);
+    expect(band.perWorker[0]).toEqual([null, 1]); // a gap in its own line, not NaN
+  });
+
   it("a worker that stopped early leaves the band", () => {
     const a = { ep: [0, 1], roll: [1, 1] };
     const b = { ep: [0, 1, 2, 3, 4, 5], roll: [3, 3, 3, 3, 3, 3] };
@@ -79,6 +89,10 @@ describe("grid", () => {
     expect(cells[4][0].cls).toContain("passenger"); // Y
     expect(cells[0][1].wallRight).toBe(true); // "R: |"
     expect(cells[4][0].wallRight).toBe(true); // "|Y|"
+  });
+
+  it("escape codes other than colours are dropped wherever they are", () => {
+    expect(ansiToHtml("\x1b[2J\x1b[Ha\x1b[31mb\x1b[0m\x1b[?25lc")).toBe('a<span class="nbt-ansi-hl">b</span>c');
   });
 
   it("ansi frames are escaped and highlighted", () => {

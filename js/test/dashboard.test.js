@@ -250,3 +250,122 @@ describe("dashboard view", () => {
   });
 });
 
+
+describe("dashboard view: resyncs, odd numbers, frames, accessibility", () => {
+  /** A copy of the fixture's snapshot with worker 000001's scalars changed. */
+  function snapshotWith(scalars, extra = {}) {
+    const s = fx.snapshot.content;
+    const w = s.workers["000001"];
+    return { ...s, ...extra, workers: { ...s.workers, "000001": { ...w, scalars: { ...w.scalars, ...scalars } } } };
+  }
+  const episodes = (el) => el.querySelector(".nbt-stats")?.textContent.match(/episodes(\d+) \/ 100/)?.[1];
+  // The redraw waits for an animation frame: poll rather than guess its delay.
+  const until = (check) => vi.waitFor(check, { timeout: 2000 });
+  const drawn = (el) => until(() => expect(el.querySelectorAll(".nbt-tab")).toHaveLength(3));
+
+  it("a worker tab built before a resync shows the new snapshot and the deltas after it", async () => {
+    // A run from the store: snapshot seq 0, and every change nudges the view with seq 2, 4, …
+    const model = liveModel();
+    let snap = snapshotWith({}, { seq: 0, live: false });
+    model.kernel.hello = (_p, id) => model.respond(id, snap, fx.snapshot.buffers);
+    const { el } = mount(model);
+    await drawn(el);
+    el.querySelector('.nbt-tab[data-key="000001"]').click();
+    await until(() => expect(episodes(el)).toBe("6"));
+    snap = snapshotWith({ episodes_done: 8, pid: 5151 }, { seq: 0, live: false });
+    model.receive({ kind: "delta", seq: 2, workers: {} });
+    await until(() => expect(episodes(el)).toBe("8"));
+    expect(model.requests("hello")).toHaveLength(2);
+    expect(el.querySelector(".nbt-status").textContent).toBe("running · pid 5151");
+    model.receive({ kind: "delta", seq: 1, workers: { "000001": { scalars: { episodes_done: 9 } } } });
+    await until(() => expect(episodes(el)).toBe("9"));
+    // the overview reads the same state
+    el.querySelector('.nbt-tab[data-key="__all__"]').click();
+    await until(() => expect(el.querySelector(".nbt-progress-text")?.textContent).toMatch(/^13 \/ 200 episodes/));
+  });
+
+  it("asks for at most one snapshot at a time, and once more if a gap came meanwhile", async () => {
+    const model = liveModel();
+    const pending = [];
+    const { el } = mount(model);
+    await drawn(el);
+    model.kernel.hello = (_p, id) => pending.push(id);
+    model.receive({ kind: "delta", seq: 9, workers: {} });
+    await tick();
+    model.receive({ kind: "delta", seq: 12, workers: {} });
+    model.receive({ kind: "delta", seq: 15, workers: {} });
+    await tick();
+    expect(model.requests("hello")).toHaveLength(2); // the first, and one for the gaps
+    model.respond(pending.shift(), { ...fx.snapshot.content, seq: 15 }, fx.snapshot.buffers);
+    await tick();
+    expect(model.requests("hello")).toHaveLength(3); // the queued one, after the answer
+    model.respond(pending.shift(), { ...fx.snapshot.content, seq: 15 }, fx.snapshot.buffers);
+    await tick();
+    expect(model.requests("hello")).toHaveLength(3);
+    await drawn(el);
+  });
+
+  it("NaN and inf sent as strings (jupyter_client's JSON) draw as text, and the closure still shows", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    await drawn(el);
+    model.receive({ kind: "delta", seq: 3, outcome: "completed in 1.0 s", workers: {
+      "000001": { scalars: { status: "completed", exit_code: 0, steps_per_s: "nan", epsilon: "inf", mean_return: "nan", last100_return: "-inf" } },
+      "000007": { scalars: { status: "completed", exit_code: 0 } },
+    } });
+    await until(() => expect(el.querySelector(".nbt-closure-actions").hidden).toBe(false));
+    const row = [...el.querySelectorAll(".nbt-summary tr.nbt-closure-row")][0];
+    expect([...row.children].map((td) => td.textContent)).toEqual(["000001", "completed", "0", "6", "2", "nan", "nan", "0.667", "-inf"]);
+    el.querySelector('.nbt-tab[data-key="000001"]').click();
+    await until(() => expect(el.querySelector(".nbt-stats")?.textContent).toContain("εinf"));
+  });
+
+  it("says no frame yet when the run records frames, and how to get them when it does not", async () => {
+    const model = liveModel();
+    let snap = { ...fx.snapshot.content, frames: "rgb_array" };
+    model.kernel.hello = (_p, id) => model.respond(id, snap, fx.snapshot.buffers);
+    const { el } = mount(model);
+    await drawn(el);
+    el.querySelector('.nbt-tab[data-key="000007"]').click(); // no grid, no frame yet
+    await until(() => expect(el.querySelector(".nbt-env")?.textContent).toMatch(/^No frame yet/));
+    snap = { ...fx.snapshot.content, frames: "none", seq: 20 };
+    model.receive({ kind: "delta", seq: 20, workers: {} });
+    await until(() => expect(el.querySelector(".nbt-env").textContent).toMatch(/^No frames: set telemetry frames/));
+  });
+
+  it("revokes an rgb frame's object URL when the next frame replaces it and when the view goes", async () => {
+    const created = [];
+    const revoked = [];
+    const create = vi.spyOn(URL, "createObjectURL").mockImplementation(() => { created.push(`blob:nbt/${created.length}`); return created.at(-1); });
+    const revoke = vi.spyOn(URL, "revokeObjectURL").mockImplementation((u) => { revoked.push(u); });
+    try {
+      const model = liveModel();
+      const { el, cleanup } = mount(model);
+      await drawn(el);
+      el.querySelector('.nbt-tab[data-key="000007"]').click();
+      const png = new DataView(new Uint8Array([137, 80, 78, 71]).buffer);
+      const rgb = (seq, step) => model.receive({ kind: "delta", seq, workers: { "000007": { frame: { kind: "rgb_array", ep_index: 0, step_index: step, png: { buffer: 0, dtype: "png" }, shape: [1, 1, 3] } } } }, [png]);
+      rgb(3, 1);
+      await until(() => expect(el.querySelector(".nbt-frame")?.src).toBe("blob:nbt/0"));
+      model.receive({ kind: "delta", seq: 4, workers: { "000007": { frame: { kind: "ansi", ep_index: 0, step_index: 2, text: "SFFF" } } } });
+      await until(() => expect(revoked).toEqual(["blob:nbt/0"])); // the ansi frame replaced it
+      rgb(5, 3);
+      await until(() => expect(el.querySelector(".nbt-frame")?.src).toBe("blob:nbt/1"));
+      cleanup();
+      expect(revoked).toEqual(["blob:nbt/0", "blob:nbt/1"]);
+    } finally {
+      create.mockRestore();
+      revoke.mockRestore();
+    }
+  });
+
+  it("worker tabs say their worker and status to a screen reader, kept current", async () => {
+    const model = liveModel();
+    const { el } = mount(model);
+    await drawn(el);
+    const tab = el.querySelector('.nbt-tab[data-key="000007"]');
+    await until(() => expect(tab.getAttribute("aria-label")).toBe("000007: running"));
+    model.receive({ kind: "delta", seq: 3, workers: { "000007": { scalars: { status: "stopped" } } } });
+    await until(() => expect(tab.getAttribute("aria-label")).toBe("000007: stopped"));
+  });
+});

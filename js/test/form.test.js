@@ -133,6 +133,13 @@ describe("form view", () => {
     expect(model.get("values").workers_list).toHaveLength(6);
   });
 
+  it("the workers' count box and remove buttons are named for a screen reader", () => {
+    const el = mount(formModel({ workers_mode: "list", workers_list: ["7", ""] }));
+    expect(el.querySelector(".nbt-workers-count").getAttribute("aria-label")).toBe("number of workers");
+    const removes = [...el.querySelectorAll(".nbt-remove-worker")].map((b) => b.getAttribute("aria-label"));
+    expect(removes).toEqual(["remove worker 1", "remove worker 2"]);
+  });
+
   it("Launch asks Python and reports the run or the error", async () => {
     const model = formModel();
     model.state.valid = true;

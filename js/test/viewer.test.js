@@ -22,6 +22,14 @@ describe("viewer", () => {
     expect(frameAt(episode, 99).step).toBe(2);
   });
 
+  it("a reward that arrived as the string \"nan\" is shown, not thrown on", () => {
+    const odd = { ...episode, reward: [0, "nan"], cumulative: [0, "nan"] };
+    const model = new FakeModel({ run_id: "R", worker_id: "000001", ep_index: 3, episode: odd, step: 2 });
+    const el = document.createElement("div");
+    viewer.render({ model, el });
+    expect(el.querySelector(".nbt-stats").textContent).toContain("rewardnan");
+  });
+
   it("the slider moves the shared step and redraws the grid", () => {
     const model = new FakeModel({ run_id: "R", worker_id: "000001", ep_index: 3, episode, step: 0 });
     const el = document.createElement("div");

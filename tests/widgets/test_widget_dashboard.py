@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from widget_events import RUN_ID, ended, episode, new_live, started
+from widget_events import RUN_ID, ended, episode, new_live, rgb_frame, started
 
 from nbtrain.live.hub import RunLive, get_hub
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
@@ -307,3 +309,66 @@ def test_a_run_another_process_writes_keeps_its_views_up_to_date(tmp_path: Path)
         dash.close()
     finally:
         kernel.kill()
+
+
+def _settle(live: RunLive) -> None:
+    """Every worker ended and its exit code known: the ticker may end."""
+    for wid in live.worker_ids:
+        live.apply(ended(wid, episodes_done=live.workers[wid].episodes_done))
+        live.set_process(wid, status="completed", exit_code=0)
+
+
+def test_the_ticker_ends_when_a_worker_s_returns_are_nan(dash: Recording, live: RunLive) -> None:
+    """Regression (widgets audit): NaN != NaN made every tick a delta, so the ticker of a
+    run whose returns were NaN never ended (ten messages a second, for ever)."""
+    dash.request("hello", "h1")
+    live.apply_many([started("000001"), episode("000001", 0, reward=float("nan"))])
+    _settle(live)
+    assert dash._ticker is not None
+    dash._ticker.join(timeout=3)
+    assert not dash.ticker_alive
+    for content, _ in dash.messages:
+        json.dumps(content, allow_nan=False)
+
+
+def test_showing_a_worker_after_the_run_ended_sends_its_rgb_frame(
+    dash: Recording, live: RunLive
+) -> None:
+    """Regression (widgets audit): rgb frames go only to a shown worker, and selecting its
+    tab did not wake a ticker that had ended: the tab showed no frame, ever."""
+    live.apply_many([started("000001"), rgb_frame("000001", 0, 3)])
+    _settle(live)
+    dash.request("hello", "h1")
+    _response(dash, "h1")
+    assert dash._ticker is not None
+    dash._ticker.join(timeout=3)
+    assert not dash.ticker_alive
+    dash.request("focus", "f1", view="a", worker_id="000001")
+    delta = dash.wait_for(
+        lambda m: m.get("kind") == "delta" and "frame" in m["workers"].get("000001", {})
+    )
+    assert delta["workers"]["000001"]["frame"]["kind"] == "rgb_array"
+
+
+def test_the_snapshot_says_which_frames_the_run_records(live: RunLive, tmp_path: Path) -> None:
+    """So that a worker tab can say "no frame yet" rather than "set telemetry frames"."""
+    from tests.kit.runs import add_run, make_db
+
+    db = make_db(tmp_path / "x.sqlite")
+    add_run(db, run_id=RUN_ID, workers=2, episodes=0)
+    with sqlite3.connect(db) as con:
+        con.execute(
+            "UPDATE runs SET config = ?", (json.dumps({"telemetry": {"frames": "rgb_array"}}),)
+        )
+    con.close()
+    widget = Recording(RUN_ID, db=db)
+    try:
+        widget.request("hello", "h1")
+        assert _response(widget, "h1")["result"]["frames"] == "rgb_array"
+    finally:
+        widget.close()
+
+
+def test_without_a_stored_config_the_frames_setting_is_unknown(dash: Recording) -> None:
+    dash.request("hello", "h1")
+    assert _response(dash, "h1")["result"]["frames"] is None

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import nbtrain
@@ -175,3 +176,14 @@ def test_archive_from_the_closure_summary_moves_the_run(tmp_path: Path) -> None:
     }
     assert dash.closure.startswith(f"archived to {target}: ")
     dash.close()
+
+
+def test_a_summary_cell_json_cannot_carry_is_none() -> None:
+    """Regression (widgets audit): ``plain`` caught NaN but passed ±inf on, which reached
+    the confirm step's table as the string "inf"."""
+    from nbtrain.widgets.retention import plain
+
+    for value in (float("nan"), float("inf"), np.float32("-inf")):
+        assert plain(value) is None
+    assert plain(2.0) == 2
+    assert plain(np.float64(0.123456)) == 0.1235

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+import math
+import sqlite3
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +30,7 @@ from nbtrain.live import curve as curve_module
 from nbtrain.live.curve import ROLLING, bucket_episodes
 from nbtrain.widgets.colours import worker_colour
 from nbtrain.widgets.dashboard_data import WIRE_FIELDS, LiveTracker, png_rgb
+from nbtrain.widgets.dashboard_store import store_snapshot
 
 CLOCK = itertools.count(start=1000.0, step=1.0)  # ticks a second apart unless a test says
 
@@ -284,3 +289,46 @@ def test_deltas_rebuild_exactly_the_stored_curve(batches: list[int]) -> None:
     for i, k in enumerate(stored["index"].tolist()):
         expected = [float(stored[n][i]) for n in curve_module.FIELDS[1:]]
         np.testing.assert_allclose(view[k], expected, rtol=1e-6, atol=1e-9)  # float32 returns
+
+
+def test_non_finite_returns_travel_as_none_and_an_idle_tick_sends_nothing() -> None:
+    """Regression (widgets audit): a NaN return made mean_return NaN, and NaN != NaN made
+    every tick a delta, so the ticker never ended; jupyter_client sends NaN / inf as the
+    strings "nan" / "inf", on which the views' number formatting threw."""
+    live = new_live(["000001"])
+    tracker = LiveTracker(live)
+    live.apply_many(
+        [episode("000001", 0, reward=float("nan")), episode("000001", 1, reward=float("inf"))]
+    )
+    packet = tracker.delta(now=next(CLOCK))
+    assert packet is not None
+    json.dumps(packet.content, allow_nan=False)  # nothing JSON cannot carry
+    change = packet.content["workers"]["000001"]
+    for name in ("mean_return", "last100_return", "last20_return"):
+        assert change["scalars"][name] is None
+    assert change["recent"]["total_reward"] == [None, None]
+    assert tracker.delta(now=next(CLOCK)) is None  # nothing changed: nothing to send
+    snap = tracker.snapshot()
+    json.dumps(snap.content, allow_nan=False)
+    assert snap.content["workers"]["000001"]["recent"]["total_reward"] == [None, None]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # inf - inf
+def test_a_stored_run_with_non_finite_returns_gives_a_json_safe_snapshot(tmp_path: Path) -> None:
+    """The store snapshot (RunBrowser, another kernel) maps NaN / inf to None as well, and
+    tells the view which frames the run records."""
+    from tests.kit.runs import add_run, make_db
+
+    db = make_db(tmp_path / "x.sqlite")
+    run_id = add_run(
+        db, workers=1, episodes=3, reward=lambda _w, ep: [1.0, math.inf, -math.inf][ep]
+    )
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE runs SET config = ?", (json.dumps({"telemetry": {"frames": "ansi"}}),))
+    con.close()
+    snap = store_snapshot(db, run_id).content
+    json.dumps(snap, allow_nan=False)
+    worker = snap["workers"]["000001"]
+    assert worker["recent"]["total_reward"] == [1.0, None, None]
+    assert worker["scalars"]["mean_return"] is None
+    assert snap["frames"] == "ansi"

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import difflib
 import logging
+import math
 import threading
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anywidget
+import numpy as np
 import traitlets
 
 from nbtrain.logs import log
@@ -25,6 +27,7 @@ from nbtrain.logs import log
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
 Handler = Callable[[dict[str, Any], list[bytes]], Any]
+T = TypeVar("T")
 
 
 def bundle_trait(name: str) -> traitlets.Unicode[str, str | bytes]:
@@ -51,6 +54,15 @@ def reject_unknown_kwargs(owner: str, given: Iterable[str], allowed: Iterable[st
         f"{owner}() got an unexpected keyword argument {key!r}{hint} "
         f"(accepted: {', '.join(allowed)})"
     )
+
+
+def finite(value: T) -> T | None:
+    """``value``, or None for a float JSON cannot carry (NaN, ±inf): jupyter_client sends
+    those as the strings "nan" / "inf", which a view cannot draw, and NaN never equals the
+    value last sent, so a dashboard would resend it every tick."""
+    if isinstance(value, float | np.floating) and not math.isfinite(value):
+        return None
+    return value
 
 
 class Deferred:

@@ -27,6 +27,7 @@ from nbtrain.statuses import LIVE_STATUSES, run_status_of
 from nbtrain.store import TelemetryStore, schema
 from nbtrain.store.compare import compare_band
 from nbtrain.store.retention import CHUNK_ROW_BYTES, EPISODE_ROW_BYTES
+from nbtrain.widgets._common import finite
 
 SORT_KEYS = ("name", "created", "status", "workers", "episodes", "steps", "size")
 LIVE_COUNTS_S = 1.0
@@ -231,7 +232,7 @@ def _iso(created: Any) -> str:
 
 
 def _clean(values: np.ndarray[Any, Any]) -> list[float | None]:
-    return [None if not math.isfinite(v) else round(float(v), 6) for v in values]
+    return [finite(round(float(v), 6)) for v in values]
 
 
 def overlay(store: TelemetryStore, names: dict[str, str], run_ids: list[str]) -> dict[str, Any]:

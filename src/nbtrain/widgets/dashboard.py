@@ -29,7 +29,7 @@ from nbtrain.widgets._common import (
 )
 from nbtrain.widgets.dashboard_actions import RunActions
 from nbtrain.widgets.dashboard_data import SCALARS, LiveTracker, Packet
-from nbtrain.widgets.dashboard_store import store_snapshot
+from nbtrain.widgets.dashboard_store import store_snapshot, stored_frames
 from nbtrain.widgets.dashboard_watch import StoreWatcher
 from nbtrain.widgets.fallback import StaticTwin, html_table, publish, text_table
 from nbtrain.widgets.outcome import outcome_text
@@ -104,6 +104,7 @@ class RunDashboard(RunActions):
         # a run that another process writes: views are nudged to read it again on changes
         self._watcher = StoreWatcher(self._db, run_id, self._nudge, self._closed)
         self._nudge_seq = 0
+        self._frames: str | None = None  # the run's telemetry.frames, once read
         self._install_actions()
         if self._live is not None:
             self._live.on_worker_start(self._ensure_ticker)  # updates resume after a restart
@@ -202,6 +203,7 @@ class RunDashboard(RunActions):
     def _hello(self, params: dict[str, Any], _buffers: list[bytes]) -> Any:
         """A view (re)rendered: bring the others up to date, then answer with a snapshot."""
         request_id = params["id"]
+        frames = self._frames_setting() if self._tracker is not None else None
         with self._lock:
             if self._tracker is not None and self._live is not None:
                 with self._live.lock:
@@ -209,6 +211,7 @@ class RunDashboard(RunActions):
                     snapshot = self._tracker.snapshot()
                 if delta is not None:
                     self._send_packet(delta)
+                snapshot.content["frames"] = frames
             else:
                 snapshot = store_snapshot(self._db, self.run_id)
             self.sent_messages += 1
@@ -218,6 +221,13 @@ class RunDashboard(RunActions):
             self._watcher.start()
         self._ensure_ticker()
         return DEFERRED
+
+    def _frames_setting(self) -> str | None:
+        """The run's ``telemetry.frames`` (the view tells "no frame yet" from "no frames
+        asked for"); read from the stored config until found, as the hub does not hold it."""
+        if self._frames is None:
+            self._frames = stored_frames(self._db, self.run_id)
+        return self._frames
 
     def _nudge(self) -> None:
         """Tell the views that the stored run changed: a delta that leaves a gap in their
@@ -259,6 +269,9 @@ class RunDashboard(RunActions):
                     self._tracker.focused.pop(view, None)
                 else:
                     self._tracker.focused[view] = str(worker_id)
+            if worker_id is not None:
+                # rgb frames wait for a shown worker: a ticker that ended must send its last
+                self._ensure_ticker()
         return None
 
     # -- text fallbacks --------------------------------------------------------------------

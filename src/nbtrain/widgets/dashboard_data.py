@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nbtrain.statuses import FINAL_STATUSES
+from nbtrain.widgets._common import finite
 from nbtrain.widgets.colours import worker_colour, worker_colours
 from nbtrain.widgets.outcome import outcome_text
 
@@ -138,14 +139,15 @@ def compact_recent(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     and times were most of a busy dashboard's bytes. ``end``: 1 terminated, 2 truncated."""
     return {
         "ep_index": [int(r["ep_index"]) for r in rows],
-        "total_reward": [float(r["total_reward"]) for r in rows],
+        "total_reward": [finite(float(r["total_reward"])) for r in rows],
         "length": [int(r["length"]) for r in rows],
         "end": [1 if r["terminated"] else 2 if r["truncated"] else 0 for r in rows],
     }
 
 
 def _scalars(worker: WorkerLive) -> dict[str, Any]:
-    return {name: getattr(worker, name) for name in SCALARS}
+    # NaN / inf as None: JSON-safe, and equal to itself when the next tick compares
+    return {name: finite(getattr(worker, name)) for name in SCALARS}
 
 
 def _grid(worker: WorkerLive) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from nbtrain.live.curve import bucket_episodes
+from nbtrain.widgets._common import finite
 from nbtrain.widgets.colours import worker_colours
 from nbtrain.widgets.dashboard_data import RECENT, SCALARS, Packet, compact_recent, encode_curve
 from nbtrain.widgets.outcome import outcome_text
@@ -22,16 +23,7 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
     workers = store.workers(run_id)
     episodes = store.episodes(run_id)
     summary = store.run_summary(run_id).set_index("worker_id")
-    env_id = ""
-    try:
-        runs = store.runs()
-        run_row = runs[runs["run_id"] == run_id]
-        if len(run_row):
-            config = run_row["config"].iloc[0]
-            config = json.loads(config) if isinstance(config, str) else config
-            env_id = str(config.get("env_id", ""))
-    except Exception:  # the env id is decoration; a snapshot without it is still right
-        env_id = ""
+    config = stored_config(store, run_id)
     worker_ids = [str(w) for w in workers["worker_id"]]
     packet = Packet(
         {
@@ -39,7 +31,8 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
             "seq": 0,
             "live": False,
             "run_id": run_id,
-            "env_id": env_id,
+            "env_id": str(config.get("env_id", "")),
+            "frames": frames_setting(config),
             "worker_ids": worker_ids,
             "colours": worker_colours(worker_ids),
             "outcome": None,
@@ -87,6 +80,7 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
             ),
             last20_return=float(buckets["roll"][-1]) if n else None,
         )
+        scalars = {k: finite(v) for k, v in scalars.items()}  # NaN / inf: None in JSON
         tail = mine.tail(RECENT)
         recent = [
             {
@@ -111,6 +105,36 @@ def store_snapshot(db: Any, run_id: str) -> Packet:
         w["scalars"] for w in packet.content["workers"].values()
     )
     return packet
+
+
+def stored_config(store: Any, run_id: str) -> dict[str, Any]:
+    """The run's config as stored at launch; {} when it cannot be read (what the view takes
+    from it, the env id and the frames setting, is decoration: a snapshot stays right)."""
+    try:
+        config = store.run(run_id)["config"]
+        config = json.loads(config) if isinstance(config, str) else config
+    except Exception:
+        return {}
+    return dict(config) if isinstance(config, dict) else {}
+
+
+def frames_setting(config: dict[str, Any]) -> str | None:
+    """``telemetry.frames`` of a stored config ("none", "ansi", "rgb_array"); None: unknown."""
+    telemetry = config.get("telemetry")
+    frames = telemetry.get("frames") if isinstance(telemetry, dict) else None
+    return None if frames is None else str(frames)
+
+
+def stored_frames(db: Any, run_id: str) -> str | None:
+    """The frames setting of a run read from ``db`` (None: no such file, run or setting)."""
+    from nbtrain.store import TelemetryStore
+    from nbtrain.store.files import existing_db
+
+    try:
+        store = TelemetryStore(existing_db(db))  # never a new file at a mistyped path
+    except Exception:
+        return None
+    return frames_setting(stored_config(store, run_id))
 
 
 def _plain(value: Any) -> Any:

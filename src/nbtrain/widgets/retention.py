@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbtrain.statuses import FINAL_STATUSES
-from nbtrain.widgets._common import DEFERRED, RequestWidget
+from nbtrain.widgets._common import DEFERRED, RequestWidget, finite
 
 if TYPE_CHECKING:
     from nbtrain.store import TelemetryStore
@@ -78,11 +78,11 @@ def in_thread(
 
 
 def plain(value: Any) -> Any:
-    """A summary cell as JSON: NaN becomes None, numpy scalars Python numbers."""
+    """A summary cell as JSON: NaN and ±inf become None, numpy scalars Python numbers."""
     if isinstance(value, str) or value is None:
         return value
-    number = float(value)
-    if number != number:
+    number = finite(float(value))
+    if number is None:
         return None
     return int(number) if number.is_integer() else round(number, 4)
 

@@ -16,7 +16,7 @@ import traitlets
 
 from nbtrain.ids import normalize_worker_id
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
-from nbtrain.widgets._common import RequestWidget, bundle_trait, reject_unknown_kwargs
+from nbtrain.widgets._common import RequestWidget, bundle_trait, finite, reject_unknown_kwargs
 from nbtrain.widgets.envinfo import ACTION_LABELS, grid_for_env
 
 
@@ -111,8 +111,9 @@ def load_episode(
         "action_labels": ACTION_LABELS.get(grid["kind"], []) if grid else [],
         "step_index": [int(i) for i in steps["step_index"]],
         "action": [_jsonable(a) for a in steps["action"]],
-        "reward": rewards,
-        "cumulative": cumulative,
+        # NaN / inf as None (JSON-safe); a return after a NaN reward is unknown, so None too
+        "reward": [finite(r) for r in rewards],
+        "cumulative": [finite(c) for c in cumulative],
         "obs": [_jsonable(o) for o in steps["obs"]],
         "terminated": [bool(t) for t in steps["terminated"]],
         "truncated": [bool(t) for t in steps["truncated"]],
