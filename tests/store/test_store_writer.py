@@ -19,9 +19,9 @@ from tests.kit.events import episode, full_episode, steps
 from nbtrain.errors import StoreError
 from nbtrain.ids import new_run_id
 from nbtrain.log_codes import LOG_SERVICE_SQLITE_BUSY_RETRY, LOG_SERVICE_SQLITE_WRITE_FAILED
-from nbtrain.store import schema
+from nbtrain.store import schema, writer_queue
 from nbtrain.store.writer import StoreWriter, acquire_writer
-from nbtrain.store.writer_queue import STEADY_ROWS, commit_deadline
+from nbtrain.store.writer_queue import STEADY_AFTER_S, STEADY_ROWS, commit_deadline
 from nbtrain.wire.events import Progress
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -450,9 +450,33 @@ def test_commit_deadline_spaces_commits_only_after_a_large_batch() -> None:
     assert commit_deadline(10.0, 5.0, 0.1, 0.3) == pytest.approx(10.1)  # after a pause
 
 
-def test_a_heavy_stream_is_committed_every_steady_interval(db: Path) -> None:
-    """Batches of STEADY_ROWS rows or more space the next commit by steady_interval (each
-    commit rewrites the partly filled last pages); small ones leave the pace alone."""
+def test_commits_are_spaced_only_once_large_batches_have_gone_on(db: Path) -> None:
+    """A run's first large batch (its first steps) is not followed by a spaced commit: its
+    first episodes may come in the next read, and are stored as soon as before."""
+    w = acquire_writer(db)
+    try:
+        never = -float("inf")
+        w._wrote(STEADY_ROWS, 100.0)
+        assert w._committed == never  # the first large write: no spacing yet
+        w._wrote(STEADY_ROWS, 100.0 + STEADY_AFTER_S / 2)
+        assert w._committed == never
+        w._wrote(STEADY_ROWS, 100.0 + STEADY_AFTER_S)
+        assert w._committed == 100.0 + STEADY_AFTER_S  # a steady stream: spaced
+        w._wrote(STEADY_ROWS - 1, 102.0 + STEADY_AFTER_S)
+        assert w._committed == never  # a small write ends the stream
+        w._wrote(STEADY_ROWS, 103.0 + STEADY_AFTER_S)
+        assert w._committed == never  # and the next large one starts a new one
+    finally:
+        w.release()
+
+
+def test_a_heavy_stream_is_committed_every_steady_interval(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of STEADY_ROWS rows or more, once they have gone on for STEADY_AFTER_S, space
+    the next commit by steady_interval (each commit rewrites the partly filled last pages);
+    small ones leave the pace alone."""
+    monkeypatch.setattr(writer_queue, "STEADY_AFTER_S", 0.2)
     w = acquire_writer(db)
     w.commit_interval, w.steady_interval = 0.1, 0.3
     try:
@@ -461,7 +485,7 @@ def test_a_heavy_stream_is_committed_every_steady_interval(db: Path) -> None:
         w.flush(timeout=10)
         assert w._committed == -float("inf")  # a small batch: no spacing
         started, ep, before = time.monotonic(), 1, w.commits
-        while time.monotonic() - started < 1.5:
+        while time.monotonic() - started < 2.0:
             w.add_events([steps(run, "000001", ep, STEADY_ROWS // 4)])
             ep += 1
             time.sleep(0.01)
@@ -469,8 +493,8 @@ def test_a_heavy_stream_is_committed_every_steady_interval(db: Path) -> None:
         commits = w.commits - before
         w.flush(timeout=10)
         assert w._committed > started
-        # one commit every 0.1 s before: 15 or so here
-        assert commits <= elapsed / 0.3 + 2, (commits, elapsed)
+        # one commit every 0.1 s without the spacing: 20 or so here
+        assert commits <= 0.2 / 0.1 + (elapsed - 0.2) / 0.3 + 3, (commits, elapsed)
     finally:
         w.release()
     assert count(db, "SELECT COUNT(*) FROM steps") == 5 + (ep - 1) * (STEADY_ROWS // 4)

@@ -36,8 +36,11 @@ from nbtrain.threadprio import lower_this_thread
 __all__ = ["WriterQueue"]
 
 
-# A batch this large means rows are streaming in: the next commit waits steady_interval.
+# Batches this large for this long mean rows are streaming in: the next commit waits
+# steady_interval. Not from the first one: a run's first episodes may come a read after its
+# first steps, and must not wait for a spaced commit (first stored episode, issue 13).
 STEADY_ROWS = 2_000
+STEADY_AFTER_S = 1.0
 
 
 class WriterQueue:
@@ -61,11 +64,13 @@ class WriterQueue:
         # Commits of a heavy stream are spaced this far apart: each commit rewrites the
         # last, partly filled 64 KiB page of every table and index it touched, so at 0.1 s
         # the writer spent 10.1-10.2 us an episode of 4 FrozenLake workers, at 0.3 s 8.5
-        # (the captured stream replayed at its real pace). After a small batch (a status, a
-        # run's first episodes) rows still go in after commit_interval.
+        # (the captured stream replayed at its real pace). After small batches, and in the
+        # first STEADY_AFTER_S of a heavy stream, rows still go in after commit_interval.
         self.steady_interval = steady_interval
-        # Monotonic end of the last write of at least STEADY_ROWS rows (the thread's own).
+        # Monotonic end of the last write, when the writes of at least STEADY_ROWS rows
+        # have gone on for STEADY_AFTER_S (else -inf); the thread's own.
         self._committed = -float("inf")
+        self._heavy_since: float | None = None  # start of the current run of large writes
         self.max_pending_rows = max_pending_rows
         self.max_batch_rows = max_batch_rows
         self._queue: deque[Op] = deque()
@@ -214,8 +219,7 @@ class WriterQueue:
             while True:
                 ops = self._take()
                 self._batch.write(ops)
-                if sum(op.rows for op in ops) >= STEADY_ROWS:
-                    self._committed = time.monotonic()
+                self._wrote(sum(op.rows for op in ops), time.monotonic())
                 if any(op.stop for op in ops):
                     break
                 ops = []
@@ -223,6 +227,16 @@ class WriterQueue:
             self._fail(exc, ops)
         finally:
             self._batch.close()
+
+    def _wrote(self, rows: int, now: float) -> None:
+        """Note a write of ``rows`` ending ``now`` (see :func:`commit_deadline`)."""
+        if rows < STEADY_ROWS:
+            self._heavy_since, self._committed = None, -float("inf")
+            return
+        if self._heavy_since is None:
+            self._heavy_since = now
+        steady = now - self._heavy_since >= STEADY_AFTER_S
+        self._committed = now if steady else -float("inf")
 
     def _fail(self, exc: BaseException, taken: list[Op]) -> None:
         """Stop for good: refuse new calls, tell the listeners (once), fail waiting calls."""
