@@ -17,6 +17,7 @@ import traitlets
 from nbtrain.ids import normalize_worker_id
 from nbtrain.log_codes import LOG_UI_DASHBOARD_CALLBACK_ERROR
 from nbtrain.widgets._common import RequestWidget, bundle_trait, finite, reject_unknown_kwargs
+from nbtrain.widgets.dashboard_store import stored_config
 from nbtrain.widgets.envinfo import ACTION_LABELS, grid_for_env
 
 
@@ -90,7 +91,7 @@ def load_episode(
             "telemetry.steps); the viewer replays whole episodes: record every step with "
             "telemetry={'steps': 'all'}"
         )
-    config = _run_config(store, run_id)
+    config = stored_config(store, run_id)  # unreadable: replayed without a grid
     env_id = str(config.get("env_id", ""))
     env_kwargs = config.get("env_kwargs") or {}
     grid = None
@@ -118,17 +119,6 @@ def load_episode(
         "terminated": [bool(t) for t in steps["terminated"]],
         "truncated": [bool(t) for t in steps["truncated"]],
     }
-
-
-def _run_config(store: Any, run_id: str) -> dict[str, Any]:
-    runs = store.runs()
-    row = runs[runs["run_id"] == run_id]
-    if not len(row):
-        return {}
-    config = row["config"].iloc[0]
-    if isinstance(config, str):
-        config = json.loads(config)
-    return dict(config) if isinstance(config, dict) else {}
 
 
 def _jsonable(value: Any) -> Any:
