@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"dispatch"},
     {"jupyter_events"},
     {"run_reads"},
+    {"run_ending"},
     {"run"},
     {"widgets"},
     {"cli"},

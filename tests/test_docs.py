@@ -108,6 +108,7 @@ def test_every_linked_file_exists() -> None:
         "nbtrain.ids",
         "nbtrain.statuses",
         "nbtrain.run",
+        "nbtrain.run_ending",
         "nbtrain.store",
         "nbtrain.store.frames",
         "nbtrain.config.model",

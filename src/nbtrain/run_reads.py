@@ -1,8 +1,8 @@
 """The read side of :class:`nbtrain.Run`: statuses, config, frames and the dashboard.
 
 Everything here reads; in the kernel that owns the run, statuses come from its session
-(already committed), elsewhere from the file (corrected for a dead owner). Control (wait,
-stop, restart, evaluate) is in :mod:`nbtrain.run`.
+(already committed), elsewhere from the file (corrected for a dead owner). Control is in
+:mod:`nbtrain.run_ending` (wait, stop) and :mod:`nbtrain.run` (restart, evaluate).
 """
 
 from __future__ import annotations
