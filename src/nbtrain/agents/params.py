@@ -4,16 +4,26 @@ A built-in agent's keyword-only constructor parameters *are* its hyperparameters
 defaults come from the signature and their help text from the class's ``PARAM_HELP``. The
 class docstring's table (:func:`document_params`), the form's placeholders and help
 (``nbtrain.widgets.form_spec``), the docs and config validation (``nbtrain.config.agentkw``)
-all read them from here, so they cannot disagree.
+all read them from here, so they cannot disagree. The agents check a numeric value against
+its range with :func:`check_number`, so their messages say the same.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["AgentParam", "agent_params", "class_params", "document_params", "params_table"]
+__all__ = [
+    "AgentParam",
+    "agent_params",
+    "check_number",
+    "class_params",
+    "document_params",
+    "params_table",
+]
 
 T = TypeVar("T", bound=type)
 
@@ -73,3 +83,18 @@ def document_params(cls: T) -> T:
         f"{doc}\n\nHyperparameters (defaults from the signature):\n\n{params_table(cls)}\n"
     )
     return cls
+
+
+def check_number(
+    name: str, value: object, low: float, high: float, *, open_low: bool = False
+) -> float:
+    """``value`` as a float if it is a real number in ``[low, high]`` (``(low, high]`` with
+    ``open_low``); else a ValueError naming the hyperparameter ``name`` and its range."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    x = float(value) if ok else math.nan  # type: ignore[arg-type]
+    if not ok or math.isnan(x) or x > high or x < low or (open_low and x == low):
+        left = "(" if open_low else "["
+        raise ValueError(
+            f"{name}={value!r} is not allowed; it must be a number in {left}{low}, {high}]"
+        )
+    return x

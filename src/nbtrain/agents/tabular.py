@@ -18,43 +18,27 @@ Terminal transitions (``terminated``) do not bootstrap; time-limit truncations d
 Persistence: ``save`` writes the table, ε, the observation discretization (bins and bounds)
 and the episode count atomically as JSON; ``load`` takes only the table (the configured ε
 schedule stays: a policy file never overrides the config); ``restore`` takes the whole
-learning state, ε included, to resume after a crash.
+learning state, ε included, to resume after a crash (:mod:`nbtrain.agents.tabular_policy`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import os
 import random
 from typing import Any, ClassVar
 
 from gymnasium import spaces
 
-from nbtrain.agents.atomic import write_atomic
 from nbtrain.agents.discretize import MAX_TABLE_CELLS, DiscreteEncoder, make_discretizer
-from nbtrain.agents.params import document_params
-from nbtrain.agents.policyfile import TABULAR_FORMAT, policy_json, read_policy
-
-POLICY_VERSION = 1
-TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
+from nbtrain.agents.params import check_number, document_params
+from nbtrain.agents.tabular_policy import TabularPolicyFile
 
 _NO_OBS = object()  # sentinel: no cached observation
 
 
-def _number(name: str, value: object, low: float, high: float, *, open_low: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    x = float(value) if ok else math.nan  # type: ignore[arg-type]
-    if not ok or math.isnan(x) or x > high or x < low or (open_low and x == low):
-        left = "(" if open_low else "["
-        raise ValueError(
-            f"{name}={value!r} is not allowed; it must be a number in {left}{low}, {high}]"
-        )
-    return x
-
-
 @document_params
-class TabularAgent:
+class TabularAgent(TabularPolicyFile):
     """Shared table, exploration, ε schedule and persistence; subclasses define ``learn``.
 
     ε schedule: after each episode ε ← max(ε_min, ε·decay); ``epsilon_decay=1.0`` keeps ε
@@ -98,17 +82,17 @@ class TabularAgent:
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"{name}: seed={seed!r} must be an int or None")
-        self.alpha = _number("alpha", alpha, 0.0, 1.0, open_low=True)
-        self.gamma = _number("gamma", gamma, 0.0, 1.0)
-        self.epsilon = _number("epsilon", epsilon, 0.0, 1.0)
-        self.epsilon_min = _number("epsilon_min", epsilon_min, 0.0, 1.0)
-        self.epsilon_decay = _number("epsilon_decay", epsilon_decay, 0.0, 1.0, open_low=True)
+        self.alpha = check_number("alpha", alpha, 0.0, 1.0, open_low=True)
+        self.gamma = check_number("gamma", gamma, 0.0, 1.0)
+        self.epsilon = check_number("epsilon", epsilon, 0.0, 1.0)
+        self.epsilon_min = check_number("epsilon_min", epsilon_min, 0.0, 1.0)
+        self.epsilon_decay = check_number("epsilon_decay", epsilon_decay, 0.0, 1.0, open_low=True)
         if self.epsilon_min > self.epsilon:
             raise ValueError(
                 f"epsilon_min={epsilon_min!r} must not exceed epsilon={epsilon!r} "
                 f"(pass epsilon_min={epsilon!r} or lower as well)"
             )
-        q0 = _number("initial_q", initial_q, -math.inf, math.inf)
+        q0 = check_number("initial_q", initial_q, -math.inf, math.inf)
         if math.isinf(q0):
             raise ValueError(f"initial_q={initial_q!r} must be a finite number")
         self.discretizer = make_discretizer(observation_space, bins, bounds)
@@ -189,102 +173,6 @@ class TabularAgent:
 
     def _forget(self) -> None:
         self._cached_obs = _NO_OBS
-
-    # -- persistence --------------------------------------------------------------------
-
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "alpha": self.alpha,
-            "gamma": self.gamma,
-            "epsilon_min": self.epsilon_min,
-            "epsilon_decay": self.epsilon_decay,
-        }
-
-    def save(self, path: str | os.PathLike[str], *, episode: int | None = None) -> None:
-        """Write the policy and its learning state as JSON, atomically and ``0600``.
-
-        ``episode``: how many episodes the worker had finished (recorded for a resume).
-        """
-        write_atomic(path, self.policy_bytes(episode=episode))
-
-    def policy_bytes(self, *, episode: int | None = None) -> bytes:
-        """What :meth:`save` writes; the worker's periodic checkpoints write these bytes
-        into a file of their own (no new file per checkpoint, see ``worker.checkpoint``)."""
-        return policy_json(
-            {
-                "format": TABULAR_FORMAT,
-                "version": POLICY_VERSION,
-                "algorithm": self.algorithm,
-                "episode": episode,
-                "n_states": self.n_states,
-                "n_actions": self.n_actions,
-                "action_start": self.action_start,
-                "observation": self.discretizer.config,
-                "epsilon": self.epsilon,
-                "hyperparameters": self.hyperparameters(),
-                "q": self.q,
-            }
-        )
-
-    def load(self, path: str | os.PathLike[str]) -> None:
-        """Load the Q-table saved by any tabular agent (a Q-table is a Q-table).
-
-        Only the table: ε and the other hyperparameters stay the ones this agent was made
-        with, so a training run's configured schedule applies from its first episode. The
-        table's shape and observation discretization must match this agent's.
-        """
-        self._read(path)
-
-    def restore(self, path: str | os.PathLike[str]) -> int | None:
-        """Load the table *and* ε (the whole learning state), to resume after a crash;
-        returns the episode count recorded by :meth:`save` (None if none was)."""
-        data = self._read(path)
-        self.epsilon = _number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
-        episode = data.get("episode")
-        return episode if isinstance(episode, int) and not isinstance(episode, bool) else None
-
-    def _read(self, path: str | os.PathLike[str]) -> dict[str, Any]:
-        data = read_policy(path, TABULAR_FORMAT)
-        if data.get("algorithm") not in TABULAR_ALGORITHMS:
-            raise ValueError(
-                f"policy file {str(path)!r} holds algorithm {data.get('algorithm')!r}; "
-                f"allowed: {', '.join(TABULAR_ALGORITHMS)}"
-            )
-        table = data.get("q")
-        shape = _shape(table)
-        want = (self.n_states, self.n_actions)
-        if shape != want:
-            raise ValueError(
-                f"policy file {str(path)!r} has a Q-table of shape {shape}; this agent needs "
-                f"{want} ({self.n_states} states x {self.n_actions} actions)"
-            )
-        if data.get("observation") != self.discretizer.config:
-            raise ValueError(
-                f"policy file {str(path)!r} discretizes observations as "
-                f"{data.get('observation')!r}; this agent uses {self.discretizer.config!r}"
-            )
-        if data.get("action_start", 0) != self.action_start:
-            raise ValueError(
-                f"policy file {str(path)!r} has action_start {data.get('action_start')!r}; "
-                f"this agent's action space starts at {self.action_start}"
-            )
-        assert table is not None
-        try:
-            q = [[float(v) for v in row] for row in table]
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"policy file {str(path)!r} has non-numeric Q-values") from exc
-        self.q = q
-        self._forget()
-        return data
-
-
-def _shape(table: object) -> tuple[int, ...] | str:
-    if not isinstance(table, list) or not all(isinstance(row, list) for row in table):
-        return "not a list of lists"
-    widths = {len(row) for row in table}
-    if len(widths) > 1:
-        return f"ragged rows of lengths {sorted(widths)}"
-    return (len(table), widths.pop() if widths else 0)
 
 
 class QLearningAgent(TabularAgent):

@@ -26,9 +26,8 @@ from gymnasium import spaces
 
 from nbtrain.agents.atomic import write_atomic
 from nbtrain.agents.discretize import MAX_TABLE_CELLS
-from nbtrain.agents.params import document_params
+from nbtrain.agents.params import check_number, document_params
 from nbtrain.agents.policyfile import TILE_FORMAT, policy_json, read_policy
-from nbtrain.agents.tabular import _number
 from nbtrain.agents.tilecoding import make_tile_coder
 
 __all__ = ["TileSarsaAgent"]
@@ -78,11 +77,11 @@ class TileSarsaAgent:
             )
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"tile_sarsa: seed={seed!r} must be an int or None")
-        self.alpha = _number("alpha", alpha, 0.0, 1.0, open_low=True)
-        self.gamma = _number("gamma", gamma, 0.0, 1.0)
-        self.epsilon = _number("epsilon", epsilon, 0.0, 1.0)
-        self.epsilon_min = _number("epsilon_min", epsilon_min, 0.0, 1.0)
-        self.epsilon_decay = _number("epsilon_decay", epsilon_decay, 0.0, 1.0, open_low=True)
+        self.alpha = check_number("alpha", alpha, 0.0, 1.0, open_low=True)
+        self.gamma = check_number("gamma", gamma, 0.0, 1.0)
+        self.epsilon = check_number("epsilon", epsilon, 0.0, 1.0)
+        self.epsilon_min = check_number("epsilon_min", epsilon_min, 0.0, 1.0)
+        self.epsilon_decay = check_number("epsilon_decay", epsilon_decay, 0.0, 1.0, open_low=True)
         if self.epsilon_min > self.epsilon:
             raise ValueError(
                 f"epsilon_min={epsilon_min!r} must not exceed epsilon={epsilon!r} "
@@ -223,7 +222,7 @@ class TileSarsaAgent:
     def restore(self, path: str | os.PathLike[str]) -> int | None:
         """Load the weights and ε (to resume after a crash); returns the recorded episode."""
         data = self._read(path)
-        self.epsilon = _number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
+        self.epsilon = check_number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
         episode = data.get("episode")
         return episode if isinstance(episode, int) and not isinstance(episode, bool) else None
 
