@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nbtrain.dispatch.backend import resolve_backend
+from nbtrain.dispatch.restart_rules import check_episodes_left, check_restartable
 from nbtrain.dispatch.runfiles import run_dir_for
-from nbtrain.dispatch.session import RunSession, check_episodes_left, check_restartable
+from nbtrain.dispatch.session import RunSession
 from nbtrain.dispatch.start import decode_agent
 from nbtrain.errors import RunError, UnknownRunError
 from nbtrain.procinfo import own_identity

@@ -27,8 +27,9 @@ from nbtrain.dispatch.ingest import Ingest, Outcome, WorkerStream
 from nbtrain.dispatch.lease import keep_lease
 from nbtrain.dispatch.registry import register
 from nbtrain.dispatch.remote_stop import stop_was_requested
+from nbtrain.dispatch.restart_rules import check_episodes_left, check_restartable
 from nbtrain.dispatch.runfiles import worker_config_path, write_worker_config
-from nbtrain.errors import RunError, StoreError, UnknownWorkerError
+from nbtrain.errors import StoreError, UnknownWorkerError
 from nbtrain.live.hub import RunLive, get_hub
 from nbtrain.log_codes import (
     LOG_SERVICE_RUN_FINISHED,
@@ -389,21 +390,3 @@ def _close_when_idle(ingest: Ingest) -> None:
             return
         except RuntimeError:
             time.sleep(0.05)
-
-
-def check_restartable(run_id: str, statuses: dict[str, str], worker_id: str) -> None:
-    if worker_id not in statuses:
-        raise UnknownWorkerError(run_id, worker_id, statuses)
-    status = statuses[worker_id]
-    if status not in {"stopped", "failed"}:
-        raise RunError(
-            f"worker {worker_id!r} of run {run_id} is {status}; only a stopped or failed "
-            "worker can be restarted"
-        )
-
-
-def check_episodes_left(run_id: str, worker_id: str, next_episode: int, episodes: int) -> None:
-    if next_episode >= episodes:
-        raise RunError(
-            f"worker {worker_id!r} of run {run_id} has already recorded all {episodes} episodes"
-        )
