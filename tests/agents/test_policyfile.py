@@ -1,5 +1,5 @@
-"""Policy files' bytes: msgspec's JSON where it is exact, ``json.dumps`` where a value is
-not finite (msgspec would write ``null`` and lose it)."""
+"""Policy files: their bytes (msgspec's JSON where it is exact, ``json.dumps`` where a value is
+not finite: msgspec would write ``null`` and lose it), and the checks the agents share."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nbtrain.agents.policyfile import policy_json
+from nbtrain.agents.policyfile import PolicyFileError, policy_json, resume_point, tabular_algorithm
 from nbtrain.agents.tabular import QLearningAgent
 
 values = st.recursive(
@@ -66,3 +67,22 @@ def test_a_diverged_q_table_keeps_nan_and_infinity(tmp_path: Path) -> None:
     assert loaded["q"][4][2] == math.inf
     assert loaded["q"][5][0] == -math.inf
     assert loaded["episode"] == 7
+
+
+def test_resume_point_checks_epsilon_and_reads_the_episode() -> None:
+    """Both agent families restore through it: a file without ε keeps the agent's, and an
+    episode count that is not an int (a bool, a float) is no resume point."""
+    assert resume_point({"epsilon": 0.25, "episode": 7}, 0.9) == (0.25, 7)
+    assert resume_point({}, 0.9) == (0.9, None)
+    assert resume_point({"epsilon": 0, "episode": True}, 0.9) == (0.0, None)
+    assert resume_point({"episode": 3.0}, 0.5) == (0.5, None)
+    for bad in (1.5, -0.1, "0.1", None, math.nan):
+        with pytest.raises(ValueError, match="epsilon="):
+            resume_point({"epsilon": bad}, 0.5)
+
+
+def test_tabular_algorithm_names_the_allowed_ones(tmp_path: Path) -> None:
+    assert tabular_algorithm({"algorithm": "sarsa"}, tmp_path / "p.json") == "sarsa"
+    for bad in ({"algorithm": "dqn"}, {}, {"algorithm": ["q_learning"]}):
+        with pytest.raises(PolicyFileError, match="allowed: q_learning, sarsa, expected_sarsa"):
+            tabular_algorithm(bad, tmp_path / "p.json")

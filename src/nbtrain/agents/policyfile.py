@@ -18,21 +18,26 @@ from typing import Any
 import msgspec
 
 from nbtrain.agents.atomic import write_atomic
+from nbtrain.agents.params import check_number
 
 __all__ = [
+    "TABULAR_ALGORITHMS",
     "TABULAR_FORMAT",
     "TILE_FORMAT",
+    "VERSION",
     "PolicyFileError",
     "policy_agent",
     "policy_json",
     "read_policy",
+    "resume_point",
+    "tabular_algorithm",
     "write_policy",
 ]
 
 TABULAR_FORMAT = "nbtrain.tabular"
 TILE_FORMAT = "nbtrain.tile_sarsa"
 VERSION = 1
-_TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
+TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
 
 
 class PolicyFileError(ValueError):
@@ -112,14 +117,28 @@ def policy_agent(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
             raise PolicyFileError(f"policy file {str(path)!r} has no tile_coding section")
         keys = ("tilings", "tiles", "bounds", "hash_size")
         return "tile_sarsa", {k: coding[k] for k in keys if k in coding}
-    algorithm = data.get("algorithm")
-    if algorithm not in _TABULAR_ALGORITHMS:
-        raise PolicyFileError(
-            f"policy file {str(path)!r} holds algorithm {algorithm!r}; "
-            f"allowed: {', '.join(_TABULAR_ALGORITHMS)}"
-        )
+    algorithm = tabular_algorithm(data, path)
     observation = data.get("observation")
     kwargs: dict[str, Any] = {}
     if isinstance(observation, dict) and observation.get("kind") == "box":
         kwargs = {"bins": observation.get("bins"), "bounds": observation.get("bounds")}
-    return str(algorithm), kwargs
+    return algorithm, kwargs
+
+
+def tabular_algorithm(data: dict[str, Any], path: str | os.PathLike[str]) -> str:
+    """The algorithm a tabular policy file names, if it is one of the built-in ones."""
+    algorithm = data.get("algorithm")
+    if algorithm not in TABULAR_ALGORITHMS:
+        raise PolicyFileError(
+            f"policy file {str(path)!r} holds algorithm {algorithm!r}; "
+            f"allowed: {', '.join(TABULAR_ALGORITHMS)}"
+        )
+    return str(algorithm)
+
+
+def resume_point(data: dict[str, Any], epsilon: float) -> tuple[float, int | None]:
+    """``(ε, episodes finished)`` recorded in a policy file, for ``restore``: ε checked
+    (``epsilon`` where the file has none), the episode count None where it has none."""
+    eps = check_number("epsilon", data.get("epsilon", epsilon), 0.0, 1.0)
+    episode = data.get("episode")
+    return eps, episode if isinstance(episode, int) and not isinstance(episode, bool) else None

@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from nbtrain.agents.atomic import write_atomic
 from nbtrain.agents.discretize import Discretizer
-from nbtrain.agents.params import check_number
-from nbtrain.agents.policyfile import TABULAR_FORMAT, policy_json, read_policy
+from nbtrain.agents.policyfile import (
+    TABULAR_FORMAT,
+    VERSION,
+    policy_json,
+    read_policy,
+    resume_point,
+    tabular_algorithm,
+)
 
-__all__ = ["POLICY_VERSION", "TABULAR_ALGORITHMS", "TabularPolicyFile"]
-
-POLICY_VERSION = 1
-TABULAR_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
+__all__ = ["TabularPolicyFile"]
 
 
 class TabularPolicyFile:
@@ -65,7 +68,7 @@ class TabularPolicyFile:
         return policy_json(
             {
                 "format": TABULAR_FORMAT,
-                "version": POLICY_VERSION,
+                "version": VERSION,
                 "algorithm": self.algorithm,
                 "episode": episode,
                 "n_states": self.n_states,
@@ -90,18 +93,12 @@ class TabularPolicyFile:
     def restore(self, path: str | os.PathLike[str]) -> int | None:
         """Load the table *and* ε (the whole learning state), to resume after a crash;
         returns the episode count recorded by :meth:`save` (None if none was)."""
-        data = self._read(path)
-        self.epsilon = check_number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
-        episode = data.get("episode")
-        return episode if isinstance(episode, int) and not isinstance(episode, bool) else None
+        self.epsilon, episode = resume_point(self._read(path), self.epsilon)
+        return episode
 
     def _read(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         data = read_policy(path, TABULAR_FORMAT)
-        if data.get("algorithm") not in TABULAR_ALGORITHMS:
-            raise ValueError(
-                f"policy file {str(path)!r} holds algorithm {data.get('algorithm')!r}; "
-                f"allowed: {', '.join(TABULAR_ALGORITHMS)}"
-            )
+        tabular_algorithm(data, path)
         table = data.get("q")
         shape = _shape(table)
         want = (self.n_states, self.n_actions)

@@ -27,7 +27,7 @@ from gymnasium import spaces
 from nbtrain.agents.atomic import write_atomic
 from nbtrain.agents.discretize import MAX_TABLE_CELLS
 from nbtrain.agents.params import check_number, document_params
-from nbtrain.agents.policyfile import TILE_FORMAT, policy_json, read_policy
+from nbtrain.agents.policyfile import TILE_FORMAT, VERSION, policy_json, read_policy, resume_point
 from nbtrain.agents.tilecoding import make_tile_coder
 
 __all__ = ["TileSarsaAgent"]
@@ -197,7 +197,7 @@ class TileSarsaAgent:
         return policy_json(
             {
                 "format": TILE_FORMAT,
-                "version": 1,
+                "version": VERSION,
                 "algorithm": self.algorithm,
                 "episode": episode,
                 "n_actions": self.n_actions,
@@ -221,10 +221,8 @@ class TileSarsaAgent:
 
     def restore(self, path: str | os.PathLike[str]) -> int | None:
         """Load the weights and ε (to resume after a crash); returns the recorded episode."""
-        data = self._read(path)
-        self.epsilon = check_number("epsilon", data.get("epsilon", self.epsilon), 0.0, 1.0)
-        episode = data.get("episode")
-        return episode if isinstance(episode, int) and not isinstance(episode, bool) else None
+        self.epsilon, episode = resume_point(self._read(path), self.epsilon)
+        return episode
 
     def _read(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         name = str(path)
