@@ -301,8 +301,10 @@ def report(results: dict[tuple[int, str], list[Result]], counts: list[int]) -> N
             goal = GOALS.get(label)
             verdict = ""
             if kind == "all" and goal is not None:
-                met = statistics.median(whole) <= goal
-                verdict = f"  goal <= {goal}: {'met' if met else 'NOT met'}"
+                median = statistics.median(whole)
+                verdict = f"  goal <= {goal}: {'met' if median <= goal else 'NOT met'}"
+                if f"{median:.3f}" == f"{goal:.3f}":  # 1.300 printed, but 1.3007: say so
+                    verdict += f" ({median:.4f})"
             print(f"  {label:9} steps={kind:4} vs bare      {spread(whole):>24} "
                   f"{spread(loop):>24}{verdict}")  # fmt: skip
         lean = results[(workers, "lean")]
