@@ -36,7 +36,7 @@ def run_db(db: Path) -> tuple[Path, str]:
 
 
 def rows_op(batch: BatchWriter, events: list[Any]) -> Op:
-    chunks, episodes, steps = batch.prepare(events)
+    chunks, episodes, steps, _ = batch.prepare(events)
     return Op(rows=steps + len(episodes), chunks=chunks, episodes=episodes)
 
 
@@ -210,7 +210,7 @@ def test_rows_of_unequal_width_are_never_shifted_into_each_other(run_db: tuple[P
     batch.open()
     try:
         events = [episode(run, "000001", ep) for ep in range(BULK_ROWS)]
-        _, episodes, _ = batch.prepare(events)
+        _, episodes, _, _ = batch.prepare(events)
         episodes[3] = episodes[3][:-1]  # one value short
         episodes[4] = (*episodes[4], "extra")  # one value long
         batch.write([Op(rows=len(episodes), episodes=episodes)])

@@ -15,6 +15,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from tests.kit.events import episode, full_episode, steps
+from tests.kit.processes import wait_for
 
 from nbtrain.errors import StoreError
 from nbtrain.ids import new_run_id
@@ -268,35 +269,30 @@ def test_backpressure_wakes_the_writer_before_its_commit_interval(db: Path) -> N
     assert count(db, "SELECT COUNT(*) FROM steps") == 60
 
 
-def wait_for_count(db: Path, sql: str, expected: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if count(db, sql) == expected:
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_workers_first_episodes_are_committed_without_the_linger(db: Path) -> None:
     """A new run's first stored episode (issue 13): a worker's first episodes, and what was
     queued before them, skip the commit linger; its later ones wait for it as before."""
     w = acquire_writer(db)
     w.commit_interval = 60.0  # no commit from the linger during this test
-    episodes = "SELECT COUNT(*) FROM episodes"
+
+    def episodes() -> int:
+        return count(db, "SELECT COUNT(*) FROM episodes")
+
     try:
         run = new_run(w)
         w.add_events([steps(run, "000001", 0, 4)])  # steps alone linger
         w.add_events([episode(run, "000001", 0, length=4)])
-        assert wait_for_count(db, episodes, 1, timeout=30)  # half the linger
+        wait_for(lambda: episodes() == 1, timeout=30, what="the first episode")  # half the linger
         assert count(db, "SELECT COUNT(*) FROM steps") == 4  # with its steps, queued before
 
         w.add_events(full_episode(run, "000001", 1))  # no longer the worker's first
-        assert not wait_for_count(db, episodes, 2, timeout=0.5)
+        time.sleep(0.5)
+        assert episodes() == 1
 
         w.add_events(full_episode(run, "000002", 0))  # another worker's first: both go in
-        assert wait_for_count(db, episodes, 3, timeout=30)
+        wait_for(lambda: episodes() == 3, timeout=30, what="worker 000002's first episode")
         w.add_events(full_episode(run, "000002", 1) + full_episode(run, "000003", 0))
-        assert wait_for_count(db, episodes, 5, timeout=30)  # one new worker in the batch
+        wait_for(lambda: episodes() == 5, timeout=30, what="a batch with one new worker")
         w.flush(timeout=10)
     finally:
         w.release()

@@ -43,7 +43,7 @@ from nbtrain.log_codes import (
 from nbtrain.logs import log
 from nbtrain.store import files, schema
 from nbtrain.store.bulk import BadRowInBulk, Rows, add_rows, insert_in_bulk
-from nbtrain.store.event_rows import EventRows
+from nbtrain.store.event_rows import EventRows, Prepared
 from nbtrain.wire.events import Event
 
 if TYPE_CHECKING:
@@ -138,9 +138,7 @@ class BatchWriter:
             if op.done is not None:
                 op.done.set()
 
-    def prepare(
-        self, events: Sequence[Event]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+    def prepare(self, events: Sequence[Event]) -> Prepared:
         """:meth:`EventRows.prepare <nbtrain.store.event_rows.EventRows.prepare>`."""
         return self._events.prepare(events)
 

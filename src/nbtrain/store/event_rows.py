@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from nbtrain.ids import normalize_worker_id
 from nbtrain.store.chunks_write import (
@@ -27,10 +27,19 @@ from nbtrain.store.chunks_write import (
 )
 from nbtrain.wire.events import Episode, Episodes, Event, StepRows, Steps
 
-__all__ = ["EventRows", "Failed"]
+__all__ = ["EventRows", "Failed", "Prepared"]
 
 Failed = Callable[[int, str, BaseException, Any, Any], None]
 """``failed(rows, what, exc, run_id, worker_id)``: count and log rows that are not stored."""
+
+
+class Prepared(NamedTuple):
+    chunks: list[tuple[Any, ...]]
+    episodes: list[tuple[Any, ...]]
+    steps: int
+    first_episodes: bool
+    """The episodes include the first ones of a worker: the writer commits them without
+    lingering, so a new run's first episode is readable sooner (issue 13)."""
 
 
 class EventRows:
@@ -42,20 +51,20 @@ class EventRows:
         # (run_id, worker_id) -> (ep_index, step_index) of the last step chunked.
         self._last: dict[tuple[str, str], tuple[int, int]] = {}
         self._wids: dict[str, str] = {}  # worker id as sent -> normalized
+        self._with_episodes: set[tuple[str, str]] = set()  # (run_id, worker_id)
 
     def forget(self, run_id: str, worker_id: str) -> None:
         """Accept steps of ``worker_id`` from any point again (its unfinished ones are gone)."""
         self._last.pop((run_id, worker_id), None)
 
-    def prepare(
-        self, events: Sequence[Event]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+    def prepare(self, events: Sequence[Event]) -> Prepared:
         """Chunk rows, episode rows and the number of steps for ``Steps`` (or ``StepRows``)
         and ``Episode(s)`` events (others are ignored); a malformed event is counted and
         logged here. Callers serialize calls (the re-sent check keeps state)."""
         chunks: list[tuple[Any, ...]] = []
         episodes: list[tuple[Any, ...]] = []
-        wids = self._wids
+        first = False
+        wids, seen = self._wids, self._with_episodes
         for event in events:
             is_steps = isinstance(event, Steps | StepRows)
             if not is_steps and not isinstance(event, Episodes | Episode):
@@ -73,13 +82,18 @@ class EventRows:
                     episodes.extend(episode_rows(event, wid))
                 else:
                     episodes.append(episode_row(event, wid))  # type: ignore[arg-type]
+                if not is_steps and (event.run_id, wid) not in seen:
+                    if len(seen) > 10_000:  # bounded: a forgotten worker costs one commit
+                        seen.clear()
+                    seen.add((event.run_id, wid))
+                    first = True
             except Exception as exc:
                 n = len(event) if isinstance(event, Steps | StepRows | Episodes) else 1
                 self._failed(n, f"{type(event).__name__} event", exc, event.run_id, None)
         steps = 0
         for row in chunks:
             steps += row[4]
-        return chunks, episodes, steps
+        return Prepared(chunks, episodes, steps, first)
 
     def _chunks(self, event: Steps | StepRows, wid: str) -> list[tuple[Any, ...]]:
         if type(event) is StepRows:

@@ -146,25 +146,10 @@ class StoreWriter(WriterQueue):
         if not events:
             return None
         with self._prepare_lock:
-            chunks, episodes, steps = self._batch.prepare(events)
-            urgent = bool(episodes) and self._first_episodes(episodes)
+            chunks, episodes, steps, first = self._batch.prepare(events)
         if not (chunks or episodes):
             return None
-        return Op(rows=steps + len(episodes), chunks=chunks, episodes=episodes, urgent=urgent)
-
-    def _first_episodes(self, episodes: list[tuple[Any, ...]]) -> bool:
-        """Whether ``episodes`` (rows, under the prepare lock) hold a worker's first: those
-        are committed at once, not after the linger, so that a new run's first episode is
-        readable sooner (a commit more per worker; up to ``commit_interval`` sooner)."""
-        seen = self._episode_workers
-        first, last = episodes[0], episodes[-1]
-        if (first[0], first[1]) in seen and (last[0], last[1]) in seen:
-            return False  # the steady state: one worker's batch (an ingest read)
-        if len(seen) >= 10_000:  # a long-lived kernel: keep it bounded; a forgotten worker
-            seen.clear()  # costs at most one early commit
-        before = len(seen)
-        seen.update((row[0], row[1]) for row in episodes)
-        return len(seen) > before
+        return Op(rows=steps + len(episodes), chunks=chunks, episodes=episodes, urgent=first)
 
     def submit(self, op: Op) -> None:
         """Queue a prepared op; waits while the writer is too far behind (backpressure)."""

@@ -84,9 +84,6 @@ class WriterQueue:
         self._batch = BatchWriter(path)
         # Serializes turning events into rows (and queueing them) across submitting threads.
         self._prepare_lock = threading.Lock()
-        # (run_id, worker_id) of the workers whose episodes have been queued (under
-        # _prepare_lock): a worker's first ones are committed without the linger.
-        self._episode_workers: set[tuple[str, str]] = set()
         self._thread = threading.Thread(
             target=self._main, name=f"nbtrain-store-writer:{path.name}", daemon=True
         )
