@@ -24,6 +24,7 @@ from pydantic import (
 from nbtrain.config.agentkw import check_agent_kwargs
 from nbtrain.config.agentref import agent_display_name, resolve_agent
 from nbtrain.config.envcheck import check_env, check_env_id
+from nbtrain.config.frozen import FrozenDict, freeze_dict, freeze_list
 from nbtrain.config.parts import (
     FROZEN,
     Count,
@@ -53,9 +54,9 @@ class TrainFields(BaseModel):
 
     name: str = ""
     env_id: str
-    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    env_kwargs: dict[str, Any] = Field(default_factory=lambda: FrozenDict({}, "env_kwargs"))
     agent: str | Callable[..., Any] = "q_learning"
-    agent_kwargs: dict[str, Any] = Field(default_factory=dict)
+    agent_kwargs: dict[str, Any] = Field(default_factory=lambda: FrozenDict({}, "agent_kwargs"))
     episodes: Count
     # None: the env's registered limit (1000 if it has none); see limits.resolve_step_limit
     max_steps_per_episode: Count | None = None
@@ -102,7 +103,7 @@ class TrainFields(BaseModel):
         env_id = info.data.get("env_id")
         if isinstance(env_id, str):
             check_env(env_id, value)
-        return value
+        return freeze_dict(value, "env_kwargs")
 
     @field_validator("agent", mode="before")
     @classmethod
@@ -132,7 +133,7 @@ class TrainFields(BaseModel):
         agent = info.data.get("agent")
         if isinstance(agent, str):
             check_agent_kwargs(agent, value, "agent_kwargs")
-        return value
+        return freeze_dict(value, "agent_kwargs")
 
     @field_validator("workers", mode="before")
     @classmethod
@@ -144,6 +145,7 @@ class TrainFields(BaseModel):
     def _workers_unique(cls, value: int | list[WorkerItem]) -> int | list[WorkerItem]:
         if isinstance(value, list):
             assign_worker_ids(raw_id(item) for item in value)
+            return freeze_list(value, "workers")
         return value
 
     @field_validator("policy_path")

@@ -29,7 +29,9 @@ class TrainConfig(TrainFields):
     """A validated run config: what to train, with which agent, on how many workers.
 
     Equal configs (same canonical payload) have the same :attr:`digest`. The model is
-    frozen; change a copy with :meth:`model_copy` (``update=``), which validates again.
+    frozen, down to the dicts and lists inside it (changing one in place raises
+    ``TypeError``); change a copy with :meth:`model_copy` (``update=``), which validates
+    again.
 
     Parameters
     ----------

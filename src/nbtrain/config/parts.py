@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from nbtrain.config.agentkw import plain_json
+from nbtrain.config.frozen import FrozenDict, freeze_dict
 from nbtrain.config.limits import MAX_COUNT
 from nbtrain.ids import normalize_worker_id
 from nbtrain.worker.config_file import TelemetrySpec
@@ -155,7 +156,9 @@ class WorkerSpec(BaseModel):
 
     worker_id: int | str | None = None
     seed: Seed | None = None
-    agent_kwargs: dict[str, Any] = Field(default_factory=dict)
+    agent_kwargs: dict[str, Any] = Field(
+        default_factory=lambda: FrozenDict({}, "WorkerSpec.agent_kwargs")
+    )
     # this worker's own policy (overrides the run's ``policy_path``), e.g. for an eval run
     # in which every worker plays the policy of the training worker with its id
     policy_path: Path | None = None
@@ -172,6 +175,11 @@ class WorkerSpec(BaseModel):
     @classmethod
     def _kwargs(cls, value: object) -> object:
         return json_dict(value, "agent_kwargs")
+
+    @field_validator("agent_kwargs")
+    @classmethod
+    def _kwargs_frozen(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return freeze_dict(value, "WorkerSpec.agent_kwargs")
 
     @field_validator("policy_path")
     @classmethod
