@@ -25,6 +25,7 @@ point at the offending field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class NbtrainError(Exception):
@@ -38,6 +39,22 @@ class NbtrainError(Exception):
     ...     print(type(error).__name__)  # doctest: +SKIP
     UnknownRunError
     """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle and copy from args and attributes, not by calling ``__init__`` again.
+
+        An exception pickles as ``type(self)(*self.args)``, which the errors below with
+        their own parameters cannot take; this way they cross process boundaries (a
+        ``ProcessPoolExecutor``, multiprocessing) with their context.
+        """
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[NbtrainError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class InvalidWorkerIdError(NbtrainError, ValueError):
