@@ -23,7 +23,7 @@ from nbtrain.dispatch.control import (
 from nbtrain.dispatch.registry import live_session
 from nbtrain.dispatch.session import RunSession
 from nbtrain.dispatch.start import DEFAULT_DB, coerce_config, start_run
-from nbtrain.errors import RunError
+from nbtrain.errors import RunError, StoreError, UnknownRunError
 from nbtrain.ids import check_run_id, normalize_worker_id
 from nbtrain.run_ending import RunEnding
 
@@ -134,8 +134,13 @@ class Run(RunEnding):
         db_path = open_db(db)
         session = live_session(run_id, db_path)
         run = cls(run_id, db_path, session)
-        if session is None:
+        try:
             run.store.workers(run_id)  # raises UnknownRunError early
+        except UnknownRunError:
+            raise  # also for a session of this process whose run was deleted or archived
+        except StoreError:
+            if session is None:
+                raise  # the owner's session holds what a failing database could not take
         return run
 
     def dashboard(self) -> Any:

@@ -107,6 +107,24 @@ def test_delete_refuses_a_run_with_live_workers(tmp_path: Path) -> None:
     assert counts(db, run.run_id) == dict.fromkeys(TABLES, 0)
 
 
+def test_run_open_in_the_launching_process_knows_the_run_is_gone(tmp_path: Path) -> None:
+    """Regression: the process that launched a run kept finding its session after the run
+    was archived or deleted, and ``Run.open`` reported it ``completed``."""
+    db, archive = tmp_path / "src.sqlite", tmp_path / "archive.sqlite"
+    run = nbtrain.launch({"env_id": "FrozenLake-v1", "episodes": 20, "workers": 2}, db=db)
+    assert set(run.wait(timeout=60).values()) == {"completed"}
+    assert set(nbtrain.Run.open(run.run_id, db=db).status().values()) == {"completed"}
+    TelemetryStore(db).archive_run(run.run_id, to=archive)
+    with pytest.raises(UnknownRunError, match=run.run_id):
+        nbtrain.Run.open(run.run_id, db=db)
+    moved = nbtrain.Run.open(run.run_id, db=archive)
+    assert len(moved.episodes()) == 40
+    TelemetryStore(archive).delete_run(run.run_id)
+    with pytest.raises(UnknownRunError, match=run.run_id):
+        nbtrain.Run.open(run.run_id, db=archive)
+    assert run.run_id  # the launch handle stays alive: its session is still registered
+
+
 def test_delete_fails_whole_when_the_folder_cannot_be_moved(db: Path, ro_remount: object) -> None:
     run_id = add_run(db, workers=2, episodes=3)
     runs_dir = db.parent / "nbtrain-runs"
