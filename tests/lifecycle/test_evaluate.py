@@ -43,6 +43,10 @@ def test_evaluate_plays_each_workers_own_policy(db: Path) -> None:
     assert sitter["total_reward"].tolist() == [0.0] * 5
     assert sitter["truncated"].all()
     assert ev.config().mode == "eval"
+    # Playing does not run the agent's end-of-episode learning: no decaying ε recorded
+    # (regression: eval episodes showed 0.99, 0.9801, ... while playing greedily).
+    assert train.episodes()["extras"].str.contains("epsilon").all()
+    assert episodes["extras"].tolist() == ["{}"] * 10
 
     only = train.evaluate(episodes=2, worker_id="walker")
     assert only.wait() == {"walker": "completed"}

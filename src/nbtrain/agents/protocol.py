@@ -13,6 +13,9 @@ and drives the object it returns with this loop::
             break
     agent.end_episode()                              # if the agent has it
 
+In eval mode (``mode="eval"``) it calls only ``act(obs, explore=False)``: no ``learn`` and
+no ``end_episode``, so playing a policy changes nothing in the agent (nor its ε).
+
 A class is a factory, so ten lines are enough to plug in::
 
     class Greedy:

@@ -37,7 +37,8 @@ def train_loop(w: Worker) -> None:
     run_id, worker_id = w.run_id, w.worker_id
     train = cfg.mode == "train"
     act, learn, step = agent.act, agent.learn, env.step
-    end_episode = getattr(agent, "end_episode", None)
+    # end_episode is the agent's end-of-episode learning (the ε schedule): not in eval mode
+    end_episode = getattr(agent, "end_episode", None) if train else None
     conv_obs = None if isinstance(env.observation_space, spaces.Discrete) else _plain
     conv_act = None if isinstance(env.action_space, spaces.Discrete) else _plain
     steps_cfg = cfg.telemetry.steps
