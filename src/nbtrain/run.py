@@ -240,7 +240,7 @@ class Run(RunEnding):
             if not found:
                 raise RunError(
                     f"worker {wid!r} of run {self.run_id} has no saved policy in {run_dir} "
-                    "(its agent has no save(), or it never ended an episode)"
+                    f"({self._why_no_policy(wid)})"
                 )
             policies[wid] = found[0]
         # a notebook-defined agent comes from the run's own row, as for a restart
@@ -248,6 +248,17 @@ class Run(RunEnding):
             self.config(agent=stored_agent(self.db, self.run_id)), policies, episodes
         )
         return launch(config, db=self.db)
+
+    def _why_no_policy(self, wid: str) -> str:
+        config = self.config(agent=stored_agent(self.db, self.run_id))
+        if config.mode == "eval":
+            return "an eval run plays a policy and saves none; evaluate the run that trained it"
+        if self.status()[wid] in ("pending", "running"):
+            return (
+                f"it is still running and has saved no checkpoint yet (checkpoint_every="
+                f"{config.checkpoint_every}); evaluate once it has, or when it ends"
+            )
+        return "its agent has no save(), or it ended no episode"
 
     def __repr__(self) -> str:
         """Show the id, the workers and the run's status."""

@@ -58,8 +58,27 @@ def test_evaluate_errors(db: Path) -> None:
     with pytest.raises(UnknownWorkerError):
         train.evaluate(worker_id=9)
     (db.parent / "nbtrain-runs" / train.run_id / "policy-000001.json").unlink()
-    with pytest.raises(RunError, match="no saved policy"):
+    with pytest.raises(RunError, match=r"no saved policy.*has no save\(\), or it ended no"):
         train.evaluate()
+
+
+def test_evaluate_says_why_there_is_no_policy(db: Path) -> None:
+    """Regression: an eval run, or a run still before its first checkpoint, was said to have
+    an agent without save() or no ended episode."""
+    train = nbtrain.launch(LAKE | {"episodes": 3, "workers": 1}, db=db)
+    train.wait()
+    ev = train.evaluate(episodes=2)
+    ev.wait()
+    with pytest.raises(RunError, match="an eval run plays a policy and saves none"):
+        ev.evaluate()
+    running = nbtrain.launch(
+        LAKE | {"episodes": 100_000, "step_delay": 0.01, "checkpoint_every": 10**9}, db=db
+    )
+    try:
+        with pytest.raises(RunError, match=r"still running.*checkpoint_every=1000000000"):
+            running.evaluate()
+    finally:
+        running.stop()
 
 
 def test_raise_for_failures_carries_each_workers_error(

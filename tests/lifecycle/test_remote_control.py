@@ -53,8 +53,11 @@ def test_stop_one_worker_from_another_process(db: Path, kernels: list[Kernel]) -
     statuses = run.stop("w2")
     assert statuses["000002"] == "stopped"
     assert statuses["000001"] == "running"
-    with pytest.raises(RunError, match="owned by a live kernel"):
+    with pytest.raises(RunError, match="owned by a live kernel") as refused:
         run.restart(2)  # the owner lives: restart it there
+    # Regression: it advised stopping the workers first, after which it refused again.
+    assert "stop them first" not in str(refused.value)
+    assert "once that kernel has exited" in str(refused.value)
     run.stop()
 
 

@@ -99,7 +99,7 @@ def take_over(db: Path, run_id: str, worker_id: str) -> RunSession:
     ):
         raise RunError(
             f"run {run_id} is owned by a live kernel ({owner_text(pid, host)}); restart its "
-            "workers there, or stop them first with Run.open(...).stop()"
+            "workers there, or here once that kernel has exited"
         )
     run_dir = run_dir_for(db, run_id)
     configs = {
