@@ -344,3 +344,58 @@ def test_an_agent_from_a_run_s_row_keeps_its_stored_identity_and_only_it() -> No
     assert cloudpickle.loads(base64.b64decode(ref.payload or "")) == stored
     other = resolve_agent(equal)
     assert (other.name, other.source_sha256) != ("Stored", "0" * 64)
+
+
+# -- what a worker can import --------------------------------------------------------------
+AGENT_SOURCE = """
+class Const:
+    def __init__(self, observation_space, action_space, seed=None):
+        self.action = 2
+
+    def act(self, obs, explore=True):
+        return self.action
+
+    def learn(self, obs, action, reward, next_obs, terminated, truncated):
+        return {"const": self.action}
+"""
+
+
+def kernel_only_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A module on this process's sys.path only, as after ``sys.path.insert`` in a cell."""
+    name = f"kernel_only_{tmp_path.name.replace('-', '_')}"
+    folder = tmp_path / "mods"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(AGENT_SOURCE)
+    monkeypatch.syspath_prepend(str(folder))
+    return name
+
+
+def test_an_import_path_only_this_kernel_can_import_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: it validated, and every worker then failed with ModuleNotFoundError."""
+    name = kernel_only_module(tmp_path, monkeypatch)
+    text = error_text(agent=f"{name}:Const")
+    assert f"agent import path '{name}:Const' imports in this kernel only" in text
+    assert "ModuleNotFoundError" in text
+    assert "sys.path changes in the notebook do not reach workers" in text
+    # On PYTHONPATH, as a worker gets it, the same path is fine.
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "mods"))
+    assert make(agent=f"{name}:Const").agent_ref.kind == "import"
+
+
+def test_a_class_only_this_kernel_can_import_travels_by_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    import nbtrain
+
+    name = kernel_only_module(tmp_path, monkeypatch)
+    const = importlib.import_module(name).Const
+    cfg = make(agent=const, episodes=3, env_kwargs={"is_slippery": False})
+    assert cfg.agent_ref.kind == "pickle"
+    assert name not in cloudpickle.list_registry_pickle_by_value()  # left as it was
+    run = nbtrain.launch(cfg, db=tmp_path / "run.sqlite")
+    assert run.wait(timeout=60) == {"000001": "completed"}
+    assert set(run.steps()["action"]) == {2}

@@ -13,10 +13,14 @@ import difflib
 import hashlib
 import importlib
 import inspect
+import os
+import sys
+import sysconfig
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nbtrain.config.fresh import ask_fresh_interpreter
 from nbtrain.errors import ConfigError
 from nbtrain.worker.config_file import AgentRef
 
@@ -93,7 +97,50 @@ def _resolve_name(name: str) -> AgentRef:
             "'pkg.mod:factory', or pass a class/callable"
         )
     _lookup_import_path(name)
+    problem = _worker_cannot_import(name)
+    if problem is not None:
+        module = name.partition(":")[0]
+        raise ValueError(
+            f"agent import path {name!r} imports in this kernel only ({problem}); workers are "
+            f"separate processes started in {os.getcwd()!r} with this kernel's PYTHONPATH. "
+            f"Make {module!r} importable there (install it, put it in that folder or on "
+            "PYTHONPATH; sys.path changes in the notebook do not reach workers), or pass the "
+            "class itself"
+        )
     return AgentRef(kind="import", name=name)
+
+
+# Run as ``python -c _PROBE "pkg.mod:factory"`` the way a worker would import the factory.
+_PROBE = """
+import importlib, sys, warnings
+warnings.simplefilter("ignore")
+module, _, attr = sys.argv[1].partition(":")
+try:
+    target = importlib.import_module(module)
+    for part in attr.split("."):
+        target = getattr(target, part)
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    sys.exit(4)
+"""
+
+
+def _worker_cannot_import(path: str) -> str | None:
+    """None if a worker can import ``path``, else what fails. Modules that the kernel
+    imported from the standard library or site-packages are found by every worker (the
+    same interpreter): only other modules cost a fresh interpreter's look, once."""
+    module = sys.modules.get(path.partition(":")[0])
+    origin = getattr(module, "__file__", None)
+    if isinstance(origin, str) and _in_installed_places(origin):
+        return None
+    return ask_fresh_interpreter(_PROBE, path, not_found="a fresh interpreter cannot import it")
+
+
+def _in_installed_places(origin: str) -> bool:
+    places = sysconfig.get_paths()
+    roots = {places[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in places}
+    real = os.path.realpath(origin)
+    return any(real.startswith(os.path.realpath(root) + os.sep) for root in roots)
 
 
 def _lookup_import_path(path: str) -> object:
@@ -146,19 +193,33 @@ def _import_path_of(agent: object) -> str | None:
         found = _lookup_import_path(path)
     except ValueError:
         return None
-    return path if found is agent else None
+    if found is not agent or _worker_cannot_import(path) is not None:
+        return None  # sent by value instead
+    return path
 
 
 def _pickle_ref(agent: Callable[..., Any]) -> AgentRef:
     import cloudpickle
 
+    # A class from a module that only this kernel can import (sys.path changed in the
+    # notebook) goes by value, as a notebook class does; by reference the worker could not
+    # load it.
+    name = getattr(agent, "__module__", None)
+    module = sys.modules.get(name) if isinstance(name, str) and name != "__main__" else None
+    if module is not None and name in cloudpickle.list_registry_pickle_by_value():
+        module = None  # already sent by value; leave the registry as it is
     try:
+        if module is not None:
+            cloudpickle.register_pickle_by_value(module)
         data: bytes = cloudpickle.dumps(agent)
     except Exception as exc:
         raise ValueError(
             f"agent {agent!r} cannot be sent to workers: pickling failed "
             f"({type(exc).__name__}: {exc}); define it in a module and pass 'pkg.mod:factory'"
         ) from exc
+    finally:
+        if module is not None:
+            cloudpickle.unregister_pickle_by_value(module)
     payload = base64.b64encode(data).decode("ascii")
     stored = _stored_identity(agent)
     if stored is not None:

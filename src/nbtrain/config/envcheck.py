@@ -2,8 +2,8 @@
 
 Workers are fresh interpreters: an env registered only in the notebook does not exist
 there, so envs from outside Gymnasium are looked up once in a fresh interpreter started the
-way workers are (same executable, environment and working directory). Results are cached
-per registry entry, so re-validating a config (every form edit) costs nothing.
+way workers are (:mod:`nbtrain.config.fresh`). Results are cached per registry entry, so
+re-validating a config (every form edit) costs nothing.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import functools
 import importlib
 import inspect
 import json
-import os
-import subprocess
-import sys
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from nbtrain.config.fresh import ask_fresh_interpreter
 
 __all__ = ["EnvInfo", "check_env", "check_env_id"]
 
@@ -59,7 +58,6 @@ class EnvInfo:
 
 
 _info_cache: OrderedDict[tuple[str, str], tuple[object, EnvInfo]] = OrderedDict()
-_visible_cache: dict[tuple[str, str, str, str], str | None] = {}
 
 
 def _remember(cache: OrderedDict[Any, Any], key: object, value: object) -> None:
@@ -150,10 +148,9 @@ def _check_worker_can_see(env_id: str, module: str, name: str, spec: Any) -> Non
     builtin = isinstance(entry_point, str) and entry_point.startswith("gymnasium.")
     if builtin and not module and name in _gymnasium_own_ids():
         return  # gymnasium registers it on import, in every worker too
-    key = (env_id, os.getcwd(), os.environ.get("PYTHONPATH", ""), sys.executable)
-    if key not in _visible_cache:
-        _visible_cache[key] = _probe_fresh_interpreter(env_id)
-    problem = _visible_cache[key]
+    problem = ask_fresh_interpreter(
+        _PROBE, env_id, not_found="a fresh Python interpreter does not know this id"
+    )
     if problem is not None:
         raise _notebook_only(env_id, name, entry_point, problem)
 
@@ -178,26 +175,6 @@ def _gymnasium_own_ids() -> frozenset[str]:
                 if keyword.arg == "id" and isinstance(keyword.value, ast.Constant):
                     ids.add(str(keyword.value.value))
     return frozenset(ids)
-
-
-def _probe_fresh_interpreter(env_id: str) -> str | None:
-    """None if a fresh interpreter finds ``env_id``, else what went wrong there."""
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _PROBE, env_id],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"could not start a Python interpreter to check it: {exc}"
-    if proc.returncode == 0:
-        return None
-    if proc.returncode == 4:
-        lines = proc.stderr.strip().splitlines()
-        return f"a fresh interpreter fails: {lines[-1] if lines else 'import error'}"
-    return "a fresh Python interpreter does not know this id"
 
 
 def _accepted_kwargs(spec: Any) -> list[str] | None:
