@@ -62,9 +62,9 @@ class TrainFields(BaseModel):
     max_steps_per_episode: Count | None = None
     seed: Seed = 0
     workers: Count | list[WorkerItem] = 1
-    step_delay: Annotated[float, BeforeValidator(plain_float), Field(ge=0, allow_inf_nan=False)] = (
-        0.0
-    )
+    step_delay: Annotated[
+        float, BeforeValidator(plain_float), Field(ge=0, allow_inf_nan=False, strict=True)
+    ] = 0.0
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     mode: Literal["train", "eval"] = "train"
     policy_path: Path | None = None

@@ -126,7 +126,11 @@ class TrainConfig(TrainFields):
 
     @property
     def digest(self) -> str:
-        """sha256 hex of the canonical JSON; the same for equal configs in every process."""
+        """sha256 hex of the canonical JSON; the same for equal configs in every process.
+
+        ``agent_kwargs`` enter it as given: ``{"alpha": 0.1}`` (the default spelled out)
+        and ``{}`` are different configs by their digest, though they train alike.
+        """
         return self._digest
 
     @property
