@@ -9,6 +9,7 @@ the owner acts on; a restart is allowed once the owner is gone, and makes the ca
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -250,13 +251,17 @@ class Run(RunEnding):
         return launch(config, db=self.db)
 
     def _why_no_policy(self, wid: str) -> str:
-        config = self.config(agent=stored_agent(self.db, self.run_id))
-        if config.mode == "eval":
+        # The stored payload as it is: rebuilding the config could fail and hide this error.
+        payload = self.store.run(self.run_id)["config"]
+        config = json.loads(payload) if isinstance(payload, str) else payload
+        if not isinstance(config, dict):
+            config = {}
+        if config.get("mode") == "eval":
             return "an eval run plays a policy and saves none; evaluate the run that trained it"
         if self.status()[wid] in ("pending", "running"):
             return (
                 f"it is still running and has saved no checkpoint yet (checkpoint_every="
-                f"{config.checkpoint_every}); evaluate once it has, or when it ends"
+                f"{config.get('checkpoint_every')}); evaluate once it has, or when it ends"
             )
         return "its agent has no save(), or it ended no episode"
 
