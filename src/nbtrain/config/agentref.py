@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import functools
 import hashlib
 import importlib
 import inspect
@@ -137,10 +138,17 @@ def _worker_cannot_import(path: str) -> str | None:
 
 
 def _in_installed_places(origin: str) -> bool:
-    places = sysconfig.get_paths()
-    roots = {places[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in places}
     real = os.path.realpath(origin)
-    return any(real.startswith(os.path.realpath(root) + os.sep) for root in roots)
+    return any(real.startswith(root) for root in _installed_roots())
+
+
+@functools.cache
+def _installed_roots() -> tuple[str, ...]:
+    """The interpreter's standard library and site-packages folders (each ending in a
+    separator), resolved once: validation runs on every form edit."""
+    places = sysconfig.get_paths()
+    keys = ("stdlib", "platstdlib", "purelib", "platlib")
+    return tuple({os.path.realpath(places[k]) + os.sep for k in keys if k in places})
 
 
 def _lookup_import_path(path: str) -> object:

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-__all__ = ["FOUND", "ask_fresh_interpreter"]
+__all__ = ["ask_fresh_interpreter"]
 
 FOUND = 0
 # Exit status 4: the script printed what failed (an exception's last line) on stderr.
