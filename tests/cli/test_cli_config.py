@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from nbtrain import TrainConfig
 from nbtrain.cli import build_parser
-from nbtrain.cli.training import _config_from_args
+from nbtrain.cli.training import _config_from_args, _parse_pairs
 
 
 def _resolve(*argv: str) -> TrainConfig:
@@ -49,3 +49,30 @@ def test_a_bad_file_names_the_problem(tmp_path: Path) -> None:
     path.write_text('env_id = "FrozenLake-v1"\nepisodes = 0\n')
     with pytest.raises(ValidationError, match="episodes"):
         _resolve("--config", str(path))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("False", False), ("TRUE", True), ("false", False), ("None", None), ("null", None),
+     ('"True"', "True"), ("0.5", 0.5), ("[4, 4]", [4, 4]), ("8x8", "8x8")],
+)  # fmt: skip
+def test_key_values_take_python_spellings_of_true_false_none(text: str, value: object) -> None:
+    parsed = _parse_pairs([f"x={text}"], "--env-kw")
+    assert parsed == {"x": value}
+    assert type(parsed["x"]) is type(value)
+
+
+def test_env_kw_is_slippery_false_as_typed_in_gym_make() -> None:
+    # Regression: "is_slippery=False" was stored as the string "False", which is truthy: the
+    # lake stayed slippery.
+    config = _resolve("--env", "FrozenLake-v1", "--episodes", "3", "--env-kw", "is_slippery=False")
+    assert config.env_kwargs == {"is_slippery": False}
+
+
+def test_a_string_for_a_true_false_env_parameter_is_refused() -> None:
+    with pytest.raises(
+        ValidationError, match="is_slippery takes True or False, not the string 'no'"
+    ):
+        _resolve("--env", "FrozenLake-v1", "--episodes", "3", "--env-kw", "is_slippery=no")
+    with pytest.raises(ValidationError, match="not the string 'False'"):
+        TrainConfig(env_id="FrozenLake-v1", episodes=3, env_kwargs={"is_slippery": "False"})

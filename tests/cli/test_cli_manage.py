@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sqlite3
 import subprocess
 import sys
 import time
@@ -229,3 +230,48 @@ def test_export_of_a_run_still_going_pairs_every_step_with_its_episode(
     finally:
         run.stop()
     assert left_out  # the case the regression is about did occur
+
+
+@pytest.mark.parametrize(
+    "name", ["oops [/] x", "[final] run", "[link=http://x.test]click[/link]", ":smile: [bold]b"]
+)
+def test_names_and_paths_are_printed_as_typed_never_as_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # Regression: rich read run names and --db paths as markup: "oops [/] x" crashed
+    # `runs` and `du`, "[final]" vanished, "[link=...]" made a link.
+    folder = tmp_path / "[exp] dir"
+    folder.mkdir()
+    db = make_db(folder / "a[b].sqlite")
+    run_id = add_run(db, name=name)
+    for command in (["runs"], ["du"], ["summary", run_id]):
+        assert main([*command, "--db", str(db)]) == 0
+        out = capsys.readouterr().out
+        if command[0] != "summary":
+            assert name in out
+        assert "a[b].sqlite" in out or command[0] == "summary"
+        assert "\x1b]8;" not in out  # no terminal hyperlink
+
+
+def test_summary_says_why_each_failed_worker_failed(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_id = add_run(db, workers=3, status="completed")
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(
+            "UPDATE workers SET status = 'failed', exit_code = 1, error = ? "
+            "WHERE run_id = ? AND worker_id = '000002'",
+            ("RuntimeError: agent exploded\n  on purpose", run_id),
+        )
+        con.execute(
+            "UPDATE workers SET status = 'failed', exit_code = 1, error = NULL "
+            "WHERE run_id = ? AND worker_id = '000003'",
+            (run_id,),
+        )
+    con.close()
+    assert main(["summary", run_id, "--db", str(db)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "worker 000002 failed: RuntimeError: agent exploded on purpose" in err
+    assert "worker 000003 failed: no reason recorded" in err
+    assert not any("000001" in line for line in err)

@@ -68,7 +68,7 @@ def test_run_with_worker_ids_then_runs_summary_export(db: Path) -> None:
         assert (db.parent / "out" / f"{run_id}-steps.{fmt}").exists()
 
 
-def test_failed_worker_exits_1(db: Path) -> None:
+def test_failed_worker_exits_1_and_says_why(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
         [
             "run",
@@ -82,6 +82,9 @@ def test_failed_worker_exits_1(db: Path) -> None:
         ]
     )
     assert code == 1
+    err = capsys.readouterr().err
+    assert "worker 000001 failed: " in err  # regression: the reason was only in the database
+    assert "agent exploded on purpose" in err
 
 
 @pytest.mark.parametrize(

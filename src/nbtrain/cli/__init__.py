@@ -36,9 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
     args = build_parser().parse_args(argv)
-    # Not a terminal (a pipe, CI): wide enough that run ids are never cut.
+    # Not a terminal (a pipe, CI): wide enough that run ids are never cut. Markup and emoji
+    # codes off: run names, paths and errors are user text, printed as typed ("[final]"
+    # stays, "oops [/] x" cannot crash a table).
     width = None if sys.stdout.isatty() else 200
-    console = Console(highlight=False, width=width)
+    console = Console(highlight=False, markup=False, emoji=False, width=width)
     try:
         return COMMANDS[args.command](args, console)
     except ValidationError as exc:

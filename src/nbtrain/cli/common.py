@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -58,6 +59,14 @@ def print_frame(console: Console, frame: pd.DataFrame, title: str) -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*[cell(v) for v in row])
     console.print(table)
+
+
+def report_failures(workers: pd.DataFrame) -> None:
+    """One stderr line per failed worker with its recorded reason (a table shows no reasons)."""
+    failed = workers[workers["status"] == "failed"]
+    for row in failed.itertuples(index=False):
+        error = row.error if isinstance(row.error, str) and row.error else "no reason recorded"
+        print(f"worker {row.worker_id} failed: {' '.join(error.split())}", file=sys.stderr)
 
 
 def cell(value: Any) -> str:

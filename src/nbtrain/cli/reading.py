@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.cli.common import UsageError, add_db, open_store, print_frame
+from nbtrain.cli.common import UsageError, add_db, open_store, print_frame, report_failures
 from nbtrain.ids import check_run_id
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
     run_id = check_run_id(args.run_id)
     store = open_store(args.db)
     print_frame(console, store.run_summary(run_id), f"run {run_id}")
+    report_failures(store.workers(run_id))
     return 0
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.cli.common import UsageError, add_db, print_frame, seconds
+from nbtrain.cli.common import UsageError, add_db, print_frame, report_failures, seconds
 from nbtrain.ids import check_run_id
 
 if TYPE_CHECKING:
@@ -29,7 +29,13 @@ def add_parsers(sub: Any) -> None:
     run = sub.add_parser("run", help="train with several workers and show their progress")
     run.add_argument("--config", help="a TrainConfig .json or .toml file")
     run.add_argument("--env", dest="env_id", help="Gymnasium env id, e.g. FrozenLake-v1")
-    run.add_argument("--env-kw", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument(
+        "--env-kw",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="gymnasium.make keyword, e.g. --env-kw is_slippery=False (JSON or True/False/None)",
+    )
     run.add_argument(
         "--agent",
         help="q_learning, sarsa, expected_sarsa, tile_sarsa, random or pkg.mod:factory",
@@ -76,7 +82,16 @@ def _add_backend(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ray-address", help="a Ray cluster (default: RAY_ADDRESS or a local one)")
 
 
+# Python spellings a user types after writing gym.make(..., is_slippery=False).
+_WORDS: dict[str, Any] = {"true": True, "false": False, "none": None, "null": None}
+
+
 def _parse_value(text: str) -> Any:
+    """A JSON value (``0.5``, ``[4, 4]``, ``true``), ``True``/``False``/``None`` in any
+    case, else the text itself; a string that reads as one of those is written ``'"True"'``."""
+    word = _WORDS.get(text.strip().lower(), text)
+    if word is not text:
+        return word
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -190,9 +205,10 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         else _config_from_args(args)
     )
     run = launch(config, db=args.db, backend=_backend(args))
-    console.print(f"run [bold]{run.run_id}[/] → {run.db}")
+    console.print(f"run {run.run_id} → {run.db}")
     statuses = _follow(run, console, not args.no_progress)
     print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")
+    report_failures(run.store.workers(run.run_id))
     return 1 if "failed" in statuses.values() else 0
 
 
@@ -215,6 +231,7 @@ def _cmd_stop(args: argparse.Namespace, console: Console) -> int:
     except TimeoutError as exc:  # the owning kernel has not recorded the stop yet
         raise UsageError(str(exc)) from exc
     print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")
+    report_failures(run.store.workers(run.run_id))
     return 1 if "failed" in statuses.values() else 0
 
 

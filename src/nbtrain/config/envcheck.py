@@ -177,8 +177,8 @@ def _gymnasium_own_ids() -> frozenset[str]:
     return frozenset(ids)
 
 
-def _accepted_kwargs(spec: Any) -> list[str] | None:
-    """Names the env constructor takes, or None when it takes ``**kwargs``."""
+def _accepted_kwargs(spec: Any) -> dict[str, Any] | None:
+    """Names the env constructor takes with their defaults, or None when it takes ``**kwargs``."""
     from gymnasium.envs.registration import load_env_creator
 
     entry_point = spec.entry_point
@@ -187,12 +187,12 @@ def _accepted_kwargs(spec: Any) -> list[str] | None:
         signature = inspect.signature(creator)
     except Exception:
         return None
-    names: list[str] = []
+    names: dict[str, Any] = {}
     for param in signature.parameters.values():
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             return None
         if param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
-            names.append(param.name)
+            names[param.name] = param.default
     return names
 
 
@@ -204,13 +204,17 @@ def _check_kwargs(env_id: str, spec: Any, env_kwargs: Mapping[str, Any]) -> None
     if accepted is None:
         return
     allowed = [a for a in accepted if a not in _RESERVED_KWARGS]
-    for key in env_kwargs:
-        if key in accepted or key in _MAKE_KWARGS:
+    for key, value in env_kwargs.items():
+        if key in _MAKE_KWARGS:
             continue
-        raise ValueError(
-            f"env_kwargs: {env_id} does not take {key!r}{_suggest(key, allowed)} "
-            f"(accepted: {', '.join(allowed) or 'none'})"
-        )
+        if key not in accepted:
+            raise ValueError(
+                f"env_kwargs: {env_id} does not take {key!r}{_suggest(key, allowed)} "
+                f"(accepted: {', '.join(allowed) or 'none'})"
+            )
+        # Any non-empty string is truthy: is_slippery="False" would make a slippery lake.
+        if isinstance(accepted[key], bool) and isinstance(value, str):
+            raise ValueError(f"env_kwargs: {key} takes True or False, not the string {value!r}")
 
 
 def check_env(env_id: str, env_kwargs: Mapping[str, Any]) -> EnvInfo:
