@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from nbtrain import TrainConfig
-from nbtrain.cli import build_parser
+from nbtrain.cli import build_parser, main
 from nbtrain.cli.training import _config_from_args, _parse_pairs
 
 
@@ -76,3 +76,37 @@ def test_a_string_for_a_true_false_env_parameter_is_refused() -> None:
         _resolve("--env", "FrozenLake-v1", "--episodes", "3", "--env-kw", "is_slippery=no")
     with pytest.raises(ValidationError, match="not the string 'False'"):
         TrainConfig(env_id="FrozenLake-v1", episodes=3, env_kwargs={"is_slippery": "False"})
+
+
+def test_an_invalid_config_file_is_named_in_the_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: the line said "env_kwargs: Value error, env_kwargs: ..." and not which file.
+    path = tmp_path / "experiment.toml"
+    path.write_text('env_id = "FrozenLake-v1"\nepisodes = 3\nenv_kwargs = {is_slippery = "no"}\n')
+    assert main(["run", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "nbtrain run: error: env_kwargs: is_slippery takes True or False, not the string 'no' "
+        f"(while loading config file {path})"
+    )
+
+
+def test_each_problem_is_named_once(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "run",
+        "--env",
+        "FrozenLake-v1",
+        "--episodes",
+        "3",
+        "--workers",
+        "0",
+        "--max-steps",
+        "0",
+    ]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "workers must be between 1 and 1024" in err
+    assert "workers: workers" not in err
+    assert "max_steps_per_episode: Input should be greater than or equal to 1" in err
+    assert "Value error" not in err

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -171,3 +175,74 @@ def test_python_dash_m_nbtrain_is_the_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith("nbtrain runs: error:")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_stops_the_workers_and_the_run_ends_stopped(
+    db: Path, signum: int
+) -> None:
+    # Regression: `kill` or a closed terminal ended the CLI before it told the workers; the
+    # run was later settled `failed` ("its kernel died") although nothing had failed.
+    cli_process = subprocess.Popen(
+        [sys.executable, "-m", "nbtrain.cli", "run", "--env", "FrozenLake-v1",
+         "--agent", "pipeline_agents:Slow", "--episodes", "100000", "--workers", "2",
+         "--no-progress"],
+        cwd=db.parent, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if db.exists() and _running_workers(db) == 2:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the workers never ran")
+        cli_process.send_signal(signum)
+        _, err = cli_process.communicate(timeout=60)
+    finally:
+        if cli_process.poll() is None:
+            cli_process.kill()
+    assert cli_process.returncode == 128 + signum, err
+    assert f"{signal.Signals(signum).name}; workers stopped" in err
+    assert "Traceback" not in err
+    store = nbtrain.TelemetryStore(db)
+    run_id = store.runs()["run_id"].iloc[-1]
+    assert set(store.workers(run_id)["status"]) == {"stopped"}
+    assert store.runs().set_index("run_id").loc[run_id, "status"] == "stopped"
+
+
+def _running_workers(db: Path) -> int:
+    con = sqlite3.connect(db)
+    try:
+        return int(
+            con.execute("SELECT COUNT(*) FROM workers WHERE status = 'running'").fetchone()[0]
+        )
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def test_the_console_script_imports_an_agent_from_the_current_folder(tmp_path: Path) -> None:
+    # Regression: `nbtrain` (unlike `python -m nbtrain.cli`) had its own folder first on
+    # sys.path, so `--agent mymodule:make` beside the user was "No module named 'mymodule'".
+    script = Path(sys.executable).with_name("nbtrain")
+    assert script.exists(), "the package is installed with its console script"
+    (tmp_path / "my_cwd_agents.py").write_text(
+        "class Agent:\n"
+        "    def __init__(self, observation_space, action_space, seed=0, **kw):\n"
+        "        self.space = action_space\n"
+        "        self.space.seed(seed)\n"
+        "    def act(self, obs, explore=True):\n"
+        "        return self.space.sample()\n"
+        "    def learn(self, *args):\n"
+        "        pass\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [str(script), "run", "--env", "FrozenLake-v1", "--agent", "my_cwd_agents:Agent",
+         "--episodes", "2", "--no-progress"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "completed" in result.stdout

@@ -4,14 +4,20 @@ Sub-commands: ``run``, ``demo``, ``stop`` (:mod:`.training`); ``runs``, ``summar
 ``export``, ``migrate`` (:mod:`.reading`); ``rm``, ``archive``, ``du`` (:mod:`.manage`).
 
 Exit codes: 0 success, 1 a run ended with a failed worker (or ``rm`` was answered no), 2 bad
-input (one line naming it), 130 interrupted (the workers are stopped first).
+input (one line naming it), 130 interrupted; 143 and 129 for SIGTERM and SIGHUP, which stop
+the workers the way Ctrl-C does (the run ends ``stopped``, not ``failed``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from nbtrain.cli import manage, reading, training
 from nbtrain.cli.common import UsageError, one_line
@@ -31,6 +37,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C would be so the same clean stop runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    for name in ("SIGTERM", "SIGHUP"):  # a second signal must not cut the stop short
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    raise _Terminated(signum)
+
+
+@contextmanager
+def _stop_on_termination() -> Iterator[None]:
+    """A terminal closed or a ``kill`` would end the process before the workers were told:
+    the run would be settled ``failed`` ("its kernel died")."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    previous = {n: signal.signal(getattr(signal, n), _terminate) for n in names}
+    try:
+        yield
+    finally:
+        for name, handler in previous.items():
+            signal.signal(getattr(signal, name), handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
     from rich.console import Console
@@ -42,16 +79,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = None if sys.stdout.isatty() else 200
     console = Console(highlight=False, markup=False, emoji=False, width=width)
     try:
-        return COMMANDS[args.command](args, console)
+        with _stop_on_termination():
+            return COMMANDS[args.command](args, console)
     except ValidationError as exc:
         print(f"nbtrain {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except (UsageError, NbtrainError, FileNotFoundError, IsADirectoryError) as exc:
         print(f"nbtrain {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nbtrain: interrupted; workers stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
+        how = "interrupted" if signum == signal.SIGINT else f"{signal.Signals(signum).name}"
+        stopped = "; workers stopped" if args.command in ("run", "demo") else ""
+        print(f"nbtrain {args.command}: {how}{stopped}", file=sys.stderr)
+        return 128 + signum
 
 
-__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
+def script() -> None:
+    """The ``nbtrain`` console script. Its ``sys.path`` starts at the script's folder, not
+    the current one: put the current folder first, as ``python -m nbtrain.cli`` does, so
+    ``--agent mymodule:make`` finds the ``mymodule.py`` next to the user."""
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    sys.exit(main())
+
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main", "script"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -19,20 +20,26 @@ class UsageError(Exception):
 
 
 def one_line(exc: BaseException) -> str:
-    """The error as one line: a pydantic error lists each problem as ``field: message``."""
+    """The error as one line: a pydantic error lists each problem as ``field: message``;
+    notes (``while loading config file run.toml``) follow in parentheses."""
+    text = ""
     errors = getattr(exc, "errors", None)
     if callable(errors):
         try:
-            parts = [
-                f"{'.'.join(str(p) for p in e.get('loc', ())) or 'config'}: {e.get('msg', '')}"
-                for e in errors()
-            ]
+            text = "; ".join(_problem(e) for e in errors())
         except Exception:
-            parts = []
-        if parts:
-            return "; ".join(parts)
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+            text = ""
+    text = text or " ".join(str(exc).split()) or type(exc).__name__
+    notes = [" ".join(str(n).split()) for n in getattr(exc, "__notes__", ())]
+    return f"{text} ({'; '.join(notes)})" if notes else text
+
+
+def _problem(error: Any) -> str:
+    """``field: message`` without pydantic's "Value error, " and without the field twice."""
+    field = ".".join(str(p) for p in error.get("loc", ())) or "config"
+    message = " ".join(str(error.get("msg", "")).split()).removeprefix("Value error, ")
+    named = re.match(rf"{re.escape(field)}\b", message) is not None
+    return message if named else f"{field}: {message}"
 
 
 def seconds(text: str) -> float:
