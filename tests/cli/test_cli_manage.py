@@ -197,6 +197,31 @@ def test_export_onto_a_full_disk_is_exit_2_and_names_the_file(db: Path) -> None:
     assert list(out.iterdir()) == []  # no partial file that looks like an export
 
 
+def test_export_force_that_fails_keeps_the_previous_export(db: Path) -> None:
+    """Regression: --force deleted the old files before writing; a full disk (RLIMIT_FSIZE)
+    then left neither the old export nor a new one."""
+    run_id = add_run(db, episodes=20, steps=50, pad=100)
+    out = db.parent / "export"
+    assert main(["export", run_id, "--out", str(out), "--format", "csv", "--db", str(db)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == [f"{run_id}-episodes.csv", f"{run_id}-steps.csv"]
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
+        "from nbtrain.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "export", run_id, "--out", str(out), "--format", "csv",
+         "--force", "--db", str(db)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert f"{run_id}-steps.csv" in result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_export_of_a_run_still_going_pairs_every_step_with_its_episode(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,30 +64,37 @@ def _cmd_export(args: argparse.Namespace, console: Console) -> int:
     if existing and not args.force:
         raise UsageError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
     frames, unfinished = _finished_frames(store, run_id)
-    path = out
-    started: list[Path] = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for table, path in paths.items():  # path: the file being written, if one fails
-            if path.is_symlink():
-                path.unlink()  # --force replaces the link itself, never what it points to
-            started.append(path)
-            frame = frames[table]
-            if args.format == "parquet":
-                frame.to_parquet(path, index=False)
-            else:
-                frame.to_csv(path, index=False)
-    except OSError as exc:  # a file in the way, no permission, a full disk
-        for made in started:  # all or nothing: no partial file that looks like an export
-            with contextlib.suppress(OSError):
-                made.unlink()
-        where = exc.filename or path
-        raise UsageError(f"cannot write the export to {where}: {exc.strerror or exc}") from exc
+    _write_all_or_nothing(frames, paths, args.format)
     for table, made in paths.items():
         console.print(f"{table}: {len(frames[table])} rows → {made}")
     if unfinished:
         console.print(f"({unfinished} steps of episodes still being played were left out)")
     return 0
+
+
+def _write_all_or_nothing(frames: dict[str, Any], paths: dict[str, Path], fmt: str) -> None:
+    """Write each frame to a temporary file beside its target, then rename them all: a
+    failure (a full disk, no permission) leaves no partial export and, with --force, the
+    previous export as it was. A symlink at a target is replaced, never followed."""
+    out = next(iter(paths.values())).parent
+    temps: dict[str, Path] = {}
+    path = out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for table, path in paths.items():  # path: the file being written, if one fails
+            temps[table] = temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            if fmt == "parquet":
+                frames[table].to_parquet(temp, index=False)
+            else:
+                frames[table].to_csv(temp, index=False)
+        for table, path in paths.items():
+            os.replace(temps.pop(table), path)
+    except OSError as exc:  # a file in the way, no permission, a full disk
+        raise UsageError(f"cannot write the export to {path}: {exc.strerror or exc}") from exc
+    finally:
+        for temp in temps.values():
+            with contextlib.suppress(OSError):
+                temp.unlink()
 
 
 def _finished_frames(store: TelemetryStore, run_id: str) -> tuple[dict[str, Any], int]:
