@@ -165,7 +165,12 @@ class WorkerActor:
         finally:
             shutil.rmtree(private, ignore_errors=True)
         return dataclasses.replace(
-            launch, config_path=record, telemetry_fd=None, control_fd=None, jsonl=False
+            launch,
+            config_path=record,
+            telemetry_fd=None,
+            control_fd=None,
+            jsonl=False,
+            out_dir=None,  # a dispatched worker: it writes to the run's folder
         )
 
     # -- remote methods --------------------------------------------------------------------

@@ -226,13 +226,16 @@ def checkpoint_label(path: Path) -> str:
     return path.name
 
 
-def start_agent(agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Path) -> Path | None:
+def start_agent(
+    agent: Any, cfg: WorkerConfig, policy_path: Path | None, own: Path, out: Path | None = None
+) -> Path | None:
     """Load what the agent starts from (see the module docstring); return the checkpoint it
     resumed from, if it did (an agent without ``load`` cannot: it starts afresh). Raises
     when eval mode has nothing to play or a policy is given to an agent that cannot load
-    one."""
+    one. ``own``: the worker's recorded policy file; ``out``: where it will save (default
+    ``own``), whose stale temp files a training worker removes."""
     if cfg.mode == "train":
-        remove_stale_temps(own)
+        remove_stale_temps(out or own)
     load = getattr(agent, "load", None)
     resume = resume_point(cfg, own)
     if resume is not None and load is not None:

@@ -1,7 +1,13 @@
-"""The worker's command line: ``python -m nbtrain.worker --config FILE --worker-id ID [--jsonl]``.
+"""The worker's command line: ``python -m nbtrain.worker --config FILE --worker-id ID
+[--jsonl] [--out DIR]``.
 
 Anything wrong with the command line, the config file, the worker id or the pipe file
 descriptors is exit code 2 with one line on stderr, before any telemetry is written.
+
+Run by hand (no telemetry pipe) on a config a dispatcher wrote, the worker reads the
+recorded run's folder (a checkpoint to resume, the policy to evaluate) but writes its own
+policy to ``./nbtrain-hand/{run_id}/`` (or ``--out``): the recorded run's files keep
+matching what its database says.
 """
 
 from __future__ import annotations
@@ -37,12 +43,19 @@ class Launch:
     telemetry_fd: int | None
     control_fd: int | None
     jsonl: bool
+    out_dir: Path | None = None  # where policy files are written; None: run_dir
 
     @property
     def run_dir(self) -> Path:
+        """The run's folder: where its policy files are read from."""
         if self.config.run_dir:
             return Path(self.config.run_dir)
         return self.config_path.parent
+
+    @property
+    def policy_dir(self) -> Path:
+        """Where this worker writes its policy files."""
+        return self.out_dir or self.run_dir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
         "--worker-id", help="must match the config file (and WORKER_ID when that is set)"
     )
     parser.add_argument("--jsonl", action="store_true", help="print events as JSON lines on stdout")
+    parser.add_argument(
+        "--out",
+        help="folder for the policy files (default: the run's folder; run by hand on a "
+        "dispatcher's config: ./nbtrain-hand/RUN_ID, never the recorded run's folder)",
+    )
     return parser
 
 
@@ -132,11 +150,18 @@ def parse_launch(argv: list[str] | None = None) -> Launch:
         raise UsageError(
             f"{source} is {given!r} but config file {str(path)!r} is for worker {file_id!r}"
         )
+    telemetry_fd = _fd_from_env(TELEMETRY_FD_ENV)
+    out = Path(args.out).absolute() if args.out else None
+    if out is None and telemetry_fd is None and config.run_dir:
+        out = Path.cwd() / "nbtrain-hand" / config.run_id
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file; pass a folder (made if missing)")
     return Launch(
         config=config,
         config_path=path,
         worker_id=file_id,
-        telemetry_fd=_fd_from_env(TELEMETRY_FD_ENV),
+        telemetry_fd=telemetry_fd,
         control_fd=_fd_from_env(CONTROL_FD_ENV),
         jsonl=bool(args.jsonl),
+        out_dir=out,
     )

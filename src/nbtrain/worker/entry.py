@@ -36,9 +36,19 @@ def _dump_modules() -> None:
         Path(target).write_text("\n".join(sorted(sys.modules)))
 
 
+def _make_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make --out folder {str(out)!r}: {exc.strerror or exc}") from None
+    print(f"{PROG}: policy files go to {out}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         launch = parse_launch(argv)
+        if launch.out_dir is not None:
+            _make_out_dir(launch.out_dir)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -46,7 +46,8 @@ class Worker:
         self.flag = StopFlag()
         self.emitter = TelemetryEmitter(sink, self.run_id, self.worker_id)
         self.state = LoopState(self.cfg.start_episode)
-        self.policy_file = launch.run_dir / f"policy-{self.worker_id}.json"
+        self.policy_file = launch.policy_dir / f"policy-{self.worker_id}.json"  # written
+        self.recorded_policy = launch.run_dir / self.policy_file.name  # resumed / evaluated
         self._checkpointer: Checkpointer | None = None  # made on the first save
         self._snapshot_drops = 0  # emitter.dropped when the pending snapshot was taken
         self.env: Any = None
@@ -176,7 +177,7 @@ class Worker:
             path = Path(cfg.policy_path)
             if not path.is_absolute():
                 path = self.launch.config_path.parent / path
-        return start_agent(self.agent, cfg, path, self.policy_file)
+        return start_agent(self.agent, cfg, path, self.recorded_policy, self.policy_file)
 
     @property
     def _checkpoints(self) -> Checkpointer:
