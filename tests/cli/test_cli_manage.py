@@ -300,3 +300,22 @@ def test_summary_says_why_each_failed_worker_failed(
     assert "worker 000002 failed: RuntimeError: agent exploded on purpose" in err
     assert "worker 000003 failed: no reason recorded" in err
     assert not any("000001" in line for line in err)
+
+
+def test_a_run_id_typed_in_lower_case_names_the_same_run(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Regression: ULIDs are case-insensitive, but "summary 01m8..." was "not a run id".
+    run_id = add_run(db, workers=2, episodes=3)
+    assert main(["summary", run_id.lower(), "--db", str(db)]) == 0
+    assert capsys.readouterr().out.count("000002") == 1
+    out = db.parent / "exported"
+    assert main(["export", run_id.lower(), "--out", str(out), "--db", str(db)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        f"{run_id}-episodes.parquet",
+        f"{run_id}-steps.parquet",
+    ]
+    assert main(["rm", run_id.lower(), "--yes", "--db", str(db)]) == 0
+    assert counts(db, run_id) == dict.fromkeys(TABLES, 0)
+    assert main(["summary", "not-a-ulid", "--db", str(db)]) == 2
+    assert "'not-a-ulid' is not a run id" in capsys.readouterr().err

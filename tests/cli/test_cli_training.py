@@ -130,6 +130,12 @@ def test_migrate_upgrades_a_legacy_file(db: Path, capsys: pytest.CaptureFixture[
     assert "→" in capsys.readouterr().out
     episodes = nbtrain.TelemetryStore(legacy).episodes()
     assert set(episodes["worker_id"]) == {"000001"}
+    # Regression: a second migrate said "schema version 4 → schema version 4".
+    assert main(["migrate", str(legacy)]) == 0
+    out = capsys.readouterr().out
+    assert "already at schema version" in out
+    assert "nothing to do" in out
+    assert "→" not in out
 
 
 def test_a_negative_worker_count_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

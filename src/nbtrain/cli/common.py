@@ -42,6 +42,14 @@ def _problem(error: Any) -> str:
     return message if named else f"{field}: {message}"
 
 
+def run_id_arg(text: str) -> str:
+    """The run id typed on the command line: ULIDs are case-insensitive (Crockford base32),
+    so ``01m8…`` names the same run as ``01M8…``; anything else is refused naming it."""
+    from nbtrain.ids import check_run_id, is_run_id
+
+    return check_run_id(text.upper() if is_run_id(text.upper()) else text)
+
+
 def seconds(text: str) -> float:
     """An argparse ``type``: a finite number of seconds >= 0 (else exit 2 naming it)."""
     try:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.cli.common import add_db, open_store, print_frame
+from nbtrain.cli.common import add_db, open_store, print_frame, run_id_arg
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,6 +76,7 @@ def _ask(question: str) -> bool:
 def cmd_rm(args: argparse.Namespace, console: Console) -> int:
     from nbtrain.store.retention import check_not_live
 
+    args.run_id = run_id_arg(args.run_id)
     store = open_store(args.db)
     summary = worker_summary(store, args.run_id)  # an unknown run stops here (exit 2)
     check_not_live(store, args.run_id)  # refused before asking, not after
@@ -108,6 +109,7 @@ def _warn_leftover(db: Path, run_id: str, command: str) -> None:
 
 
 def cmd_archive(args: argparse.Namespace, console: Console) -> int:
+    args.run_id = run_id_arg(args.run_id)
     store = open_store(args.db)
     counts = store.archive_run(args.run_id, to=args.to)
     console.print(f"archived run {args.run_id} to {args.to}: {_rows(counts)}")

@@ -8,8 +8,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.cli.common import UsageError, add_db, open_store, print_frame, report_failures
-from nbtrain.ids import check_run_id
+from nbtrain.cli.common import (
+    UsageError,
+    add_db,
+    open_store,
+    print_frame,
+    report_failures,
+    run_id_arg,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,7 +52,7 @@ def _cmd_runs(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
-    run_id = check_run_id(args.run_id)
+    run_id = run_id_arg(args.run_id)
     store = open_store(args.db)
     print_frame(console, store.run_summary(run_id), f"run {run_id}")
     report_failures(store.workers(run_id))
@@ -54,7 +60,7 @@ def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_export(args: argparse.Namespace, console: Console) -> int:
-    run_id = check_run_id(args.run_id)  # a ULID: the file names below cannot leave --out
+    run_id = run_id_arg(args.run_id)  # a ULID: the file names below cannot leave --out
     store = open_store(args.db)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -121,6 +127,9 @@ def _cmd_migrate(args: argparse.Namespace, console: Console) -> int:
     if not Path(args.db).is_file():
         raise UsageError(f"no database file at {args.db}")
     before, after = migrate(args.db)
+    if before == after:
+        console.print(f"{args.db}: already at schema version {after}; nothing to do")
+        return 0
     was = "a new database" if before is None else f"schema version {before}"
     console.print(f"{args.db}: {was} → schema version {after}")
     return 0

@@ -7,8 +7,14 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from nbtrain.cli.common import UsageError, add_db, print_frame, report_failures, seconds
-from nbtrain.ids import check_run_id
+from nbtrain.cli.common import (
+    UsageError,
+    add_db,
+    print_frame,
+    report_failures,
+    run_id_arg,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -225,7 +231,7 @@ def _backend(args: argparse.Namespace) -> Any:
 def _cmd_stop(args: argparse.Namespace, console: Console) -> int:
     from nbtrain.run import Run
 
-    run = Run.open(check_run_id(args.run_id), db=args.db)
+    run = Run.open(run_id_arg(args.run_id), db=args.db)
     try:
         statuses = run.stop(args.worker, timeout=args.timeout)
     except TimeoutError as exc:  # the owning kernel has not recorded the stop yet
