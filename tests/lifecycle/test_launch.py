@@ -59,6 +59,17 @@ def test_a_missing_db_folder_or_unknown_backend_launches_nothing(tmp_path: Path)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_file_named_nbtrain_runs_is_refused_before_any_row(db: Path) -> None:
+    # Regression: the launch recorded a run, then failed making its folder with
+    # "FileExistsError: [Errno 17] File exists", leaving a failed run that never ran.
+    (db.parent / "nbtrain-runs").write_text("not a folder")
+    with pytest.raises(RunError, match="nbtrain-runs is not a folder, but nbtrain keeps"):
+        nbtrain.launch(CONFIG, db=db)
+    assert (db.parent / "nbtrain-runs").read_text() == "not a folder"
+    if db.exists():
+        assert nbtrain.TelemetryStore(db).runs().empty
+
+
 def test_opening_a_folder_as_db_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"is a folder; pass the path of a \.sqlite file"):
         nbtrain.Run.open("01ARZ3NDEKTSV4RRFFQ69G5FAV", db=tmp_path)

@@ -34,6 +34,17 @@ def worker_config_path(run_dir: Path, run_id: str, worker_id: str) -> Path:
     return run_dir / f"worker-{run_id}-{worker_id}.json"
 
 
+def check_runs_root(db_path: Path) -> None:
+    """Refuse a launch whose run folder could not be made, before any row is recorded: a
+    file named ``nbtrain-runs`` beside the database would fail every launch halfway."""
+    root = db_path.parent / RUNS_FOLDER
+    if (root.exists() or root.is_symlink()) and not root.is_dir():
+        raise RunError(
+            f"{root} is not a folder, but nbtrain keeps its run folders there: move it away, "
+            "or put the database in another folder"
+        )
+
+
 def make_run_dir(run_dir: Path) -> None:
     """Create the run folder ``0700`` (its parent ``nbtrain-runs`` too, if new)."""
     run_dir.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)

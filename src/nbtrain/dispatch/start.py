@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from nbtrain.dispatch.backend import Backend, resolve_backend
 from nbtrain.dispatch.runfiles import (
+    check_runs_root,
     make_run_dir,
     run_dir_for,
     worker_config_path,
@@ -90,6 +91,7 @@ def start_run(
     db_path = resolve_db(db)
     chosen = resolve_backend(backend)
     ensure_writable(db_path)
+    check_runs_root(db_path)
     run_id = new_run_id()
     run_dir = run_dir_for(db_path, run_id)
     worker_configs = cfg.worker_configs(run_id=run_id, run_dir=str(run_dir))
