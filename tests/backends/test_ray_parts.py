@@ -232,6 +232,7 @@ def test_a_closed_outbox_fails_its_writers() -> None:
         ({"local_num_cpus": 0}, "local_num_cpus=0"),
         ({"batch_bytes": 0}, "batch_bytes=0"),
         ({"backpressure": 0}, "backpressure=0"),
+        ({"connect_timeout": 0}, "connect_timeout=0"),
         ({"runtime_env": ["pip"]}, "runtime_env must be a dict"),
     ],
 )

@@ -25,7 +25,9 @@ from nbtrain.dispatch.backend import Backend
 from nbtrain.dispatch.ray_actor import BATCH_BYTES, BATCH_SECONDS
 from nbtrain.dispatch.ray_handle import RayWorkerHandle, kill_actor
 from nbtrain.dispatch.ray_lookup import (
+    CONNECT_TIMEOUT_S,
     DEFAULT_NAMESPACE,
+    check_address,
     find_host,
     host_name,
     import_ray,
@@ -72,7 +74,10 @@ class RayBackend(Backend):
     ``nbtrain``). ``runtime_env``: passed to every actor (e.g. ``pip`` or ``working_dir``
     for a cluster whose nodes lack your code). ``keep_warm``: seconds an actor whose worker
     ended normally is kept for the next worker (it still reserves its CPUs meanwhile);
-    0 ends each actor with its worker, as does a ``runtime_env``.
+    0 ends each actor with its worker, as does a ``runtime_env``. ``connect_timeout``: a
+    ``host:port`` or ``ray://host:port`` address (or ``RAY_ADDRESS``) that is malformed or
+    takes no TCP connection within these seconds fails the start with a ``RunError`` naming
+    it, where Ray itself would retry it for many minutes.
     """
 
     name = "ray"
@@ -90,6 +95,7 @@ class RayBackend(Backend):
         batch_seconds: float = BATCH_SECONDS,
         backpressure: int = BACKPRESSURE_BATCHES,
         keep_warm: float = KEEP_WARM_S,
+        connect_timeout: float = CONNECT_TIMEOUT_S,
     ) -> None:
         problems = []
         if not num_cpus > 0:
@@ -103,6 +109,8 @@ class RayBackend(Backend):
             )
         if not keep_warm >= 0:
             problems.append(f"keep_warm={keep_warm!r} must be >= 0 (seconds)")
+        if not connect_timeout > 0:
+            problems.append(f"connect_timeout={connect_timeout!r} must be > 0 (seconds)")
         if runtime_env is not None and not isinstance(runtime_env, dict):
             problems.append(f"runtime_env must be a dict, not {type(runtime_env).__name__}")
         if problems:
@@ -118,6 +126,7 @@ class RayBackend(Backend):
         self.backpressure = backpressure
         # WORKER_ID in a runtime_env makes every actor's environment its own: none to reuse.
         self.keep_warm = 0.0 if self.runtime_env else float(keep_warm)
+        self.connect_timeout = float(connect_timeout)
         self._actor_class: Any = None
         self._lock = threading.Lock()
         #: True if this backend started the Ray instance it uses.
@@ -130,9 +139,21 @@ class RayBackend(Backend):
         with self._lock:
             if ray.is_initialized():
                 return
-            address = self.address or os.environ.get("RAY_ADDRESS") or None
+            env = os.environ.get("RAY_ADDRESS") or None
+            address = self.address or env
             if address is not None:
-                ray.init(address=address, logging_level="WARNING")
+                # Ray itself joins RAY_ADDRESS in place of "auto".
+                if env is not None and self.address in (None, "auto"):
+                    origin, target = "RAY_ADDRESS", env
+                else:
+                    origin, target = "address", address
+                check_address(target, self.connect_timeout, origin)
+                try:
+                    ray.init(address=address, logging_level="WARNING")
+                except ConnectionError as exc:
+                    raise RunError(
+                        f"cannot join the Ray cluster at {origin}={target!r}: {exc}"
+                    ) from exc
                 return
             Path(self.temp_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
             # Every process of the instance inherits the owner marker (see .ray_reaper).

@@ -4,11 +4,15 @@ An actor hosts one worker after another (:mod:`nbtrain.dispatch.ray_pool`), so i
 cannot be the worker's: every actor nbtrain starts is named ``nbtrain-host-<unique>`` in
 one namespace (``nbtrain`` unless ``RayBackend(namespace=…)``), and answers which worker
 it runs now. This module imports Ray only when asked to stop a worker.
+
+A cluster address is checked before ``ray.init`` joins it (:func:`check_address`): Ray
+retries an address that does not answer for many minutes before it gives up.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from typing import Any
 
@@ -19,6 +23,10 @@ HOST_PREFIX = "nbtrain-host-"
 DEFAULT_NAMESPACE = "nbtrain"
 #: How long a driver waits for each actor to say which worker it runs.
 ASK_S = 30.0
+#: How long joining a cluster waits for a TCP connection to its address.
+CONNECT_TIMEOUT_S = 5.0
+#: Addresses Ray resolves itself (``auto``: RAY_ADDRESS or a cluster on this machine).
+LOCAL_ADDRESSES = ("auto", "local")
 
 
 def import_ray() -> Any:
@@ -29,6 +37,48 @@ def import_ray() -> Any:
             f'the Ray backend needs Ray ({exc}); install it with: pip install "nbtrain[ray]"'
         ) from exc
     return ray
+
+
+def check_address(address: str, timeout: float, origin: str = "address") -> None:
+    """Fail fast, with a ``RunError`` naming the address and the reason, if ``address``
+    (``host:port`` or ``ray://host:port``) is malformed or takes no TCP connection within
+    ``timeout`` seconds; ``ray.init`` would retry it for many minutes. ``auto``, ``local``
+    and other schemes are left to Ray. ``origin`` says where the address came from."""
+    if address in LOCAL_ADDRESSES:
+        return
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        rest = address
+    elif scheme != "ray":
+        return
+    where = f"Ray address {origin}={address!r}"
+    example = "(e.g. 'head:6379' or 'ray://head:10001')"
+    if rest.startswith("["):  # [IPv6]:port
+        host, _, tail = rest[1:].partition("]")
+        has_port, port_text = tail.startswith(":"), tail[1:]
+    else:
+        host, colon, port_text = rest.rpartition(":")
+        has_port = bool(colon)
+        if ":" in host:
+            raise RunError(f"{where} is not host:port: write an IPv6 host in brackets {example}")
+    if not host or not has_port:
+        missing = "host" if has_port else "port"
+        raise RunError(f"{where} is not host:port: it has no {missing} {example}")
+    if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise RunError(f"{where} is not host:port: port {port_text!r} is not 1-65535 {example}")
+    try:
+        socket.create_connection((host, int(port_text)), timeout=timeout).close()
+    except TimeoutError:
+        reason = f"no answer within {timeout:g} s"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    else:
+        return
+    raise RunError(
+        f"cannot join the Ray cluster at {origin}={address!r}: {host}:{port_text}: {reason}; "
+        "check the address, and that the cluster's head node runs and its port is open to "
+        "this machine"
+    )
 
 
 def host_name() -> str:
@@ -67,6 +117,7 @@ def stop_worker(
     ray = import_ray()
     if not ray.is_initialized():
         where = address or os.environ.get("RAY_ADDRESS") or "auto"
+        check_address(where, CONNECT_TIMEOUT_S, "address" if address else "RAY_ADDRESS")
         try:
             ray.init(address=where, logging_level="WARNING")
         except ConnectionError as exc:
