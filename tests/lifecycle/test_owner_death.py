@@ -108,6 +108,51 @@ def test_correction_never_blocks_when_the_file_cannot_be_written(
     assert set(rows(db, "SELECT status FROM workers WHERE run_id = ?", (run_id,))) == {("failed",)}
 
 
+@pytest.mark.parametrize("writable", [True, False])
+def test_a_dead_owner_s_workers_end_when_it_died_not_when_a_reader_noticed(
+    db: Path, kernels: list[Kernel], writable: bool
+) -> None:
+    # Regression: ended_at was the time of the first read after the death (days later for a
+    # run looked at days later), and a summary read that could not write counted wall_time_s
+    # up to now, growing with every read.
+    _, run_id, _ = _kill_kernel_mid_run(db, kernels)
+    killed_at = time.time()
+    for pid in worker_pids(db, run_id):
+        wait_for(lambda pid=pid: not pid_alive(pid), 2.5, f"worker {pid} to exit with its kernel")
+    time.sleep(5.0)  # a reader comes along later (and after the lease timeout)
+    holder = sqlite3.connect(db, timeout=0, isolation_level=None)
+    if not writable:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        store = nbtrain.TelemetryStore(db)
+        workers = store.workers(run_id).set_index("worker_id")
+        summary = store.run_summary(run_id).set_index("worker_id")
+        later = store.run_summary(run_id).set_index("worker_id")
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+    last_episode = dict(rows(db, "SELECT worker_id, MAX(ended_at) FROM episodes "
+                                 "WHERE run_id = ? GROUP BY worker_id", (run_id,)))  # fmt: skip
+    assert len(workers) == 2
+    ends = {}
+    for wid, worker in workers.iterrows():
+        assert worker["status"] == "failed"
+        ends[str(wid)] = ended = worker["ended_at"].timestamp()
+        assert last_episode[str(wid)] - 1e-3 <= ended <= killed_at  # (datetime64: ns)
+        wall = ended - worker["started_at"].timestamp()
+        assert summary.loc[wid, "wall_time_s"] == pytest.approx(wall, abs=1e-3)
+        assert later.loc[wid, "wall_time_s"] == summary.loc[wid, "wall_time_s"]
+    stored = rows(db, "SELECT worker_id, ended_at FROM workers WHERE run_id = ?", (run_id,))
+    if writable:
+        assert {w: pytest.approx(t) for w, t in stored} == ends
+    else:
+        assert [t for _, t in stored] == [
+            None,
+            None,
+        ]  # not written: the frame alone tells the truth
+
+
 def frame_host(db: Path, run_id: str) -> str:
     return str(rows(db, "SELECT owner_host FROM runs WHERE run_id = ?", (run_id,))[0][0])
 

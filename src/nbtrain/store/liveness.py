@@ -47,6 +47,9 @@ class RunFix:
     workers: dict[str, str] = field(default_factory=dict)  # worker id -> error line
     written: bool = False
     status: str = "failed"  # what the workers in ``workers`` really are
+    # worker id -> (started_at, ended_at): when a dead owner's worker really stopped (its
+    # last sign of life), not when a reader noticed, which may be days later.
+    spans: dict[str, tuple[float | None, float]] = field(default_factory=dict)
 
 
 def owner_text(pid: object, host: object) -> str:
@@ -113,8 +116,25 @@ def find_dead(conn: sqlite3.Connection, run_id: str | None = None) -> list[RunFi
         error = kernel_ended_error(pid, host) if pid is not None else "its kernel ended"
         dead = {str(w): error for w, s, _, _ in workers if s in LIVE_STATUSES}
         statuses = ["failed" if w in dead else str(s) for w, s, _, _ in workers]
-        fixes.append(RunFix(str(rid), run_status_of(statuses), dead))
+        spans = {w: _last_alive(conn, str(rid), w, lease_at, now) for w in dead}
+        fixes.append(RunFix(str(rid), run_status_of(statuses), dead, spans=spans))
     return fixes
+
+
+def _last_alive(
+    conn: sqlite3.Connection, run_id: str, worker_id: str, lease_at: object, now: float
+) -> tuple[float | None, float]:
+    """A dead owner's worker: its start and its last sign of life, the later of the owner's
+    last lease renewal and the worker's last stored episode (its workers exit within
+    seconds of the owner). Without either, the moment the death was noticed."""
+    started, last_episode = conn.execute(
+        "SELECT (SELECT started_at FROM workers WHERE run_id = :r AND worker_id = :w), "
+        "(SELECT MAX(ended_at) FROM episodes WHERE run_id = :r AND worker_id = :w)",
+        {"r": run_id, "w": worker_id},
+    ).fetchone()
+    signs = [float(t) for t in (lease_at, last_episode, started) if isinstance(t, int | float)]
+    return (float(started) if isinstance(started, int | float) else None,
+            min(now, max(signs)) if signs else now)  # fmt: skip
 
 
 def next_episode(conn: sqlite3.Connection, run_id: str, worker_id: str) -> int:
@@ -187,11 +207,12 @@ def _write(conn: sqlite3.Connection, fix: RunFix, owner: tuple[object, ...]) -> 
             return False
         now = time.time()
         for wid, error in fix.workers.items():
+            ended = fix.spans[wid][1] if wid in fix.spans else now
             conn.execute(
                 "UPDATE workers SET status = 'failed', error = ?, "
                 "ended_at = COALESCE(ended_at, ?) "
                 "WHERE run_id = ? AND worker_id = ? AND status IN ('pending', 'running')",
-                (error, now, fix.run_id, wid),
+                (error, ended, fix.run_id, wid),
             )
             discard_unfinished(conn, fix.run_id, wid)
         conn.execute("UPDATE runs SET status = ? WHERE run_id = ?", (fix.run_status, fix.run_id))
@@ -292,4 +313,16 @@ def patch(frame: pd.DataFrame, fixes: list[RunFix], *, by_worker: bool) -> pd.Da
             frame.loc[rows, "status"] = fix.status
             if "error" in frame:
                 frame.loc[rows, "error"] = error
+            if wid not in fix.spans:
+                continue
+            started, ended = fix.spans[wid]
+            if "ended_at" in frame:
+                import pandas as pd  # the frame is one: no new import
+
+                dated = frame["ended_at"].dtype.kind == "M"
+                frame.loc[rows, "ended_at"] = (
+                    pd.Timestamp(ended, unit="s", tz="UTC") if dated else ended
+                )
+            if "wall_time_s" in frame and started is not None:  # it counted up to now
+                frame.loc[rows, "wall_time_s"] = ended - started
     return frame
