@@ -27,14 +27,14 @@ Command = Callable[[argparse.Namespace, "Console"], int]
 def add_parsers(sub: Any) -> None:
     """Register the three sub-commands on the ``nbtrain`` parser."""
     rm = sub.add_parser("rm", help="delete a run: its rows in every table and its run folder")
-    rm.add_argument("run_id")
+    rm.add_argument("run_id", help="the run's ULID (see nbtrain runs)")
     rm.add_argument("--yes", "-y", action="store_true", help="do not ask first")
     add_db(rm)
 
     archive = sub.add_parser(
         "archive", help="move a run into another nbtrain database (its folder goes beside it)"
     )
-    archive.add_argument("run_id")
+    archive.add_argument("run_id", help="the run's ULID (see nbtrain runs)")
     archive.add_argument("--to", required=True, metavar="FILE", help="the archive database")
     add_db(archive)
 

@@ -28,11 +28,11 @@ def add_parsers(sub: Any) -> None:
     add_db(runs)
 
     summary = sub.add_parser("summary", help="one row per worker of a run")
-    summary.add_argument("run_id")
+    summary.add_argument("run_id", help="the run's ULID (see nbtrain runs)")
     add_db(summary)
 
     export = sub.add_parser("export", help="write a run's episodes and steps to files")
-    export.add_argument("run_id")
+    export.add_argument("run_id", help="the run's ULID (see nbtrain runs)")
     export.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     export.add_argument("--out", default=".", help="folder for the files (default: .)")
     export.add_argument("--force", action="store_true", help="overwrite existing files")

@@ -53,9 +53,15 @@ def add_parsers(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="agent hyperparameter, e.g. --set alpha=0.5",
     )
-    run.add_argument("--episodes", type=int)
-    run.add_argument("--max-steps", type=int, dest="max_steps_per_episode")
-    run.add_argument("--seed", type=int)
+    run.add_argument("--episodes", type=int, metavar="N", help="episodes per worker")
+    run.add_argument(
+        "--max-steps",
+        type=int,
+        dest="max_steps_per_episode",
+        metavar="N",
+        help="time limit: steps before an episode is truncated (default: the env's own)",
+    )
+    run.add_argument("--seed", type=int, metavar="N", help="base seed; each worker derives its own")
     run.add_argument(
         "--workers", type=_parse_workers, help="a count (4) or worker ids (7,gpu_a, ; empty = auto)"
     )
@@ -65,14 +71,26 @@ def add_parsers(sub: Any) -> None:
     add_db(run)
 
     demo = sub.add_parser("demo", help="a 4-worker FrozenLake run on the embedded SQLite default")
-    demo.add_argument("--episodes", type=int, default=DEMO["episodes"])
-    demo.add_argument("--workers", type=int, default=DEMO["workers"])
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument(
+        "--episodes",
+        type=int,
+        default=DEMO["episodes"],
+        metavar="N",
+        help="per worker (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--workers",
+        type=int,
+        default=DEMO["workers"],
+        metavar="N",
+        help="how many (default: %(default)s)",
+    )
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     _add_backend(demo)
     add_db(demo)
 
     stop = sub.add_parser("stop", help="stop a run's workers (also one another process owns)")
-    stop.add_argument("run_id")
+    stop.add_argument("run_id", help="the run's ULID (see nbtrain runs)")
     stop.add_argument("--worker", help="only this worker id")
     stop.add_argument("--timeout", type=seconds, default=10.0, help="seconds (default: 10)")
     add_db(stop)
