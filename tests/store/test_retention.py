@@ -16,7 +16,13 @@ from tests.kit.runs import TABLES, add_run, counts, expected, make_db, sql
 
 import nbtrain
 from nbtrain.cli import main
-from nbtrain.errors import RunError, SchemaVersionError, StoreError, UnknownRunError
+from nbtrain.errors import (
+    ReadOnlyStoreError,
+    RunError,
+    SchemaVersionError,
+    StoreError,
+    UnknownRunError,
+)
 from nbtrain.store import SCHEMA_VERSION, TelemetryStore
 
 
@@ -237,8 +243,7 @@ def test_archive_read_back_short_of_what_was_copied_leaves_the_run_whole(
     with pytest.raises(StoreError, match="the run is unchanged"):
         TelemetryStore(db).archive_run(run_id, to=archive)
     assert counts(db, run_id) == expected(2, 3)
-    assert counts(archive, run_id) == dict.fromkeys(TABLES, 0)
-    assert not folder(archive, run_id).exists()
+    assert sorted(archive.parent.iterdir()) == []  # the archive file this call made is gone
 
 
 def test_archive_whose_counts_do_not_verify_leaves_the_run_whole(db: Path, tmp_path: Path) -> None:
@@ -269,6 +274,84 @@ def test_archive_to_an_unwritable_place_leaves_the_run_whole(
         TelemetryStore(db).archive_run(run_id, to=place / "archive.sqlite")
     assert counts(db, run_id) == expected(2, 3)
     assert len(list(folder(db, run_id).iterdir())) == 2
+
+
+def beside(place: Path) -> list[str]:
+    """Everything under ``place`` but SQLite's ``-wal``/``-shm`` (which reading makes)."""
+    names = (str(p.relative_to(place)) for p in place.rglob("*"))
+    return sorted(n for n in names if not n.endswith(("-wal", "-shm")))
+
+
+def dump(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return {t: sorted(sql(db, f'SELECT * FROM "{t}"'), key=repr) for t in TABLES}
+
+
+def archive_place(tmp_path: Path, existing: bool) -> tuple[Path, Any]:
+    """An archive path in a folder of its own, holding another run if ``existing``; and a
+    snapshot of that folder and of the archive's rows, to compare after a failure."""
+    (tmp_path / "cold").mkdir()
+    archive = tmp_path / "cold" / "archive.sqlite"
+    if existing:
+        add_run(make_db(archive), workers=1, episodes=2)
+    return archive, (beside(archive.parent), dump(archive) if existing else None)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-archive", "existing-archive"])
+@pytest.mark.parametrize("read_only", ["runs-folder", "database-file"])
+def test_archive_from_a_source_that_cannot_be_changed_is_refused_before_writing(
+    db: Path, tmp_path: Path, ro_remount: Any, read_only: str, existing: bool
+) -> None:
+    """Regression: with the source's ``nbtrain-runs`` folder or its database file read-only,
+    the run was copied, deleting it from the source failed, and a new empty archive file and
+    runs folder were left behind (a duplicate, had taking the copy back failed too). Now the
+    source is checked first and nothing is written. The read-only file or folder is real:
+    a read-only bind mount as root, where chmod stops no write; chmod otherwise."""
+    run_id = add_run(db, workers=2, episodes=3)
+    archive, snapshot = archive_place(tmp_path, existing)
+    target = ro_remount(db.parent / "nbtrain-runs" if read_only == "runs-folder" else db)
+    with pytest.raises(ReadOnlyStoreError) as info:
+        TelemetryStore(db).archive_run(run_id, to=archive)
+    assert f"{target} cannot be written" in str(info.value)
+    assert f"nothing was written to {archive}; the run is unchanged" in str(info.value)
+    assert counts(db, run_id) == expected(2, 3)
+    assert len(list(folder(db, run_id).iterdir())) == 2
+    assert (beside(archive.parent), dump(archive) if existing else None) == snapshot
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-archive", "existing-archive"])
+def test_a_failure_after_the_copy_takes_back_everything_the_call_made(
+    db: Path, tmp_path: Path, existing: bool
+) -> None:
+    """Regression: when deleting the run from the source failed after the copy, the archive
+    file and the runs folder this call had created were left behind, empty. The fault is
+    real and passes every check made up front: another connection holds the source's write
+    lock past SQLite's busy timeout (5 s), as a busy writer could."""
+    run_id = add_run(db, workers=2, episodes=3)
+    archive, snapshot = archive_place(tmp_path, existing)
+    store = TelemetryStore(db)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match=r"locked; the run is unchanged$"):
+            store.archive_run(run_id, to=archive)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert counts(db, run_id) == expected(2, 3)
+    assert len(list(folder(db, run_id).iterdir())) == 2
+    assert (beside(archive.parent), dump(archive) if existing else None) == snapshot
+    assert store.archive_run(run_id, to=archive) == expected(2, 3)  # once the lock is free
+
+
+def test_archive_beside_the_database_needs_no_writable_runs_folder(
+    db: Path, ro_remount: Any
+) -> None:
+    """The shared run folder stays where it is, so a read-only one does not stop it."""
+    run_id = add_run(db, workers=1, episodes=2)
+    ro_remount(db.parent / "nbtrain-runs")
+    assert TelemetryStore(db).archive_run(run_id, to=db.parent / "a.sqlite") == expected(1, 2)
+    assert counts(db, run_id) == dict.fromkeys(TABLES, 0)
+    assert len(list(folder(db, run_id).iterdir())) == 1
 
 
 # -- usage and vacuum --------------------------------------------------------------------------

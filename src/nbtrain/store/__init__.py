@@ -147,9 +147,13 @@ class TelemetryStore(FrameReads):
             No such run.
         RunError
             The run has live workers, or is already in the archive.
+        ReadOnlyStoreError
+            The run could not be deleted here after the copy (this file, its folder or the
+            run folder's folder is read-only); refused before the archive is touched.
         StoreError
             The archive cannot be used (a folder, a missing folder, this file itself,
-            missing columns) or a file cannot be written; nothing is lost.
+            missing columns) or a file cannot be written; nothing is lost, and what this
+            call wrote beside the archive is removed.
 
         Examples
         --------

@@ -4,19 +4,23 @@ The rows are copied into an ordinary nbtrain database (created or upgraded by th
 own migration code) and the counts checked in the same transaction; the run folder is
 copied beside the archive; only then is the run deleted from the source
 (:func:`nbtrain.store.retention.delete_rows`), which checks that the source still holds
-exactly what was copied. Any failure before the source's commit leaves the run whole in the
-source and removes what was written to the archive.
+exactly what was copied. A source the run could not be deleted from (a read-only file,
+folder or mount) is refused before the archive is touched; any failure before the source's
+commit leaves the run whole in the source and takes back what this call wrote beside it: the
+archive file it created (else the rows it copied into it), the run folder and the runs folder
+it made.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbtrain.errors import RunError, StoreError
+from nbtrain.errors import ReadOnlyStoreError, RunError, StoreError
 from nbtrain.log_codes import LOG_SERVICE_RUN_ARCHIVED
 from nbtrain.logs import log
 from nbtrain.store import runfolder, schema
@@ -140,28 +144,78 @@ def _copy_rows(source: Path, dest: Path, run_id: str) -> dict[str, int]:
     return want
 
 
-def _undo_archive(dest: Path, run_id: str, folder: Path | None) -> None:
-    """Take the run back out of the archive after a later step failed (best effort: the
-    source still has it whole, so a leftover copy is only a duplicate)."""
-    runfolder.remove(folder, run_id)
-    try:
-        conn = schema.connect(dest)
+def _refuse_unchangeable_source(
+    db_path: Path, folder: Path | None, run_id: str, dest: Path
+) -> None:
+    """``ReadOnlyStoreError`` naming the path if the run could not be deleted from the source
+    after the copy: the database file or its folder (SQLite writes its journal there) is not
+    writable, or the folder its run folder is renamed in is not. Checked before the archive
+    is touched, since finding it at the last step means taking the copy back out again."""
+    places = [db_path, db_path.parent]
+    if runfolder.exists(folder):
+        assert folder is not None
+        places.append(folder.parent)
+    for path in places:
+        if not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+            raise ReadOnlyStoreError(
+                f"cannot archive run {run_id}: {path} cannot be written ({_why_read_only(path)})"
+                f", so the run could not be deleted from {db_path.name} after copying it; "
+                f"nothing was written to {dest}; the run is unchanged"
+            )
+
+
+def _why_read_only(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "a read-only file system"
+    return "no write permission, or an immutable file"
+
+
+def _remove_archive_file(dest: Path) -> str:
+    """Remove an archive file this call created, with its journal files; '' or the errors."""
+    errors = []
+    for path in (dest, *(dest.with_name(dest.name + s) for s in SIDE_FILES)):
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for table in run_tables(conn):
-                conn.execute(f"DELETE FROM {quote_name(table)} WHERE run_id = ?", (run_id,))
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-    except sqlite3.Error as err:
-        log(
-            logging.WARNING,
-            LOG_SERVICE_RUN_ARCHIVED,
-            "could not remove the partial copy from %s: %s",
-            dest,
-            err,
-            run_id=run_id,
-        )
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            errors.append(str(err))
+    return "; ".join(errors)
+
+
+def _undo_archive(
+    dest: Path, run_id: str, folder: Path | None, *, created: bool, runs_folder: Path | None
+) -> str:
+    """Take back what this call wrote for the run after a later step failed: the archive file
+    if it created it (else the run's rows in it), the run folder it copied and the runs
+    folder it made for it. Returns what was left ('' if nothing): the source still has the
+    run whole, so it is only a duplicate, but one the user has to remove."""
+    left = []
+    runfolder.remove(folder, run_id)
+    if runfolder.exists(folder):
+        left.append(f"folder {folder}")
+    if runs_folder is not None:
+        with contextlib.suppress(OSError):  # not empty: another run was archived there since
+            runs_folder.rmdir()
+    if created:
+        if error := _remove_archive_file(dest):
+            left.append(f"the archive file {dest} this call made ({error})")
+    else:
+        try:
+            conn = schema.connect(dest)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for table in run_tables(conn):
+                    conn.execute(f"DELETE FROM {quote_name(table)} WHERE run_id = ?", (run_id,))
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+        except sqlite3.Error as err:
+            left.append(f"the run's rows in {dest} ({err})")
+    if not left:
+        return ""
+    log(logging.WARNING, LOG_SERVICE_RUN_ARCHIVED, "could not remove the partial copy: %s",
+        "; ".join(left), run_id=run_id)  # fmt: skip
+    return f"; but the copy could not be removed, delete it by hand: {'; '.join(left)}"
 
 
 def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str, int]:
@@ -176,15 +230,18 @@ def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str,
         shared = src_folder is not None and src_folder == dest_folder
         if not shared and runfolder.exists(src_folder) and runfolder.exists(dest_folder):
             raise RunError(f"{dest_folder} already exists; run {run_id} is already archived there")
+        _refuse_unchangeable_source(store.path, None if shared else src_folder, run_id, dest)
         created = not dest.exists()
+        # The runs folder beside the archive, when copying the run folder is what makes it.
+        runs_folder = None
+        if dest_folder is not None and not shared and not runfolder.exists(dest_folder.parent):
+            runs_folder = dest_folder.parent
         try:
             _prepare_archive(dest)
             copied = _copy_rows(store.path, dest, run_id)
         except (sqlite3.Error, OSError, StoreError) as err:
             if created:  # a file this call made holds nothing anyone needs
-                for path in (dest, *(dest.with_name(dest.name + s) for s in SIDE_FILES)):
-                    with contextlib.suppress(OSError):
-                        path.unlink(missing_ok=True)
+                _remove_archive_file(dest)
             kind = type(err) if isinstance(err, StoreError) else StoreError
             raise kind(
                 f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
@@ -196,11 +253,13 @@ def archive_run(store: TelemetryStore, run_id: str, to: str | Path) -> dict[str,
                 made = runfolder.copy_to(src_folder, dest_folder)
             delete_rows(conn, store.path, run_id, before, expected=copied, keep_folder=shared)
         except BaseException as err:
-            _undo_archive(dest, run_id, made)
+            left = _undo_archive(dest, run_id, made, created=created, runs_folder=runs_folder)
             if isinstance(err, sqlite3.Error | OSError):
                 raise StoreError(
-                    f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged"
+                    f"cannot archive run {run_id} into {dest}: {err}; the run is unchanged{left}"
                 ) from err
+            if left:
+                err.add_note(left.removeprefix("; "))
             raise
     finally:
         conn.close()
