@@ -1,7 +1,8 @@
 """A stand-in for a notebook kernel, run as its own process by the lifecycle tests.
 
 ``python kernel_proc.py DB EPISODES WORKERS STEP_DELAY [NOFILE]`` launches a run (agent
-``$KERNEL_AGENT``, default Q-learning; ``notebook`` for a class of ``__main__``), prints
+``$KERNEL_AGENT``, default Q-learning; ``notebook`` for a class of ``__main__``; checkpoints
+every ``$KERNEL_CHECKPOINT_EVERY`` episodes if set), prints
 ``RUN <run_id>`` (or ``ERROR <type> <message>``) and then waits for the run, printing
 ``DONE <statuses>`` or ``WAIT-ERROR <type> <message>``. The test kills it when it wants the
 kernel dead.
@@ -48,6 +49,11 @@ def main() -> None:
         workers=workers,
         step_delay=float(delay),
         **({"agent": agent} if agent else {}),
+        **(
+            {"checkpoint_every": int(os.environ["KERNEL_CHECKPOINT_EVERY"])}
+            if os.environ.get("KERNEL_CHECKPOINT_EVERY")
+            else {}
+        ),
     )
     if nofile:
         # Few file descriptors left: some worker cannot get its pipes.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import nbtrain
 from nbtrain.dispatch.runfiles import write_worker_config
 from nbtrain.ids import new_run_id
 from nbtrain.wire.codec import FrameDecoder, encode_frame
-from nbtrain.wire.events import Episodes, StepRows, Stop
+from nbtrain.wire.events import Episodes, StepRows, Stop, Stored
 from nbtrain.worker.config_file import AgentRef, TelemetrySpec, WorkerConfig
 
 # The test agents workers import (tests/worker/worker_agents.py).
@@ -81,15 +82,27 @@ class WorkerHandle:
     out: dict[str, bytes] = field(default_factory=dict)
     threads: list[threading.Thread] = field(default_factory=list)
     first_event: threading.Event = field(default_factory=threading.Event)
+    control_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send_stop(self) -> None:
         assert self.control_w is not None
         os.write(self.control_w, encode_frame(Stop()))
 
+    def acknowledge(self, episodes: int) -> None:
+        """What the kernel sends once it has committed the worker's episodes."""
+        with self.control_lock:
+            if self.control_w is not None:
+                with contextlib.suppress(OSError):
+                    os.write(self.control_w, encode_frame(Stored(episodes=episodes)))
+
     def close_control(self) -> None:
-        if self.control_w is not None:
-            os.close(self.control_w)
-            self.control_w = None
+        with self.control_lock:
+            if self.control_w is not None:
+                os.close(self.control_w)
+                self.control_w = None
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in list(self.events) if isinstance(e, kind)]
 
     def wait_for(self, predicate: Any, timeout: float = 30.0) -> None:
         """Block until some received event satisfies ``predicate``."""
@@ -125,10 +138,13 @@ def start_worker(
     env: dict[str, str] | None = None,
     telemetry: bool = True,
     control: bool = True,
+    acknowledge: bool = True,
     preexec: Any = None,
 ) -> WorkerHandle:
     """Start a worker the way the dispatcher does (own session, pipes in pass_fds);
-    ``preexec`` runs in the child before exec (e.g. to set a resource limit)."""
+    ``preexec`` runs in the child before exec (e.g. to set a resource limit). With
+    ``acknowledge`` each received batch of episodes is answered as if stored at once, as
+    the kernel does once it has committed them."""
     environment = env if env is not None else worker_env()
     fds: list[int] = []
     telemetry_r = control_w = None
@@ -173,6 +189,8 @@ def start_worker(
                         # steps as columns, as the kernel does (``wire`` has what was sent).
                         if isinstance(item, Episodes):
                             handle.events.extend(item.expand())
+                            if acknowledge and len(item):
+                                handle.acknowledge(max(item.ep_index) + 1)
                         elif isinstance(item, StepRows):
                             handle.events.append(item.to_steps())
                         else:

@@ -3,6 +3,7 @@ truth within 5 s, and another process may take the run over only to restart a wo
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -151,6 +152,42 @@ def test_a_dead_owner_s_workers_end_when_it_died_not_when_a_reader_noticed(
             None,
             None,
         ]  # not written: the frame alone tells the truth
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_dead_kernel_never_leaves_a_checkpoint_ahead_of_the_stored_episodes(
+    db: Path, kernels: list[Kernel], attempt: int
+) -> None:
+    # Regression (QA): after the kernel's SIGKILL each worker saved its policy on the way
+    # out, and periodic checkpoints were written once their episodes were *sent*: policy
+    # files said episode 92 with 89 stored, and a restart resumed from learning the
+    # database never saw (episodes 96-97 played again with ε decayed 3 more times).
+    kernel = Kernel(db, episodes=100_000, workers=2, delay=0.003,
+                    env={"KERNEL_CHECKPOINT_EVERY": "5"})  # fmt: skip
+    kernels.append(kernel)
+    run_id = kernel.run_id
+    per_worker = "SELECT COUNT(*) FROM episodes GROUP BY worker_id"
+    wait_for(lambda: len([n for (n,) in rows(db, per_worker) if n >= 20 + 10 * attempt]) == 2,
+             60, "episodes from both workers")  # fmt: skip
+    kernel.proc.send_signal(signal.SIGKILL)
+    kernel.proc.wait(5)
+    for pid in worker_pids(db, run_id):
+        wait_for(lambda pid=pid: not pid_alive(pid), 5, f"worker {pid} to exit with its kernel")
+    stored = dict(rows(db, "SELECT worker_id, COUNT(*) FROM episodes WHERE run_id = ? "
+                           "GROUP BY worker_id", (run_id,)))  # fmt: skip
+    folder = db.parent / "nbtrain-runs" / run_id
+    for wid, count in stored.items():
+        policy = json.loads((folder / f"policy-{wid}.json").read_text())
+        assert policy["episode"] <= count, (wid, policy["episode"], count)
+        assert policy["episode"] >= 5  # checkpoints were written meanwhile
+    run = nbtrain.Run.open(run_id, db=db)
+    run.restart("000001")
+    run.stop(timeout=30)
+    resumed = rows(db, "SELECT resumed_from FROM workers WHERE run_id = ? AND worker_id = ?",
+                   (run_id, "000001"))[0][0]  # fmt: skip
+    assert isinstance(resumed, str)
+    assert "@ep" in resumed
+    assert int(resumed.rsplit("@ep", 1)[1]) <= stored["000001"]
 
 
 def frame_host(db: Path, run_id: str) -> str:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -529,3 +530,36 @@ def test_a_heavy_stream_is_committed_every_steady_interval(
     finally:
         w.release()
     assert count(db, "SELECT COUNT(*) FROM steps") == 5 + (ep - 1) * (STEADY_ROWS // 4)
+
+
+def test_acknowledgements_come_after_the_commit_once_per_listener(db: Path) -> None:
+    """What tells a worker its episodes are stored (the ``stored`` control frame): called
+    only once the rows are committed (another connection sees them), with the largest
+    count of the batch, once per listener."""
+    w = acquire_writer(db)
+    w.commit_interval = 60.0  # everything below goes in one batch, at the flush
+    told: list[tuple[str, int, int]] = []
+
+    def listener(name: str) -> Callable[[int], None]:
+        def tell(n: int) -> None:
+            told.append((name, n, count(db, "SELECT COUNT(*) FROM episodes")))
+
+        return tell
+
+    a, b = listener("a"), listener("b")
+    try:
+        run = new_run(w)
+        # a worker's first episodes skip the linger: get them out of the way
+        w.add_events(full_episode(run, "000001", 0) + full_episode(run, "000002", 0))
+        w.flush(timeout=10)
+        for tell, wid, ep in [(a, "000001", 1), (b, "000002", 1), (a, "000001", 2)]:
+            op = w.prepare_events(full_episode(run, wid, ep))
+            assert op is not None
+            op.acknowledge = (tell, ep + 1)
+            w.submit(op)
+        time.sleep(0.2)
+        assert told == []  # queued, not committed
+        w.flush(timeout=10)
+    finally:
+        w.release()
+    assert sorted(told) == [("a", 3, 5), ("b", 2, 5)]

@@ -96,9 +96,28 @@ def test_round_trip_in_arbitrary_chunks(items: list[Any], data: st.DataObject) -
 def test_control_frames() -> None:
     assert decode_all(encode_frame(ev.Stop()), kind="control") == [ev.Stop()]
     with pytest.raises(MalformedPayloadError, match="not a valid control"):
+        decode_all(encode_frame(ev.Stored(episodes="7")), kind="control")  # type: ignore[arg-type]
+    with pytest.raises(MalformedPayloadError, match="not a valid control"):
         decode_all(encode_frame(progress()), kind="control")
     with pytest.raises(ValueError, match="'both'"):
         FrameDecoder(kind="both")
+
+
+@given(st.lists(st.one_of(st.just(ev.Stop()), st.builds(ev.Stored, st.integers(0, 2**53))),
+                max_size=8), st.data())  # fmt: skip
+def test_control_frames_round_trip_whatever_the_read_sizes(
+    items: list[ev.Stop | ev.Stored], data: st.DataObject
+) -> None:
+    stream = b"".join(encode_frame(item) for item in items)
+    decoder = FrameDecoder(kind="control")
+    out: list[object] = []
+    start = 0
+    while start < len(stream):
+        end = data.draw(st.integers(start + 1, len(stream)))
+        out.extend(decoder.feed(stream[start:end]))
+        start = end
+    assert out == items
+    assert decoder.close() == []
 
 
 def test_bad_magic_is_reported_once_per_garbage_run() -> None:

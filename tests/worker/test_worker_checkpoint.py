@@ -9,10 +9,12 @@ import os
 import resource
 import signal
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import pytest
 from tests.kit.worker import make_config, run_worker, start_worker
 
 from nbtrain.agents import QLearningAgent
@@ -111,6 +113,8 @@ def test_sigkilled_worker_resumes_epsilon_and_q_from_its_checkpoint(tmp_path: Pa
     handle = start_worker(make_config(tmp_path, "first.json", **common))
     handle.wait_for(lambda e: isinstance(e, ev.Artifact), timeout=60)
     first_ckpt = len([e for e in handle.events if isinstance(e, ev.Episode)])
+    # a second checkpoint (a snapshot is written after the flush that follows its Stored)
+    handle.wait_for(lambda e: len(handle.of(ev.Artifact)) >= 2, timeout=60)
     handle.wait_for(
         lambda e: isinstance(e, ev.Episode) and e.ep_index >= first_ckpt + 120, timeout=60
     )
@@ -359,7 +363,8 @@ def test_a_snapshot_whose_episodes_were_dropped_is_never_written(tmp_path: Path)
     assert result.code == 1
     assert "returned float" in result.events[-1].error
     received = [e.ep_index for e in result.of(ev.Episode)]
-    written = json.loads((tmp_path / POLICY).read_text())["episode"]
+    policy = tmp_path / POLICY  # none at all is never ahead either
+    written = json.loads(policy.read_text())["episode"] if policy.exists() else 0
     assert written <= len(received)  # never ahead of the episodes the kernel has
     assert received == list(range(len(received)))
     assert _leftovers(tmp_path) == []
@@ -374,3 +379,34 @@ def test_an_agent_that_cannot_save_gets_no_periodic_checkpoint(tmp_path: Path) -
     assert result.code == 0, result.stderr.decode()
     assert result.of(ev.Artifact) == []
     assert not (tmp_path / POLICY).exists()
+
+
+@pytest.mark.parametrize("agent", ["builtin", "SaveOnly"])
+def test_a_periodic_checkpoint_waits_until_the_kernel_says_its_episodes_are_stored(
+    tmp_path: Path, agent: str
+) -> None:
+    # Regression: periodic checkpoints were written once their episodes were *sent*; a
+    # kernel that died before committing them left a policy file ahead of the database.
+    fields: dict[str, Any] = {"episodes": 1_000_000, "checkpoint_every": 5, "step_delay": 0.0005}
+    if agent != "builtin":
+        fields["agent"] = agent
+    handle = start_worker(make_config(tmp_path, **fields), acknowledge=False)
+    try:
+        handle.wait_for(lambda e: isinstance(e, ev.Episode) and e.ep_index >= 30, timeout=60)
+        time.sleep(0.3)  # several flushes: none may write a checkpoint without a Stored
+        assert handle.of(ev.Artifact) == []
+        assert not (tmp_path / POLICY).exists()
+        handle.acknowledge(12)
+        handle.wait_for(lambda e: isinstance(e, ev.Artifact), timeout=30)
+        if agent == "builtin":
+            assert json.loads((tmp_path / POLICY).read_text())["episode"] <= 12
+        time.sleep(0.3)
+        assert len(handle.of(ev.Artifact)) == 1  # nothing newer is stored
+        handle.send_stop()
+    finally:
+        result = handle.wait(60)
+    assert result.code == 0, result.stderr.decode()
+    if agent == "builtin":  # the final save of a stop the kernel asked for covers everything
+        episodes = len(result.of(ev.Episode))
+        assert json.loads((tmp_path / POLICY).read_text())["episode"] == episodes
+    assert _leftovers(tmp_path) == []

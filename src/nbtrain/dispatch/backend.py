@@ -67,6 +67,12 @@ class WorkerHandle(ABC):
         than an exit code (e.g. Ray's reason for a dead actor or node)."""
         return None
 
+    def acknowledge(self, episodes: int) -> None:  # noqa: B027 - optional hook
+        """Tell the worker its episodes before ``episodes`` are committed (it then writes
+        the checkpoints that follow them). Called from the store's writer thread: must not
+        block. A backend without a control channel does nothing; its workers write a
+        checkpoint once its episodes are sent."""
+
 
 class Backend(ABC):
     """Starts workers somewhere. Instances may be shared by several runs."""

@@ -258,6 +258,9 @@ class Ingest:
                     self.writer.upsert_worker(self.run_id, stream.worker_id, pid=event.pid, **extra)
             elif isinstance(event, Ended):
                 stream.ended = event
+        if op is not None and op.episodes:
+            # episode rows are (run_id, worker_id, ep_index, ...), all of this worker
+            op.acknowledge = (stream.proc.acknowledge, max(row[2] for row in op.episodes) + 1)
         if op is not None and self.writer.failure is None:
             try:
                 self.writer.submit(op)

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from nbtrain.dispatch.backend import (
     this_host,
 )
 from nbtrain.wire.codec import encode_frame
-from nbtrain.wire.events import Stop
+from nbtrain.wire.events import Stop, Stored
 from nbtrain.worker.cli import CONTROL_FD_ENV, TELEMETRY_FD_ENV, WORKER_ID_ENV
 
 if TYPE_CHECKING:
@@ -127,7 +128,9 @@ class WorkerProcess(WorkerHandle):
         self.popen, self.telemetry_fd, control_w = spawn_worker(
             worker_command(config_path, worker_id), worker_id, cwd=cwd
         )
+        os.set_blocking(control_w, False)  # the writer thread acknowledges: it never waits
         self._control_fd: int | None = control_w
+        self._control_lock = threading.Lock()  # a closed fd number may be reused at once
         self.started_at = time.time()
         self.stop_requested = False
         self.pid: int = self.popen.pid
@@ -157,11 +160,19 @@ class WorkerProcess(WorkerHandle):
     def request_stop(self) -> None:
         """Ask politely: a Stop frame on the control pipe (the worker finishes its step)."""
         self.stop_requested = True
-        fd = self._control_fd
-        if fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.write(fd, encode_frame(Stop()))
+        self._send(encode_frame(Stop()))
+
+    def acknowledge(self, episodes: int) -> None:
+        self._send(encode_frame(Stored(episodes=episodes)))
+
+    def _send(self, frame: bytes) -> None:
+        """Write a control frame (far below PIPE_BUF: whole or not at all). A worker that
+        does not read its control pipe (wedged) loses acknowledgements, not the kernel's
+        time: a stop then goes on to SIGTERM."""
+        with self._control_lock:
+            if self._control_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.write(self._control_fd, frame)
 
     def signal(self, signum: int) -> None:
         """Signal the worker's whole process group (its own session), agent children too."""
@@ -187,10 +198,11 @@ class WorkerProcess(WorkerHandle):
         return self.popen.wait()
 
     def close_control(self) -> None:
-        fd, self._control_fd = self._control_fd, None
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        with self._control_lock:
+            fd, self._control_fd = self._control_fd, None
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def _wait_until(popen: subprocess.Popen[bytes], deadline: float) -> int | None:

@@ -134,9 +134,15 @@ class BatchWriter:
                 items = []
         add_rows(items, chunks, episodes)
         self._commit(items)
+        acks: dict[Callable[[int], None], int] = {}
         for op in ops:
             if op.done is not None:
                 op.done.set()
+            if op.acknowledge is not None:
+                tell, n = op.acknowledge
+                acks[tell] = max(n, acks.get(tell, n))
+        for tell, n in acks.items():
+            tell(n)
 
     def prepare(self, events: Sequence[Event]) -> Prepared:
         """:meth:`EventRows.prepare <nbtrain.store.event_rows.EventRows.prepare>`."""

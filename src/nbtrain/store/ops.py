@@ -54,6 +54,10 @@ class Op:
     urgent: bool = False
     stop: bool = False
     enqueued: float = field(default_factory=time.monotonic)
+    # ``(tell, n)``: once the op's rows are committed the writer thread calls ``tell(n)``
+    # (the largest ``n`` of a batch, once per ``tell``); it must be quick and must not
+    # raise. The ingest tells a worker which of its episodes are stored.
+    acknowledge: tuple[Callable[[int], None], int] | None = None
 
 
 def seconds(value: float | datetime | None) -> float | None:

@@ -16,8 +16,8 @@ import msgspec
 from nbtrain.ids import format_episode_id
 
 # 2: finished episodes travel in column batches (``episodes``); 1 sent one ``episode`` each.
-# 3: Steps.extras_columns. 4: StepRows. 5: Episodes.extras_columns.
-WIRE_VERSION = 5
+# 3: Steps.extras_columns. 4: StepRows. 5: Episodes.extras_columns. 6: the Stored control frame.
+WIRE_VERSION = 6
 
 WorkerStatus = Literal["pending", "running", "completed", "failed", "stopped"]
 EndStatus = Literal["completed", "failed", "stopped"]
@@ -325,4 +325,14 @@ class Stop(msgspec.Struct, tag_field="type", tag="stop", frozen=True, forbid_unk
     """Kernel → worker on the control pipe: finish the current step, flush, exit ``stopped``."""
 
 
-Control = Stop
+class Stored(
+    msgspec.Struct, tag_field="type", tag="stored", frozen=True, forbid_unknown_fields=True
+):
+    """Kernel → worker: its episodes before ``episodes`` (an ``ep_index``) are committed to
+    the database. A checkpoint is written only once the episodes it follows are, so a
+    kernel that dies never leaves a policy file ahead of the stored episodes."""
+
+    episodes: int
+
+
+Control = Stop | Stored

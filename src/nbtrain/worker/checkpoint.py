@@ -39,6 +39,7 @@ from nbtrain.agents.atomic import (
     without_fsync,
 )
 from nbtrain.worker.config_file import WorkerConfig
+from nbtrain.worker.control import StoredMark
 
 __all__ = [
     "Checkpointer",
@@ -47,6 +48,7 @@ __all__ = [
     "remove_stale_temps",
     "resume_point",
     "save_atomically",
+    "save_to_temp",
     "saver",
     "start_agent",
 ]
@@ -81,6 +83,12 @@ def _takes_episode(save: Callable[..., Any]) -> bool:
 
 def save_atomically(save: Saver, target: Path, episode: int) -> None:
     """Let the agent write ``target`` via a temp file, so ``target`` is whole or untouched."""
+    replace_atomically(save_to_temp(save, target, episode), target)
+
+
+def save_to_temp(save: Saver, target: Path, episode: int) -> Path:
+    """The agent's save into a new ``0600`` temp file beside ``target`` (removed if it
+    fails), to be renamed over ``target`` now or once its episodes are stored."""
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = temp_path(target)
     try:
@@ -96,28 +104,33 @@ def save_atomically(save: Saver, target: Path, episode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    replace_atomically(tmp, target)
+    return tmp
 
 
 class Checkpointer:
     """How one worker saves its agent to ``target``: durably at the end, cheaply between.
 
-    Periodic checkpoints of an agent with ``policy_bytes()`` are taken in two steps: the
-    bytes at the episode boundary (:meth:`snapshot`), the file when the episodes up to that
-    boundary have been sent (:meth:`write_pending`, called after a telemetry flush). So a
-    checkpoint is never ahead of the telemetry the kernel has, and a fast run writes one
-    file per flush (about 10 a second) instead of one per boundary plus a forced flush
-    each: that was 4 % of a FrozenLake run at ``checkpoint_every=100``
-    (``benchmarks/vs_bare.py``). A snapshot superseded before the next flush is not written.
+    A periodic checkpoint is taken in two steps: the agent's state at the episode boundary
+    (:meth:`snapshot`: its ``policy_bytes()``, else its ``save`` into a temp file), and the
+    file once the episodes up to that boundary are safe (:meth:`write_pending`, called after
+    each telemetry flush). Safe means *stored* when the kernel acknowledges (``gate``, the
+    ``Stored`` frames of a local worker): a kernel that dies with episodes still unwritten
+    never leaves a checkpoint ahead of the database. Without acknowledgements (Ray, a worker
+    run by hand) it means *sent*, and an agent without ``policy_bytes`` is saved at the
+    boundary after a flush. A fast run writes one file per flush (about 10 a second)
+    instead of one per boundary: that was 4 % of a FrozenLake run at ``checkpoint_every=100``
+    (``benchmarks/vs_bare.py``). Ungated, a newer snapshot replaces an unwritten one; gated,
+    the older one is kept until it is written (acknowledgements lag the newest boundary).
     """
 
-    def __init__(self, agent: Any, target: Path) -> None:
+    def __init__(self, agent: Any, target: Path, *, gate: StoredMark | None = None) -> None:
         self.target = target
         self._save = saver(agent)
         dump = getattr(agent, "policy_bytes", None)
         self._dump: Callable[..., bytes] | None = dump if callable(dump) else None
         self._swap: SwapWriter | None = None
-        self._pending: tuple[int, bytes] | None = None
+        self._pending: tuple[int, bytes | Path] | None = None
+        self._gate = gate
 
     @property
     def can_save(self) -> bool:
@@ -127,20 +140,40 @@ class Checkpointer:
     def pending(self) -> bool:
         return self._pending is not None
 
+    @property
+    def pending_episode(self) -> int | None:
+        return None if self._pending is None else self._pending[0]
+
+    @property
+    def waiting(self) -> bool:
+        """A snapshot waits for its episodes to be stored: take no newer one meanwhile."""
+        return self._gate is not None and self._pending is not None
+
     def snapshot(self, episode: int) -> bool:
-        """Take the agent's bytes after ``episode`` episodes, to write at the next flush;
-        False if the agent has no ``policy_bytes`` (save it now with :meth:`save`)."""
-        if self._dump is None or self._save is None:
+        """Take the agent's state after ``episode`` episodes, to write after a flush; False
+        if it must be saved now instead (:meth:`save`, after a flush)."""
+        if self._save is None:
             return False
-        self._pending = (episode, self._bytes(episode))
+        if self._dump is not None:
+            self._set_pending((episode, self._bytes(episode)))
+            return True
+        if self._gate is None:
+            return False
+        self._set_pending((episode, save_to_temp(self._save, self.target, episode)))
         return True
 
     def write_pending(self) -> int | None:
-        """Write the pending snapshot (its episodes have been sent); returns its episode."""
+        """Write the pending snapshot if its episodes are safe; returns its episode."""
         if self._pending is None:
             return None
         episode, data = self._pending
+        if self._gate is not None and episode > self._gate.episodes:
+            return None  # not stored yet: a later flush writes it
         self._pending = None
+        if isinstance(data, Path):
+            with without_fsync():
+                replace_atomically(data, self.target)
+            return episode
         if self._swap is None:
             self.target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._swap = SwapWriter(self.target)
@@ -149,14 +182,20 @@ class Checkpointer:
 
     def discard(self) -> None:
         """Forget the pending snapshot: the telemetry it follows was not sent."""
-        self._pending = None
+        self._set_pending(None)
+
+    def _set_pending(self, pending: tuple[int, bytes | Path] | None) -> None:
+        if self._pending is not None and isinstance(self._pending[1], Path):
+            with contextlib.suppress(OSError):
+                self._pending[1].unlink()
+        self._pending = pending
 
     def save(self, episode: int, *, final: bool) -> bool:
         """Save after ``episode`` episodes now; False if the agent cannot save."""
         if self._save is None:
             return False
         if final:
-            self._pending = None
+            self._set_pending(None)
             self.close()
             save_atomically(self._save, self.target, episode)
         else:  # periodic, for an agent without policy_bytes (the others take snapshot())
@@ -174,7 +213,9 @@ class Checkpointer:
         return data
 
     def close(self) -> None:
-        """Remove the swap file of periodic checkpoints (the target stays)."""
+        """Remove the swap file of periodic checkpoints and an unwritten snapshot's temp
+        file (the target stays)."""
+        self._set_pending(None)
         if self._swap is not None:
             self._swap.close()
             self._swap = None

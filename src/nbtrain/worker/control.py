@@ -1,6 +1,7 @@
 """How a worker learns it must stop: a ``Stop`` frame, SIGTERM/SIGINT, or EOF on the control
 pipe (the kernel died). The training loop polls one flag between steps; when the kernel is
-gone a watchdog ends the process even if the loop is stuck inside a slow step."""
+gone a watchdog ends the process even if the loop is stuck inside a slow step. The same
+pipe brings ``Stored`` frames: how many of the worker's episodes the kernel committed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from types import FrameType
 from nbtrain import log_codes
 from nbtrain.logs import log
 from nbtrain.wire.codec import FrameDecoder
-from nbtrain.wire.events import Stop
+from nbtrain.wire.events import Stop, Stored
 
 # After the kernel dies the loop gets this long to wrap up before os._exit.
 ORPHAN_GRACE_S = 1.5
@@ -36,6 +37,14 @@ class StopFlag:
         self.stop = True
 
 
+class StoredMark:
+    """The episodes before ``episodes`` are in the database (the last ``Stored`` frame); a
+    plain attribute, written by the reader thread, read by the loop at each flush."""
+
+    def __init__(self) -> None:
+        self.episodes = 0
+
+
 def install_signal_handlers(flag: StopFlag) -> None:
     """SIGTERM and SIGINT finish the current step and end the run as ``stopped``."""
 
@@ -47,7 +56,8 @@ def install_signal_handlers(flag: StopFlag) -> None:
 
 
 class ControlReader:
-    """Daemon thread reading the control pipe; sets ``flag`` on ``Stop`` or EOF."""
+    """Daemon thread reading the control pipe; sets ``flag`` on ``Stop`` or EOF, ``stored``
+    on ``Stored``."""
 
     def __init__(
         self,
@@ -56,11 +66,13 @@ class ControlReader:
         *,
         run_id: str,
         worker_id: str,
+        stored: StoredMark | None = None,
         grace: float = ORPHAN_GRACE_S,
         exit_now: Callable[[int], None] = os._exit,
     ) -> None:
         self.fd = fd
         self.flag = flag
+        self.stored = stored
         self.run_id = run_id
         self.worker_id = worker_id
         self.grace = grace
@@ -81,7 +93,10 @@ class ControlReader:
                 self._orphaned()
                 return
             for item in decoder.feed(data):
-                if isinstance(item, Stop):
+                if isinstance(item, Stored):
+                    if self.stored is not None and item.episodes > self.stored.episodes:
+                        self.stored.episodes = item.episodes
+                elif isinstance(item, Stop):
                     log(
                         20,
                         log_codes.LOG_WORKER_STOP_REQUESTED,

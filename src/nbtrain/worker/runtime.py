@@ -22,7 +22,7 @@ from nbtrain.logs import log
 from nbtrain.wire.events import Artifact, Ended, EndStatus, Started
 from nbtrain.worker.checkpoint import Checkpointer, checkpoint_label, start_agent
 from nbtrain.worker.cli import Launch
-from nbtrain.worker.control import ControlReader, StopFlag, install_signal_handlers
+from nbtrain.worker.control import ControlReader, StopFlag, StoredMark, install_signal_handlers
 from nbtrain.worker.emitter import TelemetryEmitter
 from nbtrain.worker.heartbeat import Heartbeat, LoopState
 from nbtrain.worker.loop import train_loop
@@ -32,6 +32,11 @@ from nbtrain.worker.sinks import (
 )
 
 GC_THRESHOLD = 50_000  # allocations between young collections (CPython default: 700)
+
+
+# How long a failing worker waits for the kernel to store its last episodes, so that the
+# checkpoint they cover is written (the writer commits within about 0.3 s).
+SETTLE_TIMEOUT_S = 2.0
 
 
 class Worker:
@@ -49,6 +54,8 @@ class Worker:
         self.policy_file = launch.policy_dir / f"policy-{self.worker_id}.json"  # written
         self.recorded_policy = launch.run_dir / self.policy_file.name  # resumed / evaluated
         self._checkpointer: Checkpointer | None = None  # made on the first save
+        # The kernel's Stored acknowledgements, when it sends them (a local subprocess).
+        self.stored = StoredMark() if launch.control_fd is not None else None
         self._snapshot_drops = 0  # emitter.dropped when the pending snapshot was taken
         self.env: Any = None
         self.agent: Any = None
@@ -65,7 +72,11 @@ class Worker:
             install_signal_handlers(self.flag)
         if self.launch.control_fd is not None:
             ControlReader(
-                self.launch.control_fd, self.flag, run_id=self.run_id, worker_id=self.worker_id
+                self.launch.control_fd,
+                self.flag,
+                run_id=self.run_id,
+                worker_id=self.worker_id,
+                stored=self.stored,
             ).start()
         heartbeat = Heartbeat(self.emitter, self.state, self.flag)
         status: EndStatus = "completed"
@@ -104,7 +115,9 @@ class Worker:
             train_loop(self)
             if self.state.ep_index < cfg.episodes:
                 status = "stopped"
-            if cfg.mode == "train":
+            # Not when the kernel is gone: the episodes since its last commit died with it,
+            # and a final save would be ahead of the database.
+            if cfg.mode == "train" and self.flag.reason != "orphaned":
                 self._save_policy(self.state.ep_index)
         except TelemetryClosedError:
             heartbeat.stop()
@@ -114,7 +127,7 @@ class Worker:
             # process that exits does (the kernel reports the code and what it printed),
             # but the episodes it finished go out first, with their checkpoint.
             with contextlib.suppress(Exception):
-                self.flush()
+                self.flush_and_settle()
             heartbeat.stop()
             raise
         except (Exception, KeyboardInterrupt) as exc:
@@ -122,7 +135,7 @@ class Worker:
             error = f"{type(exc).__name__}: {exc}"
             tb = traceback.format_exc()
             with contextlib.suppress(Exception):
-                self.flush()  # the episodes before the failure, then their checkpoint
+                self.flush_and_settle()  # the episodes before the failure, their checkpoint
             print(tb, file=sys.stderr, end="", flush=True)
             self._log(40, log_codes.LOG_WORKER_FAILED, "worker failed: %s", error)
         finally:
@@ -182,7 +195,7 @@ class Worker:
     @property
     def _checkpoints(self) -> Checkpointer:
         if self._checkpointer is None:
-            self._checkpointer = Checkpointer(self.agent, self.policy_file)
+            self._checkpointer = Checkpointer(self.agent, self.policy_file, gate=self.stored)
         return self._checkpointer
 
     def _save_policy(self, episode: int, *, final: bool = True) -> None:
@@ -194,11 +207,12 @@ class Worker:
             self._announce_policy(final=final)
 
     def checkpoint(self, episode: int) -> float | None:
-        """The periodic checkpoint after ``episode`` episodes: a snapshot written at the next
-        flush, or (an agent without ``policy_bytes``) a flush and a save now, which returns
-        the next flush deadline."""
+        """The periodic checkpoint after ``episode`` episodes: a snapshot written after a
+        later flush (once its episodes are stored, when the kernel acknowledges), or, for an
+        agent without ``policy_bytes`` and no acknowledgements, a flush and a save now, which
+        returns the next flush deadline. None while an older snapshot still waits."""
         checkpoints = self._checkpoints
-        if not checkpoints.can_save:
+        if not checkpoints.can_save or checkpoints.waiting:
             return None
         if checkpoints.snapshot(episode):
             self._snapshot_drops = self.emitter.dropped
@@ -219,6 +233,24 @@ class Worker:
             elif checkpoints.write_pending() is not None:
                 self._announce_policy(final=False)
         return deadline
+
+    def flush_and_settle(self, timeout: float = SETTLE_TIMEOUT_S) -> None:
+        """Flush, and write the pending snapshot once the kernel has stored the episodes it
+        follows (a worker that fails keeps the checkpoint its sent episodes cover). Waits
+        at most ``timeout``, and not at all for a kernel that is gone."""
+        self.flush()
+        checkpoints, stored = self._checkpointer, self.stored
+        if checkpoints is None or stored is None:
+            return
+        deadline = time.monotonic() + timeout
+        while (
+            (episode := checkpoints.pending_episode) is not None
+            and episode > stored.episodes
+            and self.flag.reason != "orphaned"
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.005)
+        self.flush()
 
     def _announce_policy(self, *, final: bool) -> None:
         path = self.policy_file
