@@ -116,13 +116,19 @@ def test_every_linked_file_exists() -> None:
         "nbtrain.dispatch.process",
     ],
 )
-def test_docstring_examples_run(module: str) -> None:
+def test_docstring_examples_run(
+    module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The public API's examples that need no run (the rest are marked ``+SKIP``) hold."""
     import doctest
     import importlib
 
+    monkeypatch.chdir(tmp_path)  # where an example's default nbtrain.sqlite would go
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in finder.find(importlib.import_module(module), extraglobs={"nbtrain": nbtrain}):
         runner.run(test)
     assert runner.failures == 0
+    # Regression: launch()'s example started a real run in the working directory (the
+    # repository's root, under pytest).
+    assert list(tmp_path.iterdir()) == []

@@ -68,7 +68,8 @@ def launch(
 
     Examples
     --------
-    >>> run = nbtrain.launch(nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=100))
+    >>> cfg = nbtrain.TrainConfig(env_id="FrozenLake-v1", episodes=100)
+    >>> run = nbtrain.launch(cfg)  # doctest: +SKIP
     >>> run.wait()  # doctest: +SKIP
     """
     return Run._from_session(start_run(coerce_config(config), db, backend))
