@@ -60,3 +60,19 @@ def test_worker_colours_follow_the_id_not_the_position() -> None:
     assert "#d62728" not in PALETTE
     with pytest.raises(InvalidWorkerIdError):
         worker_colour("gpu-a")
+
+
+def test_a_run_s_workers_never_share_a_colour_while_the_palette_lasts() -> None:
+    # Regression (QA): 000000 and 000008 were both grey in one dashboard.
+    from nbtrain.widgets.colours import worker_colours
+
+    ids = ["000000", "000001", "000008"]
+    colours = worker_colours(ids)
+    assert list(colours) == ids
+    assert len(set(colours.values())) == 3
+    assert colours["000000"] == worker_colour("000000")  # the first keeps its own
+    assert colours["000001"] == worker_colour("000001")
+    named = [f"w{i}" for i in range(1, 9)] + ["gpu_a", "gpu_b", "zz"]
+    eight = worker_colours(named[:8] + ["gpu_a"])
+    assert len(set(eight.values())) == len(PALETTE)  # nine workers: eight colours, all used
+    assert worker_colours(named[::-1]) == worker_colours(named)  # order given: no matter

@@ -1,8 +1,10 @@
 """One colour per worker, everywhere: dashboard tabs and charts, and matplotlib plots.
 
 The colour is derived from the worker id, never from a worker's position, so a dashboard
-reopened after a kernel restart (or a plot of a subset of workers) keeps every worker's
-colour. The palette leaves out the green and red that mean "completed" and "failed".
+reopened after a kernel restart keeps every worker's colour. Within a run two workers never
+share one while the palette lasts (:func:`worker_colours`: ``000000`` and ``000008``, or two
+names that hash alike, would). The palette leaves out the green and red that mean
+"completed" and "failed".
 """
 
 from __future__ import annotations
@@ -39,4 +41,16 @@ def worker_colour(worker_id: object) -> str:
 
 
 def worker_colours(worker_ids: list[str]) -> dict[str, str]:
-    return {wid: worker_colour(wid) for wid in worker_ids}
+    """The colours of a run's workers: each its :func:`worker_colour`, unless a worker
+    before it (in id order) has that one; it then takes the next free one in the palette.
+    Distinct for up to eight workers, and the same wherever the run's ids are known."""
+    taken: set[str] = set()
+    chosen: dict[str, str] = {}
+    for wid in sorted(worker_ids):
+        colour = worker_colour(wid)
+        if colour in taken and len(taken) < len(PALETTE):
+            start = PALETTE.index(colour)
+            colour = next(c for c in PALETTE[start:] + PALETTE[:start] if c not in taken)
+        taken.add(colour)
+        chosen[wid] = colour
+    return {wid: chosen[wid] for wid in worker_ids}

@@ -22,7 +22,7 @@ import numpy as np
 
 from nbtrain.statuses import FINAL_STATUSES
 from nbtrain.widgets._common import finite
-from nbtrain.widgets.colours import worker_colour, worker_colours
+from nbtrain.widgets.colours import worker_colours
 from nbtrain.widgets.outcome import outcome_text
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class LiveTracker:
             scalars = _scalars(worker)
             diff = {k: v for k, v in scalars.items() if sent.scalars.get(k, _MISSING) != v}
             if not sent.scalars:
-                change["colour"] = worker_colour(wid)
+                change["colour"] = worker_colours(self.live.worker_ids)[wid]
             if diff:
                 change["scalars"] = diff
                 sent.scalars = scalars
