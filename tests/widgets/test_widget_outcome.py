@@ -73,6 +73,6 @@ def test_a_run_s_workers_never_share_a_colour_while_the_palette_lasts() -> None:
     assert colours["000000"] == worker_colour("000000")  # the first keeps its own
     assert colours["000001"] == worker_colour("000001")
     named = [f"w{i}" for i in range(1, 9)] + ["gpu_a", "gpu_b", "zz"]
-    eight = worker_colours(named[:8] + ["gpu_a"])
+    eight = worker_colours([*named[:8], "gpu_a"])
     assert len(set(eight.values())) == len(PALETTE)  # nine workers: eight colours, all used
     assert worker_colours(named[::-1]) == worker_colours(named)  # order given: no matter
