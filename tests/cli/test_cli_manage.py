@@ -295,7 +295,7 @@ def test_summary_says_why_each_failed_worker_failed(
             (run_id,),
         )
     con.close()
-    assert main(["summary", run_id, "--db", str(db)]) == 0
+    assert main(["summary", run_id, "--db", str(db)]) == 1  # as run and stop say it
     err = capsys.readouterr().err.splitlines()
     assert "worker 000002 failed: RuntimeError: agent exploded on purpose" in err
     assert "worker 000003 failed: no reason recorded" in err

@@ -138,6 +138,17 @@ def test_migrate_upgrades_a_legacy_file(db: Path, capsys: pytest.CaptureFixture[
     assert "→" not in out
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_workers_flag_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """Regression (QA): --workers "" silently ran one auto-numbered worker."""
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--env", "FrozenLake-v1", "--episodes", "1", "--workers", value])
+    assert info.value.code == 2
+    assert "is empty: give a count (4) or worker ids" in capsys.readouterr().err
+
+
 def test_a_negative_worker_count_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     """Regression: --workers -1 was read as a list of worker ids ('invalid worker id')."""
     with pytest.raises(SystemExit) as info:
@@ -213,7 +224,10 @@ def test_sigterm_or_sighup_stops_the_workers_and_the_run_ends_stopped(
     assert "Traceback" not in err
     store = nbtrain.TelemetryStore(db)
     run_id = store.runs()["run_id"].iloc[-1]
-    assert set(store.workers(run_id)["status"]) == {"stopped"}
+    workers = store.workers(run_id)
+    assert set(workers["status"]) == {"stopped"}, workers[
+        ["status", "error", "exit_code"]
+    ].to_dict()
     assert store.runs().set_index("run_id").loc[run_id, "status"] == "stopped"
 
 

@@ -14,12 +14,9 @@ import argparse
 import os
 import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Sequence
 
-from nbtrain.cli import manage, reading, training
+from nbtrain.cli import manage, reading, signals, training
 from nbtrain.cli.common import UsageError, one_line
 from nbtrain.errors import NbtrainError
 
@@ -37,37 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised where Ctrl-C would be so the same clean stop runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    for name in ("SIGTERM", "SIGHUP"):  # a second signal must not cut the stop short
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-    raise _Terminated(signum)
-
-
-@contextmanager
-def _stop_on_termination() -> Iterator[None]:
-    """A terminal closed or a ``kill`` would end the process before the workers were told:
-    the run would be settled ``failed`` ("its kernel died")."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
-    previous = {n: signal.signal(getattr(signal, n), _terminate) for n in names}
-    try:
-        yield
-    finally:
-        for name, handler in previous.items():
-            signal.signal(getattr(signal, name), handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
     from rich.console import Console
@@ -79,8 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     width = None if sys.stdout.isatty() else 200
     console = Console(highlight=False, markup=False, emoji=False, width=width)
     try:
-        with _stop_on_termination():
-            return COMMANDS[args.command](args, console)
+        with signals.handled() as termination:
+            args.termination = termination
+            code = COMMANDS[args.command](args, console)
+        if termination.signum is not None:  # the run was stopped, as asked
+            name = signal.Signals(termination.signum).name
+            print(f"nbtrain {args.command}: {name}; workers stopped", file=sys.stderr)
+            return 128 + termination.signum
+        return code
     except ValidationError as exc:
         print(f"nbtrain {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -88,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nbtrain {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        signum = exc.signum if isinstance(exc, _Terminated) else signal.SIGINT
+        signum = exc.signum if isinstance(exc, signals.Terminated) else signal.SIGINT
         how = "interrupted" if signum == signal.SIGINT else f"{signal.Signals(signum).name}"
         stopped = "; workers stopped" if args.command in ("run", "demo") else ""
         print(f"nbtrain {args.command}: {how}{stopped}", file=sys.stderr)

@@ -76,12 +76,14 @@ def print_frame(console: Console, frame: pd.DataFrame, title: str) -> None:
     console.print(table)
 
 
-def report_failures(workers: pd.DataFrame) -> None:
-    """One stderr line per failed worker with its recorded reason (a table shows no reasons)."""
+def report_failures(workers: pd.DataFrame) -> int:
+    """One stderr line per failed worker with its recorded reason (a table shows no
+    reasons); returns the exit code: 1 if any worker failed, else 0."""
     failed = workers[workers["status"] == "failed"]
     for row in failed.itertuples(index=False):
         error = row.error if isinstance(row.error, str) and row.error else "no reason recorded"
         print(f"worker {row.worker_id} failed: {' '.join(error.split())}", file=sys.stderr)
+    return 1 if len(failed) else 0
 
 
 def cell(value: Any) -> str:

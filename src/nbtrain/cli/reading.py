@@ -55,8 +55,7 @@ def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
     run_id = run_id_arg(args.run_id)
     store = open_store(args.db)
     print_frame(console, store.run_summary(run_id), f"run {run_id}")
-    report_failures(store.workers(run_id))
-    return 0
+    return report_failures(store.workers(run_id))
 
 
 def _cmd_export(args: argparse.Namespace, console: Console) -> int:

@@ -15,6 +15,7 @@ from nbtrain.cli.common import (
     run_id_arg,
     seconds,
 )
+from nbtrain.cli.signals import Termination
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -134,6 +135,8 @@ def _parse_pairs(pairs: Sequence[str], flag: str) -> dict[str, Any]:
 
 def _parse_workers(text: str) -> int | list[Any]:
     """``4`` → four auto ids; ``7,gpu_a,`` → those ids (an empty item is an auto id)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a count (4) or worker ids (7,gpu_a)")
     if text.isdigit() and "," not in text:
         return int(text)
     if text.startswith("-") and text[1:].isdigit():
@@ -228,9 +231,16 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         if args.command == "demo"
         else _config_from_args(args)
     )
-    run = launch(config, db=args.db, backend=_backend(args))
-    console.print(f"run {run.run_id} → {run.db}")
-    statuses = _follow(run, console, not args.no_progress)
+    termination = getattr(args, "termination", None) or Termination()
+    with termination.deferred():  # SIGTERM/SIGHUP stop the run (cli/signals.py)
+        run = launch(config, db=args.db, backend=_backend(args))
+    termination.follow(run.stop)
+    try:
+        console.print(f"run {run.run_id} → {run.db}")
+        statuses = _follow(run, console, not args.no_progress)
+    except KeyboardInterrupt:  # Ctrl-C, also before wait() began
+        run.stop()
+        raise
     print_frame(console, run.summary(), f"run {run.run_id}: {run.run_status}")
     report_failures(run.store.workers(run.run_id))
     return 1 if "failed" in statuses.values() else 0
