@@ -340,3 +340,28 @@ def test_a_worker_gives_openblas_one_thread_unless_told_otherwise(
     assert result.code == 0, result.stderr.decode()
     (steps, *_) = result.of(ev.Steps)
     assert {x["openblas_threads"] for x in steps.extras} == {seen}
+
+
+@pytest.mark.parametrize(("bad", "shown"), [(99, "99 (int)"), ("left", "'left' (str)")])
+def test_an_action_the_env_does_not_have_is_named_in_the_error(
+    tmp_path: Path, bad: object, shown: str
+) -> None:
+    # Regression (QA): the worker failed with "KeyError: 99" from deep inside gymnasium.
+    config = make_config(tmp_path, agent="BadAction", agent_kwargs={"bad": bad})
+    result = run_worker(config)
+    assert result.code == 1
+    ended = result.events[-1]
+    assert isinstance(ended, ev.Ended)
+    assert ended.error is not None
+    assert ended.error.startswith(f"ValueError: the agent's act() returned {shown}, which is "
+                                  "not an action of the environment's action space "
+                                  "Discrete(4)")  # fmt: skip
+    assert "env.step raised" in ended.error
+
+
+def test_an_env_s_own_error_on_a_valid_action_is_left_as_it_is(tmp_path: Path) -> None:
+    config = make_config(tmp_path, env_id="worker_agents:NbtBrokenCorridor-v0",
+                         agent="Raises", agent_kwargs={"fail_at": 10**9})  # fmt: skip
+    result = run_worker(config)
+    assert result.code == 1
+    assert result.events[-1].error == "RuntimeError: the simulator crashed"

@@ -35,6 +35,14 @@ class Raises(_Base):
         return super().learn(*args)
 
 
+class BadAction(_Base):
+    """Returns an action the env does not have (``bad``, default 99) on its third step."""
+
+    def act(self, obs: Any, explore: bool = True) -> Any:
+        action = super().act(obs, explore)
+        return self.kw.get("bad", 99) if self.steps == 3 else action
+
+
 class Stuck(_Base):
     """Every step takes ``sleep`` seconds and cannot be interrupted (a slow env or agent)."""
 
@@ -200,6 +208,23 @@ class SlowCorridor(_Corridor):
 
 
 gym.register("NbtSlowCorridor-v0", entry_point=SlowCorridor, max_episode_steps=40)
+
+
+class BrokenCorridor(_Corridor):
+    """A simulator that fails on its ``fail_at``-th step, whatever the action."""
+
+    def __init__(self, fail_at: int = 2) -> None:
+        self.fail_at = fail_at
+        self.steps = 0
+
+    def step(self, action: int) -> tuple[int, float, bool, bool, dict[str, Any]]:
+        self.steps += 1
+        if self.steps >= self.fail_at:
+            raise RuntimeError("the simulator crashed")
+        return self.state, 0.0, False, False, {}
+
+
+gym.register("NbtBrokenCorridor-v0", entry_point=BrokenCorridor, max_episode_steps=40)
 
 
 class BytesBadExtrasLater(_CountsAndSnapshots):

@@ -28,6 +28,22 @@ def _plain(value: Any) -> Any:
     return value if tolist is None else tolist()
 
 
+def _bad_action(space: Any, action: Any, exc: Exception) -> ValueError | None:
+    """``env.step`` raised: the error naming the agent's action when it is not one of the
+    env's (deep inside gymnasium that shows as ``KeyError: 99``); None for the env's own."""
+    try:
+        valid = bool(space.contains(action))
+    except Exception:
+        valid = False
+    if valid:
+        return None
+    return ValueError(
+        f"the agent's act() returned {action!r} ({type(action).__name__}), which is not an "
+        f"action of the environment's action space {space} "
+        f"(env.step raised {type(exc).__name__}: {exc})"
+    )
+
+
 def train_loop(w: Worker) -> None:
     """Play ``w``'s episodes from ``cfg.start_episode`` until done or stopped."""
     from gymnasium import spaces
@@ -92,7 +108,13 @@ def train_loop(w: Worker) -> None:
             terminated = truncated = False
             while True:
                 action = act(obs, explore=train)
-                next_obs, reward, terminated, truncated, _ = step(action)
+                try:  # free unless it raises (3.11's zero-cost exceptions)
+                    next_obs, reward, terminated, truncated, _ = step(action)
+                except Exception as exc:
+                    bad = _bad_action(env.action_space, action, exc)
+                    if bad is None:
+                        raise
+                    raise bad from exc
                 if train:
                     extras = learn(obs, action, reward, next_obs, terminated, truncated)
                 total += reward
