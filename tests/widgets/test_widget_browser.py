@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 from tests.kit.runs import TABLES, add_run, counts, expected, make_db
 
 import nbtrain
+from nbtrain.errors import UnknownRunError
 from nbtrain.store.compare import compare_band
 from nbtrain.widgets import RunBrowser, RunDashboard
 from nbtrain.widgets.browser import RunTable
@@ -154,6 +155,15 @@ def test_selecting_one_run_opens_its_dashboard_several_overlay(
 
     browser.select([])
     assert browser.table.overlay == {}
+
+    # Regression (QA): an id that is no run was selected silently (and nothing opened).
+    with pytest.raises(UnknownRunError, match="no run 'nope' in"):
+        browser.select([a, "nope"])
+    assert list(browser.table.selected) == []
+    c = add_run(db, workers=1, episodes=2)  # made after the browser's last look
+    browser.select(c)
+    assert browser.dashboard is not None
+    assert browser.dashboard.run_id == c
 
 
 def test_confirm_then_delete_through_the_request_protocol(

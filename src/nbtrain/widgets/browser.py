@@ -117,8 +117,21 @@ class RunBrowser(ipywidgets.VBox):  # type: ignore[misc]
         return list(self.table.selected)
 
     def select(self, run_ids: str | list[str]) -> None:
-        """Select runs as a click would: one opens its dashboard, several overlay curves."""
-        self.table.selected = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        """Select runs as a click would: one opens its dashboard, several overlay curves.
+
+        Raises ``UnknownRunError`` for an id that is not a run of the database (nothing is
+        selected then), where a click could only pick listed runs."""
+        ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
+        if any(r not in self._index.run_ids for r in ids):
+            self.refresh()  # a run made since the last poll
+        unknown = [r for r in ids if r not in self._index.run_ids]
+        if unknown:
+            from nbtrain.errors import UnknownRunError
+
+            raise UnknownRunError(
+                f"no run {unknown[0]!r} in {self._db}", run_id=unknown[0], path=self._db
+            )
+        self.table.selected = ids
 
     @property
     def dashboard(self) -> RunDashboard | None:
