@@ -181,3 +181,25 @@ def test_a_closed_port_and_a_full_queue_are_real_faults(ports: dict[str, int]) -
         socket.create_connection(("127.0.0.1", ports["closed"]), timeout=5).close()
     with pytest.raises(TimeoutError):
         socket.create_connection(("127.0.0.1", ports["unresponsive"]), timeout=TIMEOUT_S).close()
+
+
+def test_an_address_other_than_the_joined_cluster_is_refused(
+    ray_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression (QA): with Ray already initialized in the kernel, RayBackend(address=...)
+    # was ignored and the run went to the local instance.
+    from nbtrain.dispatch.ray_backend import RayBackend
+    from nbtrain.errors import RunError
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    current = ray_cluster.get_runtime_context().gcs_address
+    host, _, port = current.rpartition(":")
+    for same in (current, f"localhost:{port}" if host == "127.0.0.1" else current, "auto"):
+        RayBackend(address=same).connect()  # the cluster it has: fine
+    RayBackend().connect()
+    other = f"{host}:{int(port) + 1 if int(port) < 65535 else 1}"
+    with pytest.raises(RunError, match=r"already connected to the Ray cluster at .*names another"):
+        RayBackend(address=other).connect()
+    with pytest.raises(RunError, match=r"address='ray://nohost:1' names another"):
+        RayBackend(address="ray://nohost:1").connect()
+    assert ray_cluster.is_initialized()  # the kernel's cluster is left as it was

@@ -27,10 +27,12 @@ from nbtrain.dispatch.ray_handle import RayWorkerHandle, kill_actor
 from nbtrain.dispatch.ray_lookup import (
     CONNECT_TIMEOUT_S,
     DEFAULT_NAMESPACE,
+    LOCAL_ADDRESSES,
     check_address,
     find_host,
     host_name,
     import_ray,
+    same_endpoint,
     stop_worker,
 )
 from nbtrain.dispatch.ray_pool import KEEP_WARM_S, POOL
@@ -133,11 +135,32 @@ class RayBackend(Backend):
         self.started_ray = False
 
     # -- the cluster -----------------------------------------------------------------------
+    def _check_joined(self, ray: Any) -> None:
+        """Ray already runs in this kernel, and one process joins one cluster: an explicit
+        ``address`` must be that one, else the run would silently go to the other."""
+        if self.address is None or self.address in LOCAL_ADDRESSES:
+            return
+        try:
+            if ray.util.client.ray.is_connected():
+                return  # a Ray Client session: its server's address cannot be compared
+            current = str(ray.get_runtime_context().gcs_address)
+        except Exception:
+            return
+        if same_endpoint(self.address, current):
+            return
+        raise RunError(
+            f"this kernel is already connected to the Ray cluster at {current}, and "
+            f"address={self.address!r} names another; one process joins one cluster: call "
+            "ray.shutdown() first (it ends the Ray actors of this kernel), or leave address "
+            "out to use the cluster it has"
+        )
+
     def connect(self) -> None:
         """Join the kernel's Ray, ``address``/``RAY_ADDRESS``, or start a local instance."""
         ray = self._ray
         with self._lock:
             if ray.is_initialized():
+                self._check_joined(ray)
                 return
             env = os.environ.get("RAY_ADDRESS") or None
             address = self.address or env

@@ -81,6 +81,25 @@ def check_address(address: str, timeout: float, origin: str = "address") -> None
     )
 
 
+def same_endpoint(address: str, current: str) -> bool:
+    """``host:port`` (or ``ray://host:port``) and Ray's ``gcs_address`` name one endpoint:
+    same port, hosts equal or resolving to the same IP (``localhost`` and ``127.0.0.1``)."""
+
+    def split(text: str) -> tuple[str, str]:
+        host, _, port = text.rpartition("://")[2].rpartition(":")
+        return host.strip("[]"), port
+
+    (host_a, port_a), (host_b, port_b) = split(address), split(current)
+    if port_a != port_b:
+        return False
+    if host_a == host_b:
+        return True
+    try:
+        return socket.gethostbyname(host_a) == socket.gethostbyname(host_b)
+    except OSError:
+        return False
+
+
 def host_name() -> str:
     return f"{HOST_PREFIX}{uuid.uuid4().hex[:16]}"
 
