@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nbtrain.widgets import RunDashboard, TrainForm
+from nbtrain.widgets.outcome import outcome_text
 
 pytestmark = pytest.mark.slow
 HELPERS = str(Path(__file__).resolve().parents[1] / "helpers")
@@ -30,6 +31,14 @@ def test_the_line_next_to_launch_turns_into_the_outcome(tmp_path: Path) -> None:
     _wait_for(lambda: " · completed in " in form.core.run_status)
     assert form.core.run_status.startswith(f"launched run {run.run_id} (000001, 000002) · ")
     assert form.core.running_runs == []
+    # Regression (QA): the live line counted from each worker's first episode to its last
+    # event ("completed in 0.0 s") while the database counts from spawn to reap: one run,
+    # two durations. Both now say the same.
+    stored = run.store.workers(run.run_id)
+    took = stored["ended_at"].max() - stored["started_at"].min()
+    expected = outcome_text([{"status": "completed", "started_at": 0.0,
+                              "ended_at": took.total_seconds()}])  # fmt: skip
+    assert form.core.run_status.endswith(f" · {expected}")
     form.close()
 
 

@@ -156,7 +156,9 @@ class RunSession:
             self.statuses[worker_id] = "running"
             self.errors[worker_id] = None
             self._stopping.discard(worker_id)
-            self.live.set_process(worker_id, status="running", pid=handle.pid)
+            self.live.set_process(
+                worker_id, status="running", pid=handle.pid, started_at=handle.started_at
+            )
             self.streams[worker_id] = ingest.add(handle)
         keep_lease(self)
         log(logging.INFO, LOG_WORKER_STARTED, "worker started, pid %s", handle.pid,
@@ -240,7 +242,8 @@ class RunSession:
             if self.store_failure is None:
                 self.store_failure = exc
         self.live.set_process(wid, status=outcome.status, exit_code=outcome.exit_code,
-                              error=outcome.error, traceback=outcome.traceback)  # fmt: skip
+                              error=outcome.error, traceback=outcome.traceback,
+                              ended_at=fields["ended_at"])  # fmt: skip
         log(
             logging.WARNING if outcome.status == "failed" else logging.INFO,
             LOG_WORKER_FAILED if outcome.status == "failed" else LOG_WORKER_EXITED,

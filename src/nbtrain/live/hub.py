@@ -61,8 +61,12 @@ class WorkerLive:
     frame: Frame | None = None
     frame_seq: int = 0
     policy_path: str | None = None
+    # The process's start and end as the database has them (spawn and reap, from the
+    # dispatcher); before the dispatcher says, the worker's own Started/Ended times.
     started_at: float | None = None
     ended_at: float | None = None
+    # When the worker's loop began (its Started event): what steps_per_s is averaged over.
+    running_since: float | None = None
     # True once the dispatcher has seen the process end (or never ran it in this session):
     # a worker's own `failed` event arrives before its exit code does.
     settled: bool = False
@@ -243,10 +247,18 @@ class RunLive:
         exit_code: int | None = None,
         error: str | None = None,
         traceback: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
     ) -> None:
-        """What the dispatcher learns from the OS (start, exit) rather than from events."""
+        """What the dispatcher learns from the OS (start, exit) rather than from events;
+        ``started_at``/``ended_at`` are the spawn and reap times the database records, so a
+        run lasts as long live as it does read back."""
         with self.lock:
             worker = self.workers[worker_id]
+            if started_at is not None:
+                worker.started_at, worker.ended_at = started_at, None
+            if ended_at is not None:
+                worker.ended_at = ended_at
             if status is not None:
                 worker.status = status
                 worker.settled = status in FINAL_STATUSES
@@ -322,7 +334,9 @@ def _apply(worker: WorkerLive, event: Event) -> None:
         worker.ep_index = event.start_episode
         worker.episodes_done = max(worker.episodes_done, event.start_episode)
         worker.episodes_total = event.episodes
-        worker.started_at = event.ts
+        worker.running_since = event.ts
+        if worker.started_at is None or worker.ended_at is not None:  # no spawn time (yet)
+            worker.started_at = event.ts
         worker.ended_at = None
     elif isinstance(event, Ended):
         worker.status = event.status
@@ -330,10 +344,12 @@ def _apply(worker: WorkerLive, event: Event) -> None:
         worker.episodes_done = max(worker.episodes_done, event.episodes_done)
         worker.error = event.error
         worker.traceback = event.traceback
-        worker.ended_at = event.ts
-        if worker.started_at is not None and event.ts > worker.started_at:
+        if worker.ended_at is None:  # the reap time, when the dispatcher has it, wins
+            worker.ended_at = event.ts
+        since = worker.running_since
+        if since is not None and event.ts > since:
             # what a finished worker did on average, not its last 1-second rate (or 0)
-            worker.steps_per_s = worker.steps_done / (event.ts - worker.started_at)
+            worker.steps_per_s = worker.steps_done / (event.ts - since)
     elif isinstance(event, Artifact):
         worker.policy_path = event.path
 
