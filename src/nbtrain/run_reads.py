@@ -69,10 +69,16 @@ class RunReads:
         --------
         >>> run.status()  # doctest: +SKIP
         {'000001': 'running', '000002': 'completed'}
+
+        Raises
+        ------
+        UnknownRunError
+            The run has ended and is no longer in the database (deleted or archived).
         """
-        if self._session is not None:
-            return dict(self._session.statuses)
-        return self._stored_statuses()
+        session = self._session
+        if session is not None and not session.all_done.is_set():
+            return dict(session.statuses)
+        return self._stored_statuses()  # an ended run: the file's word, deleted included
 
     def _stored_statuses(self) -> dict[str, str]:
         return stored_statuses(self.store, self.run_id)

@@ -128,7 +128,12 @@ def test_run_open_in_the_launching_process_knows_the_run_is_gone(tmp_path: Path)
     TelemetryStore(archive).delete_run(run.run_id)
     with pytest.raises(UnknownRunError, match=run.run_id):
         nbtrain.Run.open(run.run_id, db=archive)
-    assert run.run_id  # the launch handle stays alive: its session is still registered
+    # Regression (QA): the launching handle itself still said "completed" for a run that
+    # was no longer in its database.
+    with pytest.raises(UnknownRunError, match=run.run_id):
+        run.status()
+    with pytest.raises(UnknownRunError, match=run.run_id):
+        _ = run.run_status
 
 
 def test_delete_fails_whole_when_the_folder_cannot_be_moved(db: Path, ro_remount: object) -> None:
