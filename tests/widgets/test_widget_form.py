@@ -101,6 +101,23 @@ def test_worker_rows_are_normalized_and_errors_shown_inline() -> None:
     assert [p["id"] for p in form.core.workers_preview] == ["000007", "000001"]
 
 
+def test_a_workers_mode_or_list_no_view_would_send_is_an_error_on_the_field() -> None:
+    # Regression (QA): set_values(workers_mode="bogus") was valid with one worker, and
+    # workers_list="7" (a string) became ['000007'].
+    form = TrainForm(env_id="FrozenLake-v1", episodes=3, workers=3)
+    form.set_values(workers_mode="bogus")
+    assert not form.valid
+    assert form.errors["workers"] == "workers_mode 'bogus' is not 'count' or 'list'"
+    form.set_values(workers_mode="list", workers_list="7")
+    assert not form.valid
+    assert form.errors["workers"] == (
+        "workers_list must be a list of worker ids (one per row), not str '7'"
+    )
+    form.set_values(workers_list=["7"])
+    assert form.valid
+    assert form.config.worker_ids == ["000007"]
+
+
 def test_auto_ids_skip_explicit_ones() -> None:
     assert [p["id"] for p in worker_preview(["", "1", ""])] == ["000002", "000001", "000003"]
 

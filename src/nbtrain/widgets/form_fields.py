@@ -187,7 +187,18 @@ def to_kwargs(values: Mapping[str, Any], extras: Mapping[str, Any]) -> ParsedFor
 
 
 def _workers(values: Mapping[str, Any], extras: Mapping[str, Any], out: ParsedForm) -> None:
-    if values.get("workers_mode", "count") == "count":
+    mode = values.get("workers_mode", "count")
+    if mode not in ("count", "list"):  # the view sends one of the two; Python may not
+        out.errors["workers"] = f"workers_mode {mode!r} is not 'count' or 'list'"
+        return
+    listed = values.get("workers_list")
+    if mode == "list" and listed is not None and not isinstance(listed, list | tuple):
+        out.errors["workers"] = (
+            f"workers_list must be a list of worker ids (one per row), not "
+            f"{type(listed).__name__} {listed!r}"
+        )
+        return
+    if mode == "count":
         text = _text(values.get("workers_count")) or "1"
         try:
             out.kwargs["workers"] = _number(text, int)
