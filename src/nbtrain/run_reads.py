@@ -76,9 +76,27 @@ class RunReads:
             The run has ended and is no longer in the database (deleted or archived).
         """
         session = self._session
-        if session is not None and not session.all_done.is_set():
-            return dict(session.statuses)
-        return self._stored_statuses()  # an ended run: the file's word, deleted included
+        if session is None:
+            return self._stored_statuses()
+        if session.all_done.is_set() and not self._still_stored():
+            raise UnknownRunError(
+                f"run {self.run_id} is no longer in {self.db} (deleted or archived)",
+                run_id=self.run_id,
+                path=self.db,
+            )
+        return dict(session.statuses)
+
+    def _still_stored(self) -> bool:
+        """One plain query (no pandas: ``wait()`` returns ``status()``)."""
+        import sqlite3
+
+        from nbtrain.store.schema import read_rows
+
+        try:
+            rows = read_rows(self.db, "SELECT 1 FROM runs WHERE run_id = ?", (self.run_id,))
+        except (sqlite3.Error, OSError):
+            return True  # a file that cannot be read says nothing of the run; the session does
+        return bool(rows)
 
     def _stored_statuses(self) -> dict[str, str]:
         return stored_statuses(self.store, self.run_id)

@@ -13,11 +13,12 @@ from nbtrain.cli import signals
 
 
 def test_before_a_run_exists_a_signal_is_raised_like_ctrl_c() -> None:
+    before = signal.getsignal(signal.SIGTERM)
     with signals.handled(), pytest.raises(signals.Terminated) as info:
         os.kill(os.getpid(), signal.SIGTERM)  # the handler runs as os.kill returns
     assert info.value.signum == signal.SIGTERM
     assert isinstance(info.value, KeyboardInterrupt)  # the CLI's Ctrl-C path handles it
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
 
 
 def test_while_launching_a_signal_is_noted_then_stops_the_run() -> None:
