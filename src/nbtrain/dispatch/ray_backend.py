@@ -27,11 +27,11 @@ from nbtrain.dispatch.ray_handle import RayWorkerHandle, kill_actor
 from nbtrain.dispatch.ray_lookup import (
     CONNECT_TIMEOUT_S,
     DEFAULT_NAMESPACE,
-    LOCAL_ADDRESSES,
     check_address,
     find_host,
     host_name,
     import_ray,
+    parse_address,
     same_endpoint,
     stop_worker,
 )
@@ -138,15 +138,17 @@ class RayBackend(Backend):
     def _check_joined(self, ray: Any) -> None:
         """Ray already runs in this kernel, and one process joins one cluster: an explicit
         ``address`` must be that one, else the run would silently go to the other."""
-        if self.address is None or self.address in LOCAL_ADDRESSES:
+        if self.address is None:
             return
+        wanted = parse_address(self.address)  # None: auto, local or Ray's own scheme
         try:
-            if ray.util.client.ray.is_connected():
-                return  # a Ray Client session: its server's address cannot be compared
+            if wanted is None or ray.util.client.ray.is_connected():
+                return  # nothing to compare (a Ray Client session: its server's address)
             current = str(ray.get_runtime_context().gcs_address)
+            joined = parse_address(current, "gcs_address")
         except Exception:
             return
-        if same_endpoint(self.address, current):
+        if joined is None or same_endpoint(wanted, joined):
             return
         raise RunError(
             f"this kernel is already connected to the Ray cluster at {current}, and "

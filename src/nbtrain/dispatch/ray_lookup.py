@@ -39,18 +39,17 @@ def import_ray() -> Any:
     return ray
 
 
-def check_address(address: str, timeout: float, origin: str = "address") -> None:
-    """Fail fast, with a ``RunError`` naming the address and the reason, if ``address``
-    (``host:port`` or ``ray://host:port``) is malformed or takes no TCP connection within
-    ``timeout`` seconds; ``ray.init`` would retry it for many minutes. ``auto``, ``local``
-    and other schemes are left to Ray. ``origin`` says where the address came from."""
+def parse_address(address: str, origin: str = "address") -> tuple[str, int] | None:
+    """``(host, port)`` of ``host:port``, ``[IPv6]:port`` or ``ray://host:port``; None for
+    ``auto``, ``local`` and other schemes (Ray's to resolve); a ``RunError`` naming the
+    address (and ``origin``, where it came from) if it is malformed."""
     if address in LOCAL_ADDRESSES:
-        return
+        return None
     scheme, sep, rest = address.partition("://")
     if not sep:
         rest = address
     elif scheme != "ray":
-        return
+        return None
     where = f"Ray address {origin}={address!r}"
     example = "(e.g. 'head:6379' or 'ray://head:10001')"
     if rest.startswith("["):  # [IPv6]:port
@@ -66,8 +65,18 @@ def check_address(address: str, timeout: float, origin: str = "address") -> None
         raise RunError(f"{where} is not host:port: it has no {missing} {example}")
     if not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) < 65536):
         raise RunError(f"{where} is not host:port: port {port_text!r} is not 1-65535 {example}")
+    return host, int(port_text)
+
+
+def check_address(address: str, timeout: float, origin: str = "address") -> None:
+    """Fail fast, with a ``RunError`` naming the address and the reason, if ``address`` is
+    malformed (:func:`parse_address`) or takes no TCP connection within ``timeout`` seconds;
+    ``ray.init`` would retry it for many minutes."""
+    endpoint = parse_address(address, origin)
+    if endpoint is None:
+        return
     try:
-        socket.create_connection((host, int(port_text)), timeout=timeout).close()
+        socket.create_connection(endpoint, timeout=timeout).close()
     except TimeoutError:
         reason = f"no answer within {timeout:g} s"
     except OSError as exc:
@@ -75,27 +84,21 @@ def check_address(address: str, timeout: float, origin: str = "address") -> None
     else:
         return
     raise RunError(
-        f"cannot join the Ray cluster at {origin}={address!r}: {host}:{port_text}: {reason}; "
-        "check the address, and that the cluster's head node runs and its port is open to "
-        "this machine"
+        f"cannot join the Ray cluster at {origin}={address!r}: {endpoint[0]}:{endpoint[1]}: "
+        f"{reason}; check the address, and that the cluster's head node runs and its port is "
+        "open to this machine"
     )
 
 
-def same_endpoint(address: str, current: str) -> bool:
-    """``host:port`` (or ``ray://host:port``) and Ray's ``gcs_address`` name one endpoint:
-    same port, hosts equal or resolving to the same IP (``localhost`` and ``127.0.0.1``)."""
-
-    def split(text: str) -> tuple[str, str]:
-        host, _, port = text.rpartition("://")[2].rpartition(":")
-        return host.strip("[]"), port
-
-    (host_a, port_a), (host_b, port_b) = split(address), split(current)
-    if port_a != port_b:
+def same_endpoint(a: tuple[str, int], b: tuple[str, int]) -> bool:
+    """Two ``(host, port)`` name one endpoint: same port, hosts equal or resolving to the
+    same IP (``localhost`` and ``127.0.0.1``)."""
+    if a[1] != b[1]:
         return False
-    if host_a == host_b:
+    if a[0] == b[0]:
         return True
     try:
-        return socket.gethostbyname(host_a) == socket.gethostbyname(host_b)
+        return socket.gethostbyname(a[0]) == socket.gethostbyname(b[0])
     except OSError:
         return False
 
