@@ -179,7 +179,8 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 
 
 def _follow(run: Run, console: Console, show_progress: bool) -> dict[str, str]:
-    """Wait for the run with one progress bar per worker; Ctrl-C stops the workers."""
+    """Wait for the run with one progress bar per worker (the caller stops the workers on
+    Ctrl-C)."""
     from nbtrain.live.hub import get_hub
 
     live = get_hub().get(run.run_id)
@@ -203,12 +204,8 @@ def _follow(run: Run, console: Console, show_progress: bool) -> dict[str, str]:
         }
         version = -1
         while True:
-            try:
-                done = run._session is None or run._session.all_done.wait(0)
-                version = live.wait_for_change(version, timeout=0.2)
-            except KeyboardInterrupt:
-                run.stop()
-                raise
+            done = run._session is None or run._session.all_done.wait(0)
+            version = live.wait_for_change(version, timeout=0.2)
             with live.lock:
                 for wid, w in live.workers.items():
                     progress.update(
