@@ -34,6 +34,22 @@ def run_cli(*args: str, stdin: str | None, cwd: Path) -> subprocess.CompletedPro
     )
 
 
+# The CLI in a process whose files cannot grow past 64 KiB (RLIMIT_FSIZE: also for root).
+_FULL_DISK = (
+    "import resource, signal, sys\n"
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
+    "from nbtrain.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def cli_on_a_full_disk(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _FULL_DISK, *args], capture_output=True, text=True, timeout=120
+    )
+
+
 def test_rm_asks_with_the_per_worker_summary_and_no_keeps_the_run(db: Path) -> None:
     run_id = add_run(db, workers=3, episodes=4)
     result = run_cli("rm", run_id, "--db", str(db), stdin="n\n", cwd=db.parent)
@@ -177,18 +193,8 @@ def test_export_onto_a_full_disk_is_exit_2_and_names_the_file(db: Path) -> None:
     also for root) is a clear one-line error, not a traceback."""
     run_id = add_run(db, episodes=20, steps=50, pad=100)
     out = db.parent / "export"
-    code = (
-        "import resource, signal, sys\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
-        "from nbtrain.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, "export", run_id, "--out", str(out), "--format", "csv",
-         "--db", str(db)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = cli_on_a_full_disk("export", run_id, "--out", str(out), "--format", "csv",
+                                "--db", str(db))  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert f"{run_id}-steps.csv" in result.stderr
@@ -205,18 +211,8 @@ def test_export_force_that_fails_keeps_the_previous_export(db: Path) -> None:
     assert main(["export", run_id, "--out", str(out), "--format", "csv", "--db", str(db)]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     assert sorted(before) == [f"{run_id}-episodes.csv", f"{run_id}-steps.csv"]
-    code = (
-        "import resource, signal, sys\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))\n"
-        "from nbtrain.cli import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code, "export", run_id, "--out", str(out), "--format", "csv",
-         "--force", "--db", str(db)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    result = cli_on_a_full_disk("export", run_id, "--out", str(out), "--format", "csv",
+                                "--force", "--db", str(db))  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert f"{run_id}-steps.csv" in result.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

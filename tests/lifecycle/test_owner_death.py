@@ -33,6 +33,14 @@ def _kill_kernel_mid_run(db: Path, kernels: list[Kernel]) -> tuple[Kernel, str, 
     return kernel, run_id, pid
 
 
+def _workers_exit(db: Path, run_id: str, within: float = 2.5) -> None:
+    """Each worker of the run exits within ``within`` seconds of its kernel's death."""
+    for pid in worker_pids(db, run_id):
+        wait_for(
+            lambda pid=pid: not pid_alive(pid), within, f"worker {pid} to exit with its kernel"
+        )
+
+
 def test_dead_kernel_is_reported_failed_by_every_reader(db: Path, kernels: list[Kernel]) -> None:
     _, run_id, kernel_pid = _kill_kernel_mid_run(db, kernels)
     killed_at = time.monotonic()
@@ -74,8 +82,7 @@ def test_the_first_read_after_the_death_already_says_failed(
     # after a kernel's death still said "running" (the next one said "failed").
     _, run_id, _ = _kill_kernel_mid_run(db, kernels)
     killed_at = time.monotonic()
-    for pid in worker_pids(db, run_id):
-        wait_for(lambda pid=pid: not pid_alive(pid), 2.5, f"worker {pid} to exit with its kernel")
+    _workers_exit(db, run_id)
     time.sleep(max(0.0, 5.0 - (time.monotonic() - killed_at)))
     assert rows(db, "SELECT status FROM runs WHERE run_id = ?", (run_id,)) == [("running",)]
     store = nbtrain.TelemetryStore(db)
@@ -118,8 +125,7 @@ def test_a_dead_owner_s_workers_end_when_it_died_not_when_a_reader_noticed(
     # up to now, growing with every read.
     _, run_id, _ = _kill_kernel_mid_run(db, kernels)
     killed_at = time.time()
-    for pid in worker_pids(db, run_id):
-        wait_for(lambda pid=pid: not pid_alive(pid), 2.5, f"worker {pid} to exit with its kernel")
+    _workers_exit(db, run_id)
     time.sleep(5.0)  # a reader comes along later (and after the lease timeout)
     holder = sqlite3.connect(db, timeout=0, isolation_level=None)
     if not writable:
@@ -171,8 +177,7 @@ def test_a_dead_kernel_never_leaves_a_checkpoint_ahead_of_the_stored_episodes(
              60, "episodes from both workers")  # fmt: skip
     kernel.proc.send_signal(signal.SIGKILL)
     kernel.proc.wait(5)
-    for pid in worker_pids(db, run_id):
-        wait_for(lambda pid=pid: not pid_alive(pid), 5, f"worker {pid} to exit with its kernel")
+    _workers_exit(db, run_id, within=5)
     stored = dict(rows(db, "SELECT worker_id, COUNT(*) FROM episodes WHERE run_id = ? "
                            "GROUP BY worker_id", (run_id,)))  # fmt: skip
     folder = db.parent / "nbtrain-runs" / run_id
