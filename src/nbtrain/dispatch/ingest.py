@@ -259,8 +259,9 @@ class Ingest:
             elif isinstance(event, Ended):
                 stream.ended = event
         if op is not None and op.episodes:
-            # episode rows are (run_id, worker_id, ep_index, ...), all of this worker
-            op.acknowledge = (stream.proc.acknowledge, max(row[2] for row in op.episodes) + 1)
+            # Rows are (run_id, worker_id, ep_index, ...) of this worker, in the order it
+            # played them: the last is the highest (were it not, the ack would only be low).
+            op.acknowledge = (stream.proc.acknowledge, op.episodes[-1][2] + 1)
         if op is not None and self.writer.failure is None:
             try:
                 self.writer.submit(op)
