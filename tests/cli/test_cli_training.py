@@ -16,6 +16,7 @@ import pytest
 
 import nbtrain
 from nbtrain.cli import main
+from tests.kit.truth import episodes_have_all_steps, orphan_steps
 
 pytestmark = pytest.mark.slow
 
@@ -229,6 +230,8 @@ def test_sigterm_or_sighup_stops_the_workers_and_the_run_ends_stopped(
         ["status", "error", "exit_code"]
     ].to_dict()
     assert store.runs().set_index("run_id").loc[run_id, "status"] == "stopped"
+    assert episodes_have_all_steps(db) == []
+    assert orphan_steps(db) == []
 
 
 def _running_workers(db: Path) -> int:

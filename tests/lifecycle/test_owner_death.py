@@ -193,6 +193,10 @@ def test_a_dead_kernel_never_leaves_a_checkpoint_ahead_of_the_stored_episodes(
     assert isinstance(resumed, str)
     assert "@ep" in resumed
     assert int(resumed.rsplit("@ep", 1)[1]) <= stored["000001"]
+    # and the database tells the truth after the kill, the restart and the stop
+    assert episodes_have_all_steps(db) == []
+    assert orphan_steps(db) == []
+    assert rows(db, "SELECT COUNT(*) FROM workers WHERE status IN ('pending', 'running')") == [(0,)]
 
 
 def frame_host(db: Path, run_id: str) -> str:
